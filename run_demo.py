@@ -1,0 +1,74 @@
+"""The instructor's entry point: one command starts the slow sink and the app, sends by each mode and compares.
+
+    python run_demo.py                   # one email per mode, sink delay 2 s
+    python run_demo.py --clients 5 --server single
+    python run_demo.py --serve           # keep the web sandbox up for the class
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from rich.console import Console
+
+from sandbox.__main__ import print_serving
+from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
+from sandbox.demo import run_mode
+from sandbox.mailer import STRATEGIES
+from sandbox.render.terminal import print_results, print_undelivered
+from sandbox.runtime import Sandbox, stop_on_sigterm
+
+MAX_CLIENTS = 200
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
+    parser = CliParser(prog="run_demo.py", description=__doc__.splitlines()[0])
+    defaults = load_defaults(parser)
+    add_settings_arguments(parser, defaults)
+    parser.add_argument("--modes", default=",".join(STRATEGIES),
+                        help=f"comma-separated modes to compare (default {','.join(STRATEGIES)})")
+    parser.add_argument("--clients", type=int, default=1, help="simultaneous requests per mode (default 1)")
+    parser.add_argument("--serve", action="store_true", help="keep the web sandbox running and print its URL")
+    args = parser.parse_args(argv)
+    args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = [mode for mode in args.modes if mode not in STRATEGIES]
+    if unknown or not args.modes:
+        parser.error(f"--modes takes a comma list of {', '.join(STRATEGIES)}; got {','.join(unknown) or 'nothing'}")
+    if not 1 <= args.clients <= MAX_CLIENTS:
+        parser.error(f"--clients must be between 1 and {MAX_CLIENTS}, not {args.clients}")
+    settings = settings_from_args(parser, args, defaults)
+    return args, Sandbox(settings, log_requests=args.serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, sandbox = parse_args(argv)
+    console = Console()
+    stop_on_sigterm()
+    try:
+        sandbox.start()
+    except OSError as err:
+        console.print(f"[red]cannot start the sandbox: {err}[/]")
+        return 1
+    results = []
+    try:
+        if args.serve:
+            print_serving(sandbox)
+            threading.Event().wait()
+        for mode in args.modes:
+            with console.status(f"Sending {args.clients} email(s) by [bold]{mode}[/] "
+                                f"on the {sandbox.settings.server} server..."):
+                results.append(run_mode(sandbox, mode, args.clients))
+    except KeyboardInterrupt:
+        console.print("\nStopping: no new sends; waiting for emails still on their way...")
+    finally:
+        undelivered = sandbox.stop()
+    if results:
+        print_results(console, results, sandbox.settings.delay_s if not sandbox.settings.mail_server else None)
+    print_undelivered(undelivered, console)
+    return 1 if undelivered else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

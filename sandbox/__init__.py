@@ -1,0 +1,41 @@
+"""The concurrency sandbox: a Flask app that sends real email to a slow local sink by several strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+
+from sandbox.config import Settings
+from sandbox.delivery import DeliveryLog
+from sandbox.mailer import mail
+
+if TYPE_CHECKING:
+    from sandbox.sink import Sink
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | None = None) -> Flask:
+    """Build the app: defaults, then ``SANDBOX_*`` variables, then the embedded ``sink``, then ``test_config``."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=25,
+        **Settings.from_env().flask_config(),
+    )
+    if sink is not None:
+        app.config.update(MAIL_SERVER=sink.host, MAIL_PORT=sink.port)
+    if test_config is not None:
+        app.config.update(test_config)
+
+    mail.init_app(app)
+    app.extensions["sandbox.delivery"] = DeliveryLog()
+    app.extensions["sandbox.sink"] = sink
+
+    from sandbox import web
+
+    web.init_app(app)
+    return app

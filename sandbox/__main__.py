@@ -1,0 +1,42 @@
+"""``python -m sandbox``: serve the web sandbox with its embedded sink until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import threading
+
+from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
+from sandbox.render.terminal import print_undelivered
+from sandbox.runtime import Sandbox, stop_on_sigterm
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = CliParser(prog="python -m sandbox", description="Serve the concurrency sandbox.")
+    defaults = load_defaults(parser)
+    add_settings_arguments(parser, defaults)
+    settings = settings_from_args(parser, parser.parse_args(argv), defaults)
+    stop_on_sigterm()
+    sandbox = Sandbox(settings, log_requests=True)
+    try:
+        sandbox.start()
+    except OSError as err:
+        parser.exit(1, f"cannot start the sandbox: {err}\n")
+    try:
+        print_serving(sandbox)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nStopping: no new sends; waiting for emails still on their way...")
+    finally:
+        undelivered = sandbox.stop()
+    print_undelivered(undelivered)
+    return 0
+
+
+def print_serving(sandbox: Sandbox) -> None:
+    target = f"the embedded sink on {sandbox.sink.address} (delay {sandbox.settings.delay_s:g} s)" if sandbox.sink \
+        else "the SMTP server at {}:{}".format(*sandbox.settings.mail_server)
+    print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server} server), sending to {target}.")
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

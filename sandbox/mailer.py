@@ -1,0 +1,154 @@
+"""Build the welcome email from templates and send it by one of the strategies the sandbox compares.
+
+``sync`` calls ``mail.send()`` inside the request, so the response waits for the whole SMTP conversation.
+``thread`` is the classic pattern: the request hands the real app object and the message to a new thread, which
+pushes an application context (Flask-Mail reads its settings through ``current_app``) and sends from there.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, render_template
+from flask_mail import Connection, Mail, Message
+
+from sandbox.delivery import DeliveryLog
+from sandbox.sink import TRACE_HEADER
+
+
+class SendError(Exception):
+    """An SMTP send did not deliver; ``timed_out`` tells a slow server from one that refused or rejected."""
+
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class TimeoutConnection(Connection):
+    """Flask-Mail's connection with a per-socket timeout, so a slow or silent server cannot hang a send forever.
+
+    Flask-Mail 0.10 opens ``smtplib.SMTP(host, port)`` with no timeout; the global socket default would change
+    every socket in the process, so the timeout is given to this connection alone.
+    """
+
+    def __init__(self, mail: Any, timeout: float) -> None:
+        super().__init__(mail)
+        self.timeout = timeout
+
+    def configure_host(self) -> smtplib.SMTP:
+        smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = smtp_class(self.mail.server, self.mail.port, timeout=self.timeout)
+        host.set_debuglevel(int(self.mail.debug))
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+    def __exit__(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        if self.host is None:
+            return
+        if exc_type is None:
+            self.host.quit()
+        else:
+            # After a timeout or a broken conversation, QUIT could wait another full timeout: just hang up.
+            self.host.close()
+
+
+class TimeoutMail(Mail):
+    """Flask-Mail's ``Mail`` whose connections honour ``SANDBOX_SMTP_TIMEOUT``."""
+
+    def connect(self) -> TimeoutConnection:
+        app = current_app._get_current_object()
+        return TimeoutConnection(app.extensions["mail"], float(app.config["SANDBOX_SMTP_TIMEOUT"]))
+
+
+mail = TimeoutMail()
+
+
+def build_message(template: str, to: str, subject: str, trace_id: str, **context: Any) -> Message:
+    """The email as Flask-Mail will send it: both bodies rendered from ``templates/email/<template>.*``."""
+    app = current_app._get_current_object()
+    msg = Message(
+        subject=app.config["SANDBOX_SUBJECT_PREFIX"] + subject,
+        recipients=[to],
+        sender=app.config["MAIL_DEFAULT_SENDER"],
+        extra_headers={TRACE_HEADER: trace_id},
+    )
+    msg.body = render_template(f"email/{template}.txt", **context)
+    msg.html = render_template(f"email/{template}.html", **context)
+    return msg
+
+
+def send_sync(msg: Message, trace_id: str) -> None:
+    """Send inside the request: returns only once the server has answered (or raises SendError)."""
+    log = delivery_log()
+    log.accepted(trace_id, "sync")
+    try:
+        _send(msg)
+    except SendError as err:
+        log.failed(trace_id, "sync", str(err))
+        raise
+    log.delivered(trace_id)
+
+
+def send_in_thread(msg: Message, trace_id: str) -> threading.Thread:
+    """Hand the send to a new thread and return at once; the worker records how it ended."""
+    app = current_app._get_current_object()
+    log = delivery_log()
+    log.accepted(trace_id, "thread")
+    thread = threading.Thread(target=send_async_email, args=(app, msg, trace_id),
+                              name=f"mail-{trace_id[:8]}", daemon=True)
+    log.worker_started(trace_id, thread)
+    thread.start()
+    return thread
+
+
+def send_async_email(app: Flask, msg: Message, trace_id: str) -> None:
+    """The worker: a fresh application context, the send, and a record of the outcome instead of a lost traceback."""
+    log = app.extensions["sandbox.delivery"]
+    try:
+        with app.app_context():
+            _send(msg)
+    except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
+        log.failed(trace_id, "thread", str(err) if isinstance(err, SendError) else describe_error(err))
+    else:
+        log.delivered(trace_id)
+
+
+STRATEGIES: dict[str, Callable[[Message, str], Any]] = {"sync": send_sync, "thread": send_in_thread}
+
+
+def delivery_log() -> DeliveryLog:
+    return current_app.extensions["sandbox.delivery"]
+
+
+def _send(msg: Message) -> None:
+    try:
+        mail.send(msg)
+    except TimeoutError as err:  # socket.timeout is TimeoutError since Python 3.10
+        raise SendError(f"the SMTP server did not answer within {current_app.config['SANDBOX_SMTP_TIMEOUT']:g} s",
+                        timed_out=True) from err
+    except (smtplib.SMTPException, OSError) as err:
+        raise SendError(describe_error(err), timed_out=False) from err
+
+
+def describe_error(err: BaseException) -> str:
+    """A one-line account of a failed send that a student can act on."""
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(err.recipients.values()))
+        return f"the SMTP server rejected the recipient: {code} {_text(text)}"
+    if isinstance(err, smtplib.SMTPResponseException):
+        return f"the SMTP server rejected the message: {err.smtp_code} {_text(err.smtp_error)}"
+    if isinstance(err, ConnectionRefusedError):
+        return "the SMTP server refused the connection (is it running?)"
+    if isinstance(err, smtplib.SMTPServerDisconnected):
+        return f"the SMTP server hung up: {err}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

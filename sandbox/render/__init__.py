@@ -1,0 +1,1 @@
+"""Renderers: turn recorded results into something a person reads (terminal tables, pages, files)."""

@@ -1,0 +1,87 @@
+"""Terminal output with rich: the demo's comparison table and the report of undelivered email."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from sandbox.delivery import Failure
+from sandbox.demo import ModeResult, median
+
+MODE_LABELS = {"sync": "sync (blocking)", "thread": "thread"}
+
+
+def comparison_table(results: Sequence[ModeResult], delay_s: float | None) -> Table:
+    """One row per mode: what the clients waited for, and when the sink had the email."""
+    title = "Same email, different routes" + (f" (sink delay {delay_s:g} s)" if delay_s is not None else "")
+    table = Table(title=title)
+    table.add_column("mode", no_wrap=True)
+    table.add_column("server")
+    table.add_column("clients", justify="right")
+    table.add_column("response\nmedian", justify="right")
+    table.add_column("response\nmax", justify="right")
+    table.add_column("accepted\nmedian", justify="right")
+    table.add_column("delivered\n/sent", justify="right")
+    for result in results:
+        accepted = [ms for ms in result.accepted_ms if ms is not None]
+        complete = result.delivered == result.clients
+        table.add_row(
+            MODE_LABELS.get(result.mode, result.mode),
+            result.server,
+            str(result.clients),
+            _ms(median(result.response_ms)),
+            _ms(max(result.response_ms)),
+            _ms(median(accepted)),
+            f"[{'green' if complete else 'red'}]{result.delivered}/{result.clients}[/]",
+        )
+    return table
+
+
+def takeaway(results: Sequence[ModeResult]) -> str | None:
+    """One sentence for the class, computed from the figures just measured (none if a send failed)."""
+    by_mode = {r.mode: r for r in results}
+    if "sync" not in by_mode or "thread" not in by_mode:
+        return None
+    sync, thread = by_mode["sync"], by_mode["thread"]
+    if sync.errors or thread.errors or sync.delivered < sync.clients or thread.delivered < thread.clients:
+        return None
+    sync_ms, thread_ms = median(sync.response_ms), median(thread.response_ms)
+    sentence = (f"The blocking route answered in {_ms(sync_ms)}, the thread route in {_ms(thread_ms)} "
+                f"({sync_ms / thread_ms:.0f}x sooner).")
+    accepted = [ms for r in (sync, thread) for ms in r.accepted_ms if ms is not None]
+    if accepted:
+        sentence += (f" The sink accepted every email after {_ms(min(accepted))} to {_ms(max(accepted))} either way:"
+                     " a thread does not make the email faster, it stops the user from waiting for it.")
+    return sentence
+
+
+def print_results(console: Console, results: Sequence[ModeResult], delay_s: float | None) -> None:
+    console.print(comparison_table(results, delay_s))
+    sentence = takeaway(results)
+    if sentence:
+        console.print(sentence)
+    for result in results:
+        for error in result.errors:
+            console.print(f"[red]{result.mode}: {error}[/]")
+
+
+def print_undelivered(failures: Sequence[Failure], console: Console | None = None) -> None:
+    """Name every email that did not arrive, so none is lost without a word."""
+    console = console or Console()
+    if not failures:
+        console.print("Every accepted email was delivered.")
+        return
+    table = Table(title=f"{len(failures)} email(s) not delivered")
+    for column in ("trace id", "mode", "error", "at"):
+        table.add_column(column)
+    for failure in failures:
+        table.add_row(failure.trace_id, failure.mode, failure.error, failure.at)
+    console.print(table)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"

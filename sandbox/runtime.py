@@ -1,0 +1,87 @@
+"""Start the sink and the app server together and stop them in the order that loses no email.
+
+Stopping order matters: first stop taking requests, then give workers still talking to the sink up to one SMTP
+timeout to finish, then report every send that did not deliver, and only then stop the sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+from flask import Flask
+
+from sandbox import create_app
+from sandbox.config import Settings
+from sandbox.delivery import DeliveryLog, Failure
+from sandbox.serving import AppServer
+from sandbox.sink import Sink
+
+SHUTDOWN_REASON = "not delivered: the sandbox stopped while this email was still being sent"
+
+
+class Sandbox:
+    """The embedded sink (unless ``mail_server`` is set) and the app in a real server on loopback ports."""
+
+    def __init__(self, settings: Settings, *, log_requests: bool = False) -> None:
+        self.settings = settings
+        self.sink = None if settings.mail_server else Sink("127.0.0.1", settings.smtp_port, settings.delay_s)
+        self.app: Flask | None = None
+        self.server: AppServer | None = None
+        self.undelivered: list[Failure] = []
+        quiet = logging.INFO if log_requests else logging.WARNING
+        logging.getLogger("werkzeug").setLevel(quiet)
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "start the sandbox first"
+        return self.server.url
+
+    @property
+    def delivery(self) -> DeliveryLog:
+        assert self.app is not None, "start the sandbox first"
+        return self.app.extensions["sandbox.delivery"]
+
+    def start(self) -> Sandbox:
+        if self.sink is not None:
+            self.sink.start()
+        try:
+            self.app = create_app(self.settings.flask_config(), sink=self.sink)
+            self.server = AppServer(self.app, self.settings.host, self.settings.port, self.settings.server).start()
+        except BaseException:
+            if self.sink is not None:
+                self.sink.stop()
+            raise
+        return self
+
+    def stop(self) -> list[Failure]:
+        """Stop cleanly; returns the sends that had not delivered by the end (also kept in ``undelivered``)."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.app is not None:
+            log = self.delivery
+            log.wait_settled(self.settings.smtp_timeout_s)
+            log.abandon_pending(SHUTDOWN_REASON)
+            self.undelivered = log.failures()
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
+        return self.undelivered
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM end the program like Ctrl-C, so the same clean shutdown runs for both."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

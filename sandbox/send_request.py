@@ -1,0 +1,69 @@
+"""Read and check what a client asks ``POST /send-email/<mode>`` to send, before anything reaches SMTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from flask import Request
+from werkzeug.exceptions import BadRequest, HTTPException
+
+MAX_FIELD_CHARS = 1000
+DEFAULTS = {"to": "student@example.com", "subject": "Welcome to the concurrency sandbox", "name": "Student"}
+
+
+class BadInput(HTTPException):
+    """A 4xx answer whose description tells the client what to fix."""
+
+    def __init__(self, description: str, code: int = 400) -> None:
+        super().__init__(description)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    to: str
+    subject: str
+    name: str
+
+
+def parse_send_request(request: Request) -> SendRequest:
+    """The checked fields, or BadInput naming the first problem found."""
+    fields = {**DEFAULTS, **_read_fields(request)}
+    for key, value in fields.items():
+        if not isinstance(value, str):
+            raise BadInput(f"'{key}' must be a string")
+        if len(value) > MAX_FIELD_CHARS:
+            raise BadInput(f"'{key}' is longer than {MAX_FIELD_CHARS} characters", 413)
+        if "\r" in value or "\n" in value:
+            raise BadInput(f"'{key}' contains a line break, which could inject email headers")
+    try:
+        address = validate_email(fields["to"].strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as err:
+        raise BadInput(f"'to' is not a valid email address: {err}") from err
+    return SendRequest(to=address.normalized, subject=fields["subject"].strip() or DEFAULTS["subject"],
+                       name=fields["name"].strip() or DEFAULTS["name"])
+
+
+def _read_fields(request: Request) -> dict[str, object]:
+    try:
+        if request.is_json:
+            body = request.get_json(silent=False) if request.content_length != 0 else {}
+            if not isinstance(body, dict):
+                raise BadInput("the JSON body must be an object, e.g. {\"to\": \"student@example.com\"}")
+        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            body = request.form.to_dict(flat=False)
+            repeated = sorted(key for key, values in body.items() if len(values) > 1)
+            if repeated:
+                raise BadInput(f"each field may appear once; repeated: {', '.join(repeated)}")
+            body = {key: values[0] for key, values in body.items()}
+        elif request.get_data(cache=True):
+            raise BadInput("send the fields as JSON (application/json) or as a form")
+        else:
+            body = {}
+    except BadRequest as err:  # malformed JSON or form; BadInput and 413 pass through untouched
+        raise BadInput(f"the body could not be read: {err.description}") from err
+    unknown = sorted(set(body) - set(DEFAULTS))
+    if unknown:
+        raise BadInput(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(DEFAULTS)}")
+    return body

@@ -1,0 +1,226 @@
+"""A local SMTP server that is slow on purpose, and the mailbox where it keeps what it accepted.
+
+Real mail servers make clients wait (greeting pauses, tarpits against spam), which is why a send inside a request
+blocks. This sink reproduces that wait with ``await asyncio.sleep`` in ``handle_DATA``: the sleep suspends only the
+one SMTP session, so many sessions overlap on aiosmtpd's event loop, as they would on a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import message_from_bytes, policy
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from sandbox.config import CliParser, ConfigError, add_settings_arguments, check_delay, load_defaults, settings_from_args
+
+TRACE_HEADER = "X-Sandbox-Trace"
+MAILBOX_SIZE = 500
+DATA_SIZE_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One email the sink accepted (answered 250 to)."""
+
+    id: int
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    subject: str
+    received_at: str
+    size: int
+    raw: bytes = field(repr=False)
+    trace_id: str | None
+    accepted_ns: int = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON view listed by ``GET /api/messages``."""
+        return {
+            "id": self.id,
+            "mail_from": self.mail_from,
+            "rcpt_tos": list(self.rcpt_tos),
+            "subject": self.subject,
+            "received_at": self.received_at,
+            "size": self.size,
+            "trace_id": self.trace_id,
+        }
+
+
+class Mailbox:
+    """The newest messages the sink accepted, safe to read from any thread while the sink writes."""
+
+    def __init__(self, capacity: int = MAILBOX_SIZE) -> None:
+        self._messages: deque[StoredMessage] = deque(maxlen=capacity)
+        self._ids = itertools.count(1)
+        self._changed = threading.Condition()
+
+    def add(self, **fields: Any) -> StoredMessage:
+        with self._changed:
+            message = StoredMessage(id=next(self._ids), **fields)
+            self._messages.append(message)
+            self._changed.notify_all()
+        return message
+
+    def messages(self) -> list[StoredMessage]:
+        """Oldest first."""
+        with self._changed:
+            return list(self._messages)
+
+    def by_trace(self, trace_id: str) -> StoredMessage | None:
+        with self._changed:
+            return next((m for m in self._messages if m.trace_id == trace_id), None)
+
+    def wait_for_count(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` messages are stored; False if ``timeout`` passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._messages) >= count, timeout)
+
+    def clear(self) -> None:
+        with self._changed:
+            self._messages.clear()
+
+
+class SlowHandler:
+    """aiosmtpd handler: waits ``delay_s`` after DATA, then accepts and stores the message."""
+
+    def __init__(self, mailbox: Mailbox, delay_s: float = 0.0,
+                 on_message: Callable[[StoredMessage], None] | None = None) -> None:
+        check_delay(delay_s)
+        self.mailbox = mailbox
+        self.delay_s = delay_s
+        self.on_message = on_message
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        raw = envelope.original_content or b""
+        await asyncio.sleep(self.delay_s)
+        if server.transport is None or server.transport.is_closing():
+            # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
+            return "451 Client left before the message was accepted"
+        headers = message_from_bytes(raw, policy=policy.default)
+        message = self.mailbox.add(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            subject=str(headers.get("Subject", "")),
+            received_at=received_at,
+            size=len(raw),
+            raw=raw,
+            trace_id=headers.get(TRACE_HEADER),
+            accepted_ns=time.perf_counter_ns(),
+        )
+        if self.on_message is not None:
+            self.on_message(message)
+        return "250 Message accepted for delivery"
+
+
+class _LoopbackController(Controller):
+    """aiosmtpd's Controller, able to start on port 0: it reads the port the OS picked before its self-test."""
+
+    def _trigger_server(self) -> None:
+        if self.port == 0 and self.server is not None:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+class Sink:
+    """The slow SMTP sink on its own thread and event loop; start it, send to ``host:port``, read ``mailbox``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, delay_s: float = 0.0,
+                 on_message: Callable[[StoredMessage], None] | None = None) -> None:
+        self.mailbox = Mailbox()
+        self.handler = SlowHandler(self.mailbox, delay_s, on_message)
+        self._controller = _LoopbackController(self.handler, hostname=host, port=port,
+                                               data_size_limit=DATA_SIZE_LIMIT)
+
+    @property
+    def host(self) -> str:
+        return self._controller.hostname
+
+    @property
+    def port(self) -> int:
+        return self._controller.port
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> Sink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> Sink:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def settings(self) -> dict[str, Any]:
+        """What ``GET /api/sink`` shows."""
+        return {"delay_s": self.handler.delay_s, "host": self.host, "port": self.port}
+
+    def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing."""
+        unknown = sorted(set(changes) - CHANGEABLE_SETTINGS)
+        if unknown:
+            raise ConfigError(f"unknown sink setting(s): {', '.join(unknown)}; "
+                              f"changeable: {', '.join(sorted(CHANGEABLE_SETTINGS))}")
+        if "delay_s" in changes:
+            delay = changes["delay_s"]
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+                raise ConfigError("delay_s must be a number of seconds")
+            check_delay(float(delay))
+            self.handler.delay_s = float(delay)
+        return self.settings()
+
+
+CHANGEABLE_SETTINGS = frozenset({"delay_s"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sandbox.sink``: run the sink alone and print one line per accepted message."""
+    parser = CliParser(prog="python -m sandbox.sink", description="Run the slow SMTP sink on its own.")
+    defaults = load_defaults(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add_settings_arguments(parser, defaults, sink_only=True)
+    args = parser.parse_args(argv)
+    settings = settings_from_args(parser, args, defaults)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+    def show(message: StoredMessage) -> None:
+        print(f"{message.received_at}  #{message.id}  {message.mail_from} -> {', '.join(message.rcpt_tos)}  "
+              f"{message.subject!r} ({message.size} bytes)", flush=True)
+
+    sink = Sink(args.host, settings.smtp_port, settings.delay_s, on_message=show)
+    try:
+        sink.start()
+    except OSError as err:
+        parser.exit(1, f"cannot start the sink on {args.host}:{settings.smtp_port}: {err}\n")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"SMTP sink listening on {sink.address} (delay {settings.delay_s:g} s); Ctrl-C stops it.", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+    print(f"Sink stopped after accepting {len(sink.mailbox.messages())} message(s).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""HTTP routes: the send routes the students compare, the JSON API around them, and the page."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from sandbox.config import ConfigError
+from sandbox.mailer import STRATEGIES, SendError, build_message, delivery_log
+from sandbox.send_request import BadInput, parse_send_request
+from sandbox.sink import Sink
+
+bp = Blueprint("sandbox", __name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, json_error)
+
+
+@bp.before_app_request
+def start_clock() -> None:
+    g.started_ns = time.perf_counter_ns()
+
+
+@bp.after_app_request
+def add_security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def json_error(err: HTTPException) -> tuple[Response, int]:
+    """Every HTTP error as ``{"error": ...}``, keeping headers such as ``Allow`` on a 405."""
+    response = jsonify(error=err.description)
+    for name, value in err.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, err.code or 500
+
+
+def elapsed_ms() -> float:
+    return round((time.perf_counter_ns() - g.started_ns) / 1e6, 3)
+
+
+@bp.get("/")
+def index() -> str:
+    sink = current_sink(required=False)
+    return render_template("pages/index.html", server=current_app.config["SANDBOX_SERVER"],
+                           delay_s=sink.handler.delay_s if sink else None, modes=list(STRATEGIES))
+
+
+@bp.post("/send-email/<mode>")
+def send_email(mode: str) -> tuple[Response, int]:
+    trace_id = uuid.uuid4().hex
+    strategy = STRATEGIES.get(mode)
+    if strategy is None:
+        raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(STRATEGIES)}", 404)
+    fields = parse_send_request(request)
+    msg = build_message("welcome", fields.to, fields.subject, trace_id,
+                        name=fields.name, link=url_for("sandbox.index", _external=True))
+    try:
+        strategy(msg, trace_id)
+    except SendError as err:
+        response = jsonify(error=str(err), mode=mode, trace_id=trace_id, response_ms=elapsed_ms())
+        return response, 504 if err.timed_out else 502
+    sent = mode == "sync"
+    body = {"mode": mode, "trace_id": trace_id, "status": "sent" if sent else "queued", "response_ms": elapsed_ms()}
+    return jsonify(body), 200 if sent else 202
+
+
+@bp.get("/api/ping")
+def ping() -> Response:
+    return jsonify(ok=True, time=time.time())
+
+
+@bp.get("/api/messages")
+def messages() -> Response:
+    newest_first = reversed(current_sink().mailbox.messages())
+    return jsonify(messages=[m.summary() for m in newest_first])
+
+
+@bp.get("/api/sink")
+def sink_settings() -> Response:
+    return jsonify(current_sink().settings())
+
+
+@bp.put("/api/sink")
+def change_sink() -> Response:
+    sink = current_sink()
+    changes = request.get_json(silent=True)
+    if not isinstance(changes, dict):
+        raise BadInput('send a JSON object, e.g. {"delay_s": 1.5}')
+    try:
+        return jsonify(sink.update_settings(changes))
+    except ConfigError as err:
+        raise BadInput(str(err)) from err
+
+
+@bp.get("/api/failures")
+def failures() -> Response:
+    return jsonify(failures=[f.to_dict() for f in delivery_log().failures()])
+
+
+@bp.get("/api/stats")
+def stats() -> Response:
+    return jsonify(delivery_log().stats())
+
+
+def current_sink(required: bool = True) -> Sink | None:
+    """The embedded sink, or a 404 explaining that mail goes to an outside server whose mailbox we cannot read."""
+    sink = current_app.extensions.get("sandbox.sink")
+    if sink is None and required:
+        server = f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}"
+        raise BadInput(f"no embedded sink: this sandbox sends to {server}, whose mailbox is not visible here", 404)
+    return sink
