@@ -1,8 +1,8 @@
 """The instructor's entry point: one command starts the slow sink and the app, sends by each mode and compares.
 
-    python run_demo.py                   # one email per mode, sink delay 2 s
-    python run_demo.py --clients 5 --server single
-    python run_demo.py --serve           # keep the web sandbox up for the class
+python run_demo.py                   # one email per mode, sink delay 2 s
+python run_demo.py --clients 5 --server single
+python run_demo.py --serve           # keep the web sandbox up for the class
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
     parser = CliParser(prog="run_demo.py", description=__doc__.splitlines()[0])
     defaults = load_defaults(parser)
     add_settings_arguments(parser, defaults)
-    parser.add_argument("--modes", default=",".join(STRATEGIES),
-                        help=f"comma-separated modes to compare (default {','.join(STRATEGIES)})")
+    parser.add_argument(
+        "--modes",
+        default=",".join(STRATEGIES),
+        help=f"comma-separated modes to compare (default {','.join(STRATEGIES)})",
+    )
     parser.add_argument("--clients", type=int, default=1, help="simultaneous requests per mode (default 1)")
     parser.add_argument("--serve", action="store_true", help="keep the web sandbox running and print its URL")
     args = parser.parse_args(argv)
@@ -57,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             print_serving(sandbox)
             threading.Event().wait()
         for mode in args.modes:
-            with console.status(f"Sending {args.clients} email(s) by [bold]{mode}[/] "
-                                f"on the {sandbox.settings.server} server..."):
+            with console.status(
+                f"Sending {args.clients} email(s) by [bold]{mode}[/] on the {sandbox.settings.server} server..."
+            ):
                 results.append(run_mode(sandbox, mode, args.clients))
     except KeyboardInterrupt:
         console.print("\nStopping: no new sends; waiting for emails still on their way...")

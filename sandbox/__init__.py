@@ -9,7 +9,6 @@ from flask import Flask
 
 from sandbox.config import Settings
 from sandbox.delivery import DeliveryLog
-from sandbox.mailer import mail
 
 if TYPE_CHECKING:
     from sandbox.sink import Sink
@@ -31,11 +30,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     if test_config is not None:
         app.config.update(test_config)
 
+    # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
+    from sandbox import web
+    from sandbox.mailer import mail
+
     mail.init_app(app)
     app.extensions["sandbox.delivery"] = DeliveryLog()
     app.extensions["sandbox.sink"] = sink
-
-    from sandbox import web
 
     web.init_app(app)
     return app

@@ -32,8 +32,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_serving(sandbox: Sandbox) -> None:
-    target = f"the embedded sink on {sandbox.sink.address} (delay {sandbox.settings.delay_s:g} s)" if sandbox.sink \
+    target = (
+        f"the embedded sink on {sandbox.sink.address} (delay {sandbox.settings.delay_s:g} s)"
+        if sandbox.sink
         else "the SMTP server at {}:{}".format(*sandbox.settings.mail_server)
+    )
     print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server} server), sending to {target}.")
     print("Press Ctrl-C to stop.", flush=True)
 

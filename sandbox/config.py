@@ -130,20 +130,49 @@ def _parse(field: str, text: str, source: str) -> Any:
 def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, *, sink_only: bool = False) -> None:
     """Add the flags that map to :class:`Settings` fields; their defaults come from ``defaults``."""
     if not sink_only:
-        parser.add_argument("--host", default=defaults.host, help=f"address the web app binds (default {defaults.host})")
+        parser.add_argument(
+            "--host", default=defaults.host, help=f"address the web app binds (default {defaults.host})"
+        )
         parser.add_argument("--port", type=int, default=defaults.port, help="web app port; 0 picks a free one")
-    parser.add_argument("--smtp-port", dest="smtp_port", type=int, default=defaults.smtp_port,
-                        help="port of the embedded SMTP sink; 0 picks a free one")
-    parser.add_argument("--delay", dest="delay_s", type=float, default=defaults.delay_s, metavar="SECONDS",
-                        help=f"how long the sink waits before it accepts each email (default {defaults.delay_s:g})")
+    parser.add_argument(
+        "--smtp-port",
+        dest="smtp_port",
+        type=int,
+        default=defaults.smtp_port,
+        help="port of the embedded SMTP sink; 0 picks a free one",
+    )
+    parser.add_argument(
+        "--delay",
+        dest="delay_s",
+        type=float,
+        default=defaults.delay_s,
+        metavar="SECONDS",
+        help=f"how long the sink waits before it accepts each email (default {defaults.delay_s:g})",
+    )
     if sink_only:
         return
-    parser.add_argument("--server", choices=SERVER_MODES, default=defaults.server,
-                        help="threaded: Werkzeug serves requests in parallel; single: one request at a time")
-    parser.add_argument("--mail-server", dest="mail_server", metavar="HOST:PORT", default=defaults.mail_server,
-                        type=_mail_server_argument, help="send to this SMTP server instead of the embedded sink")
-    parser.add_argument("--smtp-timeout", dest="smtp_timeout_s", type=float, default=defaults.smtp_timeout_s,
-                        metavar="SECONDS", help="give up on an SMTP conversation after this long")
+    parser.add_argument(
+        "--server",
+        choices=SERVER_MODES,
+        default=defaults.server,
+        help="threaded: Werkzeug serves requests in parallel; single: one request at a time",
+    )
+    parser.add_argument(
+        "--mail-server",
+        dest="mail_server",
+        metavar="HOST:PORT",
+        default=defaults.mail_server,
+        type=_mail_server_argument,
+        help="send to this SMTP server instead of the embedded sink",
+    )
+    parser.add_argument(
+        "--smtp-timeout",
+        dest="smtp_timeout_s",
+        type=float,
+        default=defaults.smtp_timeout_s,
+        metavar="SECONDS",
+        help="give up on an SMTP conversation after this long",
+    )
 
 
 def settings_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: Settings) -> Settings:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from typing import Any
+
+from sandbox.clock import utc_timestamp
 
 FAILURES_KEPT = 500
 
@@ -57,7 +58,7 @@ class DeliveryLog:
     def failed(self, trace_id: str, mode: str, error: str) -> None:
         with self._lock:
             self._settle(trace_id)
-            self._record_failure(Failure(trace_id, mode, error, _now()))
+            self._record_failure(Failure(trace_id, mode, error, utc_timestamp()))
 
     def _settle(self, trace_id: str) -> None:
         self._pending.pop(trace_id, None)
@@ -96,12 +97,8 @@ class DeliveryLog:
     def abandon_pending(self, reason: str) -> list[Failure]:
         """Record every send still pending as failed (the process is stopping) and return those failures."""
         with self._lock:
-            abandoned = [Failure(trace_id, mode, reason, _now()) for trace_id, mode in self._pending.items()]
+            abandoned = [Failure(trace_id, mode, reason, utc_timestamp()) for trace_id, mode in self._pending.items()]
             for failure in abandoned:
                 self._settle(failure.trace_id)
                 self._record_failure(failure)
         return abandoned
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

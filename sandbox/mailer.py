@@ -7,7 +7,9 @@ pushes an application context (Flask-Mail reads its settings through ``current_a
 
 from __future__ import annotations
 
+import functools
 import smtplib
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +42,7 @@ class TimeoutConnection(Connection):
 
     def configure_host(self) -> smtplib.SMTP:
         smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = smtp_class(self.mail.server, self.mail.port, timeout=self.timeout)
+        host = smtp_class(self.mail.server, self.mail.port, local_hostname=local_hostname(), timeout=self.timeout)
         host.set_debuglevel(int(self.mail.debug))
         if self.mail.use_tls:
             host.starttls()
@@ -56,6 +58,12 @@ class TimeoutConnection(Connection):
         else:
             # After a timeout or a broken conversation, QUIT could wait another full timeout: just hang up.
             self.host.close()
+
+
+@functools.cache
+def local_hostname() -> str:
+    """The name smtplib greets the server with; looked up once, as ``socket.getfqdn()`` may wait on DNS."""
+    return socket.getfqdn()
 
 
 class TimeoutMail(Mail):
@@ -100,8 +108,9 @@ def send_in_thread(msg: Message, trace_id: str) -> threading.Thread:
     app = current_app._get_current_object()
     log = delivery_log()
     log.accepted(trace_id, "thread")
-    thread = threading.Thread(target=send_async_email, args=(app, msg, trace_id),
-                              name=f"mail-{trace_id[:8]}", daemon=True)
+    thread = threading.Thread(
+        target=send_async_email, args=(app, msg, trace_id), name=f"mail-{trace_id[:8]}", daemon=True
+    )
     log.worker_started(trace_id, thread)
     thread.start()
     return thread
@@ -129,11 +138,16 @@ def delivery_log() -> DeliveryLog:
 def _send(msg: Message) -> None:
     try:
         mail.send(msg)
-    except TimeoutError as err:  # socket.timeout is TimeoutError since Python 3.10
-        raise SendError(f"the SMTP server did not answer within {current_app.config['SANDBOX_SMTP_TIMEOUT']:g} s",
-                        timed_out=True) from err
     except (smtplib.SMTPException, OSError) as err:
+        if _timed_out(err):
+            timeout = current_app.config["SANDBOX_SMTP_TIMEOUT"]
+            raise SendError(f"the SMTP server did not answer within {timeout:g} s", timed_out=True) from err
         raise SendError(describe_error(err), timed_out=False) from err
+
+
+def _timed_out(err: BaseException) -> bool:
+    # smtplib reports a reply that never came as SMTPServerDisconnected raised while handling the TimeoutError.
+    return isinstance(err, TimeoutError) or isinstance(err.__context__, TimeoutError)
 
 
 def describe_error(err: BaseException) -> str:

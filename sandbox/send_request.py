@@ -41,8 +41,11 @@ def parse_send_request(request: Request) -> SendRequest:
         address = validate_email(fields["to"].strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as err:
         raise BadInput(f"'to' is not a valid email address: {err}") from err
-    return SendRequest(to=address.normalized, subject=fields["subject"].strip() or DEFAULTS["subject"],
-                       name=fields["name"].strip() or DEFAULTS["name"])
+    return SendRequest(
+        to=address.normalized,
+        subject=fields["subject"].strip() or DEFAULTS["subject"],
+        name=fields["name"].strip() or DEFAULTS["name"],
+    )
 
 
 def _read_fields(request: Request) -> dict[str, object]:
@@ -50,7 +53,7 @@ def _read_fields(request: Request) -> dict[str, object]:
         if request.is_json:
             body = request.get_json(silent=False) if request.content_length != 0 else {}
             if not isinstance(body, dict):
-                raise BadInput("the JSON body must be an object, e.g. {\"to\": \"student@example.com\"}")
+                raise BadInput('the JSON body must be an object, e.g. {"to": "student@example.com"}')
         elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             body = request.form.to_dict(flat=False)
             repeated = sorted(key for key, values in body.items() if len(values) > 1)

@@ -16,14 +16,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from sandbox.config import CliParser, ConfigError, add_settings_arguments, check_delay, load_defaults, settings_from_args
+from sandbox.clock import utc_timestamp
+from sandbox.config import (
+    CliParser,
+    ConfigError,
+    add_settings_arguments,
+    check_delay,
+    load_defaults,
+    settings_from_args,
+)
 
 TRACE_HEADER = "X-Sandbox-Trace"
 MAILBOX_SIZE = 500
@@ -94,15 +101,16 @@ class Mailbox:
 class SlowHandler:
     """aiosmtpd handler: waits ``delay_s`` after DATA, then accepts and stores the message."""
 
-    def __init__(self, mailbox: Mailbox, delay_s: float = 0.0,
-                 on_message: Callable[[StoredMessage], None] | None = None) -> None:
+    def __init__(
+        self, mailbox: Mailbox, delay_s: float = 0.0, on_message: Callable[[StoredMessage], None] | None = None
+    ) -> None:
         check_delay(delay_s)
         self.mailbox = mailbox
         self.delay_s = delay_s
         self.on_message = on_message
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        received_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        received_at = utc_timestamp()
         raw = envelope.original_content or b""
         await asyncio.sleep(self.delay_s)
         if server.transport is None or server.transport.is_closing():
@@ -136,12 +144,16 @@ class _LoopbackController(Controller):
 class Sink:
     """The slow SMTP sink on its own thread and event loop; start it, send to ``host:port``, read ``mailbox``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, delay_s: float = 0.0,
-                 on_message: Callable[[StoredMessage], None] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay_s: float = 0.0,
+        on_message: Callable[[StoredMessage], None] | None = None,
+    ) -> None:
         self.mailbox = Mailbox()
         self.handler = SlowHandler(self.mailbox, delay_s, on_message)
-        self._controller = _LoopbackController(self.handler, hostname=host, port=port,
-                                               data_size_limit=DATA_SIZE_LIMIT)
+        self._controller = _LoopbackController(self.handler, hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT)
 
     @property
     def host(self) -> str:
@@ -176,8 +188,9 @@ class Sink:
         """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing."""
         unknown = sorted(set(changes) - CHANGEABLE_SETTINGS)
         if unknown:
-            raise ConfigError(f"unknown sink setting(s): {', '.join(unknown)}; "
-                              f"changeable: {', '.join(sorted(CHANGEABLE_SETTINGS))}")
+            raise ConfigError(
+                f"unknown sink setting(s): {', '.join(unknown)}; changeable: {', '.join(sorted(CHANGEABLE_SETTINGS))}"
+            )
         if "delay_s" in changes:
             delay = changes["delay_s"]
             if isinstance(delay, bool) or not isinstance(delay, (int, float)):
@@ -201,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
     def show(message: StoredMessage) -> None:
-        print(f"{message.received_at}  #{message.id}  {message.mail_from} -> {', '.join(message.rcpt_tos)}  "
-              f"{message.subject!r} ({message.size} bytes)", flush=True)
+        print(
+            f"{message.received_at}  #{message.id}  {message.mail_from} -> {', '.join(message.rcpt_tos)}  "
+            f"{message.subject!r} ({message.size} bytes)",
+            flush=True,
+        )
 
     sink = Sink(args.host, settings.smtp_port, settings.delay_s, on_message=show)
     try:

@@ -54,8 +54,12 @@ def elapsed_ms() -> float:
 @bp.get("/")
 def index() -> str:
     sink = current_sink(required=False)
-    return render_template("pages/index.html", server=current_app.config["SANDBOX_SERVER"],
-                           delay_s=sink.handler.delay_s if sink else None, modes=list(STRATEGIES))
+    return render_template(
+        "pages/index.html",
+        server=current_app.config["SANDBOX_SERVER"],
+        delay_s=sink.handler.delay_s if sink else None,
+        modes=list(STRATEGIES),
+    )
 
 
 @bp.post("/send-email/<mode>")
@@ -65,8 +69,9 @@ def send_email(mode: str) -> tuple[Response, int]:
     if strategy is None:
         raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(STRATEGIES)}", 404)
     fields = parse_send_request(request)
-    msg = build_message("welcome", fields.to, fields.subject, trace_id,
-                        name=fields.name, link=url_for("sandbox.index", _external=True))
+    msg = build_message(
+        "welcome", fields.to, fields.subject, trace_id, name=fields.name, link=url_for("sandbox.index", _external=True)
+    )
     try:
         strategy(msg, trace_id)
     except SendError as err:

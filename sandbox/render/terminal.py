@@ -48,12 +48,16 @@ def takeaway(results: Sequence[ModeResult]) -> str | None:
     if sync.errors or thread.errors or sync.delivered < sync.clients or thread.delivered < thread.clients:
         return None
     sync_ms, thread_ms = median(sync.response_ms), median(thread.response_ms)
-    sentence = (f"The blocking route answered in {_ms(sync_ms)}, the thread route in {_ms(thread_ms)} "
-                f"({sync_ms / thread_ms:.0f}x sooner).")
+    sentence = (
+        f"The blocking route answered in {_ms(sync_ms)}, the thread route in {_ms(thread_ms)} "
+        f"({sync_ms / thread_ms:.0f}x sooner)."
+    )
     accepted = [ms for r in (sync, thread) for ms in r.accepted_ms if ms is not None]
     if accepted:
-        sentence += (f" The sink accepted every email after {_ms(min(accepted))} to {_ms(max(accepted))} either way:"
-                     " a thread does not make the email faster, it stops the user from waiting for it.")
+        sentence += (
+            f" The sink accepted every email after {_ms(min(accepted))} to {_ms(max(accepted))} either way:"
+            " a thread does not make the email faster, it stops the user from waiting for it."
+        )
     return sentence
 
 

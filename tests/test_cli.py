@@ -1,0 +1,85 @@
+"""The command lines as an instructor uses them, each in its own process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.client import call
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def test_demo_compares_the_modes_and_exits_zero() -> None:
+    result = run("run_demo.py", "--delay", "0.3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "sync (blocking)" in out and "thread" in out
+    assert out.count("1/1") == 2
+    assert "Every accepted email was delivered." in out
+
+
+def test_demo_with_several_clients_on_a_single_server() -> None:
+    result = run("run_demo.py", "--delay", "0.2", "--clients", "3", "--server", "single", "--modes", "sync")
+    assert result.returncode == 0, result.stderr
+    assert "3/3" in result.stdout and "single" in result.stdout
+
+
+def test_demo_reports_mail_it_could_not_deliver(closed_port: int) -> None:
+    result = run("run_demo.py", "--mail-server", f"127.0.0.1:{closed_port}", "--smtp-timeout", "2")
+    assert result.returncode == 1
+    assert "2 email(s) not delivered" in result.stdout
+    assert "refused the connection" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--clients", "0"], ["--modes", "fax"], ["--delay", "-1"], ["--server", "forking"], ["--mail-server", "nope"],
+     ["--bogus"], ["--port", "99999"]],
+)  # fmt: skip
+def test_bad_flags_give_one_line_and_exit_2(args: list[str]) -> None:
+    result = run("run_demo.py", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "error:" in result.stderr
+    assert result.stdout == ""
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    line = proc.stdout.readline()
+    assert "http://127.0.0.1:" in line, line + proc.stderr.read()
+    url = line[line.index("http://") :].split()[0]
+    return proc, url
+
+
+@pytest.mark.parametrize("command", [["run_demo.py", "--serve"], ["-m", "sandbox"]])
+def test_serve_stops_cleanly_on_sigterm_and_delivers_pending_mail(command: list[str]) -> None:
+    proc, url = start_server(*command, "--delay", "1")
+    try:
+        assert call(f"{url}api/ping").body["ok"] is True
+        assert call(f"{url}send-email/thread", "POST", {}).status == 202
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Every accepted email was delivered." in out
+
+
+def test_module_reports_bad_mail_server() -> None:
+    result = run("-m", "sandbox", "--mail-server", "nowhere")
+    assert result.returncode == 2 and "HOST:PORT" in result.stderr

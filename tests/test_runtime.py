@@ -1,0 +1,36 @@
+"""Stopping the sandbox: no new sends, pending workers get their chance, and what did not arrive is named."""
+
+from __future__ import annotations
+
+from sandbox.client import call
+from sandbox.config import Settings
+from sandbox.delivery import DeliveryLog
+from sandbox.runtime import SHUTDOWN_REASON, Sandbox
+
+
+def test_stop_waits_for_a_worker_still_talking_to_the_sink() -> None:
+    sandbox = Sandbox(Settings(delay_s=1.0)).start()
+    reply = call(f"{sandbox.url}send-email/thread", "POST", {})
+    assert reply.status == 202
+    sink = sandbox.sink
+    undelivered = sandbox.stop()
+    assert undelivered == []
+    assert sink.mailbox.by_trace(reply.body["trace_id"]) is not None
+
+
+def test_stop_reports_a_send_that_could_not_finish() -> None:
+    sandbox = Sandbox(Settings(delay_s=3.0, smtp_timeout_s=0.5)).start()
+    reply = call(f"{sandbox.url}send-email/thread", "POST", {})
+    undelivered = sandbox.stop()
+    assert [f.trace_id for f in undelivered] == [reply.body["trace_id"]]
+
+
+def test_abandoning_pending_sends_records_each_once() -> None:
+    log = DeliveryLog()
+    log.accepted("a", "thread")
+    log.accepted("b", "thread")
+    log.delivered("b")
+    abandoned = log.abandon_pending(SHUTDOWN_REASON)
+    assert [(f.trace_id, f.error) for f in abandoned] == [("a", SHUTDOWN_REASON)]
+    assert log.stats() == {"threads_alive": 0, "sent": 2, "delivered": 1, "failed": 1, "pending": 0}
+    assert log.abandon_pending(SHUTDOWN_REASON) == []

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import smtplib
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from sandbox.config import ConfigError
+from sandbox.sink import DATA_SIZE_LIMIT, Mailbox, Sink
+
+MESSAGE = b"Subject: Hello\r\nX-Sandbox-Trace: trace-1\r\n\r\nHi there\r\n"
+
+
+def send(sink: Sink, payload: bytes = MESSAGE, timeout: float = 10) -> None:
+    with smtplib.SMTP(sink.host, sink.port, timeout=timeout) as smtp:
+        smtp.sendmail("teacher@example.com", ["student@example.com"], payload)
+
+
+def test_binds_loopback_on_a_free_port(sink: Sink) -> None:
+    assert sink.host == "127.0.0.1"
+    assert sink.port > 0
+
+
+def test_stores_what_it_accepts(sink: Sink) -> None:
+    send(sink)
+    [message] = sink.mailbox.messages()
+    assert message.mail_from == "teacher@example.com"
+    assert message.rcpt_tos == ("student@example.com",)
+    assert message.subject == "Hello"
+    assert message.trace_id == "trace-1"
+    assert message.size == len(message.raw) > 0
+    assert b"Hi there" in message.raw
+    assert set(message.summary()) == {"id", "mail_from", "rcpt_tos", "subject", "received_at", "size", "trace_id"}
+
+
+def test_a_send_waits_at_least_the_delay(sink: Sink) -> None:
+    sink.handler.delay_s = 0.5
+    started = time.perf_counter()
+    send(sink)
+    assert time.perf_counter() - started >= 0.5
+
+
+def test_sessions_overlap_during_the_delay(sink: Sink) -> None:
+    sink.handler.delay_s = 1.0
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda _: send(sink), range(10)))
+    # Ten one-second waits in series would take ten seconds; overlapping sessions take about one.
+    assert time.perf_counter() - started < 3.0
+    assert len(sink.mailbox.messages()) == 10
+
+
+def test_rejects_a_message_over_one_mebibyte(sink: Sink) -> None:
+    big = b"Subject: big\r\n\r\n" + b"x" * (DATA_SIZE_LIMIT + 1)
+    with pytest.raises(smtplib.SMTPResponseException) as excinfo:
+        send(sink, big)
+    assert excinfo.value.smtp_code == 552
+    assert sink.mailbox.messages() == []
+
+
+def test_a_client_that_leaves_during_the_delay_is_not_counted_as_delivered(sink: Sink) -> None:
+    sink.handler.delay_s = 1.0
+    smtp = smtplib.SMTP(sink.host, sink.port, timeout=0.3)
+    with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+        smtp.sendmail("teacher@example.com", ["student@example.com"], MESSAGE)
+    smtp.close()
+    time.sleep(1.2)
+    assert sink.mailbox.messages() == []
+
+
+def test_mailbox_keeps_the_newest() -> None:
+    mailbox = Mailbox(capacity=3)
+    for n in range(5):
+        mailbox.add(mail_from="a@example.com", rcpt_tos=("b@example.com",), subject=f"#{n}", received_at="",
+                    size=0, raw=b"", trace_id=None, accepted_ns=0)  # fmt: skip
+    assert [m.subject for m in mailbox.messages()] == ["#2", "#3", "#4"]
+    assert [m.id for m in mailbox.messages()] == [3, 4, 5]
+
+
+def test_delay_changes_while_running(sink: Sink) -> None:
+    assert sink.update_settings({"delay_s": 1.5})["delay_s"] == 1.5
+    assert sink.handler.delay_s == 1.5
+
+
+@pytest.mark.parametrize("changes", [{"delay_s": -0.1}, {"delay_s": 60.5}, {"delay_s": "2"}, {"delay_s": True},
+                                     {"colour": "red"}])  # fmt: skip
+def test_bad_settings_change_nothing(sink: Sink, changes: dict) -> None:
+    with pytest.raises(ConfigError):
+        sink.update_settings(changes)
+    assert sink.handler.delay_s == 0.0
+
+
+def test_runs_alone_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "sandbox.sink", "--delay", "0"],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        banner = proc.stdout.readline()
+        assert "listening on 127.0.0.1:" in banner
+        port = int(banner.split("127.0.0.1:")[1].split()[0])
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.sendmail("teacher@example.com", ["student@example.com"], MESSAGE)
+        line = proc.stdout.readline()
+        assert "teacher@example.com -> student@example.com" in line and "'Hello'" in line
+        proc.send_signal(subprocess.signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "accepting 1 message" in out
+
+
+def test_cli_rejects_a_bad_delay() -> None:
+    result = subprocess.run([sys.executable, "-m", "sandbox.sink", "--delay", "-3"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "delay must be between 0 and 60" in result.stderr

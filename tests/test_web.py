@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from email import message_from_bytes, policy
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from sandbox import create_app
+from sandbox.sink import Sink
+
+
+def wait_for_messages(sink: Sink, count: int, timeout: float = 10) -> list:
+    assert sink.mailbox.wait_for_count(count, timeout), f"fewer than {count} message(s) arrived in {timeout} s"
+    return sink.mailbox.messages()
+
+
+def test_sync_send_waits_for_the_sink_and_delivers_both_parts(client: FlaskClient, sink: Sink) -> None:
+    sink.handler.delay_s = 0.5
+    started = time.perf_counter()
+    response = client.post("/send-email/sync", json={"to": "ada@example.com", "name": "Ada", "subject": "Hi"})
+    waited = time.perf_counter() - started
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "sent" and body["mode"] == "sync"
+    assert waited >= 0.5 and body["response_ms"] >= 500
+    [stored] = sink.mailbox.messages()
+    assert stored.subject == "[Sandbox] Hi"
+    assert stored.rcpt_tos == ("ada@example.com",)
+    assert stored.trace_id == body["trace_id"]
+    email = message_from_bytes(stored.raw, policy=policy.default)
+    assert "Ada" in email.get_body(("plain",)).get_content()
+    html = email.get_body(("html",)).get_content()
+    assert "Ada" in html and "<a href=" in html
+
+
+def test_thread_send_answers_first_and_delivers_after_the_delay(client: FlaskClient, sink: Sink) -> None:
+    sink.handler.delay_s = 1.0
+    started = time.perf_counter()
+    response = client.post("/send-email/thread", json={})
+    answered = time.perf_counter() - started
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "queued"
+    assert answered < 0.5, "the thread route should not wait for the sink"
+    assert sink.mailbox.messages() == []
+    [stored] = wait_for_messages(sink, 1)
+    assert time.perf_counter() - started >= 1.0
+    assert stored.trace_id == response.get_json()["trace_id"]
+    assert stored.rcpt_tos == ("student@example.com",)
+
+
+def test_ten_thread_sends_at_once_all_arrive(client: FlaskClient, sink: Sink, app: Flask) -> None:
+    sink.handler.delay_s = 0.3
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(pool.map(lambda i: app.test_client().post("/send-email/thread", json={"name": f"S{i}"}),
+                                  range(10)))  # fmt: skip
+    assert [r.status_code for r in responses] == [202] * 10
+    stored = wait_for_messages(sink, 10)
+    assert {m.trace_id for m in stored} == {r.get_json()["trace_id"] for r in responses}
+    app.extensions["sandbox.delivery"].wait_settled(5)
+    assert client.get("/api/stats").get_json() == {"threads_alive": 0, "sent": 10, "delivered": 10, "failed": 0,
+                                                   "pending": 0}  # fmt: skip
+
+
+def test_form_bodies_work_like_json(client: FlaskClient, sink: Sink) -> None:
+    response = client.post("/send-email/sync", data={"to": "grace@example.com", "name": "Grace"})
+    assert response.status_code == 200
+    assert sink.mailbox.messages()[0].rcpt_tos == ("grace@example.com",)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "words"),
+    [
+        ({"json": {"to": "not-an-address"}}, 400, "not a valid email address"),
+        ({"json": {"to": "a@b"}}, 400, "not a valid email address"),
+        ({"json": {"subject": "Hi\r\nBcc: victim@example.com"}}, 400, "line break"),
+        ({"json": {"name": "x\ny"}}, 400, "line break"),
+        ({"json": {"to": "a@example.com\nBcc: b@example.com"}}, 400, "line break"),
+        ({"json": {"name": "x" * 1001}}, 413, "longer than 1000"),
+        ({"json": {"name": 42}}, 400, "must be a string"),
+        ({"json": ["to"]}, 400, "must be an object"),
+        ({"json": {"cc": "a@example.com"}}, 400, "unknown field"),
+        ({"data": "{not json", "content_type": "application/json"}, 400, "could not be read"),
+        ({"data": "to=a@example.com", "content_type": "text/plain"}, 400, "JSON"),
+        ({"data": "x" * (17 * 1024), "content_type": "application/json"}, 413, ""),
+        ({"data": "to=a@example.com&to=b@example.com", "content_type": "application/x-www-form-urlencoded"}, 400,
+         "repeated"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_a_json_error(client: FlaskClient, sink: Sink, kwargs: dict, status: int, words: str) -> None:
+    response = client.post("/send-email/sync", **kwargs)
+    assert response.status_code == status
+    assert words in response.get_json()["error"]
+    assert sink.mailbox.messages() == []
+
+
+def test_unknown_mode_is_404(client: FlaskClient) -> None:
+    response = client.post("/send-email/carrier-pigeon", json={})
+    assert response.status_code == 404
+    assert "unknown mode" in response.get_json()["error"]
+
+
+def test_wrong_method_is_405_with_allow(client: FlaskClient) -> None:
+    response = client.get("/send-email/sync")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+    assert "error" in response.get_json()
+
+
+@pytest.fixture
+def app_without_sink(closed_port: int) -> Flask:
+    return create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_SERVER": "127.0.0.1",
+                       "MAIL_PORT": closed_port, "SANDBOX_SMTP_TIMEOUT": 2.0})  # fmt: skip
+
+
+def test_sink_down_sync_is_502_and_thread_failure_is_listed(app_without_sink: Flask) -> None:
+    client = app_without_sink.test_client()
+    sync = client.post("/send-email/sync", json={})
+    assert sync.status_code == 502
+    assert "refused the connection" in sync.get_json()["error"]
+    queued = client.post("/send-email/thread", json={})
+    assert queued.status_code == 202
+    assert app_without_sink.extensions["sandbox.delivery"].wait_settled(5)
+    failures = client.get("/api/failures").get_json()["failures"]
+    assert [(f["trace_id"], f["mode"]) for f in failures] == [
+        (sync.get_json()["trace_id"], "sync"),
+        (queued.get_json()["trace_id"], "thread"),
+    ]
+    assert all("refused the connection" in f["error"] and f["at"] for f in failures)
+    assert client.get("/api/messages").status_code == 404
+
+
+def test_sink_slower_than_the_timeout_is_504(sink: Sink) -> None:
+    sink.handler.delay_s = 2.0
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_SMTP_TIMEOUT": 0.5}, sink=sink)
+    started = time.perf_counter()
+    response = app.test_client().post("/send-email/sync", json={})
+    assert response.status_code == 504
+    assert "did not answer within 0.5 s" in response.get_json()["error"]
+    assert time.perf_counter() - started < 2.0, "the timeout, not the sink, should end the wait"
+    time.sleep(2.0)
+    assert sink.mailbox.messages() == [], "an email reported as failed must not be delivered behind our back"
+
+
+def test_sink_settings_read_and_change(client: FlaskClient, sink: Sink) -> None:
+    assert client.get("/api/sink").get_json()["delay_s"] == 0.0
+    assert client.put("/api/sink", json={"delay_s": 1.5}).get_json()["delay_s"] == 1.5
+    assert sink.handler.delay_s == 1.5
+    for bad in ({"delay_s": -1}, {"delay_s": 61}, {"delay_s": "fast"}, {"speed": 1}, [1.5]):
+        response = client.put("/api/sink", json=bad)
+        assert response.status_code == 400 and response.get_json()["error"]
+    assert client.put("/api/sink", data="nope", content_type="application/json").status_code == 400
+    assert sink.handler.delay_s == 1.5
+
+
+def test_messages_ping_and_headers(client: FlaskClient, sink: Sink) -> None:
+    first = client.post("/send-email/sync", json={"subject": "one"}).get_json()
+    second = client.post("/send-email/sync", json={"subject": "two"}).get_json()
+    listed = client.get("/api/messages").get_json()["messages"]
+    assert [m["trace_id"] for m in listed] == [second["trace_id"], first["trace_id"]], "newest first"
+    assert set(listed[0]) >= {"id", "mail_from", "rcpt_tos", "subject", "received_at", "trace_id"}
+    ping = client.get("/api/ping")
+    assert ping.get_json()["ok"] is True and isinstance(ping.get_json()["time"], float)
+    assert ping.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'self'" in ping.headers["Content-Security-Policy"]
+
+
+def test_page_has_both_buttons(client: FlaskClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Send (blocking)" in html and "Send (thread)" in html
+    assert "threaded" in html
+    assert client.get("/static/sandbox.js").status_code == 200
