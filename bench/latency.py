@@ -56,10 +56,15 @@ def main(argv: list[str] | None = None) -> int:
             noop = measure(f"{sandbox.url}api/ping", "GET", args.requests)
             thread = measure(f"{sandbox.url}send-email/thread", "POST", args.requests)
             sandbox.delivery.wait_settled(30)
-            alone = measure(f"{sandbox.url}send-email/thread", "POST", args.requests,
-                            settle=lambda: sandbox.delivery.wait_settled(30))  # fmt: skip
-            sync = [ms - args.delay * 1000 for ms in measure(f"{sandbox.url}send-email/sync", "POST",
-                                                              args.sync_requests)]  # fmt: skip
+            alone = measure(
+                f"{sandbox.url}send-email/thread",
+                "POST",
+                args.requests,
+                settle=lambda: sandbox.delivery.wait_settled(30),
+            )
+            sync = [
+                ms - args.delay * 1000 for ms in measure(f"{sandbox.url}send-email/sync", "POST", args.sync_requests)
+            ]
             delivered = sandbox.delivery.stats()
 
     table = Table(title=f"Route latency, threaded server, sink delay {args.delay:g} s ({sys.platform})")

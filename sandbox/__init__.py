@@ -9,6 +9,7 @@ from flask import Flask
 
 from sandbox.config import Settings
 from sandbox.delivery import DeliveryLog
+from sandbox.tracer import Tracer
 
 if TYPE_CHECKING:
     from sandbox.sink import Sink
@@ -23,6 +24,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         MAIL_SERVER="127.0.0.1",
         MAIL_PORT=25,
+        SANDBOX_TRACE=True,
         **Settings.from_env().flask_config(),
     )
     if sink is not None:
@@ -31,12 +33,15 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
         app.config.update(test_config)
 
     # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
-    from sandbox import web
-    from sandbox.mailer import mail
+    from sandbox import mailer, web
 
-    mail.init_app(app)
+    tracer = Tracer(enabled=app.config["SANDBOX_TRACE"])
+    app.extensions["sandbox.tracer"] = tracer
     app.extensions["sandbox.delivery"] = DeliveryLog()
     app.extensions["sandbox.sink"] = sink
+    if sink is not None:
+        sink.handler.on_event = tracer.record
+    mailer.init_app(app)
 
     web.init_app(app)
     return app

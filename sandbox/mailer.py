@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, render_template
-from flask_mail import Connection, Mail, Message
+from flask_mail import Connection, Mail, Message, email_dispatched
 
 from sandbox.delivery import DeliveryLog
 from sandbox.sink import TRACE_HEADER
+from sandbox.tracer import Tracer, relay
 
 
 class SendError(Exception):
@@ -77,6 +78,19 @@ class TimeoutMail(Mail):
 mail = TimeoutMail()
 
 
+def init_app(app: Flask) -> None:
+    """Flask-Mail for this app, and its ``email_dispatched`` signal fed to the tracer."""
+    mail.init_app(app)
+    email_dispatched.connect(_record_dispatched, app)
+
+
+@relay
+def _record_dispatched(app: Flask, message: Message) -> None:
+    """Flask-Mail reports a message handed over: the server answered 250 to its data."""
+    trace_id = (message.extra_headers or {}).get(TRACE_HEADER)
+    app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
+
+
 def build_message(template: str, to: str, subject: str, trace_id: str, **context: Any) -> Message:
     """The email as Flask-Mail will send it: both bodies rendered from ``templates/email/<template>.*``."""
     app = current_app._get_current_object()
@@ -88,6 +102,7 @@ def build_message(template: str, to: str, subject: str, trace_id: str, **context
     )
     msg.body = render_template(f"email/{template}.txt", **context)
     msg.html = render_template(f"email/{template}.html", **context)
+    tracer().record(trace_id, "message.built", templates=[f"email/{template}.txt", f"email/{template}.html"])
     return msg
 
 
@@ -96,7 +111,7 @@ def send_sync(msg: Message, trace_id: str) -> None:
     log = delivery_log()
     log.accepted(trace_id, "sync")
     try:
-        _send(msg)
+        _send(msg, trace_id)
     except SendError as err:
         log.failed(trace_id, "sync", str(err))
         raise
@@ -118,14 +133,19 @@ def send_in_thread(msg: Message, trace_id: str) -> threading.Thread:
 
 def send_async_email(app: Flask, msg: Message, trace_id: str) -> None:
     """The worker: a fresh application context, the send, and a record of the outcome instead of a lost traceback."""
-    log = app.extensions["sandbox.delivery"]
+    log, trace = app.extensions["sandbox.delivery"], app.extensions["sandbox.tracer"]
+    trace.record(trace_id, "worker.started", worker=threading.current_thread().name)
     try:
         with app.app_context():
-            _send(msg)
+            trace.record(trace_id, "context.pushed", app=app.name)
+            _send(msg, trace_id)
     except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
-        log.failed(trace_id, "thread", str(err) if isinstance(err, SendError) else describe_error(err))
+        error = str(err) if isinstance(err, SendError) else describe_error(err)
+        log.failed(trace_id, "thread", error)
+        trace.record(trace_id, "worker.failed", error=error)
     else:
         log.delivered(trace_id)
+        trace.record(trace_id, "worker.finished")
 
 
 STRATEGIES: dict[str, Callable[[Message, str], Any]] = {"sync": send_sync, "thread": send_in_thread}
@@ -135,14 +155,25 @@ def delivery_log() -> DeliveryLog:
     return current_app.extensions["sandbox.delivery"]
 
 
-def _send(msg: Message) -> None:
+def tracer() -> Tracer:
+    return current_app.extensions["sandbox.tracer"]
+
+
+def _send(msg: Message, trace_id: str) -> None:
+    """``mail.send(msg)`` with its SMTP traffic recorded in the trace and its failure turned into SendError."""
+    trace = tracer()
+    trace.record(trace_id, "send.started")
     try:
-        mail.send(msg)
+        with trace.bound(trace_id):
+            mail.send(msg)
     except (smtplib.SMTPException, OSError) as err:
         if _timed_out(err):
             timeout = current_app.config["SANDBOX_SMTP_TIMEOUT"]
-            raise SendError(f"the SMTP server did not answer within {timeout:g} s", timed_out=True) from err
-        raise SendError(describe_error(err), timed_out=False) from err
+            failure = SendError(f"the SMTP server did not answer within {timeout:g} s", timed_out=True)
+        else:
+            failure = SendError(describe_error(err), timed_out=False)
+        trace.record(trace_id, "smtp.failed", error=str(failure))
+        raise failure from err
 
 
 def _timed_out(err: BaseException) -> bool:

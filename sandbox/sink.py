@@ -31,8 +31,10 @@ from sandbox.config import (
     load_defaults,
     settings_from_args,
 )
+from sandbox.tracer import relay
 
 TRACE_HEADER = "X-Sandbox-Trace"
+SINK_THREAD_NAME = "smtp-sink"
 MAILBOX_SIZE = 500
 DATA_SIZE_LIMIT = 1024 * 1024
 
@@ -98,8 +100,15 @@ class Mailbox:
             self._messages.clear()
 
 
+EventSink = Callable[..., None]
+
+
 class SlowHandler:
-    """aiosmtpd handler: waits ``delay_s`` after DATA, then accepts and stores the message."""
+    """aiosmtpd handler: waits ``delay_s`` after DATA, then accepts and stores the message.
+
+    ``on_event(trace_id, kind, **details)``, when set, hears what the sink does, so a tracer can join the sink's
+    side to the request that sent the email (the trace id comes from the message's ``X-Sandbox-Trace`` header).
+    """
 
     def __init__(
         self, mailbox: Mailbox, delay_s: float = 0.0, on_message: Callable[[StoredMessage], None] | None = None
@@ -108,15 +117,26 @@ class SlowHandler:
         self.mailbox = mailbox
         self.delay_s = delay_s
         self.on_message = on_message
+        self.on_event: EventSink | None = None
+
+    @relay
+    def _emit(self, trace_id: str | None, kind: str, **details: Any) -> None:
+        if self.on_event is not None and trace_id is not None:
+            self.on_event(trace_id, kind, **details)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         received_at = utc_timestamp()
         raw = envelope.original_content or b""
-        await asyncio.sleep(self.delay_s)
+        headers = message_from_bytes(raw, policy=policy.default)
+        trace_id = headers.get(TRACE_HEADER)
+        self._emit(trace_id, "sink.data_received", size=len(raw), peer=f"{session.peer[0]}:{session.peer[1]}")
+        delay_s = self.delay_s
+        self._emit(trace_id, "sink.delay_started", delay_s=delay_s)
+        await asyncio.sleep(delay_s)
         if server.transport is None or server.transport.is_closing():
             # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
+            self._emit(trace_id, "sink.client_left")
             return "451 Client left before the message was accepted"
-        headers = message_from_bytes(raw, policy=policy.default)
         message = self.mailbox.add(
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
@@ -124,16 +144,22 @@ class SlowHandler:
             received_at=received_at,
             size=len(raw),
             raw=raw,
-            trace_id=headers.get(TRACE_HEADER),
+            trace_id=trace_id,
             accepted_ns=time.perf_counter_ns(),
         )
+        self._emit(trace_id, "sink.accepted", message_id=message.id, reply="250 Message accepted for delivery")
         if self.on_message is not None:
             self.on_message(message)
         return "250 Message accepted for delivery"
 
 
 class _LoopbackController(Controller):
-    """aiosmtpd's Controller, able to start on port 0: it reads the port the OS picked before its self-test."""
+    """aiosmtpd's Controller, able to start on port 0 (it reads the port the OS picked before its self-test),
+    with its event-loop thread named, so traces and profilers show where the sink's work happens."""
+
+    def _run(self, ready_event: threading.Event) -> None:
+        threading.current_thread().name = SINK_THREAD_NAME
+        super()._run(ready_event)
 
     def _trigger_server(self) -> None:
         if self.port == 0 and self.server is not None:

@@ -5,11 +5,22 @@ from __future__ import annotations
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    render_template,
+    request,
+    request_finished,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
 from sandbox.config import ConfigError
-from sandbox.mailer import STRATEGIES, SendError, build_message, delivery_log
+from sandbox.mailer import STRATEGIES, SendError, build_message, delivery_log, tracer
 from sandbox.send_request import BadInput, parse_send_request
 from sandbox.sink import Sink
 
@@ -24,11 +35,36 @@ CONTENT_SECURITY_POLICY = (
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, json_error)
+    request_finished.connect(record_response, app)
 
 
 @bp.before_app_request
-def start_clock() -> None:
+def start_request() -> None:
+    """Start the clock, and for a send, the trace: its id is made here, before any other work."""
     g.started_ns = time.perf_counter_ns()
+    g.trace_id = None
+    mode = (request.view_args or {}).get("mode")
+    if request.endpoint == "sandbox.send_email" and mode in STRATEGIES:
+        g.trace_id = uuid.uuid4().hex
+        sink = current_sink(required=False)
+        config = current_app.config
+        tracer().start(
+            g.trace_id,
+            mode,
+            config["SANDBOX_SERVER"],
+            sink.handler.delay_s if sink else None,
+            {
+                "smtp_timeout_s": config["SANDBOX_SMTP_TIMEOUT"],
+                "mail_server": f"{config['MAIL_SERVER']}:{config['MAIL_PORT']}",
+            },
+        )
+        tracer().record(g.trace_id, "request.received", method=request.method, path=request.path)
+
+
+def record_response(app: Flask, response: Response) -> None:
+    """Flask hands the response to the server: from here the browser has its answer."""
+    if g.get("trace_id"):
+        app.extensions["sandbox.tracer"].record(g.trace_id, "response.sent", status=response.status_code)
 
 
 @bp.after_app_request
@@ -64,10 +100,10 @@ def index() -> str:
 
 @bp.post("/send-email/<mode>")
 def send_email(mode: str) -> tuple[Response, int]:
-    trace_id = uuid.uuid4().hex
     strategy = STRATEGIES.get(mode)
     if strategy is None:
         raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(STRATEGIES)}", 404)
+    trace_id = g.trace_id
     fields = parse_send_request(request)
     msg = build_message(
         "welcome", fields.to, fields.subject, trace_id, name=fields.name, link=url_for("sandbox.index", _external=True)

@@ -18,8 +18,7 @@ ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def test_demo_compares_the_modes_and_exits_zero() -> None:
@@ -46,9 +45,16 @@ def test_demo_reports_mail_it_could_not_deliver(closed_port: int) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--clients", "0"], ["--modes", "fax"], ["--delay", "-1"], ["--server", "forking"], ["--mail-server", "nope"],
-     ["--bogus"], ["--port", "99999"]],
-)  # fmt: skip
+    [
+        ["--clients", "0"],
+        ["--modes", "fax"],
+        ["--delay", "-1"],
+        ["--server", "forking"],
+        ["--mail-server", "nope"],
+        ["--bogus"],
+        ["--port", "99999"],
+    ],
+)
 def test_bad_flags_give_one_line_and_exit_2(args: list[str]) -> None:
     result = run("run_demo.py", *args)
     assert result.returncode == 2
@@ -57,8 +63,9 @@ def test_bad_flags_give_one_line_and_exit_2(args: list[str]) -> None:
 
 
 def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = proc.stdout.readline()
     assert "http://127.0.0.1:" in line, line + proc.stderr.read()
     url = line[line.index("http://") :].split()[0]

@@ -14,8 +14,15 @@ def test_defaults_bind_loopback_with_a_two_second_sink() -> None:
 
 
 def test_environment_overrides_defaults() -> None:
-    settings = Settings.from_env({"SANDBOX_DELAY": "0.5", "SANDBOX_SERVER": "single", "SANDBOX_SMTP_TIMEOUT": "3",
-                                  "SANDBOX_MAIL_SERVER": "127.0.0.1:2525", "SANDBOX_PORT": "8000"})  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "SANDBOX_DELAY": "0.5",
+            "SANDBOX_SERVER": "single",
+            "SANDBOX_SMTP_TIMEOUT": "3",
+            "SANDBOX_MAIL_SERVER": "127.0.0.1:2525",
+            "SANDBOX_PORT": "8000",
+        }
+    )
     assert (settings.delay_s, settings.server, settings.smtp_timeout_s) == (0.5, "single", 3.0)
     assert settings.mail_server == ("127.0.0.1", 2525)
     assert settings.port == 8000

@@ -74,8 +74,16 @@ def test_a_client_that_leaves_during_the_delay_is_not_counted_as_delivered(sink:
 def test_mailbox_keeps_the_newest() -> None:
     mailbox = Mailbox(capacity=3)
     for n in range(5):
-        mailbox.add(mail_from="a@example.com", rcpt_tos=("b@example.com",), subject=f"#{n}", received_at="",
-                    size=0, raw=b"", trace_id=None, accepted_ns=0)  # fmt: skip
+        mailbox.add(
+            mail_from="a@example.com",
+            rcpt_tos=("b@example.com",),
+            subject=f"#{n}",
+            received_at="",
+            size=0,
+            raw=b"",
+            trace_id=None,
+            accepted_ns=0,
+        )
     assert [m.subject for m in mailbox.messages()] == ["#2", "#3", "#4"]
     assert [m.id for m in mailbox.messages()] == [3, 4, 5]
 
@@ -85,8 +93,9 @@ def test_delay_changes_while_running(sink: Sink) -> None:
     assert sink.handler.delay_s == 1.5
 
 
-@pytest.mark.parametrize("changes", [{"delay_s": -0.1}, {"delay_s": 60.5}, {"delay_s": "2"}, {"delay_s": True},
-                                     {"colour": "red"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "changes", [{"delay_s": -0.1}, {"delay_s": 60.5}, {"delay_s": "2"}, {"delay_s": True}, {"colour": "red"}]
+)
 def test_bad_settings_change_nothing(sink: Sink, changes: dict) -> None:
     with pytest.raises(ConfigError):
         sink.update_settings(changes)
@@ -94,8 +103,9 @@ def test_bad_settings_change_nothing(sink: Sink, changes: dict) -> None:
 
 
 def test_runs_alone_and_stops_on_ctrl_c() -> None:
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "sandbox.sink", "--delay", "0"],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "sandbox.sink", "--delay", "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         banner = proc.stdout.readline()
         assert "listening on 127.0.0.1:" in banner

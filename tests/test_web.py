@@ -54,14 +54,20 @@ def test_thread_send_answers_first_and_delivers_after_the_delay(client: FlaskCli
 def test_ten_thread_sends_at_once_all_arrive(client: FlaskClient, sink: Sink, app: Flask) -> None:
     sink.handler.delay_s = 0.3
     with ThreadPoolExecutor(max_workers=10) as pool:
-        responses = list(pool.map(lambda i: app.test_client().post("/send-email/thread", json={"name": f"S{i}"}),
-                                  range(10)))  # fmt: skip
+        responses = list(
+            pool.map(lambda i: app.test_client().post("/send-email/thread", json={"name": f"S{i}"}), range(10))
+        )
     assert [r.status_code for r in responses] == [202] * 10
     stored = wait_for_messages(sink, 10)
     assert {m.trace_id for m in stored} == {r.get_json()["trace_id"] for r in responses}
     app.extensions["sandbox.delivery"].wait_settled(5)
-    assert client.get("/api/stats").get_json() == {"threads_alive": 0, "sent": 10, "delivered": 10, "failed": 0,
-                                                   "pending": 0}  # fmt: skip
+    assert client.get("/api/stats").get_json() == {
+        "threads_alive": 0,
+        "sent": 10,
+        "delivered": 10,
+        "failed": 0,
+        "pending": 0,
+    }
 
 
 def test_form_bodies_work_like_json(client: FlaskClient, sink: Sink) -> None:
@@ -85,10 +91,13 @@ def test_form_bodies_work_like_json(client: FlaskClient, sink: Sink) -> None:
         ({"data": "{not json", "content_type": "application/json"}, 400, "could not be read"),
         ({"data": "to=a@example.com", "content_type": "text/plain"}, 400, "JSON"),
         ({"data": "x" * (17 * 1024), "content_type": "application/json"}, 413, ""),
-        ({"data": "to=a@example.com&to=b@example.com", "content_type": "application/x-www-form-urlencoded"}, 400,
-         "repeated"),
+        (
+            {"data": "to=a@example.com&to=b@example.com", "content_type": "application/x-www-form-urlencoded"},
+            400,
+            "repeated",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_gets_a_json_error(client: FlaskClient, sink: Sink, kwargs: dict, status: int, words: str) -> None:
     response = client.post("/send-email/sync", **kwargs)
     assert response.status_code == status
@@ -111,8 +120,15 @@ def test_wrong_method_is_405_with_allow(client: FlaskClient) -> None:
 
 @pytest.fixture
 def app_without_sink(closed_port: int) -> Flask:
-    return create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_SERVER": "127.0.0.1",
-                       "MAIL_PORT": closed_port, "SANDBOX_SMTP_TIMEOUT": 2.0})  # fmt: skip
+    return create_app(
+        {
+            "TESTING": True,
+            "MAIL_SUPPRESS_SEND": False,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": closed_port,
+            "SANDBOX_SMTP_TIMEOUT": 2.0,
+        }
+    )
 
 
 def test_sink_down_sync_is_502_and_thread_failure_is_listed(app_without_sink: Flask) -> None:

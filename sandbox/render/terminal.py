@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from sandbox.clock import format_ms
 from sandbox.delivery import Failure
 from sandbox.demo import ModeResult, median
 
@@ -31,9 +32,9 @@ def comparison_table(results: Sequence[ModeResult], delay_s: float | None) -> Ta
             MODE_LABELS.get(result.mode, result.mode),
             result.server,
             str(result.clients),
-            _ms(median(result.response_ms)),
-            _ms(max(result.response_ms)),
-            _ms(median(accepted)),
+            format_ms(median(result.response_ms)),
+            format_ms(max(result.response_ms)),
+            format_ms(median(accepted)),
             f"[{'green' if complete else 'red'}]{result.delivered}/{result.clients}[/]",
         )
     return table
@@ -49,13 +50,13 @@ def takeaway(results: Sequence[ModeResult]) -> str | None:
         return None
     sync_ms, thread_ms = median(sync.response_ms), median(thread.response_ms)
     sentence = (
-        f"The blocking route answered in {_ms(sync_ms)}, the thread route in {_ms(thread_ms)} "
+        f"The blocking route answered in {format_ms(sync_ms)}, the thread route in {format_ms(thread_ms)} "
         f"({sync_ms / thread_ms:.0f}x sooner)."
     )
     accepted = [ms for r in (sync, thread) for ms in r.accepted_ms if ms is not None]
     if accepted:
         sentence += (
-            f" The sink accepted every email after {_ms(min(accepted))} to {_ms(max(accepted))} either way:"
+            f" The sink accepted every email after {format_ms(min(accepted))} to {format_ms(max(accepted))} either way:"
             " a thread does not make the email faster, it stops the user from waiting for it."
         )
     return sentence
@@ -83,9 +84,3 @@ def print_undelivered(failures: Sequence[Failure], console: Console | None = Non
     for failure in failures:
         table.add_row(failure.trace_id, failure.mode, failure.error, failure.at)
     console.print(table)
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"

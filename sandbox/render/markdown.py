@@ -1,0 +1,30 @@
+"""Markdown from a Jinja2 template: the tables and the quiz (answers folded away), readable on a code host."""
+
+from __future__ import annotations
+
+from jinja2 import Environment, PackageLoader
+
+from sandbox.render.document import TraceReport
+from sandbox.render.html import trace_title
+
+
+def markdown_cell(value: object) -> str:
+    """Text safe inside a Markdown table cell: no raw HTML, no column breaks, one line."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+environment = Environment(
+    loader=PackageLoader("sandbox", "templates"),
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+environment.filters["cell"] = markdown_cell
+
+
+def render_trace_markdown(result: TraceReport) -> str:
+    return environment.get_template("reports/trace.md").render(
+        result=result, trace=result.trace, title=trace_title(result.trace.mode)
+    )

@@ -1,0 +1,122 @@
+"""Timelines drawn to scale from the timestamps: swimlanes for one trace, and sync beside thread on one axis.
+
+These functions compute geometry only (lanes, spans, markers, ticks in milliseconds); the templates draw it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sandbox.sink import SINK_THREAD_NAME
+from sandbox.tracer import Trace
+
+
+@dataclass(frozen=True)
+class Span:
+    label: str
+    start_ms: float
+    end_ms: float
+    kind: str  # "request", "blocked", "worker", "waiting", "delay"
+
+
+@dataclass(frozen=True)
+class Marker:
+    label: str
+    at_ms: float
+    kind: str  # "response" or "accepted"
+
+
+@dataclass
+class Lane:
+    name: str
+    thread: str
+    spans: list[Span] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    lanes: list[Lane]
+    markers: list[Marker]
+    total_ms: float
+    ticks: list[float]
+
+
+def timeline(trace: Trace) -> Timeline:
+    """Request thread, worker thread and SMTP sink lanes, each span from one event to another of this trace."""
+    start = trace.started_ns
+
+    def at(kind: str) -> float | None:
+        event = trace.first(kind)
+        return None if event is None else (event.t_ns - start) / 1e6
+
+    def end_of(*kinds: str) -> float | None:
+        return next((t for t in map(at, kinds) if t is not None), None)
+
+    request_thread = trace.events[0].thread if trace.events else "request"
+    request = Lane("Request thread", request_thread)
+    _span(request, "handling the request", at("request.received"), end_of("response.sent"), "request")
+    lanes = [request]
+    if trace.mode == "sync":
+        _span(request, "blocked in mail.send()", at("send.started"), end_of("smtp.accepted", "smtp.failed"), "blocked")
+    worker_event = trace.first("worker.started")
+    if worker_event is not None:
+        worker = Lane("Worker thread", worker_event.thread)
+        _span(worker, "worker thread", at("worker.started"), end_of("worker.finished", "worker.failed"), "worker")
+        _span(
+            worker,
+            "waiting for the SMTP server",
+            at("smtp.data_sent"),
+            end_of("smtp.accepted", "smtp.failed"),
+            "waiting",
+        )
+        lanes.append(worker)
+    if trace.first("sink.data_received") is not None:
+        sink = Lane("SMTP sink", SINK_THREAD_NAME)
+        _span(sink, "delay before 250", at("sink.delay_started"), end_of("sink.accepted", "sink.client_left"), "delay")
+        lanes.append(sink)
+    markers = []
+    if (response := at("response.sent")) is not None:
+        markers.append(Marker("response sent", response, "response"))
+    if (accepted := at("sink.accepted")) is not None:
+        markers.append(Marker("email accepted", accepted, "accepted"))
+    total = max((e.t_ns - start) / 1e6 for e in trace.events) if trace.events else 0.0
+    return Timeline(lanes, markers, total, nice_ticks(total))
+
+
+def _span(lane: Lane, label: str, start: float | None, end: float | None, kind: str) -> None:
+    if start is not None and end is not None:
+        lane.spans.append(Span(label, start, end, kind))
+
+
+@dataclass(frozen=True)
+class ComparisonBar:
+    mode: str
+    response_ms: float | None
+    accepted_ms: float | None
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    bars: list[ComparisonBar]
+    total_ms: float
+    ticks: list[float]
+
+
+def comparison(traces: list[Trace]) -> Comparison:
+    """Response and acceptance times of several traces (sync and thread) on one shared axis."""
+    bars = [ComparisonBar(t.mode, t.response_ms, t.accepted_ms, t.trace_id) for t in traces]
+    times = [ms for bar in bars for ms in (bar.response_ms, bar.accepted_ms) if ms is not None]
+    total = max(times, default=0.0)
+    return Comparison(bars, total, nice_ticks(total))
+
+
+def nice_ticks(total_ms: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten) from 0 up to at least ``total_ms``."""
+    if total_ms <= 0:
+        return [0.0]
+    raw = total_ms / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [i * step for i in range(math.ceil(total_ms / step) + 1)]
