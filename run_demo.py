@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 from rich.console import Console
 
 from sandbox.__main__ import print_serving
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
-from sandbox.demo import run_mode
+from sandbox.demo import ModeResult, run_mode
 from sandbox.mailer import STRATEGIES
-from sandbox.render.terminal import print_results, print_undelivered
+from sandbox.render.document import TraceReport, report
+from sandbox.render.files import write_reports
+from sandbox.render.terminal import ask_quiz, print_results, print_trace_report, print_undelivered
 from sandbox.runtime import Sandbox, stop_on_sigterm
 
 MAX_CLIENTS = 200
@@ -34,6 +37,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
     )
     parser.add_argument("--clients", type=int, default=1, help="simultaneous requests per mode (default 1)")
     parser.add_argument("--serve", action="store_true", help="keep the web sandbox running and print its URL")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("traces"),
+        metavar="DIR",
+        help="folder for the HTML, Markdown, JSON and Perfetto files (default traces/)",
+    )
+    parser.add_argument("--quiz", action="store_true", help="ask the quiz in the terminal after the demo")
     args = parser.parse_args(argv)
     args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     unknown = [mode for mode in args.modes if mode not in STRATEGIES]
@@ -70,8 +81,30 @@ def main(argv: list[str] | None = None) -> int:
         undelivered = sandbox.stop()
     if results:
         print_results(console, results, sandbox.settings.delay_s if not sandbox.settings.mail_server else None)
+        reports = trace_reports(results)
+        for result in reports:
+            print_trace_report(console, result)
+        written = write_reports(reports, args.out)
+        console.print("Wrote " + ", ".join(str(path) for path in written))
+        if args.quiz:
+            quiz_in_terminal(console, reports)
     print_undelivered(undelivered, console)
     return 1 if undelivered else 0
+
+
+def trace_reports(results: list[ModeResult]) -> list[TraceReport]:
+    """One report per mode, from its first client's trace, each paired with another mode's for the comparison."""
+    traces = [result.trace for result in results if result.trace is not None]
+    return [report(trace, other=next((t for t in traces if t.mode != trace.mode), None)) for trace in traces]
+
+
+def quiz_in_terminal(console: Console, reports: list[TraceReport]) -> None:
+    if not sys.stdin.isatty():
+        console.print("Skipping --quiz: standard input is not a terminal, so nobody could answer.")
+        return
+    for result in reports:
+        console.rule(f"Quiz on the {result.trace.mode} run")
+        ask_quiz(console, result.quiz)
 
 
 if __name__ == "__main__":

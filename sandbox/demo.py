@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sandbox.client import Reply, call
 from sandbox.runtime import Sandbox
+from sandbox.tracer import Trace
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class ModeResult:
     replies: tuple[Reply, ...]
     accepted_ms: tuple[float | None, ...]
     delivered: int
+    trace: Trace | None
 
     @property
     def clients(self) -> int:
@@ -47,7 +49,9 @@ def run_mode(sandbox: Sandbox, mode: str, clients: int) -> ModeResult:
     failed = {f.trace_id for f in sandbox.delivery.failures()}
     delivered = sum(r.status < 400 and r.body.get("trace_id") not in failed for r in replies)
     accepted = tuple(accepted_after(sandbox, r) for r in replies)
-    return ModeResult(mode, sandbox.settings.server, replies, accepted, delivered)
+    first_id = replies[0].body.get("trace_id")
+    trace = sandbox.tracer.get(first_id) if first_id else None
+    return ModeResult(mode, sandbox.settings.server, replies, accepted, delivered, trace)
 
 
 def accepted_after(sandbox: Sandbox, reply: Reply) -> float | None:

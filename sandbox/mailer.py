@@ -141,11 +141,12 @@ def send_async_email(app: Flask, msg: Message, trace_id: str) -> None:
             _send(msg, trace_id)
     except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
         error = str(err) if isinstance(err, SendError) else describe_error(err)
-        log.failed(trace_id, "thread", error)
         trace.record(trace_id, "worker.failed", error=error)
+        log.failed(trace_id, "thread", error)
     else:
-        log.delivered(trace_id)
+        # The trace is complete before the send counts as settled, so whoever waits for it reads the whole story.
         trace.record(trace_id, "worker.finished")
+        log.delivered(trace_id)
 
 
 STRATEGIES: dict[str, Callable[[Message, str], Any]] = {"sync": send_sync, "thread": send_in_thread}

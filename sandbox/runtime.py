@@ -17,6 +17,7 @@ from sandbox.config import Settings
 from sandbox.delivery import DeliveryLog, Failure
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
+from sandbox.tracer import Tracer
 
 SHUTDOWN_REASON = "not delivered: the sandbox stopped while this email was still being sent"
 
@@ -43,6 +44,11 @@ class Sandbox:
     def delivery(self) -> DeliveryLog:
         assert self.app is not None, "start the sandbox first"
         return self.app.extensions["sandbox.delivery"]
+
+    @property
+    def tracer(self) -> Tracer:
+        assert self.app is not None, "start the sandbox first"
+        return self.app.extensions["sandbox.tracer"]
 
     def start(self) -> Sandbox:
         if self.sink is not None:

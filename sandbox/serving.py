@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+import socket
 import threading
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer
+
+
+class NamedThreadsWSGIServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server, naming each request's thread ``request-N`` so traces read clearly."""
+
+    _numbers = itertools.count(1)
+
+    def process_request_thread(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        threading.current_thread().name = f"request-{next(self._numbers)}"
+        super().process_request_thread(request, client_address)
 
 
 class AppServer:
@@ -15,7 +27,8 @@ class AppServer:
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, server_mode: str = "threaded") -> None:
         self.server_mode = server_mode
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=server_mode == "threaded")
+        server_class = NamedThreadsWSGIServer if server_mode == "threaded" else BaseWSGIServer
+        self._server: BaseWSGIServer = server_class(host, port, app)
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-server", daemon=True)
 
     @property

@@ -82,6 +82,15 @@ class Trace:
         return None if event is None else (event.t_ns - self.started_ns) / 1e6
 
     @property
+    def complete(self) -> bool:
+        """True once nothing more will be recorded: the response left and any worker has ended."""
+        if self.first("response.sent") is None:
+            return False
+        if self.first("worker.started") is None:
+            return True
+        return self.first("worker.finished") is not None or self.first("worker.failed") is not None
+
+    @property
     def response_ms(self) -> float | None:
         return self.ms_until("response.sent")
 
@@ -128,6 +137,12 @@ class Tracer:
         """A consistent copy of the trace, or None if it is unknown or was evicted."""
         with self._lock:
             trace = self._traces.get(trace_id)
+            return None if trace is None else trace.snapshot()
+
+    def latest(self, mode: str) -> Trace | None:
+        """A copy of the newest trace of ``mode``, if any is kept."""
+        with self._lock:
+            trace = next((t for t in reversed(self._traces.values()) if t.mode == mode), None)
             return None if trace is None else trace.snapshot()
 
     @contextmanager

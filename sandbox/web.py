@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 
@@ -21,8 +22,11 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox.config import ConfigError
 from sandbox.mailer import STRATEGIES, SendError, build_message, delivery_log, tracer
+from sandbox.render.document import TraceReport, report, trace_document
+from sandbox.render.html import render_trace_page
 from sandbox.send_request import BadInput, parse_send_request
 from sandbox.sink import Sink
+from sandbox.tracer import TRACES_KEPT
 
 bp = Blueprint("sandbox", __name__)
 
@@ -116,6 +120,35 @@ def send_email(mode: str) -> tuple[Response, int]:
     sent = mode == "sync"
     body = {"mode": mode, "trace_id": trace_id, "status": "sent" if sent else "queued", "response_ms": elapsed_ms()}
     return jsonify(body), 200 if sent else 202
+
+
+OTHER_MODE = {"sync": "thread", "thread": "sync"}
+
+
+def trace_report(trace_id: str) -> TraceReport:
+    """The trace with its views; the newest trace of the other mode, if any, feeds the comparison question."""
+    trace = tracer().get(trace_id)
+    if trace is None:
+        raise BadInput(f"no trace {trace_id!r}: it never existed or is older than the newest {TRACES_KEPT}", 404)
+    other_mode = OTHER_MODE.get(trace.mode)
+    return report(trace, other=tracer().latest(other_mode) if other_mode else None)
+
+
+@bp.get("/api/traces/<trace_id>")
+def trace_json(trace_id: str) -> Response:
+    return jsonify(trace_document(trace_report(trace_id)))
+
+
+@bp.get("/traces/<trace_id>")
+def trace_page(trace_id: str) -> Response:
+    nonce = secrets.token_urlsafe(16)
+    page = render_trace_page(trace_report(trace_id), nonce=nonce, back_link=url_for("sandbox.index"))
+    response = Response(page, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+    return response
 
 
 @bp.get("/api/ping")

@@ -44,6 +44,7 @@ def trace_document(result: TraceReport) -> dict[str, Any]:
         "mode": trace.mode,
         "delay_s": trace.delay_s,
         "server": trace.server,
+        "complete": trace.complete,
         "response_ms": _round(trace.response_ms),
         "accepted_ms": _round(trace.accepted_ms),
         "settings": dict(trace.settings),

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.prompt import Prompt
 from rich.table import Table
 
 from sandbox.clock import format_ms
 from sandbox.delivery import Failure
 from sandbox.demo import ModeResult, median
+from sandbox.quiz import Question
+from sandbox.render.document import TraceReport
+from sandbox.render.html import trace_title
 
+WIDE_TERMINAL = 140
 MODE_LABELS = {"sync": "sync (blocking)", "thread": "thread"}
 
 
@@ -84,3 +89,71 @@ def print_undelivered(failures: Sequence[Failure], console: Console | None = Non
     for failure in failures:
         table.add_row(failure.trace_id, failure.mode, failure.error, failure.at)
     console.print(table)
+
+
+def execution_table(result: TraceReport, wide: bool = True) -> Table:
+    """All five columns when the terminal is wide; narrower, the states go under the action, dimmed."""
+    trace = result.trace
+    table = Table(title=f"{trace_title(trace.mode)}: execution table (trace {trace.trace_id[:8]})")
+    table.add_column("Step", justify="right")
+    table.add_column("Time", justify="right", no_wrap=True)
+    table.add_column("Thread", no_wrap=True)
+    table.add_column("Action", ratio=3)
+    if wide:
+        table.add_column("Thread State", ratio=1)
+        table.add_column("Main App State", ratio=1)
+    table.add_column("Output", ratio=1)
+    for row in result.rows:
+        output = row.output or "-"
+        if wide:
+            table.add_row(
+                str(row.step), format_ms(row.t_ms), row.thread, row.action, row.thread_state, row.main_app_state, output
+            )
+        else:
+            states = f"[dim]thread: {row.thread_state}; main app: {row.main_app_state}[/]"
+            table.add_row(str(row.step), format_ms(row.t_ms), row.thread, f"{row.action}\n{states}", output)
+    return table
+
+
+def tracker_table(result: TraceReport) -> Table:
+    """The state tracker turned on its side (one line per moment) so it fits a terminal."""
+    tracker = result.tracker
+    table = Table(title="State tracker")
+    table.add_column("When", no_wrap=True)
+    for name in tracker.variables:
+        table.add_column(name)
+    for index, column in enumerate(tracker.columns):
+        table.add_row(column, *(values[index] for values in tracker.variables.values()))
+    return table
+
+
+def print_trace_report(console: Console, result: TraceReport) -> None:
+    console.print(execution_table(result, wide=console.width >= WIDE_TERMINAL))
+    console.print(tracker_table(result))
+    for moment in result.moments:
+        console.print(f"[bold]{moment.title}[/] (step {moment.step}) {moment.text}")
+    console.print()
+
+
+def ask_quiz(console: Console, questions: Sequence[Question]) -> int:
+    """Ask each question at the prompt, say at once whether the answer was right and why; returns the score."""
+    score = 0
+    letters = "ABCD"
+    for number, question in enumerate(questions, start=1):
+        console.print(f"\n[bold]{number}. {question.question}[/]")
+        for letter, option in zip(letters, question.options, strict=False):
+            console.print(f"   {letter}. {option}")
+        choice = Prompt.ask(
+            "Your answer", choices=list(letters[: len(question.options)]), console=console, case_sensitive=False
+        )
+        picked = letters.index(choice.upper())
+        if picked == question.answer:
+            score += 1
+            console.print("[green]Right.[/]")
+        else:
+            console.print(
+                f"[red]Not quite[/] ({question.misconceptions[picked]}). The answer is {letters[question.answer]}."
+            )
+        console.print(question.explanation)
+    console.print(f"\n[bold]Score: {score} of {len(questions)}[/]")
+    return score
