@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from flask.testing import FlaskClient
 from sandbox import create_app
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
+from sandbox.tracer import Trace
 
 
 @pytest.fixture
@@ -47,6 +49,37 @@ def live_server(app: Flask) -> Iterator[Callable[[str], AppServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+def record_trace(app: Flask, mode: str, **fields: str) -> Trace:
+    """Send one email by ``mode`` through the app and return its finished trace."""
+    response = app.test_client().post(f"/send-email/{mode}", json=fields)
+    trace_id = response.get_json()["trace_id"]
+    tracer = app.extensions["sandbox.tracer"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        trace = tracer.get(trace_id)
+        if trace is not None and trace.complete:
+            return trace
+        time.sleep(0.01)
+    raise AssertionError(f"trace {trace_id} did not complete")
+
+
+@pytest.fixture(scope="session")
+def recorded_traces() -> list[tuple[Trace, Trace]]:
+    """Real (sync, thread) trace pairs at several sink delays, and a pair with the sink down."""
+    pairs = []
+    with Sink("127.0.0.1", 0, delay_s=0.0) as sink:
+        app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_SMTP_TIMEOUT": 5.0}, sink=sink)
+        for delay in (0.0, 0.05, 0.2):
+            sink.handler.delay_s = delay
+            pairs.append((record_trace(app, "sync"), record_trace(app, "thread")))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_PORT": dead_port})
+    pairs.append((record_trace(app, "sync"), record_trace(app, "thread")))
+    return pairs
 
 
 @pytest.fixture

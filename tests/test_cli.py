@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,23 +22,45 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
-def test_demo_compares_the_modes_and_exits_zero() -> None:
-    result = run("run_demo.py", "--delay", "0.3")
+def test_demo_compares_the_modes_writes_the_files_and_exits_zero(tmp_path: Path) -> None:
+    result = run("run_demo.py", "--delay", "0.3", "--out", str(tmp_path), "--quiz")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "sync (blocking)" in out and "thread" in out
     assert out.count("1/1") == 2
     assert "Every accepted email was delivered." in out
+    assert "execution table" in out and "State tracker" in out
+    expected = {"index.html"} | {
+        f"{mode}.{ext}" for mode in ("sync", "thread") for ext in ("html", "md", "json", "perfetto.json")
+    }
+    assert {p.name for p in tmp_path.iterdir()} == expected
+    assert all(str(tmp_path / name) in out.replace("\n", "") for name in expected)
+    assert json.loads((tmp_path / "thread.json").read_text())["mode"] == "thread"
+    assert "Skipping --quiz: standard input is not a terminal" in out
 
 
-def test_demo_with_several_clients_on_a_single_server() -> None:
-    result = run("run_demo.py", "--delay", "0.2", "--clients", "3", "--server", "single", "--modes", "sync")
+def test_demo_with_several_clients_on_a_single_server(tmp_path: Path) -> None:
+    result = run(
+        "run_demo.py",
+        "--delay",
+        "0.2",
+        "--clients",
+        "3",
+        "--server",
+        "single",
+        "--modes",
+        "sync",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "3/3" in result.stdout and "single" in result.stdout
 
 
-def test_demo_reports_mail_it_could_not_deliver(closed_port: int) -> None:
-    result = run("run_demo.py", "--mail-server", f"127.0.0.1:{closed_port}", "--smtp-timeout", "2")
+def test_demo_reports_mail_it_could_not_deliver(closed_port: int, tmp_path: Path) -> None:
+    result = run(
+        "run_demo.py", "--mail-server", f"127.0.0.1:{closed_port}", "--smtp-timeout", "2", "--out", str(tmp_path)
+    )
     assert result.returncode == 1
     assert "2 email(s) not delivered" in result.stdout
     assert "refused the connection" in result.stdout

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
@@ -190,3 +191,22 @@ def test_page_has_both_buttons(client: FlaskClient) -> None:
     assert "Send (blocking)" in html and "Send (thread)" in html
     assert "threaded" in html
     assert client.get("/static/sandbox.js").status_code == 200
+
+
+def test_trace_json_and_page(client: FlaskClient, sink: Sink, app: Flask) -> None:
+    sent = client.post("/send-email/sync", json={}).get_json()
+    document = client.get(f"/api/traces/{sent['trace_id']}").get_json()
+    assert document["trace_id"] == sent["trace_id"] and document["mode"] == "sync"
+    assert document["complete"] is True
+    assert [e["kind"] for e in document["events"]][0] == "request.received"
+    assert document["steps"] and document["quiz"]
+    page = client.get(f"/traces/{sent['trace_id']}")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    nonce = re.search(r"script-src 'nonce-([^']+)'", page.headers["Content-Security-Policy"]).group(1)
+    assert f'<script nonce="{nonce}">' in page.get_data(as_text=True)
+
+
+def test_unknown_trace_is_404(client: FlaskClient) -> None:
+    for url in ("/api/traces/nope", "/traces/nope"):
+        response = client.get(url)
+        assert response.status_code == 404 and "no trace" in response.get_json()["error"]
