@@ -24,7 +24,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         MAIL_SERVER="127.0.0.1",
         MAIL_PORT=25,
-        SANDBOX_TRACE=True,
         **Settings.from_env().flask_config(),
     )
     if sink is not None:

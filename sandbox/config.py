@@ -41,6 +41,7 @@ class Settings:
     smtp_timeout_s: float = 10.0
     subject_prefix: str = "[Sandbox] "
     sender: str = "Concurrency Sandbox <sandbox@example.com>"
+    trace: bool = True
 
     def __post_init__(self) -> None:
         check_port("port", self.port)
@@ -73,6 +74,7 @@ class Settings:
             "SANDBOX_SMTP_TIMEOUT": self.smtp_timeout_s,
             "SANDBOX_SUBJECT_PREFIX": self.subject_prefix,
             "MAIL_DEFAULT_SENDER": self.sender,
+            "SANDBOX_TRACE": self.trace,
         }
         if self.mail_server is not None:
             config["MAIL_SERVER"], config["MAIL_PORT"] = self.mail_server
@@ -89,6 +91,7 @@ ENV_NAMES = {
     "smtp_timeout_s": "SANDBOX_SMTP_TIMEOUT",
     "subject_prefix": "SANDBOX_SUBJECT_PREFIX",
     "sender": "SANDBOX_SENDER",
+    "trace": "SANDBOX_TRACE",
 }
 
 
@@ -114,6 +117,16 @@ def parse_mail_server(text: str) -> tuple[str, int]:
     return host, port
 
 
+def parse_switch(text: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off``, any case."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("use 1/true/yes/on or 0/false/no/off")
+
+
 def _parse(field: str, text: str, source: str) -> Any:
     try:
         if field in ("port", "smtp_port"):
@@ -122,6 +135,8 @@ def _parse(field: str, text: str, source: str) -> Any:
             return float(text)
         if field == "mail_server":
             return parse_mail_server(text) if text.strip() else None
+        if field == "trace":
+            return parse_switch(text)
     except ValueError as err:
         raise ConfigError(f"{source}={text!r}: {err}") from err
     return text

@@ -19,7 +19,7 @@ from flask_mail import Connection, Mail, Message, email_dispatched
 
 from sandbox.delivery import DeliveryLog
 from sandbox.sink import TRACE_HEADER
-from sandbox.tracer import Tracer, relay
+from sandbox.tracer import Tracer, current_binding, relay
 
 
 class SendError(Exception):
@@ -28,6 +28,55 @@ class SendError(Exception):
     def __init__(self, message: str, *, timed_out: bool) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+
+
+SMTP_VERBS = {b"mail": "MAIL FROM", b"rcpt": "RCPT TO", b"data": "DATA", b"quit": "QUIT", b"rset": "RSET"}
+
+
+class TracedSMTPMixin:
+    """smtplib's client, reporting its conversation to the trace bound to the sending thread (if any).
+
+    A subclass rather than ``sys.addaudithook``: an audit hook is process-wide and permanent, and would slow every
+    audited operation (``sys._getframe`` and frame attribute reads among them) for the life of the process.
+    """
+
+    @relay
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._trace = current_binding()
+        self._server = ""
+        super().__init__(*args, **kwargs)
+
+    @relay
+    def _record(self, kind: str, **details: Any) -> None:
+        if self._trace is not None:
+            tracer, trace_id = self._trace
+            tracer.record(trace_id, kind, **details)
+
+    @relay
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> tuple[int, bytes]:
+        self._server = f"{host}:{port}"
+        self._record("smtp.connecting", server=self._server)
+        return super().connect(host, port, source_address)
+
+    @relay
+    def send(self, s: str | bytes) -> None:
+        data = s if isinstance(s, bytes) else s.encode("ascii", "replace")
+        verb = data[:4].lower()
+        if data.endswith(b"\r\n.\r\n"):
+            self._record("smtp.data_sent", size=len(data))
+        elif verb in (b"ehlo", b"helo"):
+            self._record("smtp.connected", server=self._server)
+        elif verb in SMTP_VERBS:
+            self._record("smtp.command", command=SMTP_VERBS[verb])
+        super().send(s)
+
+
+class TracedSMTP(TracedSMTPMixin, smtplib.SMTP):
+    pass
+
+
+class TracedSMTPSSL(TracedSMTPMixin, smtplib.SMTP_SSL):
+    pass
 
 
 class TimeoutConnection(Connection):
@@ -42,7 +91,7 @@ class TimeoutConnection(Connection):
         self.timeout = timeout
 
     def configure_host(self) -> smtplib.SMTP:
-        smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        smtp_class = TracedSMTPSSL if self.mail.use_ssl else TracedSMTP
         host = smtp_class(self.mail.server, self.mail.port, local_hostname=local_hostname(), timeout=self.timeout)
         host.set_debuglevel(int(self.mail.debug))
         if self.mail.use_tls:

@@ -1,8 +1,8 @@
 """Record what really happened during a send, as facts: when, on which thread, what, and which line did it.
 
 A :class:`Trace` belongs to one request. Its id is made when the request starts and handed explicitly to any
-worker; the SMTP client's traffic is tied to it through a thread-local binding around ``mail.send()`` and Python's
-audit events, and the sink's events through the ``X-Sandbox-Trace`` header. Everything else (table rows, states,
+worker; the SMTP client's traffic is tied to it through a thread-local binding around ``mail.send()``, and the
+sink's events through the ``X-Sandbox-Trace`` header. Everything else (table rows, states,
 quizzes) is derived from these facts later, never stored beside them.
 
 Recording is cheap: the clock, the thread and the source line are read before taking the lock, and the lock only
@@ -47,7 +47,11 @@ class Event:
 
 @dataclass
 class Trace:
-    """The events of one request, with what is needed to read them later (mode, server, delay, versions)."""
+    """The events of one request, with what is needed to read them later (mode, server, delay, versions).
+
+    While recording, the tracer appends plain tuples to ``raw`` (cheap); :meth:`snapshot` turns them into
+    :class:`Event` objects sorted by time, which is what every reader works with.
+    """
 
     trace_id: str
     mode: str
@@ -56,17 +60,13 @@ class Trace:
     settings: Mapping[str, Any]
     versions: Mapping[str, str]
     events: list[Event] = field(default_factory=list)
+    raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
 
     def snapshot(self) -> Trace:
-        """A copy whose event list no other thread appends to (events sorted by time)."""
+        """A copy with every event recorded so far, as Events in time order; no other thread changes it."""
+        events = sorted([*self.events, *(Event(*raw) for raw in self.raw)], key=lambda e: e.t_ns)
         return Trace(
-            self.trace_id,
-            self.mode,
-            self.server,
-            self.delay_s,
-            dict(self.settings),
-            dict(self.versions),
-            sorted(self.events, key=lambda e: e.t_ns),
+            self.trace_id, self.mode, self.server, self.delay_s, dict(self.settings), dict(self.versions), events
         )
 
     @property
@@ -109,7 +109,6 @@ class Tracer:
         self._capacity = capacity
         self._traces: OrderedDict[str, Trace] = OrderedDict()
         self._lock = threading.Lock()
-        install_smtp_audit_hook()
 
     def start(self, trace_id: str, mode: str, server: str, delay_s: float | None, settings: Mapping[str, Any]) -> None:
         if not self.enabled:
@@ -125,13 +124,12 @@ class Tracer:
         if not self.enabled or trace_id is None:
             return
         now = time.perf_counter_ns()
-        thread = threading.current_thread()
+        thread_name, thread_id = _thread_identity()
         file, line, function = source_location()
-        event = Event(now, thread.name, threading.get_native_id(), kind, details, file, line, function)
         with self._lock:
             trace = self._traces.get(trace_id)
             if trace is not None:
-                trace.events.append(event)
+                trace.raw.append((now, thread_name, thread_id, kind, details, file, line, function))
 
     def get(self, trace_id: str) -> Trace | None:
         """A consistent copy of the trace, or None if it is unknown or was evicted."""
@@ -148,8 +146,8 @@ class Tracer:
     @contextmanager
     def bound(self, trace_id: str) -> Iterator[None]:
         """Tie the SMTP traffic of this thread to ``trace_id`` while the block runs."""
-        previous = getattr(_binding, "current", None)
-        _binding.current = _Binding(self, trace_id)
+        previous = current_binding()
+        _binding.current = (self, trace_id)
         try:
             yield
         finally:
@@ -165,15 +163,40 @@ def relay(function: F) -> F:
     return function
 
 
+# id(code) -> (code, path relative to the project or "" when not the sandbox's own). Keyed by id because hashing
+# a code object hashes its bytecode; the entry holds the code object, so its id cannot be reused meanwhile.
+_own_files: dict[int, tuple[CodeType, str]] = {}
+
+
 def source_location() -> tuple[str, int, str]:
-    """The innermost frame in the sandbox's own code (not this module, not a relay): the line to look at."""
+    """The innermost frame in the sandbox's own code (not this module, not a relay): the line to look at.
+
+    Whether a code object is the sandbox's own is decided once and cached, so the walk costs a dict lookup a frame.
+    """
     frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        if code.co_filename.startswith(PACKAGE_DIR) and code.co_filename != _THIS_FILE and code not in _RELAYS:
-            return code.co_filename[len(PROJECT_DIR) + 1 :], frame.f_lineno, code.co_name
+        cached = _own_files.get(id(code))
+        if cached is None:
+            filename = code.co_filename
+            mine = filename.startswith(PACKAGE_DIR) and filename != _THIS_FILE and code not in _RELAYS
+            cached = _own_files[id(code)] = (code, filename[len(PROJECT_DIR) + 1 :] if mine else "")
+        if cached[1]:
+            return cached[1], frame.f_lineno, code.co_name
         frame = frame.f_back
     return "", 0, ""
+
+
+def _thread_identity() -> tuple[str, int]:
+    """This thread's name and OS id, read once per thread (threads are named before they record anything)."""
+    try:
+        return _identity.value
+    except AttributeError:
+        _identity.value = (threading.current_thread().name, threading.get_native_id())
+        return _identity.value
+
+
+_identity = threading.local()
 
 
 VERSIONS = {
@@ -184,50 +207,9 @@ VERSIONS = {
 }
 
 
-@dataclass
-class _Binding:
-    tracer: Tracer
-    trace_id: str
-    server: str = ""
-
-
 _binding = threading.local()
-_hook_installed = False
-_hook_lock = threading.Lock()
 
 
-def install_smtp_audit_hook() -> None:
-    """Install, once per process, the audit hook that turns smtplib's own audit events into trace events.
-
-    Audit hooks cannot be removed, so the hook does nothing unless the current thread is bound to a trace.
-    """
-    global _hook_installed
-    with _hook_lock:
-        if not _hook_installed:
-            sys.addaudithook(_smtp_audit_hook)
-            _hook_installed = True
-
-
-SMTP_VERBS = {b"mail": "MAIL FROM", b"rcpt": "RCPT TO", b"data": "DATA", b"quit": "QUIT", b"rset": "RSET"}
-
-
-def _smtp_audit_hook(event: str, args: tuple[Any, ...]) -> None:
-    if not event.startswith("smtplib."):
-        return
-    binding = getattr(_binding, "current", None)
-    if binding is None:
-        return
-    if event == "smtplib.connect":
-        binding.server = f"{args[1]}:{args[2]}"
-        binding.tracer.record(binding.trace_id, "smtp.connecting", server=binding.server)
-        return
-    if event != "smtplib.send":
-        return
-    data = args[1] if isinstance(args[1], bytes) else str(args[1]).encode()
-    verb = data[:4].lower()
-    if data.endswith(b"\r\n.\r\n"):
-        binding.tracer.record(binding.trace_id, "smtp.data_sent", size=len(data))
-    elif verb in (b"ehlo", b"helo"):
-        binding.tracer.record(binding.trace_id, "smtp.connected", server=binding.server)
-    elif verb in SMTP_VERBS:
-        binding.tracer.record(binding.trace_id, "smtp.command", command=SMTP_VERBS[verb])
+def current_binding() -> tuple[Tracer, str] | None:
+    """The (tracer, trace id) this thread's SMTP traffic belongs to, set by :meth:`Tracer.bound`."""
+    return getattr(_binding, "current", None)

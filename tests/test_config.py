@@ -29,6 +29,7 @@ def test_environment_overrides_defaults() -> None:
     config = settings.flask_config()
     assert config["MAIL_SERVER"] == "127.0.0.1" and config["MAIL_PORT"] == 2525
     assert config["SANDBOX_SMTP_TIMEOUT"] == 3.0
+    assert Settings.from_env({"SANDBOX_TRACE": "off"}).flask_config()["SANDBOX_TRACE"] is False
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,7 @@ def test_environment_overrides_defaults() -> None:
         ({"SANDBOX_PORT": "70000"}, "65535"),
         ({"SANDBOX_SMTP_TIMEOUT": "0"}, "above 0"),
         ({"SANDBOX_MAIL_SERVER": "localhost"}, "HOST:PORT"),
+        ({"SANDBOX_TRACE": "maybe"}, "SANDBOX_TRACE"),
     ],
 )
 def test_bad_environment_values_say_what_is_wrong(environ: dict[str, str], words: str) -> None:
