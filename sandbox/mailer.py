@@ -11,7 +11,8 @@ import functools
 import smtplib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, render_template
@@ -160,7 +161,7 @@ def send_sync(msg: Message, trace_id: str) -> None:
     log = delivery_log()
     log.accepted(trace_id, "sync")
     try:
-        _send(msg, trace_id)
+        traced_send(msg, trace_id, tracer())
     except SendError as err:
         log.failed(trace_id, "sync", str(err))
         raise
@@ -168,30 +169,41 @@ def send_sync(msg: Message, trace_id: str) -> None:
 
 
 def send_in_thread(msg: Message, trace_id: str) -> threading.Thread:
-    """Hand the send to a new thread and return at once; the worker records how it ended."""
+    """Hand the send to a new thread and return at once: the classic pattern, with the real app object."""
     app = current_app._get_current_object()
+    return start_worker(send_async_email, (app, msg, trace_id), trace_id, "thread")
+
+
+def send_async_email(app: Flask, msg: Message, trace_id: str) -> None:
+    """The worker: push a fresh application context (Flask-Mail needs one), then send."""
+    trace = app.extensions["sandbox.tracer"]
+    with worker_outcome(trace, app.extensions["sandbox.delivery"], trace_id, "thread"):
+        with app.app_context():
+            trace.record(trace_id, "context.pushed", app=app.name)
+            traced_send(msg, trace_id, trace)
+
+
+def start_worker(target: Callable[..., None], args: tuple[Any, ...], trace_id: str, mode: str) -> threading.Thread:
+    """Register the send as pending, then start its worker thread (named after the trace, so traces read clearly)."""
     log = delivery_log()
-    log.accepted(trace_id, "thread")
-    thread = threading.Thread(
-        target=send_async_email, args=(app, msg, trace_id), name=f"mail-{trace_id[:8]}", daemon=True
-    )
+    log.accepted(trace_id, mode)
+    thread = threading.Thread(target=target, args=args, name=f"mail-{trace_id[:8]}", daemon=True)
     log.worker_started(trace_id, thread)
     thread.start()
     return thread
 
 
-def send_async_email(app: Flask, msg: Message, trace_id: str) -> None:
-    """The worker: a fresh application context, the send, and a record of the outcome instead of a lost traceback."""
-    log, trace = app.extensions["sandbox.delivery"], app.extensions["sandbox.tracer"]
+@contextmanager
+@relay
+def worker_outcome(trace: Tracer, log: DeliveryLog, trace_id: str, mode: str) -> Iterator[None]:
+    """Record how a worker's send ended; unlike the textbook version, no failure is lost in stderr."""
     trace.record(trace_id, "worker.started", worker=threading.current_thread().name)
     try:
-        with app.app_context():
-            trace.record(trace_id, "context.pushed", app=app.name)
-            _send(msg, trace_id)
+        yield
     except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
         error = str(err) if isinstance(err, SendError) else describe_error(err)
         trace.record(trace_id, "worker.failed", error=error)
-        log.failed(trace_id, "thread", error)
+        log.failed(trace_id, mode, error)
     else:
         # The trace is complete before the send counts as settled, so whoever waits for it reads the whole story.
         trace.record(trace_id, "worker.finished")
@@ -209,9 +221,8 @@ def tracer() -> Tracer:
     return current_app.extensions["sandbox.tracer"]
 
 
-def _send(msg: Message, trace_id: str) -> None:
+def traced_send(msg: Message, trace_id: str, trace: Tracer) -> None:
     """``mail.send(msg)`` with its SMTP traffic recorded in the trace and its failure turned into SendError."""
-    trace = tracer()
     trace.record(trace_id, "send.started")
     try:
         with trace.bound(trace_id):
@@ -242,7 +253,8 @@ def describe_error(err: BaseException) -> str:
         return "the SMTP server refused the connection (is it running?)"
     if isinstance(err, smtplib.SMTPServerDisconnected):
         return f"the SMTP server hung up: {err}"
-    return f"{type(err).__name__}: {err}"
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first_line}"
 
 
 def _text(value: bytes | str) -> str:

@@ -150,4 +150,18 @@ def _failure(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
         if failed.kind == "worker.failed"
         else "The route turned it into an error response for the user."
     )
-    return Moment("Where did the error go?", f"At step {failed.step} the send failed. {where}", failed.step)
+    error = failed_event_error(trace, failed.kind).rstrip(".")
+    why = ""
+    if "application context" in error:
+        why = (
+            " The worker called mail.send() without an application context: Flask-Mail finds its settings "
+            "through current_app, which exists only inside one, and this thread never pushed it."
+        )
+    return Moment(
+        "Where did the error go?", f"At step {failed.step} the send failed: {error}.{why} {where}", failed.step
+    )
+
+
+def failed_event_error(trace: Trace, kind: str) -> str:
+    event = trace.first(kind)
+    return str(event.details.get("error", "")) if event else ""

@@ -153,7 +153,7 @@ def describe_action(event: Event, on_request: bool) -> str:
         case "message.built":
             return "The route builds the Message, rendering welcome.txt and welcome.html"
         case "worker.started":
-            return f"Worker thread {d.get('worker', event.thread)} starts running send_async_email()"
+            return f"Worker thread {d.get('worker', event.thread)} starts running {event.function or 'its target'}()"
         case "context.pushed":
             return "The worker pushes app.app_context(), so Flask-Mail can read the app's settings"
         case "send.started":

@@ -20,6 +20,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from sandbox.broken import BROKEN_VARIANTS
 from sandbox.config import ConfigError
 from sandbox.mailer import STRATEGIES, SendError, build_message, delivery_log, tracer
 from sandbox.render.document import TraceReport, report, trace_document
@@ -29,6 +30,7 @@ from sandbox.sink import Sink
 from sandbox.tracer import TRACES_KEPT
 
 bp = Blueprint("sandbox", __name__)
+SEND_MODES = {**STRATEGIES, **BROKEN_VARIANTS}
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -48,7 +50,7 @@ def start_request() -> None:
     g.started_ns = time.perf_counter_ns()
     g.trace_id = None
     mode = (request.view_args or {}).get("mode")
-    if request.endpoint == "sandbox.send_email" and mode in STRATEGIES:
+    if request.endpoint == "sandbox.send_email" and mode in SEND_MODES:
         g.trace_id = uuid.uuid4().hex
         sink = current_sink(required=False)
         config = current_app.config
@@ -104,9 +106,9 @@ def index() -> str:
 
 @bp.post("/send-email/<mode>")
 def send_email(mode: str) -> tuple[Response, int]:
-    strategy = STRATEGIES.get(mode)
+    strategy = SEND_MODES.get(mode)
     if strategy is None:
-        raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(STRATEGIES)}", 404)
+        raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(SEND_MODES)}", 404)
     trace_id = g.trace_id
     fields = parse_send_request(request)
     msg = build_message(
