@@ -144,7 +144,9 @@ def trace_json(trace_id: str) -> Response:
 @bp.get("/traces/<trace_id>")
 def trace_page(trace_id: str) -> Response:
     nonce = secrets.token_urlsafe(16)
-    page = render_trace_page(trace_report(trace_id), nonce=nonce, back_link=url_for("sandbox.index"))
+    page = render_trace_page(
+        trace_report(trace_id), nonce=nonce, back_link=url_for("sandbox.index"), back_label="Back to the sandbox"
+    )
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "

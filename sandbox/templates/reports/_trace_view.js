@@ -1,0 +1,73 @@
+// Step through a recorded trace like Python Tutor: one step at a time, with its state, key moment and source line.
+for (const stepper of document.querySelectorAll("[data-stepper]")) {
+  const data = JSON.parse(stepper.querySelector("[data-trace-steps]").textContent);
+  const rows = data.rows;
+  const root = stepper.closest("main") || document;
+  const slider = stepper.querySelector("[data-slider]");
+  const position = stepper.querySelector("[data-position]");
+  let current = 1;
+
+  function show(step) {
+    current = Math.min(Math.max(step, 1), rows.length);
+    const row = rows[current - 1];
+    const previous = rows[current - 2];
+    slider.value = String(current);
+    position.textContent = `Step ${current} of ${rows.length}`;
+    stepper.querySelector("[data-meta]").textContent = `Step ${current} at ${row.time} on ${row.thread}`;
+    stepper.querySelector("[data-action]").textContent = row.action;
+    for (const line of stepper.querySelectorAll("[data-var]")) {
+      const name = line.dataset.var;
+      const cell = line.querySelector("td");
+      cell.textContent = row[name] || "—";
+      const changed = name !== "output" && (previous ? previous[name] !== row[name] : true);
+      cell.classList.toggle("changed", changed);
+    }
+    const moment = data.moments[String(current)];
+    const momentBox = stepper.querySelector("[data-moment]");
+    momentBox.textContent = "";
+    if (moment) {
+      const title = document.createElement("strong");
+      title.textContent = moment.title + " ";
+      momentBox.append(title, moment.text);
+    }
+    for (const tr of root.querySelectorAll("tr[data-step]")) {
+      const isCurrent = Number(tr.dataset.step) === current;
+      tr.classList.toggle("current", isCurrent);
+      if (isCurrent) tr.setAttribute("aria-current", "step"); else tr.removeAttribute("aria-current");
+    }
+    let shown = false;
+    for (const pre of stepper.querySelectorAll("[data-excerpt]")) {
+      const match = pre.dataset.excerpt === row.excerpt;
+      pre.hidden = !match;
+      for (const line of pre.querySelectorAll(".code-line")) {
+        const hit = match && Number(line.dataset.line) === row.line;
+        line.classList.toggle("current-line", hit);
+        if (hit) {
+          line.setAttribute("aria-current", "true");
+          pre.scrollTop = Math.max(0, line.offsetTop - pre.clientHeight / 2);
+        } else {
+          line.removeAttribute("aria-current");
+        }
+      }
+      shown = shown || match;
+    }
+    stepper.querySelector("[data-code-none]").hidden = shown;
+    stepper.querySelector("[data-code-title]").textContent = shown ? `${row.file}, line ${row.line}, in ${row.function}()` : "";
+  }
+
+  const moves = { first: () => 1, back: () => current - 1, forward: () => current + 1, last: () => rows.length };
+  for (const button of stepper.querySelectorAll("[data-go]")) {
+    button.addEventListener("click", () => show(moves[button.dataset.go]()));
+  }
+  slider.addEventListener("input", () => show(Number(slider.value)));
+  document.addEventListener("keydown", (event) => {
+    const tag = (event.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "textarea" || tag === "select" || event.altKey || event.ctrlKey || event.metaKey) return;
+    const keys = { ArrowRight: moves.forward, ArrowLeft: moves.back, Home: moves.first, End: moves.last };
+    if (keys[event.key]) {
+      event.preventDefault();
+      show(keys[event.key]());
+    }
+  });
+  show(1);
+}
