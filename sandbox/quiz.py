@@ -7,7 +7,7 @@ The same trace and seed give the same quiz.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from sandbox.clock import format_ms
@@ -16,6 +16,16 @@ from sandbox.steps import BLOCKED, HANDLING, IDLE, MAIN_APP_STATES, RESPONDED, R
 from sandbox.tracer import Trace
 
 OPTIONS_PER_QUESTION = 4
+QUIZ_KINDS = (
+    "response_step",
+    "accept_step",
+    "send_thread",
+    "wait_time",
+    "main_app_at",
+    "which_first",
+    "thread_count",
+    "other_mode",
+)
 OFF_BY_ONE = "Reads the table too quickly: the right step is next to this one"
 
 
@@ -39,8 +49,10 @@ class _Choice:
     misconception: str | None = None
 
 
-def make_quiz(trace: Trace, seed: int = 0, other: Trace | None = None) -> list[Question]:
-    """Every question this trace can support; ``other`` is the same email sent by the other mode, if known."""
+def make_quiz(
+    trace: Trace, seed: int = 0, other: Trace | None = None, kinds: Sequence[str] = QUIZ_KINDS
+) -> list[Question]:
+    """The questions of ``kinds`` this trace can support; ``other`` is the same email sent by another mode."""
     rows = execution_table(trace)
     rng = random.Random(f"{seed}:{trace.trace_id}")
     builders: list[Callable[[], Question | None]] = [
@@ -53,7 +65,8 @@ def make_quiz(trace: Trace, seed: int = 0, other: Trace | None = None) -> list[Q
         lambda: _thread_count(rows, rng),
         lambda: _other_mode(trace, other, rng),
     ]
-    return [q for q in (build() for build in builders) if q is not None]
+    questions = [q for q in (build() for build in builders) if q is not None]
+    return [q for q in questions if q.kind in kinds]
 
 
 def _question(

@@ -65,6 +65,17 @@ class StoredMessage:
             "trace_id": self.trace_id,
         }
 
+    def parts(self) -> dict[str, Any]:
+        """Headers, the text part and the HTML part, as the mailbox view shows them."""
+        email = message_from_bytes(self.raw, policy=policy.default)
+        text, html = email.get_body(("plain",)), email.get_body(("html",))
+        return {
+            **self.summary(),
+            "headers": [[name, str(value)] for name, value in email.items()],
+            "text": text.get_content() if text is not None else "",
+            "html": html.get_content() if html is not None else "",
+        }
+
 
 class Mailbox:
     """The newest messages the sink accepted, safe to read from any thread while the sink writes."""
@@ -85,6 +96,10 @@ class Mailbox:
         """Oldest first."""
         with self._changed:
             return list(self._messages)
+
+    def get(self, message_id: int) -> StoredMessage | None:
+        with self._changed:
+            return next((m for m in self._messages if m.id == message_id), None)
 
     def by_trace(self, trace_id: str) -> StoredMessage | None:
         with self._changed:

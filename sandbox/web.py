@@ -20,13 +20,16 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from sandbox import lessons
 from sandbox.broken import BROKEN_VARIANTS
 from sandbox.config import ConfigError
 from sandbox.mailer import STRATEGIES, SendError, build_message, delivery_log, tracer
+from sandbox.modes import BUTTON_LABELS
+from sandbox.quiz import QUIZ_KINDS
 from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
 from sandbox.send_request import BadInput, parse_send_request
-from sandbox.sink import Sink
+from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
 from sandbox.tracer import TRACES_KEPT
 
 bp = Blueprint("sandbox", __name__)
@@ -39,7 +42,9 @@ CONTENT_SECURITY_POLICY = (
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["sandbox.modes"] = list(SEND_MODES)
     app.register_blueprint(bp)
+    app.register_blueprint(lessons.bp)
     app.register_error_handler(HTTPException, json_error)
     request_finished.connect(record_response, app)
 
@@ -98,6 +103,9 @@ def index() -> str:
     sink = current_sink(required=False)
     return render_template(
         "pages/index.html",
+        broken=list(BROKEN_VARIANTS),
+        labels=BUTTON_LABELS,
+        mail_server=f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}",
         server=current_app.config["SANDBOX_SERVER"],
         delay_s=sink.handler.delay_s if sink else None,
         modes=list(STRATEGIES),
@@ -128,12 +136,19 @@ OTHER_MODE = {"sync": "thread", "thread": "sync"}
 
 
 def trace_report(trace_id: str) -> TraceReport:
-    """The trace with its views; the newest trace of the other mode, if any, feeds the comparison question."""
+    """The trace with its views; the newest trace of the other mode, if any, feeds the comparison question.
+
+    ``?kinds=a,b`` keeps only those quiz kinds (a lesson asks for the ones it teaches).
+    """
     trace = tracer().get(trace_id)
     if trace is None:
         raise BadInput(f"no trace {trace_id!r}: it never existed or is older than the newest {TRACES_KEPT}", 404)
+    kinds = [k for k in request.args.get("kinds", "").split(",") if k] or QUIZ_KINDS
+    unknown = [k for k in kinds if k not in QUIZ_KINDS]
+    if unknown:
+        raise BadInput(f"unknown quiz kinds {', '.join(unknown)}; known: {', '.join(QUIZ_KINDS)}")
     other_mode = OTHER_MODE.get(trace.mode)
-    return report(trace, other=tracer().latest(other_mode) if other_mode else None)
+    return report(trace, other=tracer().latest(other_mode) if other_mode else None, kinds=kinds)
 
 
 @bp.get("/api/traces/<trace_id>")
@@ -144,13 +159,13 @@ def trace_json(trace_id: str) -> Response:
 @bp.get("/traces/<trace_id>")
 def trace_page(trace_id: str) -> Response:
     nonce = secrets.token_urlsafe(16)
-    page = render_trace_page(
-        trace_report(trace_id), nonce=nonce, back_link=url_for("sandbox.index"), back_label="Back to the sandbox"
-    )
+    embedded = request.args.get("embedded") == "1"
+    back = None if embedded else url_for("sandbox.index")
+    page = render_trace_page(trace_report(trace_id), nonce=nonce, back_link=back, back_label="Back to the sandbox")
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
     )
     return response
 
@@ -164,6 +179,39 @@ def ping() -> Response:
 def messages() -> Response:
     newest_first = reversed(current_sink().mailbox.messages())
     return jsonify(messages=[m.summary() for m in newest_first])
+
+
+@bp.get("/api/messages/<int:message_id>")
+def message_json(message_id: int) -> Response:
+    return jsonify(stored_message(message_id).parts())
+
+
+@bp.get("/mailbox")
+def mailbox_page() -> str:
+    newest_first = list(reversed(current_sink().mailbox.messages()))
+    return render_template("pages/mailbox.html", messages=newest_first)
+
+
+@bp.get("/mailbox/<int:message_id>")
+def message_page(message_id: int) -> str:
+    return render_template("pages/message.html", message=stored_message(message_id).parts())
+
+
+@bp.get("/mailbox/<int:message_id>/html")
+def message_html(message_id: int) -> Response:
+    """The email's HTML part, for a sandboxed iframe: the CSP sandbox forbids scripts even if opened directly."""
+    response = Response(stored_message(message_id).parts()["html"], mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+    )
+    return response
+
+
+def stored_message(message_id: int) -> StoredMessage:
+    message = current_sink().mailbox.get(message_id)
+    if message is None:
+        raise BadInput(f"no message #{message_id} in the mailbox (it keeps the newest {MAILBOX_SIZE})", 404)
+    return message
 
 
 @bp.get("/api/sink")

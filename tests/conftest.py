@@ -88,3 +88,11 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Keep each phase's report on the test item, so fixtures can tell a failed test (and save a screenshot)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -190,7 +190,8 @@ def test_page_has_both_buttons(client: FlaskClient) -> None:
     html = page.get_data(as_text=True)
     assert "Send (blocking)" in html and "Send (thread)" in html
     assert "threaded" in html
-    assert client.get("/static/sandbox.js").status_code == 200
+    for asset in ("js/sandbox-page.js", "js/results.js", "css/sandbox.css"):
+        assert client.get(f"/static/{asset}").status_code == 200
 
 
 def test_trace_json_and_page(client: FlaskClient, sink: Sink, app: Flask) -> None:
@@ -210,3 +211,39 @@ def test_unknown_trace_is_404(client: FlaskClient) -> None:
     for url in ("/api/traces/nope", "/traces/nope"):
         response = client.get(url)
         assert response.status_code == 404 and "no trace" in response.get_json()["error"]
+
+
+def test_mailbox_views_and_message_json(client: FlaskClient, sink: Sink) -> None:
+    sent = client.post("/send-email/sync", json={"name": "Ada"}).get_json()
+    [stored] = sink.mailbox.messages()
+    message = client.get(f"/api/messages/{stored.id}").get_json()
+    assert message["trace_id"] == sent["trace_id"] and "Ada" in message["text"] and "Ada" in message["html"]
+    assert ["X-Sandbox-Trace", sent["trace_id"]] in message["headers"]
+    page = client.get(f"/mailbox/{stored.id}").get_data(as_text=True)
+    assert "<iframe" in page and " sandbox " in page
+    html = client.get(f"/mailbox/{stored.id}/html")
+    assert html.headers["Content-Security-Policy"].startswith("sandbox;")
+    assert client.get("/mailbox/999").status_code == 404
+    assert client.get("/api/messages/999").status_code == 404
+
+
+def test_trace_page_options(client: FlaskClient, sink: Sink) -> None:
+    sent = client.post("/send-email/thread", json={}).get_json()
+    embedded = client.get(f"/traces/{sent['trace_id']}?embedded=1&kinds=wait_time").get_data(as_text=True)
+    assert "Back to the sandbox" not in embedded
+    assert embedded.count('class="question"') == 1 and 'data-kind="wait_time"' in embedded
+    assert client.get(f"/traces/{sent['trace_id']}?kinds=guess").status_code == 400
+
+
+def test_no_context_variant_fails_in_the_worker_and_is_reported(client: FlaskClient, app: Flask) -> None:
+    queued = client.post("/send-email/thread-no-context", json={})
+    assert queued.status_code == 202
+    app.extensions["sandbox.delivery"].wait_settled(5)
+    [failure] = client.get("/api/failures").get_json()["failures"]
+    assert failure["mode"] == "thread-no-context"
+    assert failure["error"] == "RuntimeError: Working outside of application context."
+    trace = client.get(f"/api/traces/{queued.get_json()['trace_id']}").get_json()
+    assert [e["kind"] for e in trace["events"]][-2:] in (
+        ["worker.failed", "response.sent"],
+        ["response.sent", "worker.failed"],
+    )

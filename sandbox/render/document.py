@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sandbox.moments import Moment, key_moments
-from sandbox.quiz import Question, make_quiz
+from sandbox.quiz import QUIZ_KINDS, Question, make_quiz
 from sandbox.steps import Row, Tracker, execution_table, state_tracker
 from sandbox.timeline import Timeline, timeline
 from sandbox.tracer import Trace
@@ -24,14 +25,14 @@ class TraceReport:
     quiz: list[Question]
 
 
-def report(trace: Trace, seed: int = 0, other: Trace | None = None) -> TraceReport:
+def report(trace: Trace, seed: int = 0, other: Trace | None = None, kinds: Sequence[str] = QUIZ_KINDS) -> TraceReport:
     return TraceReport(
         trace,
         execution_table(trace),
         state_tracker(trace),
         key_moments(trace),
         timeline(trace),
-        make_quiz(trace, seed, other),
+        make_quiz(trace, seed, other, kinds),
     )
 
 

@@ -12,15 +12,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader
 
 from sandbox.clock import format_ms
+from sandbox.modes import title
 from sandbox.render.document import TraceReport
 from sandbox.source import Excerpt, trace_excerpts
 from sandbox.timeline import comparison
-
-MODE_TITLES = {
-    "sync": "Blocking send (sync)",
-    "thread": "Threaded send (thread)",
-    "thread-no-context": "Threaded send without an app context (broken on purpose)",
-}
 
 environment = Environment(
     loader=PackageLoader("sandbox", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
@@ -59,17 +54,13 @@ def steps_data(result: TraceReport, excerpts: dict[str, Excerpt]) -> dict[str, A
 environment.globals["steps_data"] = steps_data
 
 
-def trace_title(mode: str) -> str:
-    return MODE_TITLES.get(mode, f"{mode} send")
-
-
 def render_trace_page(
     result: TraceReport, *, nonce: str | None = None, back_link: str | None = None, back_label: str = "All modes"
 ) -> str:
     return environment.get_template("reports/trace.html").render(
         result=result,
         trace=result.trace,
-        title=trace_title(result.trace.mode),
+        title=title(result.trace.mode),
         excerpts=trace_excerpts(result.trace),
         nonce=nonce,
         back_link=back_link,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader
 
+from sandbox.modes import title
 from sandbox.render.document import TraceReport
-from sandbox.render.html import trace_title
 
 
 def markdown_cell(value: object) -> str:
@@ -26,5 +26,5 @@ environment.filters["cell"] = markdown_cell
 
 def render_trace_markdown(result: TraceReport) -> str:
     return environment.get_template("reports/trace.md").render(
-        result=result, trace=result.trace, title=trace_title(result.trace.mode)
+        result=result, trace=result.trace, title=title(result.trace.mode)
     )

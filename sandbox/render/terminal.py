@@ -11,12 +11,11 @@ from rich.table import Table
 from sandbox.clock import format_ms
 from sandbox.delivery import Failure
 from sandbox.demo import ModeResult, median
+from sandbox.modes import short_label, title
 from sandbox.quiz import Question
 from sandbox.render.document import TraceReport
-from sandbox.render.html import trace_title
 
 WIDE_TERMINAL = 140
-MODE_LABELS = {"sync": "sync (blocking)", "thread": "thread"}
 
 
 def comparison_table(results: Sequence[ModeResult], delay_s: float | None) -> Table:
@@ -34,7 +33,7 @@ def comparison_table(results: Sequence[ModeResult], delay_s: float | None) -> Ta
         accepted = [ms for ms in result.accepted_ms if ms is not None]
         complete = result.delivered == result.clients
         table.add_row(
-            MODE_LABELS.get(result.mode, result.mode),
+            short_label(result.mode),
             result.server,
             str(result.clients),
             format_ms(median(result.response_ms)),
@@ -94,7 +93,7 @@ def print_undelivered(failures: Sequence[Failure], console: Console | None = Non
 def execution_table(result: TraceReport, wide: bool = True) -> Table:
     """All five columns when the terminal is wide; narrower, the states go under the action, dimmed."""
     trace = result.trace
-    table = Table(title=f"{trace_title(trace.mode)}: execution table (trace {trace.trace_id[:8]})")
+    table = Table(title=f"{title(trace.mode)}: execution table (trace {trace.trace_id[:8]})")
     table.add_column("Step", justify="right")
     table.add_column("Time", justify="right", no_wrap=True)
     table.add_column("Thread", no_wrap=True)

@@ -1,0 +1,46 @@
+// The mailbox panel: what the sink accepted, newest first, polled once a second.
+import { formatMs, getJSON } from "./api.js";
+
+export function startMailbox(list, results) {
+  let busy = false;
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const { status, body } = await getJSON("/api/messages");
+      if (status === 200) render(body.messages.slice(0, 20));
+    } catch (error) {
+      // Keep the last list; the next poll will try again.
+    } finally {
+      busy = false;
+    }
+  }
+
+  function render(messages) {
+    const items = messages.map((message) => {
+      const item = document.createElement("li");
+      item.dataset.messageId = String(message.id);
+      if (message.trace_id) item.dataset.traceId = message.trace_id;
+      const link = document.createElement("a");
+      link.href = `/mailbox/${message.id}`;
+      link.textContent = `#${message.id} ${message.subject}`;
+      const detail = document.createElement("span");
+      detail.className = "meta";
+      const fromClick = message.trace_id ? results.acceptedFromClick(message.trace_id) : null;
+      const when = fromClick !== null ? `accepted ${formatMs(fromClick)} after the click` : `received ${message.received_at}`;
+      detail.textContent = ` to ${message.rcpt_tos.join(", ")}, ${when}`;
+      item.append(link, detail);
+      return item;
+    });
+    const fresh = items.map((i) => i.textContent).join("\n");
+    if (list.dataset.rendered !== fresh) {
+      list.replaceChildren(...items);
+      list.dataset.rendered = fresh;
+    }
+    list.dataset.count = String(messages.length);
+  }
+
+  setInterval(refresh, 1000);
+  refresh();
+  return refresh;
+}

@@ -1,0 +1,221 @@
+"""The student's pages in a real Chromium, driven by Playwright, against a real sandbox and sink.
+
+Chromium comes from Debian (/usr/bin/chromium); Playwright's own browser download is not used. A failing test
+saves a screenshot under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from sandbox.config import Settings
+from sandbox.runtime import Sandbox
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("no Chromium found (apt-get install chromium); .ci/run installs it", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+DELAY_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(Settings(delay_s=DELAY_S, server="threaded")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def send_from_page(page: Page, label: str) -> dict[str, str | None]:
+    """Click a send button and wait until its result shows the accepted (or failed) email."""
+    before = page.locator("li.result").count()
+    page.get_by_role("button", name=label, exact=True).click()
+    entry = page.locator("li.result").first
+    expect(page.locator("li.result")).to_have_count(before + 1)
+    expect(entry).not_to_have_class("result pending")
+    page.wait_for_function("e => e.dataset.acceptedMs || e.classList.contains('failed')", arg=entry.element_handle())
+    return {
+        name: entry.get_attribute(f"data-{name}")
+        for name in ("mode", "status", "response-ms", "accepted-ms", "trace-id")
+    }
+
+
+def test_blocking_waits_for_the_sink_and_thread_does_not(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    blocking = send_from_page(page, "Send (blocking)")
+    threaded = send_from_page(page, "Send (thread)")
+    assert blocking["status"] == "200" and float(blocking["response-ms"]) >= DELAY_S * 1000
+    assert threaded["status"] == "202" and float(threaded["response-ms"]) < DELAY_S * 1000 / 2
+    assert float(threaded["accepted-ms"]) >= DELAY_S * 1000
+    mailbox = page.get_by_role("region", name="Mailbox")
+    for result in (blocking, threaded):
+        expect(mailbox.locator(f"li[data-trace-id='{result['trace-id']}']")).to_contain_text("after the click")
+    expect(page.locator("#comparison .compare-row")).to_have_count(2)
+
+
+def test_stepping_moves_the_row_and_the_code_line(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    trace_id = send_from_page(page, "Send (thread)")["trace-id"]
+    page.goto(f"{sandbox.url}traces/{trace_id}")
+    current_row = page.locator("table.steps tr.current")
+    current_line = page.locator(".code-line.current-line")
+    expect(page.locator("[data-position]")).to_contain_text("Step 1 of")
+    expect(current_row).to_have_attribute("data-step", "1")
+    first_line = current_line.get_attribute("data-line")
+    page.get_by_role("button", name="Forward").click()
+    expect(current_row).to_have_attribute("data-step", "2")
+    assert current_line.get_attribute("data-line") != first_line
+    page.keyboard.press("End")
+    total = page.locator("table.steps tbody tr").count()
+    expect(current_row).to_have_attribute("data-step", str(total))
+    expect(page.locator("[data-position]")).to_have_text(f"Step {total} of {total}")
+    page.keyboard.press("ArrowLeft")
+    expect(current_row).to_have_attribute("data-step", str(total - 1))
+    page.get_by_role("button", name="First").click()
+    expect(current_row).to_have_attribute("data-step", "1")
+    expect(page.locator(".state-now td.changed").first).to_be_visible()
+
+
+def test_quiz_gives_instant_feedback_and_a_score(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    trace_id = send_from_page(page, "Send (blocking)")["trace-id"]
+    page.goto(f"{sandbox.url}traces/{trace_id}")
+    first, second = page.locator("fieldset.question").nth(0), page.locator("fieldset.question").nth(1)
+    right = int(first.get_attribute("data-answer"))
+    first.locator("button.option").nth(right).click()
+    expect(first.locator(".feedback")).to_have_text("Right.")
+    expect(first.locator(".explanation")).to_be_visible()
+    wrong = (int(second.get_attribute("data-answer")) + 1) % second.locator("button.option").count()
+    second.locator("button.option").nth(wrong).click()
+    expect(second.locator(".feedback")).to_contain_text("Not quite")
+    expect(page.locator("[data-score]")).to_have_text("1")
+
+
+def test_single_server_heartbeat_shows_the_stall(browser: Browser, request: pytest.FixtureRequest) -> None:
+    with Sandbox(Settings(delay_s=1.5, server="single")) as single:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        try:
+            page.goto(single.url)
+            expect(page.locator("#server-mode")).to_have_text("single")
+            page.wait_for_timeout(800)
+            send_from_page(page, "Send (blocking)")
+            page.wait_for_timeout(300)
+            assert int(page.locator("#heartbeat-status").get_attribute("data-max-gap-ms")) >= 1000
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+            raise
+        finally:
+            context.close()
+
+
+def test_threaded_server_heartbeat_keeps_beating(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    expect(page.locator("#server-mode")).to_have_text("threaded")
+    page.wait_for_timeout(500)
+    send_from_page(page, "Send (blocking)")
+    assert int(page.locator("#heartbeat-status").get_attribute("data-max-gap-ms")) < 500
+
+
+def test_a_script_in_an_email_does_not_run(page: Page, sandbox: Sandbox) -> None:
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = "mallory@example.com", "student@example.com", "Click me"
+    email.set_content("plain part")
+    email.add_alternative("<p id='x'>hello</p><script>document.body.dataset.ran = 'yes';</script>", subtype="html")
+    with smtplib.SMTP(sandbox.sink.host, sandbox.sink.port, timeout=10) as smtp:
+        smtp.send_message(email)
+    message_id = sandbox.sink.mailbox.messages()[-1].id
+    page.goto(f"{sandbox.url}mailbox/{message_id}")
+    frame = page.locator("iframe.email-html")
+    assert frame.get_attribute("sandbox") == ""
+    body = page.frame_locator("iframe.email-html").locator("body")
+    expect(body.locator("#x")).to_have_text("hello")
+    page.wait_for_timeout(300)
+    assert body.get_attribute("data-ran") is None
+    expect(page.locator("pre.email-text")).to_contain_text("plain part")
+
+
+def test_the_no_context_variant_shows_its_error(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    page.get_by_text("Broken on purpose").click()
+    result = send_from_page(page, "Send (thread, no app context)")
+    assert result["status"] == "202"
+    expect(page.locator("li.result").first).to_contain_text("Working outside of application context")
+    page.goto(f"{sandbox.url}traces/{result['trace-id']}")
+    expect(page.locator("table.steps")).to_contain_text("RuntimeError: Working outside of application context")
+
+
+def test_a_lesson_runs_its_scenario(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}lessons")
+    page.get_by_role("link", name="The application context").click()
+    page.get_by_role("button", name="Run it").click()
+    expect(page.locator("#run-status")).to_contain_text("Done", timeout=20_000)
+    expect(page.locator("li.result")).to_have_count(2)
+    frame = page.frame_locator("#trace-frame")
+    expect(frame.locator("table.steps")).to_be_visible()
+    kinds = {
+        frame.locator("fieldset.question").nth(i).get_attribute("data-kind")
+        for i in range(frame.locator("fieldset.question").count())
+    }
+    assert kinds and kinds <= {"send_thread", "which_first", "main_app_at"}
+
+
+def test_keyboard_only_and_phone_width(browser: Browser, sandbox: Sandbox) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        page.goto(sandbox.url)
+        page.locator("#name").focus()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        expect(page.locator("button[data-mode='thread']")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("li.result[data-mode='thread'][data-status='202']")).to_have_count(1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_mailbox_each_test(sandbox: Sandbox) -> Iterator[None]:
+    yield
+    sandbox.delivery.wait_settled(10)
