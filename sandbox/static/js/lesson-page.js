@@ -29,4 +29,5 @@ run.addEventListener("click", async () => {
   if (last) showTrace(traceCard, traceFrame, last, kinds);
 });
 
+run.disabled = false; // enabled only once the click has somewhere to go
 startHeartbeat(document.querySelector("#heartbeat"), document.querySelector("#heartbeat-status"));

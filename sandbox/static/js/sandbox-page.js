@@ -37,6 +37,7 @@ delay.addEventListener("input", () => {
 });
 
 for (const button of document.querySelectorAll("button[data-mode]")) {
+  button.disabled = false; // the buttons start disabled: a click before this script ran would be lost
   button.addEventListener("click", async () => {
     const fields = { to: $("#to").value, name: $("#name").value };
     await results.run(button.dataset.mode, fields);
