@@ -17,11 +17,11 @@ from rich.console import Console
 from sandbox.__main__ import print_serving
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
 from sandbox.demo import ModeResult, run_mode
-from sandbox.mailer import STRATEGIES
 from sandbox.render.document import TraceReport, report
 from sandbox.render.files import write_reports
 from sandbox.render.terminal import ask_quiz, print_results, print_trace_report, print_undelivered
 from sandbox.runtime import Sandbox, stop_on_sigterm
+from sandbox.strategies import SEND_MODES, STRATEGIES
 
 MAX_CLIENTS = 200
 
@@ -47,9 +47,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
     parser.add_argument("--quiz", action="store_true", help="ask the quiz in the terminal after the demo")
     args = parser.parse_args(argv)
     args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
-    unknown = [mode for mode in args.modes if mode not in STRATEGIES]
+    unknown = [mode for mode in args.modes if mode not in SEND_MODES]
     if unknown or not args.modes:
-        parser.error(f"--modes takes a comma list of {', '.join(STRATEGIES)}; got {','.join(unknown) or 'nothing'}")
+        parser.error(f"--modes takes a comma list of {', '.join(SEND_MODES)}; got {','.join(unknown) or 'nothing'}")
     if not 1 <= args.clients <= MAX_CLIENTS:
         parser.error(f"--clients must be between 1 and {MAX_CLIENTS}, not {args.clients}")
     settings = settings_from_args(parser, args, defaults)

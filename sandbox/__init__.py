@@ -33,6 +33,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
 
     # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
     from sandbox import mailer, web
+    from sandbox.pool import MailPool
+    from sandbox.security import refuse_cross_site
 
     tracer = Tracer(enabled=app.config["SANDBOX_TRACE"])
     app.extensions["sandbox.tracer"] = tracer
@@ -40,6 +42,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     app.extensions["sandbox.sink"] = sink
     if sink is not None:
         sink.handler.on_event = tracer.record
+    app.extensions["sandbox.pool"] = MailPool(int(app.config["SANDBOX_POOL_SIZE"]))
+    app.before_request(refuse_cross_site)
     mailer.init_app(app)
 
     web.init_app(app)

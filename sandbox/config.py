@@ -13,8 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from sandbox.errors import ConfigError
+from sandbox.faults import Faults
+from sandbox.security import trusted_hosts
+
 SERVER_MODES = ("threaded", "single")
-MAX_DELAY_S = 60.0
 
 
 class CliParser(argparse.ArgumentParser):
@@ -22,10 +25,6 @@ class CliParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-class ConfigError(ValueError):
-    """A setting has a value the sandbox cannot use; the message names the setting and what it accepts."""
 
 
 @dataclass(frozen=True)
@@ -42,11 +41,27 @@ class Settings:
     subject_prefix: str = "[Sandbox] "
     sender: str = "Concurrency Sandbox <sandbox@example.com>"
     trace: bool = True
+    greet_delay_s: float = 0.0
+    jitter_s: float = 0.0
+    reject_probability: float = 0.0
+    reject_code: int = 451
+    reject_stage: str = "RCPT"
+    disconnect_probability: float = 0.0
+    seed: int | None = None
+    pool_size: int = 4
+    pool_attempts: int = 3
+    retry_backoff_s: float = 0.2
 
     def __post_init__(self) -> None:
         check_port("port", self.port)
         check_port("smtp_port", self.smtp_port)
-        check_delay(self.delay_s)
+        self.faults()
+        if not 1 <= self.pool_size <= 256:
+            raise ConfigError(f"pool_size must be between 1 and 256 threads, not {self.pool_size}")
+        if not 1 <= self.pool_attempts <= 10:
+            raise ConfigError(f"pool_attempts must be between 1 and 10, not {self.pool_attempts}")
+        if not 0 <= self.retry_backoff_s <= 60:
+            raise ConfigError(f"retry_backoff_s must be between 0 and 60 seconds, not {self.retry_backoff_s:g}")
         if self.server not in SERVER_MODES:
             raise ConfigError(f"server must be one of {', '.join(SERVER_MODES)}, not {self.server!r}")
         if not 0 < self.smtp_timeout_s <= 600:
@@ -63,6 +78,10 @@ class Settings:
                 values[field.name] = _parse(field.name, environ[name], name)
         return cls(**values)
 
+    def faults(self) -> Faults:
+        """The sink's fault settings (checked when the settings are made)."""
+        return Faults(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Faults)})
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (and checked again)."""
         return dataclasses.replace(self, **changes)
@@ -75,6 +94,10 @@ class Settings:
             "SANDBOX_SUBJECT_PREFIX": self.subject_prefix,
             "MAIL_DEFAULT_SENDER": self.sender,
             "SANDBOX_TRACE": self.trace,
+            "TRUSTED_HOSTS": trusted_hosts(self.host),
+            "SANDBOX_POOL_SIZE": self.pool_size,
+            "SANDBOX_POOL_ATTEMPTS": self.pool_attempts,
+            "SANDBOX_RETRY_BACKOFF": self.retry_backoff_s,
         }
         if self.mail_server is not None:
             config["MAIL_SERVER"], config["MAIL_PORT"] = self.mail_server
@@ -92,17 +115,22 @@ ENV_NAMES = {
     "subject_prefix": "SANDBOX_SUBJECT_PREFIX",
     "sender": "SANDBOX_SENDER",
     "trace": "SANDBOX_TRACE",
+    "greet_delay_s": "SANDBOX_GREET_DELAY",
+    "jitter_s": "SANDBOX_JITTER",
+    "reject_probability": "SANDBOX_REJECT_PROBABILITY",
+    "reject_code": "SANDBOX_REJECT_CODE",
+    "reject_stage": "SANDBOX_REJECT_STAGE",
+    "disconnect_probability": "SANDBOX_DISCONNECT_PROBABILITY",
+    "seed": "SANDBOX_SEED",
+    "pool_size": "SANDBOX_POOL_SIZE",
+    "pool_attempts": "SANDBOX_POOL_ATTEMPTS",
+    "retry_backoff_s": "SANDBOX_RETRY_BACKOFF",
 }
 
 
 def check_port(name: str, port: int) -> None:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 (pick a free one) and 65535, not {port}")
-
-
-def check_delay(delay_s: float) -> None:
-    if not 0 <= delay_s <= MAX_DELAY_S:
-        raise ConfigError(f"delay must be between 0 and {MAX_DELAY_S:g} seconds, not {delay_s:g}")
 
 
 def parse_mail_server(text: str) -> tuple[str, int]:
@@ -128,18 +156,23 @@ def parse_switch(text: str) -> bool:
 
 
 def _parse(field: str, text: str, source: str) -> Any:
+    """A variable's text as the field's type, read from the field's annotation."""
+    kind = FIELD_TYPES[field]
     try:
-        if field in ("port", "smtp_port"):
-            return int(text)
-        if field in ("delay_s", "smtp_timeout_s"):
-            return float(text)
         if field == "mail_server":
             return parse_mail_server(text) if text.strip() else None
-        if field == "trace":
+        if kind == "bool":
             return parse_switch(text)
+        if kind.startswith("int"):
+            return None if kind.endswith("None") and not text.strip() else int(text)
+        if kind == "float":
+            return float(text)
     except ValueError as err:
         raise ConfigError(f"{source}={text!r}: {err}") from err
     return text
+
+
+FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, *, sink_only: bool = False) -> None:
@@ -164,6 +197,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
         metavar="SECONDS",
         help=f"how long the sink waits before it accepts each email (default {defaults.delay_s:g})",
     )
+    faults = parser.add_argument_group("sink faults")
+    for flag, dest, kind, help_text in FAULT_FLAGS:
+        faults.add_argument(flag, dest=dest, type=kind, default=getattr(defaults, dest), help=help_text)
     if sink_only:
         return
     parser.add_argument(
@@ -181,6 +217,13 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
         help="send to this SMTP server instead of the embedded sink",
     )
     parser.add_argument(
+        "--pool-size",
+        dest="pool_size",
+        type=int,
+        default=defaults.pool_size,
+        help=f"worker threads of the pool strategy (default {defaults.pool_size})",
+    )
+    parser.add_argument(
         "--smtp-timeout",
         dest="smtp_timeout_s",
         type=float,
@@ -188,6 +231,17 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
         metavar="SECONDS",
         help="give up on an SMTP conversation after this long",
     )
+
+
+FAULT_FLAGS = (
+    ("--greet-delay", "greet_delay_s", float, "seconds the sink waits before its greeting"),
+    ("--jitter", "jitter_s", float, "up to this many seconds added at random to each delay"),
+    ("--reject-probability", "reject_probability", float, "chance (0 to 1) that the sink rejects a message"),
+    ("--reject-code", "reject_code", int, "the SMTP code of a rejection: 4xx (try again) or 5xx (final)"),
+    ("--reject-stage", "reject_stage", str.upper, "where the sink rejects: MAIL, RCPT or DATA"),
+    ("--disconnect-probability", "disconnect_probability", float, "chance (0 to 1) that the sink hangs up at DATA"),
+    ("--seed", "seed", int, "seed for the random faults, so a run can be repeated"),
+)
 
 
 def settings_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: Settings) -> Settings:

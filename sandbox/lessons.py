@@ -27,10 +27,11 @@ from flask import Blueprint, current_app, render_template
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from sandbox.config import MAX_DELAY_S
+from sandbox.faults import MAX_DELAY_S
 from sandbox.modes import BUTTON_LABELS
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.send_request import BadInput
+from sandbox.strategies import SEND_MODES
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 
@@ -90,7 +91,7 @@ def load_lessons(directory: Path = LESSONS_DIR, modes: frozenset[str] = frozense
 
 
 def lessons() -> tuple[Lesson, ...]:
-    return load_lessons(LESSONS_DIR, frozenset(current_app.extensions["sandbox.modes"]))
+    return load_lessons(LESSONS_DIR, frozenset(SEND_MODES))
 
 
 @bp.get("")

@@ -24,11 +24,20 @@ from sandbox.tracer import Tracer, current_binding, relay
 
 
 class SendError(Exception):
-    """An SMTP send did not deliver; ``timed_out`` tells a slow server from one that refused or rejected."""
+    """An SMTP send did not deliver; ``timed_out`` tells a slow server from one that refused or rejected.
 
-    def __init__(self, message: str, *, timed_out: bool) -> None:
+    ``code`` is the server's reply code when it answered with one. A 4xx answer, a timeout or a broken connection is
+    worth another try; a 5xx answer is final.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool, code: int | None = None) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.code is None or 400 <= self.code < 500
 
 
 SMTP_VERBS = {b"mail": "MAIL FROM", b"rcpt": "RCPT TO", b"data": "DATA", b"quit": "QUIT", b"rset": "RSET"}
@@ -210,9 +219,6 @@ def worker_outcome(trace: Tracer, log: DeliveryLog, trace_id: str, mode: str) ->
         log.delivered(trace_id)
 
 
-STRATEGIES: dict[str, Callable[[Message, str], Any]] = {"sync": send_sync, "thread": send_in_thread}
-
-
 def delivery_log() -> DeliveryLog:
     return current_app.extensions["sandbox.delivery"]
 
@@ -232,14 +238,23 @@ def traced_send(msg: Message, trace_id: str, trace: Tracer) -> None:
             timeout = current_app.config["SANDBOX_SMTP_TIMEOUT"]
             failure = SendError(f"the SMTP server did not answer within {timeout:g} s", timed_out=True)
         else:
-            failure = SendError(describe_error(err), timed_out=False)
-        trace.record(trace_id, "smtp.failed", error=str(failure))
+            failure = SendError(describe_error(err), timed_out=False, code=reply_code(err))
+        trace.record(trace_id, "smtp.failed", error=str(failure), code=failure.code)
         raise failure from err
 
 
 def _timed_out(err: BaseException) -> bool:
     # smtplib reports a reply that never came as SMTPServerDisconnected raised while handling the TimeoutError.
     return isinstance(err, TimeoutError) or isinstance(err.__context__, TimeoutError)
+
+
+def reply_code(err: BaseException) -> int | None:
+    """The SMTP reply code behind a failure, if the server gave one."""
+    if isinstance(err, smtplib.SMTPRecipientsRefused) and err.recipients:
+        return next(iter(err.recipients.values()))[0]
+    if isinstance(err, smtplib.SMTPResponseException):
+        return err.smtp_code
+    return None
 
 
 def describe_error(err: BaseException) -> str:

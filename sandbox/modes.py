@@ -5,12 +5,16 @@ from __future__ import annotations
 BUTTON_LABELS = {
     "sync": "Send (blocking)",
     "thread": "Send (thread)",
+    "pool": "Send (pool)",
     "thread-no-context": "Send (thread, no app context)",
+    "thread-proxy": "Send (thread, proxy instead of app)",
 }
 TITLES = {
     "sync": "Blocking send (sync)",
     "thread": "Threaded send (thread)",
+    "pool": "Send by a bounded pool with retries (pool)",
     "thread-no-context": "Threaded send without an app context (broken on purpose)",
+    "thread-proxy": "Threaded send given the current_app proxy (broken on purpose)",
 }
 SHORT_LABELS = {"sync": "sync (blocking)"}
 

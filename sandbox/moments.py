@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from sandbox.clock import format_ms
-from sandbox.steps import Row, execution_table, step_of
+from sandbox.steps import Row, execution_table
 from sandbox.tracer import Trace
 
 SLOWER_SINK_S = 5.0
@@ -24,36 +24,31 @@ class Moment:
 def key_moments(trace: Trace) -> list[Moment]:
     """Three to five moments for a trace with a sink lane; fewer when the run failed early."""
     rows = execution_table(trace)
-    found = {
-        kind: step_of(rows, kind)
-        for kind in (
-            "response.sent",
-            "send.started",
-            "smtp.data_sent",
-            "sink.delay_started",
-            "sink.accepted",
-            "smtp.accepted",
-            "worker.started",
-            "worker.finished",
-            "worker.failed",
-            "smtp.failed",
-        )
-    }
+    found = Found({row.kind: row for row in reversed(rows)})  # the first row of each kind
     moments = [
         m
         for m in (
             _who_waited(trace, found),
             _blocked(trace, found),
+            _retries(trace, rows),
+            _pool_wait(found),
+            _failure(trace, found),
             _slower_sink(trace, found),
             _arrival(trace, found),
-            _failure(trace, found),
         )
         if m is not None
     ]
     return moments[:5]
 
 
-def _who_waited(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
+class Found(dict[str, Row]):
+    """The first row of each event kind; a kind that never happened reads as None."""
+
+    def __missing__(self, kind: str) -> None:
+        return None
+
+
+def _who_waited(trace: Trace, found: Found) -> Moment | None:
     response = found["response.sent"]
     if response is None:
         return None
@@ -76,7 +71,7 @@ def _who_waited(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
     )
 
 
-def _blocked(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
+def _blocked(trace: Trace, found: Found) -> Moment | None:
     send = found["send.started"]
     if trace.mode != "sync" or send is None:
         return None
@@ -97,7 +92,37 @@ def _blocked(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
     )
 
 
-def _slower_sink(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
+def _retries(trace: Trace, rows: list[Row]) -> Moment | None:
+    failed = [row for row in rows if row.kind == "attempt.failed"]
+    retried = [row for row in failed if row.thread_state == "Waiting to retry"]
+    if not retried:
+        return None
+    first = retried[0]
+    wait_s = trace.events_of("attempt.failed")[0].details.get("retry_in_s", 0)
+    ending = "and the email went through" if trace.first("worker.finished") else "and still could not deliver it"
+    return Moment(
+        "What did the retry do?",
+        f"At step {first.step} the attempt failed with an answer worth retrying (a 4xx code or a broken "
+        f"connection means 'try later'). The pool worker waited {wait_s:g} s, tried again, "
+        f"{ending}. The user, answered long before, saw none of this.",
+        first.step,
+    )
+
+
+def _pool_wait(found: Found) -> Moment | None:
+    queued, started = found["pool.queued"], found["worker.started"]
+    if queued is None or started is None:
+        return None
+    return Moment(
+        "Who picks the send up?",
+        f"At step {queued.step} the route put the send in the pool's queue instead of starting a thread of "
+        f"its own. A pool worker took it at step {started.step}, {format_ms(started.t_ms - queued.t_ms)} "
+        "later. However many sends arrive, the pool never runs more threads than its size; the rest wait.",
+        queued.step,
+    )
+
+
+def _slower_sink(trace: Trace, found: Found) -> Moment | None:
     delay, accepted = found["sink.delay_started"], found["sink.accepted"]
     response = found["response.sent"]
     if delay is None or accepted is None or response is None or trace.delay_s is None:
@@ -119,7 +144,7 @@ def _slower_sink(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
     )
 
 
-def _arrival(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
+def _arrival(trace: Trace, found: Found) -> Moment | None:
     accepted, dispatched = found["sink.accepted"], found["smtp.accepted"]
     if accepted is None:
         return None
@@ -140,23 +165,28 @@ def _arrival(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
     )
 
 
-def _failure(trace: Trace, found: dict[str, Row | None]) -> Moment | None:
-    failed = found["worker.failed"] or found["smtp.failed"]
+def _failure(trace: Trace, found: Found) -> Moment | None:
+    failed = found["worker.failed"]
+    if failed is None and trace.mode == "sync":
+        failed = found["smtp.failed"]
     if failed is None:
         return None
+    error = failed_event_error(trace, failed.kind).rstrip(".")
+    why = ""
+    if "application context" in error:
+        why = (
+            " The worker reached for current_app, which exists only inside an application context, and this thread "
+            "had none: either it never pushed one, or it was handed the current_app proxy instead of the real app."
+        )
+    codes = [e.details.get("code") for e in trace.events_of("smtp.failed")]
+    if trace.first("pool.queued") and codes and codes[-1] and codes[-1] >= 500:
+        why += f" A {codes[-1]} answer is permanent, so the pool did not try again."
     where = (
         "The worker caught it and recorded it in /api/failures; in the textbook version it would only be "
         "printed to the server's stderr, and the user, already answered, would never know."
         if failed.kind == "worker.failed"
         else "The route turned it into an error response for the user."
     )
-    error = failed_event_error(trace, failed.kind).rstrip(".")
-    why = ""
-    if "application context" in error:
-        why = (
-            " The worker called mail.send() without an application context: Flask-Mail finds its settings "
-            "through current_app, which exists only inside one, and this thread never pushed it."
-        )
     return Moment(
         "Where did the error go?", f"At step {failed.step} the send failed: {error}.{why} {where}", failed.step
     )

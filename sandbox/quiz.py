@@ -344,9 +344,9 @@ def _other_mode(trace: Trace, other: Trace | None, rng: random.Random) -> Questi
     other_rows = execution_table(other)
     other_response = step_of(other_rows, "response.sent")
     bucket = WAIT_BUCKETS[wait_bucket(other.response_ms)][2]
-    if trace.mode == "thread":
+    if trace.mode != "sync":
         text = (
-            f"This thread send answered in {format_ms(trace.response_ms)}. What happened when the same email "
+            f"This {trace.mode} send answered in {format_ms(trace.response_ms)}. What happened when the same email "
             "went through the blocking route, without a thread?"
         )
         right = _Choice(f"The user waited {bucket}, until the sink had accepted the email")

@@ -15,6 +15,7 @@ from flask import Flask
 from sandbox import create_app
 from sandbox.config import Settings
 from sandbox.delivery import DeliveryLog, Failure
+from sandbox.security import warn_if_exposed
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
 from sandbox.tracer import Tracer
@@ -27,7 +28,7 @@ class Sandbox:
 
     def __init__(self, settings: Settings, *, log_requests: bool = False) -> None:
         self.settings = settings
-        self.sink = None if settings.mail_server else Sink("127.0.0.1", settings.smtp_port, settings.delay_s)
+        self.sink = None if settings.mail_server else Sink("127.0.0.1", settings.smtp_port, settings.faults())
         self.app: Flask | None = None
         self.server: AppServer | None = None
         self.undelivered: list[Failure] = []
@@ -51,6 +52,7 @@ class Sandbox:
         return self.app.extensions["sandbox.tracer"]
 
     def start(self) -> Sandbox:
+        warn_if_exposed(self.settings.host, "web sandbox")
         if self.sink is not None:
             self.sink.start()
         try:
@@ -71,6 +73,7 @@ class Sandbox:
             log = self.delivery
             log.wait_settled(self.settings.smtp_timeout_s)
             log.abandon_pending(SHUTDOWN_REASON)
+            self.app.extensions["sandbox.pool"].shutdown()
             self.undelivered = log.failures()
         if self.sink is not None:
             self.sink.stop()

@@ -8,8 +8,10 @@ one SMTP session, so many sessions overlap on aiosmtpd's event loop, as they wou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
+import random
 import signal
 import threading
 import time
@@ -25,12 +27,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sandbox.clock import utc_timestamp
 from sandbox.config import (
     CliParser,
-    ConfigError,
     add_settings_arguments,
-    check_delay,
     load_defaults,
     settings_from_args,
 )
+from sandbox.faults import Faults, describe_faults, reject_reply
+from sandbox.security import warn_if_exposed
 from sandbox.tracer import relay
 
 TRACE_HEADER = "X-Sandbox-Trace"
@@ -116,42 +118,102 @@ class Mailbox:
 
 
 EventSink = Callable[..., None]
+MAX_RECIPIENTS = 100
+MAX_SESSIONS = 200
 
 
 class SlowHandler:
-    """aiosmtpd handler: waits ``delay_s`` after DATA, then accepts and stores the message.
+    """aiosmtpd handler: applies the :class:`Faults` (delay, jitter, rejections, dropped connections), then accepts.
 
     ``on_event(trace_id, kind, **details)``, when set, hears what the sink does, so a tracer can join the sink's
     side to the request that sent the email (the trace id comes from the message's ``X-Sandbox-Trace`` header).
+    The sink never relays: an accepted message goes into the mailbox and nowhere else.
     """
 
     def __init__(
-        self, mailbox: Mailbox, delay_s: float = 0.0, on_message: Callable[[StoredMessage], None] | None = None
+        self, mailbox: Mailbox, faults: Faults | None = None, on_message: Callable[[StoredMessage], None] | None = None
     ) -> None:
-        check_delay(delay_s)
         self.mailbox = mailbox
-        self.delay_s = delay_s
         self.on_message = on_message
         self.on_event: EventSink | None = None
+        self.sessions = 0
+        self.faults = faults or Faults()
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        """Swap in new faults whole; a new seed restarts the random choices so a run can be repeated."""
+        if getattr(self, "_faults", None) is None or faults.seed != self._faults.seed:
+            self._random = random.Random(faults.seed)
+        self._faults = faults
+
+    @property
+    def delay_s(self) -> float:
+        return self._faults.delay_s
+
+    @delay_s.setter
+    def delay_s(self, seconds: float) -> None:
+        self.faults = dataclasses.replace(self._faults, delay_s=seconds)
 
     @relay
     def _emit(self, trace_id: str | None, kind: str, **details: Any) -> None:
         if self.on_event is not None and trace_id is not None:
             self.on_event(trace_id, kind, **details)
 
+    def _rejects(self, stage: str) -> str | None:
+        """The rejection reply if the faults reject at ``stage`` this time (one random draw per message)."""
+        faults = self._faults
+        if faults.reject_probability <= 0 or faults.reject_stage != stage:
+            return None
+        return reject_reply(faults.reject_code) if self._random.random() < faults.reject_probability else None
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        rejection = self._rejects("MAIL")
+        if rejection:
+            return rejection
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS})"
+        rejection = self._rejects("RCPT")
+        if rejection:
+            return rejection
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        faults = self._faults
         received_at = utc_timestamp()
         raw = envelope.original_content or b""
         headers = message_from_bytes(raw, policy=policy.default)
         trace_id = headers.get(TRACE_HEADER)
         self._emit(trace_id, "sink.data_received", size=len(raw), peer=f"{session.peer[0]}:{session.peer[1]}")
-        delay_s = self.delay_s
-        self._emit(trace_id, "sink.delay_started", delay_s=delay_s)
+        delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
+        self._emit(trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
         await asyncio.sleep(delay_s)
         if server.transport is None or server.transport.is_closing():
             # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
             self._emit(trace_id, "sink.client_left")
             return "451 Client left before the message was accepted"
+        if faults.disconnect_probability and self._random.random() < faults.disconnect_probability:
+            self._emit(trace_id, "sink.disconnected")
+            server.transport.close()
+            return "421 4.4.2 Connection dropped by the sandbox's fault settings"
+        rejection = self._rejects("DATA")
+        if rejection:
+            self._emit(trace_id, "sink.rejected", reply=rejection, stage="DATA")
+            return rejection
         message = self.mailbox.add(
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
@@ -168,9 +230,36 @@ class SlowHandler:
         return "250 Message accepted for delivery"
 
 
+class SlowSMTP(SMTP):
+    """aiosmtpd's SMTP session with a greeting delay and a cap on simultaneous sessions."""
+
+    _greeted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.event_handler.sessions += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.event_handler.sessions -= 1
+        super().connection_lost(error)
+
+    async def push(self, status: str | bytes) -> None:
+        if not self._greeted:
+            self._greeted = True
+            if self.event_handler.sessions > MAX_SESSIONS:
+                await super().push("421 4.7.0 Too many connections, try again later")
+                self.transport.close()
+                return
+            await asyncio.sleep(self.event_handler.faults.greet_delay_s)
+        await super().push(status)
+
+
 class _LoopbackController(Controller):
     """aiosmtpd's Controller, able to start on port 0 (it reads the port the OS picked before its self-test),
     with its event-loop thread named, so traces and profilers show where the sink's work happens."""
+
+    def factory(self) -> SMTP:
+        return SlowSMTP(self.handler, **self.SMTP_kwargs)
 
     def _run(self, ready_event: threading.Event) -> None:
         threading.current_thread().name = SINK_THREAD_NAME
@@ -189,11 +278,11 @@ class Sink:
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        delay_s: float = 0.0,
+        faults: Faults | None = None,
         on_message: Callable[[StoredMessage], None] | None = None,
     ) -> None:
         self.mailbox = Mailbox()
-        self.handler = SlowHandler(self.mailbox, delay_s, on_message)
+        self.handler = SlowHandler(self.mailbox, faults, on_message)
         self._controller = _LoopbackController(self.handler, hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT)
 
     @property
@@ -223,25 +312,12 @@ class Sink:
 
     def settings(self) -> dict[str, Any]:
         """What ``GET /api/sink`` shows."""
-        return {"delay_s": self.handler.delay_s, "host": self.host, "port": self.port}
+        return {**self.handler.faults.to_dict(), "host": self.host, "port": self.port}
 
     def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing."""
-        unknown = sorted(set(changes) - CHANGEABLE_SETTINGS)
-        if unknown:
-            raise ConfigError(
-                f"unknown sink setting(s): {', '.join(unknown)}; changeable: {', '.join(sorted(CHANGEABLE_SETTINGS))}"
-            )
-        if "delay_s" in changes:
-            delay = changes["delay_s"]
-            if isinstance(delay, bool) or not isinstance(delay, (int, float)):
-                raise ConfigError("delay_s must be a number of seconds")
-            check_delay(float(delay))
-            self.handler.delay_s = float(delay)
+        self.handler.faults = self.handler.faults.changed(changes)
         return self.settings()
-
-
-CHANGEABLE_SETTINGS = frozenset({"delay_s"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,14 +337,17 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    sink = Sink(args.host, settings.smtp_port, settings.delay_s, on_message=show)
+    warn_if_exposed(args.host, "SMTP sink")
+    sink = Sink(args.host, settings.smtp_port, settings.faults(), on_message=show)
     try:
         sink.start()
     except OSError as err:
         parser.exit(1, f"cannot start the sink on {args.host}:{settings.smtp_port}: {err}\n")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"SMTP sink listening on {sink.address} (delay {settings.delay_s:g} s); Ctrl-C stops it.", flush=True)
+    print(
+        f"SMTP sink listening on {sink.address} ({describe_faults(sink.handler.faults)}); Ctrl-C stops it.", flush=True
+    )
     try:
         stop.wait()
     except KeyboardInterrupt:

@@ -18,7 +18,9 @@ HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
 
 NO_WORKER = "No worker thread"
 NOT_STARTED = "Not started"
+QUEUED = "Queued for a pool worker"
 RUNNING = "Running"
+RETRY_WAIT = "Waiting to retry"
 WAITING = "Waiting for the SMTP server"
 FINISHED = "Finished"
 FAILED = "Failed"
@@ -33,9 +35,10 @@ EMAIL_BUILT = "Built, not sent"
 EMAIL_SENDING = "Being sent"
 EMAIL_AT_SINK = "At the sink, waiting for its 250"
 EMAIL_ACCEPTED = "Accepted by the sink"
+EMAIL_REFUSED = "Refused by the server"
 EMAIL_FAILED = "Not delivered"
 
-THREAD_STATES = (NO_WORKER, NOT_STARTED, RUNNING, WAITING, FINISHED, FAILED)
+THREAD_STATES = (NO_WORKER, NOT_STARTED, QUEUED, RUNNING, WAITING, RETRY_WAIT, FINISHED, FAILED)
 MAIN_APP_STATES = (IDLE, HANDLING, BLOCKED, RESPONDED)
 
 
@@ -86,7 +89,9 @@ def next_state(state: State, event: Event, request_thread: int) -> State:
             main_app = HANDLING
         case "message.built":
             email = EMAIL_BUILT
-        case "worker.started" | "context.pushed":
+        case "pool.queued":
+            worker = QUEUED
+        case "worker.started" | "context.pushed" | "attempt.started":
             worker = RUNNING
         case "send.started":
             email = EMAIL_SENDING
@@ -103,10 +108,16 @@ def next_state(state: State, event: Event, request_thread: int) -> State:
                 main_app = HANDLING
             else:
                 worker = RUNNING
-        case "smtp.failed" | "sink.client_left":
-            email = EMAIL_FAILED
-            if on_request and event.kind == "smtp.failed":
-                main_app = HANDLING
+        case "smtp.failed":
+            if on_request:
+                email, main_app = EMAIL_FAILED, HANDLING
+            else:
+                email, worker = EMAIL_REFUSED, RUNNING
+        case "sink.client_left" | "sink.rejected" | "sink.disconnected":
+            email = EMAIL_REFUSED
+        case "attempt.failed":
+            if not event.details.get("final"):
+                worker = RETRY_WAIT
         case "worker.finished":
             worker = FINISHED
         case "worker.failed":
@@ -132,7 +143,7 @@ def execution_table(trace: Trace) -> list[Row]:
                 action=describe_action(event, event.thread_id == request_thread),
                 thread_state=state.worker,
                 main_app_state=state.main_app,
-                output=describe_output(event),
+                output=describe_output(event, event.thread_id == request_thread),
                 t_ms=round((event.t_ns - trace.started_ns) / 1e6, 3),
                 thread=event.thread,
                 kind=event.kind,
@@ -175,6 +186,24 @@ def describe_action(event: Event, on_request: bool) -> str:
             return "mail.send() returns: Flask-Mail saw the 250 and fires email_dispatched"
         case "smtp.failed":
             return f"mail.send() fails: {d.get('error', '')}"
+        case "pool.queued":
+            return (
+                f"The route queues the send for a pool of {d.get('pool_size', '?')} worker threads "
+                f"({d.get('ahead', 0)} sends already waiting or running)"
+            )
+        case "attempt.started":
+            return f"Attempt {d.get('attempt', '?')} of {d.get('attempts', '?')}"
+        case "attempt.failed":
+            if d.get("final"):
+                return f"Attempt {d.get('attempt', '?')} failed for good: {d.get('error', '')}"
+            return (
+                f"Attempt {d.get('attempt', '?')} failed ({d.get('error', '')}); "
+                f"the worker waits {d.get('retry_in_s', 0):g} s before trying again"
+            )
+        case "sink.rejected":
+            return f"The sink rejects the message: {d.get('reply', '')}"
+        case "sink.disconnected":
+            return "The sink hangs up without answering (a dropped connection)"
         case "worker.finished":
             return "The worker leaves the app context and its thread ends"
         case "worker.failed":
@@ -184,7 +213,7 @@ def describe_action(event: Event, on_request: bool) -> str:
     return event.kind
 
 
-def describe_output(event: Event) -> str:
+def describe_output(event: Event, on_request: bool) -> str:
     """What someone watching the browser, the mailbox or /api/failures would see change; '' when nothing."""
     d = event.details
     match event.kind:
@@ -195,7 +224,11 @@ def describe_output(event: Event) -> str:
         case "worker.failed":
             return "No page shows it, but /api/failures lists the error"
         case "smtp.failed":
-            return "The failure is recorded; the route will answer with an error"
+            return "The failure is recorded; the route will answer with an error" if on_request else ""
+        case "sink.rejected":
+            return f"The sink answers {str(d.get('reply', ''))[:3]}"
+        case "sink.disconnected":
+            return "The connection drops"
     return ""
 
 

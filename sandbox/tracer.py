@@ -76,6 +76,9 @@ class Trace:
     def first(self, kind: str) -> Event | None:
         return next((e for e in self.events if e.kind == kind), None)
 
+    def events_of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
     def ms_until(self, kind: str) -> float | None:
         """Milliseconds from the request's start to the first event of ``kind``, or None if it never happened."""
         event = self.first(kind)

@@ -22,18 +22,18 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox import lessons
 from sandbox.broken import BROKEN_VARIANTS
-from sandbox.config import ConfigError
-from sandbox.mailer import STRATEGIES, SendError, build_message, delivery_log, tracer
+from sandbox.errors import ConfigError
+from sandbox.mailer import SendError, build_message, delivery_log, tracer
 from sandbox.modes import BUTTON_LABELS
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
 from sandbox.send_request import BadInput, parse_send_request
 from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
+from sandbox.strategies import SEND_MODES, STRATEGIES
 from sandbox.tracer import TRACES_KEPT
 
 bp = Blueprint("sandbox", __name__)
-SEND_MODES = {**STRATEGIES, **BROKEN_VARIANTS}
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -42,7 +42,6 @@ CONTENT_SECURITY_POLICY = (
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["sandbox.modes"] = list(SEND_MODES)
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
     app.register_error_handler(HTTPException, json_error)
@@ -108,6 +107,7 @@ def index() -> str:
         mail_server=f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}",
         server=current_app.config["SANDBOX_SERVER"],
         delay_s=sink.handler.delay_s if sink else None,
+        faults=sink.handler.faults if sink else None,
         modes=list(STRATEGIES),
     )
 
@@ -132,7 +132,7 @@ def send_email(mode: str) -> tuple[Response, int]:
     return jsonify(body), 200 if sent else 202
 
 
-OTHER_MODE = {"sync": "thread", "thread": "sync"}
+OTHER_MODE = {"sync": "thread", "thread": "sync", "pool": "sync"}
 
 
 def trace_report(trace_id: str) -> TraceReport:

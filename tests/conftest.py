@@ -19,7 +19,7 @@ from sandbox.tracer import Trace
 @pytest.fixture
 def sink() -> Iterator[Sink]:
     """A real sink with no delay; tests that need a slow one set ``sink.handler.delay_s``."""
-    with Sink("127.0.0.1", 0, delay_s=0.0) as running:
+    with Sink("127.0.0.1", 0) as running:
         yield running
 
 
@@ -69,7 +69,7 @@ def record_trace(app: Flask, mode: str, **fields: str) -> Trace:
 def recorded_traces() -> list[tuple[Trace, Trace]]:
     """Real (sync, thread) trace pairs at several sink delays, and a pair with the sink down."""
     pairs = []
-    with Sink("127.0.0.1", 0, delay_s=0.0) as sink:
+    with Sink("127.0.0.1", 0) as sink:
         app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_SMTP_TIMEOUT": 5.0}, sink=sink)
         for delay in (0.0, 0.05, 0.2):
             sink.handler.delay_s = delay

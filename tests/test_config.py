@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.config import ConfigError, Settings, parse_mail_server
+from sandbox.config import Settings, parse_mail_server
+from sandbox.errors import ConfigError
 
 
 def test_defaults_bind_loopback_with_a_two_second_sink() -> None:

@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 
 from sandbox.lessons import LESSONS_DIR, LessonError, load_lessons, parse_lesson
 from sandbox.quiz import QUIZ_KINDS
-from sandbox.web import SEND_MODES
+from sandbox.strategies import SEND_MODES
 
 MODES = frozenset(SEND_MODES)
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sandbox.config import ConfigError
+from sandbox.errors import ConfigError
 from sandbox.sink import DATA_SIZE_LIMIT, Mailbox, Sink
 
 MESSAGE = b"Subject: Hello\r\nX-Sandbox-Trace: trace-1\r\n\r\nHi there\r\n"
@@ -125,4 +125,4 @@ def test_runs_alone_and_stops_on_ctrl_c() -> None:
 def test_cli_rejects_a_bad_delay() -> None:
     result = subprocess.run([sys.executable, "-m", "sandbox.sink", "--delay", "-3"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "delay must be between 0 and 60" in result.stderr
+    assert result.stderr.count("\n") == 1 and "delay_s must be between 0 and 60" in result.stderr

@@ -16,13 +16,17 @@ export async function send(mode, fields) {
   return { status: response.status, body, clickedAt, elapsedMs: performance.now() - clickedAt };
 }
 
-export async function setDelay(seconds) {
+export async function changeSink(changes) {
   const response = await fetch("/api/sink", {
     method: "PUT",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ delay_s: seconds }),
+    body: JSON.stringify(changes),
   });
   return { status: response.status, body: await response.json() };
+}
+
+export function setDelay(seconds) {
+  return changeSink({ delay_s: seconds });
 }
 
 // Poll a trace until nothing more will be recorded in it (the response left and any worker ended).

@@ -1,5 +1,5 @@
 // The student's sandbox page: controls, heartbeat, results, comparison, mailbox and the inline trace.
-import { setDelay } from "./api.js";
+import { changeSink, setDelay } from "./api.js";
 import { renderComparison } from "./comparison.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { startMailbox } from "./mailbox.js";
@@ -17,7 +17,7 @@ const results = new ResultList($("#results"), {
     latest[trace.mode] = trace;
     if (latest.sync && latest.thread) {
       $("#comparison-card").hidden = false;
-      renderComparison($("#comparison"), [latest.sync, latest.thread]);
+      renderComparison($("#comparison"), [latest.sync, latest.thread, latest.pool].filter(Boolean));
     }
   },
 });
@@ -35,6 +35,20 @@ delay.addEventListener("input", () => {
     delayStatus.textContent = status === 200 ? `The sink now waits ${body.delay_s.toFixed(1)} s.` : body.error;
   }, 150);
 });
+
+// Sink faults: each field sends its own change; the answer (or the error) is read out.
+const faultStatus = $("#fault-status");
+for (const field of document.querySelectorAll("[data-setting]")) {
+  field.addEventListener("change", async () => {
+    const kind = field.dataset.kind;
+    let value = field.value;
+    if (kind === "number") value = Number(value);
+    if (kind === "int") value = Number.parseInt(value, 10);
+    if (kind === "seed") value = value === "" ? null : Number.parseInt(value, 10);
+    const { status, body } = await changeSink({ [field.dataset.setting]: value });
+    faultStatus.textContent = status === 200 ? `Sink updated: ${field.dataset.setting} = ${body[field.dataset.setting]}` : body.error;
+  });
+}
 
 for (const button of document.querySelectorAll("button[data-mode]")) {
   button.disabled = false; // the buttons start disabled: a click before this script ran would be lost

@@ -1,0 +1,96 @@
+"""What the sink does wrong on purpose: delays, jitter, rejections and dropped connections.
+
+One immutable :class:`Faults` value holds them all. Changing a setting while the sink runs builds a new value and
+swaps it in whole, so a session never sees half of a change. With a ``seed`` the random choices repeat run after run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.errors import ConfigError
+
+REJECT_STAGES = ("MAIL", "RCPT", "DATA")
+MAX_DELAY_S = 60.0
+
+
+@dataclass(frozen=True)
+class Faults:
+    delay_s: float = 0.0
+    greet_delay_s: float = 0.0
+    jitter_s: float = 0.0
+    reject_probability: float = 0.0
+    reject_code: int = 451
+    reject_stage: str = "RCPT"
+    disconnect_probability: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("delay_s", "greet_delay_s", "jitter_s"):
+            value = getattr(self, name)
+            if not 0 <= value <= MAX_DELAY_S:
+                raise ConfigError(f"{name} must be between 0 and {MAX_DELAY_S:g} seconds, not {value:g}")
+        for name in ("reject_probability", "disconnect_probability"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{name} must be between 0 and 1, not {value:g}")
+        if not (400 <= self.reject_code <= 499 or 500 <= self.reject_code <= 599):
+            raise ConfigError(f"reject_code must be an SMTP error code, 4xx or 5xx, not {self.reject_code}")
+        if self.reject_stage not in REJECT_STAGES:
+            raise ConfigError(f"reject_stage must be one of {', '.join(REJECT_STAGES)}, not {self.reject_stage!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def changed(self, changes: Mapping[str, Any]) -> Faults:
+        """A copy with ``changes`` from a JSON body, each checked for its type and range; errors change nothing."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown sink setting(s): {', '.join(unknown)}; changeable: {', '.join(fields)}")
+        typed = {name: _typed(name, value) for name, value in changes.items()}
+        return dataclasses.replace(self, **typed)
+
+
+def _typed(name: str, value: Any) -> Any:
+    if name == "seed":
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ConfigError("seed must be a whole number, or null for fresh randomness")
+    if name == "reject_stage":
+        if isinstance(value, str):
+            return value.upper()
+        raise ConfigError(f"reject_stage must be one of {', '.join(REJECT_STAGES)}")
+    if name == "reject_code":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError("reject_code must be a whole number such as 451 or 550")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number")
+    return float(value)
+
+
+def reject_reply(code: int) -> str:
+    """The SMTP reply a rejection sends: temporary (4xx, worth retrying) or permanent (5xx, final)."""
+    if code < 500:
+        return f"{code} 4.3.0 Temporary failure injected by the sandbox: try again later"
+    return f"{code} 5.7.1 Permanent failure injected by the sandbox: message refused"
+
+
+def describe_faults(faults: Faults) -> str:
+    """One line for a banner: the delay, and any other fault that is switched on."""
+    parts = [f"delay {faults.delay_s:g} s"]
+    if faults.greet_delay_s:
+        parts.append(f"greeting delay {faults.greet_delay_s:g} s")
+    if faults.jitter_s:
+        parts.append(f"jitter up to {faults.jitter_s:g} s")
+    if faults.reject_probability:
+        parts.append(f"rejects {faults.reject_probability:.0%} at {faults.reject_stage} with {faults.reject_code}")
+    if faults.disconnect_probability:
+        parts.append(f"drops {faults.disconnect_probability:.0%} of connections at DATA")
+    if faults.seed is not None:
+        parts.append(f"seed {faults.seed}")
+    return ", ".join(parts)

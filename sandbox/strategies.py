@@ -1,0 +1,17 @@
+"""Every send mode the routes serve: the strategies that work, and the variants broken on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_mail import Message
+
+from sandbox.broken import BROKEN_VARIANTS
+from sandbox.mailer import send_in_thread, send_sync
+from sandbox.pool import send_in_pool
+
+Strategy = Callable[[Message, str], Any]
+
+STRATEGIES: dict[str, Strategy] = {"sync": send_sync, "thread": send_in_thread, "pool": send_in_pool}
+SEND_MODES: dict[str, Strategy] = {**STRATEGIES, **BROKEN_VARIANTS}
