@@ -137,6 +137,7 @@ class SlowHandler:
         self.on_message = on_message
         self.on_event: EventSink | None = None
         self.sessions = 0
+        self.max_sessions = MAX_SESSIONS
         self.faults = faults or Faults()
 
     @property
@@ -246,7 +247,7 @@ class SlowSMTP(SMTP):
     async def push(self, status: str | bytes) -> None:
         if not self._greeted:
             self._greeted = True
-            if self.event_handler.sessions > MAX_SESSIONS:
+            if self.event_handler.sessions > self.event_handler.max_sessions:
                 await super().push("421 4.7.0 Too many connections, try again later")
                 self.transport.close()
                 return
