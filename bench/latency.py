@@ -17,15 +17,12 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
+from bench.report import percentile
 from sandbox.client import call
 from sandbox.config import CliParser, Settings
 from sandbox.runtime import Sandbox
 
 WARM_UP = 20
-
-
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def measure(url: str, method: str, count: int, settle: Callable[[], object] = lambda: None) -> list[float]:

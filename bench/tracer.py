@@ -15,7 +15,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from bench.latency import percentile
+from bench.report import percentile
 from sandbox.client import call
 from sandbox.config import CliParser, Settings
 from sandbox.runtime import Sandbox
