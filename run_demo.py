@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("Wrote " + ", ".join(str(path) for path in written))
         if args.quiz:
             quiz_in_terminal(console, reports)
-    print_undelivered(undelivered, console)
+    print_undelivered(undelivered, console, sandbox.still_queued)
     return 1 if undelivered else 0
 
 

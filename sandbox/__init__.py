@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     from sandbox import mailer, web
     from sandbox.pool import MailPool
     from sandbox.security import refuse_cross_site
+    from sandbox.task_queue import MailQueue
 
     tracer = Tracer(enabled=app.config["SANDBOX_TRACE"])
     app.extensions["sandbox.tracer"] = tracer
@@ -43,6 +44,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     if sink is not None:
         sink.handler.on_event = tracer.record
     app.extensions["sandbox.pool"] = MailPool(int(app.config["SANDBOX_POOL_SIZE"]))
+    app.extensions["sandbox.queue"] = MailQueue(app)
     app.before_request(refuse_cross_site)
     mailer.init_app(app)
 

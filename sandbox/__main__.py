@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping: no new sends; waiting for emails still on their way...")
     finally:
         undelivered = sandbox.stop()
-    print_undelivered(undelivered)
+    print_undelivered(undelivered, still_queued=sandbox.still_queued)
     return 0
 
 

@@ -51,6 +51,9 @@ class Settings:
     pool_size: int = 4
     pool_attempts: int = 3
     retry_backoff_s: float = 0.2
+    queue_url: str | None = None
+    queue_consumer: str = "embedded"
+    queue_workers: int = 2
 
     def __post_init__(self) -> None:
         check_port("port", self.port)
@@ -62,6 +65,12 @@ class Settings:
             raise ConfigError(f"pool_attempts must be between 1 and 10, not {self.pool_attempts}")
         if not 0 <= self.retry_backoff_s <= 60:
             raise ConfigError(f"retry_backoff_s must be between 0 and 60 seconds, not {self.retry_backoff_s:g}")
+        if self.queue_consumer not in ("embedded", "external"):
+            raise ConfigError(f"queue_consumer must be embedded or external, not {self.queue_consumer!r}")
+        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://", "sqlite:///")):
+            raise ConfigError(f"queue URL must start with redis:// or sqlite:///, not {self.queue_url!r}")
+        if not 1 <= self.queue_workers <= 64:
+            raise ConfigError(f"queue_workers must be between 1 and 64, not {self.queue_workers}")
         if self.server not in SERVER_MODES:
             raise ConfigError(f"server must be one of {', '.join(SERVER_MODES)}, not {self.server!r}")
         if not 0 < self.smtp_timeout_s <= 600:
@@ -98,6 +107,9 @@ class Settings:
             "SANDBOX_POOL_SIZE": self.pool_size,
             "SANDBOX_POOL_ATTEMPTS": self.pool_attempts,
             "SANDBOX_RETRY_BACKOFF": self.retry_backoff_s,
+            "SANDBOX_QUEUE_URL": self.queue_url,
+            "SANDBOX_QUEUE_CONSUMER": self.queue_consumer,
+            "SANDBOX_QUEUE_WORKERS": self.queue_workers,
         }
         if self.mail_server is not None:
             config["MAIL_SERVER"], config["MAIL_PORT"] = self.mail_server
@@ -125,6 +137,9 @@ ENV_NAMES = {
     "pool_size": "SANDBOX_POOL_SIZE",
     "pool_attempts": "SANDBOX_POOL_ATTEMPTS",
     "retry_backoff_s": "SANDBOX_RETRY_BACKOFF",
+    "queue_url": "SANDBOX_QUEUE_URL",
+    "queue_consumer": "SANDBOX_QUEUE_CONSUMER",
+    "queue_workers": "SANDBOX_QUEUE_WORKERS",
 }
 
 
@@ -163,6 +178,8 @@ def _parse(field: str, text: str, source: str) -> Any:
             return parse_mail_server(text) if text.strip() else None
         if kind == "bool":
             return parse_switch(text)
+        if kind == "str | None":
+            return text.strip() or None
         if kind.startswith("int"):
             return None if kind.endswith("None") and not text.strip() else int(text)
         if kind == "float":
@@ -222,6 +239,20 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
         type=int,
         default=defaults.pool_size,
         help=f"worker threads of the pool strategy (default {defaults.pool_size})",
+    )
+    parser.add_argument(
+        "--queue-url",
+        dest="queue_url",
+        default=defaults.queue_url,
+        metavar="URL",
+        help="the queue strategy's store: redis://host:port/0, or sqlite:///path (default instance/queue.db)",
+    )
+    parser.add_argument(
+        "--queue-consumer",
+        dest="queue_consumer",
+        choices=("embedded", "external"),
+        default=defaults.queue_consumer,
+        help="embedded: worker threads in this process; external: run huey_consumer sandbox.queue_worker.huey",
     )
     parser.add_argument(
         "--smtp-timeout",

@@ -89,15 +89,20 @@ class DeliveryLog:
                 "pending": len(self._pending),
             }
 
-    def wait_settled(self, timeout: float) -> bool:
-        """Block until no send is pending; False if ``timeout`` seconds passed first."""
+    def wait_settled(self, timeout: float, ignore: frozenset[str] = frozenset()) -> bool:
+        """Block until no send is pending, except in the modes in ``ignore``; False if ``timeout`` passed first."""
         with self._lock:
-            return self._lock.wait_for(lambda: not self._pending, timeout)
+            return self._lock.wait_for(lambda: all(m in ignore for m in self._pending.values()), timeout)
 
-    def abandon_pending(self, reason: str) -> list[Failure]:
-        """Record every send still pending as failed (the process is stopping) and return those failures."""
+    def abandon_pending(self, reason: str, keep: frozenset[str] = frozenset()) -> list[Failure]:
+        """Record every send still pending as failed (the process is stopping), except in the durable modes in
+        ``keep``, which outlive the process; return the new failures."""
         with self._lock:
-            abandoned = [Failure(trace_id, mode, reason, utc_timestamp()) for trace_id, mode in self._pending.items()]
+            abandoned = [
+                Failure(trace_id, mode, reason, utc_timestamp())
+                for trace_id, mode in self._pending.items()
+                if mode not in keep
+            ]
             for failure in abandoned:
                 self._settle(failure.trace_id)
                 self._record_failure(failure)

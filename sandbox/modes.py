@@ -6,6 +6,7 @@ BUTTON_LABELS = {
     "sync": "Send (blocking)",
     "thread": "Send (thread)",
     "pool": "Send (pool)",
+    "queue": "Send (queue)",
     "thread-no-context": "Send (thread, no app context)",
     "thread-proxy": "Send (thread, proxy instead of app)",
 }
@@ -13,6 +14,7 @@ TITLES = {
     "sync": "Blocking send (sync)",
     "thread": "Threaded send (thread)",
     "pool": "Send by a bounded pool with retries (pool)",
+    "queue": "Send through a durable task queue (queue)",
     "thread-no-context": "Threaded send without an app context (broken on purpose)",
     "thread-proxy": "Threaded send given the current_app proxy (broken on purpose)",
 }
@@ -25,3 +27,18 @@ def title(mode: str) -> str:
 
 def short_label(mode: str) -> str:
     return SHORT_LABELS.get(mode, mode)
+
+
+# What each working mode promises, by construction (see the strategies' code): shown beside the measured figures.
+PROMISE_COLUMNS = ("user waits for the mail server", "survives a restart", "retries", "worker threads")
+PROMISES = {
+    "sync": ("yes", "nothing left to lose: sent before the answer", "no", "none"),
+    "thread": ("no", "no: a pending email dies with the process", "no", "one per email, unbounded"),
+    "pool": ("no", "no: the queue is in memory", "yes: 4xx and connection errors", "at most the pool size"),
+    "queue": (
+        "no",
+        "yes: tasks are stored in SQLite or Redis",
+        "yes: 4xx and connection errors",
+        "the consumer's workers, here or in another process",
+    ),
+}

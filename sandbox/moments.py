@@ -103,14 +103,23 @@ def _retries(trace: Trace, rows: list[Row]) -> Moment | None:
     return Moment(
         "What did the retry do?",
         f"At step {first.step} the attempt failed with an answer worth retrying (a 4xx code or a broken "
-        f"connection means 'try later'). The pool worker waited {wait_s:g} s, tried again, "
+        f"connection means 'try later'). The send waited {wait_s:g} s and was tried again, "
         f"{ending}. The user, answered long before, saw none of this.",
         first.step,
     )
 
 
 def _pool_wait(found: Found) -> Moment | None:
-    queued, started = found["pool.queued"], found["worker.started"]
+    stored, started = found["queue.stored"], found["worker.started"]
+    if stored is not None and started is not None:
+        return Moment(
+            "Who picks the send up?",
+            f"At step {stored.step} the route wrote the send into the queue's store and answered; a consumer worker "
+            f"took it at step {started.step}, {format_ms(started.t_ms - stored.t_ms)} later. Between the two, the "
+            "email existed only as a stored task: had the process stopped, the next start would have sent it.",
+            stored.step,
+        )
+    queued = found["pool.queued"]
     if queued is None or started is None:
         return None
     return Moment(
@@ -179,8 +188,8 @@ def _failure(trace: Trace, found: Found) -> Moment | None:
             "had none: either it never pushed one, or it was handed the current_app proxy instead of the real app."
         )
     codes = [e.details.get("code") for e in trace.events_of("smtp.failed")]
-    if trace.first("pool.queued") and codes and codes[-1] and codes[-1] >= 500:
-        why += f" A {codes[-1]} answer is permanent, so the pool did not try again."
+    if (trace.first("pool.queued") or trace.first("queue.stored")) and codes and codes[-1] and codes[-1] >= 500:
+        why += f" A {codes[-1]} answer is permanent, so it was not tried again."
     where = (
         "The worker caught it and recorded it in /api/failures; in the textbook version it would only be "
         "printed to the server's stderr, and the user, already answered, would never know."

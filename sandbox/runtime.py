@@ -18,6 +18,7 @@ from sandbox.delivery import DeliveryLog, Failure
 from sandbox.security import warn_if_exposed
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
+from sandbox.strategies import DURABLE_MODES
 from sandbox.tracer import Tracer
 
 SHUTDOWN_REASON = "not delivered: the sandbox stopped while this email was still being sent"
@@ -32,9 +33,11 @@ class Sandbox:
         self.app: Flask | None = None
         self.server: AppServer | None = None
         self.undelivered: list[Failure] = []
+        self.still_queued = 0
         quiet = logging.INFO if log_requests else logging.WARNING
         logging.getLogger("werkzeug").setLevel(quiet)
         logging.getLogger("mail.log").setLevel(logging.WARNING)
+        logging.getLogger("huey").setLevel(logging.ERROR)  # its retries are in the traces already
 
     @property
     def url(self) -> str:
@@ -57,6 +60,8 @@ class Sandbox:
             self.sink.start()
         try:
             self.app = create_app(self.settings.flask_config(), sink=self.sink)
+            if self.settings.queue_consumer == "embedded":
+                self.app.extensions["sandbox.queue"].start_consumer(self.settings.queue_workers)
             self.server = AppServer(self.app, self.settings.host, self.settings.port, self.settings.server).start()
         except BaseException:
             if self.sink is not None:
@@ -71,9 +76,13 @@ class Sandbox:
             self.server = None
         if self.app is not None:
             log = self.delivery
-            log.wait_settled(self.settings.smtp_timeout_s)
-            log.abandon_pending(SHUTDOWN_REASON)
+            timeout = self.settings.smtp_timeout_s
+            log.wait_settled(timeout, ignore=DURABLE_MODES)
+            log.abandon_pending(SHUTDOWN_REASON, keep=DURABLE_MODES)
             self.app.extensions["sandbox.pool"].shutdown()
+            mail_queue = self.app.extensions["sandbox.queue"]
+            mail_queue.stop_consumer(timeout)
+            self.still_queued = mail_queue.pending() if mail_queue.opened else 0
             self.undelivered = log.failures()
         if self.sink is not None:
             self.sink.stop()

@@ -18,7 +18,7 @@ HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
 
 NO_WORKER = "No worker thread"
 NOT_STARTED = "Not started"
-QUEUED = "Queued for a pool worker"
+QUEUED = "Queued, waiting for a worker"
 RUNNING = "Running"
 RETRY_WAIT = "Waiting to retry"
 WAITING = "Waiting for the SMTP server"
@@ -89,7 +89,7 @@ def next_state(state: State, event: Event, request_thread: int) -> State:
             main_app = HANDLING
         case "message.built":
             email = EMAIL_BUILT
-        case "pool.queued":
+        case "pool.queued" | "queue.stored":
             worker = QUEUED
         case "worker.started" | "context.pushed" | "attempt.started":
             worker = RUNNING
@@ -190,6 +190,11 @@ def describe_action(event: Event, on_request: bool) -> str:
             return (
                 f"The route queues the send for a pool of {d.get('pool_size', '?')} worker threads "
                 f"({d.get('ahead', 0)} sends already waiting or running)"
+            )
+        case "queue.stored":
+            return (
+                f"The route stores the send as task {str(d.get('task_id', ''))[:8]} in the queue "
+                f"({d.get('backend', 'Huey')}); once stored, it can answer"
             )
         case "attempt.started":
             return f"Attempt {d.get('attempt', '?')} of {d.get('attempts', '?')}"

@@ -10,8 +10,16 @@ from flask_mail import Message
 from sandbox.broken import BROKEN_VARIANTS
 from sandbox.mailer import send_in_thread, send_sync
 from sandbox.pool import send_in_pool
+from sandbox.task_queue import send_in_queue
 
 Strategy = Callable[[Message, str], Any]
 
-STRATEGIES: dict[str, Strategy] = {"sync": send_sync, "thread": send_in_thread, "pool": send_in_pool}
+STRATEGIES: dict[str, Strategy] = {
+    "sync": send_sync,
+    "thread": send_in_thread,
+    "pool": send_in_pool,
+    "queue": send_in_queue,
+}
+# Sends in these modes are stored outside the process: stopping the sandbox does not lose them.
+DURABLE_MODES = frozenset({"queue"})
 SEND_MODES: dict[str, Strategy] = {**STRATEGIES, **BROKEN_VARIANTS}

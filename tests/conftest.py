@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,9 +13,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sandbox import create_app
+
+# The queue strategy stores tasks in instance/queue.db by default; tests (and the commands they start) use a
+# throwaway store instead, so no run leaves tasks behind in the project folder.
+os.environ.setdefault("SANDBOX_QUEUE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='sandbox-tests-')}/queue.db")
+from sandbox.config import Settings
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
 from sandbox.tracer import Trace
+
+
+def settings_for_tests(**changes: object) -> Settings:
+    """Settings as a fresh run would read them (this session's throwaway queue included), with ``changes``."""
+    return Settings.from_env().replace(**changes)
 
 
 @pytest.fixture

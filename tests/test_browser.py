@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.config import Settings
 from sandbox.runtime import Sandbox
+from tests.conftest import settings_for_tests
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
@@ -44,7 +44,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(Settings(delay_s=DELAY_S, server="threaded")) as running:
+    with Sandbox(settings_for_tests(delay_s=DELAY_S, server="threaded")) as running:
         yield running
 
 
@@ -130,7 +130,7 @@ def test_quiz_gives_instant_feedback_and_a_score(page: Page, sandbox: Sandbox) -
 
 
 def test_single_server_heartbeat_shows_the_stall(browser: Browser, request: pytest.FixtureRequest) -> None:
-    with Sandbox(Settings(delay_s=1.5, server="single")) as single:
+    with Sandbox(settings_for_tests(delay_s=1.5, server="single")) as single:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()
         try:

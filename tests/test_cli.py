@@ -27,11 +27,14 @@ def test_demo_compares_the_modes_writes_the_files_and_exits_zero(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "sync (blocking)" in out and "thread" in out
-    assert out.count("1/1") == 3
+    assert out.count("1/1") == 4
+    assert "What each mode promises" in out
     assert "Every accepted email was delivered." in out
     assert "execution table" in out and "State tracker" in out
     expected = {"index.html"} | {
-        f"{mode}.{ext}" for mode in ("sync", "thread", "pool") for ext in ("html", "md", "json", "perfetto.json")
+        f"{mode}.{ext}"
+        for mode in ("sync", "thread", "pool", "queue")
+        for ext in ("html", "md", "json", "perfetto.json")
     }
     assert {p.name for p in tmp_path.iterdir()} == expected
     assert all(str(tmp_path / name) in out.replace("\n", "") for name in expected)
@@ -62,7 +65,7 @@ def test_demo_reports_mail_it_could_not_deliver(closed_port: int, tmp_path: Path
         "run_demo.py", "--mail-server", f"127.0.0.1:{closed_port}", "--smtp-timeout", "2", "--out", str(tmp_path)
     )
     assert result.returncode == 1
-    assert "3 email(s) not delivered" in result.stdout
+    assert "4 email(s) not delivered" in result.stdout
     assert "refused the connection" in result.stdout
 
 

@@ -10,10 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sandbox.client import call
-from sandbox.config import Settings
 from sandbox.runtime import Sandbox
 from sandbox.sink import Sink
-from tests.conftest import record_trace
+from tests.conftest import record_trace, settings_for_tests
 
 
 def kinds(trace) -> list[str]:
@@ -71,7 +70,7 @@ def test_pool_gives_up_after_its_attempts(client: FlaskClient, app: Flask, sink:
 
 
 def test_pool_never_runs_more_threads_than_its_size() -> None:
-    with Sandbox(Settings(delay_s=0.3, pool_size=2)) as sandbox:
+    with Sandbox(settings_for_tests(delay_s=0.3, pool_size=2)) as sandbox:
         peak = 0
         stop = threading.Event()
         earlier = set(threading.enumerate())
@@ -95,7 +94,7 @@ def test_pool_never_runs_more_threads_than_its_size() -> None:
 
 
 def test_shutdown_delivers_or_reports_every_pending_send() -> None:
-    sandbox = Sandbox(Settings(delay_s=0.5, pool_size=1, smtp_timeout_s=1.2)).start()
+    sandbox = Sandbox(settings_for_tests(delay_s=0.5, pool_size=1, smtp_timeout_s=1.2)).start()
     sink = sandbox.sink
     ids = [call(f"{sandbox.url}send-email/pool", "POST", {}).body["trace_id"] for _ in range(5)]
     undelivered = {f.trace_id for f in sandbox.stop()}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from sandbox.client import call
-from sandbox.config import Settings
 from sandbox.delivery import DeliveryLog
 from sandbox.runtime import SHUTDOWN_REASON, Sandbox
+from tests.conftest import settings_for_tests
 
 
 def test_stop_waits_for_a_worker_still_talking_to_the_sink() -> None:
-    sandbox = Sandbox(Settings(delay_s=1.0)).start()
+    sandbox = Sandbox(settings_for_tests(delay_s=1.0)).start()
     reply = call(f"{sandbox.url}send-email/thread", "POST", {})
     assert reply.status == 202
     sink = sandbox.sink
@@ -19,7 +19,7 @@ def test_stop_waits_for_a_worker_still_talking_to_the_sink() -> None:
 
 
 def test_stop_reports_a_send_that_could_not_finish() -> None:
-    sandbox = Sandbox(Settings(delay_s=3.0, smtp_timeout_s=0.5)).start()
+    sandbox = Sandbox(settings_for_tests(delay_s=3.0, smtp_timeout_s=0.5)).start()
     reply = call(f"{sandbox.url}send-email/thread", "POST", {})
     undelivered = sandbox.stop()
     assert [f.trace_id for f in undelivered] == [reply.body["trace_id"]]

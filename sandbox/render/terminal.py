@@ -11,7 +11,7 @@ from rich.table import Table
 from sandbox.clock import format_ms
 from sandbox.delivery import Failure
 from sandbox.demo import ModeResult, median
-from sandbox.modes import short_label, title
+from sandbox.modes import PROMISE_COLUMNS, PROMISES, short_label, title
 from sandbox.quiz import Question
 from sandbox.render.document import TraceReport
 
@@ -66,8 +66,21 @@ def takeaway(results: Sequence[ModeResult]) -> str | None:
     return sentence
 
 
+def promises_table(modes: Sequence[str]) -> Table:
+    table = Table(title="What each mode promises")
+    table.add_column("mode", no_wrap=True)
+    for column in PROMISE_COLUMNS:
+        table.add_column(column)
+    for mode in modes:
+        if mode in PROMISES:
+            table.add_row(short_label(mode), *PROMISES[mode])
+    return table
+
+
 def print_results(console: Console, results: Sequence[ModeResult], delay_s: float | None) -> None:
     console.print(comparison_table(results, delay_s))
+    if sum(r.mode in PROMISES for r in results) > 1:
+        console.print(promises_table([r.mode for r in results]))
     sentence = takeaway(results)
     if sentence:
         console.print(sentence)
@@ -76,11 +89,17 @@ def print_results(console: Console, results: Sequence[ModeResult], delay_s: floa
             console.print(f"[red]{result.mode}: {error}[/]")
 
 
-def print_undelivered(failures: Sequence[Failure], console: Console | None = None) -> None:
-    """Name every email that did not arrive, so none is lost without a word."""
+def print_undelivered(failures: Sequence[Failure], console: Console | None = None, still_queued: int = 0) -> None:
+    """Name every email that did not arrive, so none is lost without a word; say what waits in the queue."""
     console = console or Console()
+    if still_queued:
+        console.print(
+            f"{still_queued} email(s) wait in the task queue; they will be sent when the sandbox starts "
+            "again with the same queue."
+        )
     if not failures:
-        console.print("Every accepted email was delivered.")
+        if not still_queued:
+            console.print("Every accepted email was delivered.")
         return
     table = Table(title=f"{len(failures)} email(s) not delivered")
     for column in ("trace id", "mode", "error", "at"):

@@ -1,0 +1,175 @@
+"""The ``queue`` strategy: the send becomes a task in a durable Huey queue, run by a consumer.
+
+A thread lives and dies with the web process; a queued task is stored first (in SQLite by default, in Redis with
+``SANDBOX_QUEUE_URL=redis://...``) and answered with 202 only once it is stored. A consumer, embedded in the sandbox
+as worker threads or run as its own process (``huey_consumer sandbox.queue_worker.huey``), picks tasks up. A 4xx
+answer or a connection error makes Huey store the task again for a later try, with a doubling delay; a 5xx is final.
+A task still waiting when the sandbox stops is still in the store when it starts again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app
+from flask_mail import Message
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey, Task, TaskWrapper
+from huey.consumer import Consumer
+from huey.exceptions import CancelExecution
+
+from sandbox.delivery import DeliveryLog
+from sandbox.errors import ConfigError
+from sandbox.mailer import SendError, delivery_log, describe_error, traced_send, tracer
+from sandbox.tracer import Tracer
+
+MODE = "queue"
+TASK_NAME = "sandbox.deliver"
+CONSUMER_MODES = ("embedded", "external")
+
+
+def open_huey(url: str | None, instance_path: str) -> Huey:
+    """``redis://...`` for Redis, ``sqlite:///path`` for a given SQLite file, nothing for ``instance/queue.db``."""
+    if url and url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("sandbox", url=url, results=False)
+    if url and not url.startswith("sqlite:///"):
+        raise ConfigError(f"queue URL must start with redis:// or sqlite:///, not {url!r}")
+    path = urlsplit(url).path if url else os.path.join(instance_path, "queue.db")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return SqliteHuey("sandbox", filename=path, results=False)
+
+
+def message_data(msg: Message) -> dict[str, Any]:
+    """What a task stores: plain values only, so it survives pickling, a restart and another process."""
+    return {
+        "subject": msg.subject,
+        "recipients": list(msg.recipients),
+        "sender": msg.sender,
+        "body": msg.body,
+        "html": msg.html,
+        "extra_headers": dict(msg.extra_headers or {}),
+    }
+
+
+class EmbeddedConsumer(Consumer):
+    """Huey's consumer, running inside the sandbox's process: the sandbox, not the consumer, owns the signals."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+class MailQueue:
+    """The app's Huey instance (opened on first use), its delivery task, and the embedded consumer if any."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._huey: Huey | None = None
+        self._consumer: EmbeddedConsumer | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> tuple[Huey, TaskWrapper]:
+        """The store and the registered task, created on first use."""
+        with self._lock:
+            if self._huey is None:
+                self._huey = open_huey(self.app.config["SANDBOX_QUEUE_URL"], self.app.instance_path)
+                self._deliver = self._huey.task(
+                    retries=int(self.app.config["SANDBOX_POOL_ATTEMPTS"]) - 1,
+                    retry_delay=float(self.app.config["SANDBOX_RETRY_BACKOFF"]),
+                    retry_backoff=2,
+                    context=True,
+                    name=TASK_NAME,
+                )(self._run)
+            return self._huey, self._deliver
+
+    @property
+    def huey(self) -> Huey:
+        return self._open()[0]
+
+    @property
+    def opened(self) -> bool:
+        return self._huey is not None
+
+    def enqueue(self, msg: Message, trace_id: str) -> str:
+        """Store the task; returns its id once the store has it."""
+        huey, deliver = self._open()
+        task = deliver.s(message_data(msg), trace_id)
+        huey.enqueue(task)
+        return task.id
+
+    def start_consumer(self, workers: int) -> None:
+        if self._consumer is None:
+            self._consumer = EmbeddedConsumer(
+                self.huey,
+                workers=workers,
+                worker_type="thread",
+                periodic=False,
+                check_worker_health=False,
+                initial_delay=0.05,
+                max_delay=0.5,
+            )
+            self._consumer.start()
+
+    def stop_consumer(self, timeout: float) -> None:
+        """Let tasks being sent finish (up to ``timeout``); tasks still waiting stay in the store."""
+        if self._consumer is not None:
+            self._consumer.shutdown_timeout = timeout
+            self._consumer.stop(graceful=True)
+            self._consumer = None
+
+    def pending(self) -> int:
+        """Tasks stored and not yet run, scheduled retries included."""
+        return self.huey.pending_count() + self.huey.scheduled_count()
+
+    def _run(self, data: dict[str, Any], trace_id: str, task: Task | None = None) -> None:
+        deliver_task(self.app, data, trace_id, task)
+
+
+def send_in_queue(msg: Message, trace_id: str) -> None:
+    """Store the send as a task and return: the 202 means "stored", not "sent"."""
+    app = current_app._get_current_object()
+    mail_queue: MailQueue = app.extensions["sandbox.queue"]
+    delivery_log().accepted(trace_id, MODE)
+    task_id = mail_queue.enqueue(msg, trace_id)
+    tracer().record(trace_id, "queue.stored", task_id=task_id, backend=type(mail_queue.huey).__name__)
+
+
+def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | None) -> None:
+    """One attempt by a consumer worker. A failure worth retrying goes back to Huey; a final one is recorded."""
+    trace, log = app.extensions["sandbox.tracer"], app.extensions["sandbox.delivery"]
+    attempts = int(app.config["SANDBOX_POOL_ATTEMPTS"])
+    retries_left = task.retries if task is not None else 0
+    attempt = attempts - retries_left
+    if attempt == 1:
+        trace.record(trace_id, "worker.started", worker=threading.current_thread().name)
+    with app.app_context():
+        trace.record(trace_id, "context.pushed", app=app.name)
+        trace.record(trace_id, "attempt.started", attempt=attempt, attempts=attempts)
+        try:
+            traced_send(Message(**data), trace_id, trace)
+        except SendError as err:
+            if err.retryable and retries_left > 0:
+                trace.record(
+                    trace_id,
+                    "attempt.failed",
+                    attempt=attempt,
+                    error=str(err),
+                    final=False,
+                    retry_in_s=task.retry_delay,
+                )
+                raise CancelExecution(retry=True) from err  # Huey stores the task again, for later
+            trace.record(trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True)
+            _failed(trace, log, trace_id, str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - a bug here must be recorded, not left to Huey's log
+            _failed(trace, log, trace_id, describe_error(err))
+            return
+    trace.record(trace_id, "worker.finished")
+    log.delivered(trace_id)
+
+
+def _failed(trace: Tracer, log: DeliveryLog, trace_id: str, error: str) -> None:
+    trace.record(trace_id, "worker.failed", error=error)
+    log.failed(trace_id, MODE, error)
