@@ -9,7 +9,6 @@ smtplib. The goal is at least 0.85 of the bare handler's rate: the fault machine
 from __future__ import annotations
 
 import smtplib
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from rich.console import Console
 from bench.report import table
 from sandbox.config import CliParser
 from sandbox.sink import Sink
+from sandbox.testing import free_port
 
 MESSAGE = b"Subject: throughput\r\nX-Sandbox-Trace: bench\r\n\r\n" + b"hello\r\n" * 50
 
@@ -51,12 +51,6 @@ def bare(messages: int, clients: int) -> float:
 def ours(messages: int, clients: int) -> float:
     with Sink("127.0.0.1", 0) as sink:
         return rate(sink.host, sink.port, messages, clients)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,10 +21,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     """Build the app: defaults, then ``SANDBOX_*`` variables, then the embedded ``sink``, then ``test_config``."""
     app = Flask(__name__)
     app.config.from_mapping(
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=25,
-        **Settings.from_env().flask_config(),
+        {"MAX_CONTENT_LENGTH": MAX_BODY_BYTES, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": 25}
+        | Settings.from_env().flask_config()
     )
     if sink is not None:
         app.config.update(MAIL_SERVER=sink.host, MAIL_PORT=sink.port)

@@ -86,10 +86,15 @@ class Trace:
 
     @property
     def complete(self) -> bool:
-        """True once nothing more will be recorded: the response left and any worker has ended."""
-        if self.first("response.sent") is None:
+        """True once nothing more will be recorded here: the answer left, and any background send has ended.
+
+        A send handed to a worker (thread, pool, queue) is complete only when that worker finished or failed; an
+        error answer or a blocking send is complete with the answer.
+        """
+        response = self.first("response.sent")
+        if response is None:
             return False
-        if self.first("worker.started") is None:
+        if self.mode == "sync" or int(response.details.get("status", 200)) >= 400:
             return True
         return self.first("worker.finished") is not None or self.first("worker.failed") is not None
 

@@ -24,7 +24,7 @@ from sandbox import lessons
 from sandbox.broken import BROKEN_VARIANTS
 from sandbox.errors import ConfigError
 from sandbox.mailer import SendError, build_message, delivery_log, tracer
-from sandbox.modes import BUTTON_LABELS
+from sandbox.modes import BUTTON_LABELS, PROMISE_COLUMNS, PROMISES
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
@@ -104,6 +104,8 @@ def index() -> str:
         "pages/index.html",
         broken=list(BROKEN_VARIANTS),
         labels=BUTTON_LABELS,
+        promises=PROMISES,
+        promise_columns=PROMISE_COLUMNS,
         mail_server=f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}",
         server=current_app.config["SANDBOX_SERVER"],
         delay_s=sink.handler.delay_s if sink else None,
@@ -132,7 +134,7 @@ def send_email(mode: str) -> tuple[Response, int]:
     return jsonify(body), 200 if sent else 202
 
 
-OTHER_MODE = {"sync": "thread", "thread": "sync", "pool": "sync"}
+OTHER_MODE = {"sync": "thread", "thread": "sync", "pool": "sync", "queue": "sync"}
 
 
 def trace_report(trace_id: str) -> TraceReport:

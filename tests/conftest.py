@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ os.environ.setdefault("SANDBOX_QUEUE_URL", f"sqlite:///{tempfile.mkdtemp(prefix=
 from sandbox.config import Settings
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
+from sandbox.testing import free_port
 from sandbox.tracer import Trace
 
 
@@ -87,20 +87,15 @@ def recorded_traces() -> list[tuple[Trace, Trace]]:
         for delay in (0.0, 0.05, 0.2):
             sink.handler.delay_s = delay
             pairs.append((record_trace(app, "sync"), record_trace(app, "thread")))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
-    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_PORT": dead_port})
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_PORT": free_port()})
     pairs.append((record_trace(app, "sync"), record_trace(app, "thread")))
     return pairs
 
 
 @pytest.fixture
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nothing listens on."""
+    return free_port()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

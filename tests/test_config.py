@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox import create_app
 from sandbox.config import Settings, parse_mail_server
 from sandbox.errors import ConfigError
 
@@ -56,3 +57,9 @@ def test_mail_server_forms() -> None:
     for bad in ("", ":25", "host:", "host:0", "host:x"):
         with pytest.raises(ConfigError):
             parse_mail_server(bad)
+
+
+def test_create_app_reads_the_mail_server_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOX_MAIL_SERVER", "127.0.0.1:2525")
+    app = create_app()
+    assert (app.config["MAIL_SERVER"], app.config["MAIL_PORT"]) == ("127.0.0.1", 2525)

@@ -14,8 +14,8 @@ MODES = frozenset(SEND_MODES)
 
 def test_every_lesson_loads_with_a_runnable_scenario() -> None:
     lessons = load_lessons(LESSONS_DIR, MODES)
-    assert [lesson.order for lesson in lessons] == [1, 2, 3, 4, 5]
-    assert len({lesson.slug for lesson in lessons}) == 5
+    assert [lesson.order for lesson in lessons] == [1, 2, 3, 4, 5, 6]
+    assert len({lesson.slug for lesson in lessons}) == 6
     for lesson in lessons:
         assert set(lesson.scenario["modes"]) <= MODES and lesson.quiz and set(lesson.quiz) <= set(QUIZ_KINDS)
         assert "<h1>" in lesson.html and "<script" not in lesson.html
@@ -43,7 +43,7 @@ def test_malformed_lessons_fail_loudly(tmp_path: Path, front: str, words: str) -
 
 def test_lesson_pages(client: FlaskClient) -> None:
     listing = client.get("/lessons").get_data(as_text=True)
-    assert listing.count('href="/lessons/') == 5
+    assert listing.count('href="/lessons/') == 6
     page = client.get("/lessons/application-context")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Run it" in html and "Working outside of application context" in html

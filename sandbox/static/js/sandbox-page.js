@@ -17,7 +17,7 @@ const results = new ResultList($("#results"), {
     latest[trace.mode] = trace;
     if (latest.sync && latest.thread) {
       $("#comparison-card").hidden = false;
-      renderComparison($("#comparison"), [latest.sync, latest.thread, latest.pool].filter(Boolean));
+      renderComparison($("#comparison"), [latest.sync, latest.thread, latest.pool, latest.queue].filter(Boolean));
     }
   },
 });
