@@ -18,6 +18,9 @@ from sandbox.faults import Faults
 from sandbox.security import trusted_hosts
 
 SERVER_MODES = ("threaded", "single")
+QUEUE_CONSUMERS = ("embedded", "external")
+REDIS_URL_PREFIXES = ("redis://", "rediss://", "unix://")
+SQLITE_URL_PREFIX = "sqlite:///"
 
 
 class CliParser(argparse.ArgumentParser):
@@ -41,13 +44,14 @@ class Settings:
     subject_prefix: str = "[Sandbox] "
     sender: str = "Concurrency Sandbox <sandbox@example.com>"
     trace: bool = True
-    greet_delay_s: float = 0.0
-    jitter_s: float = 0.0
-    reject_probability: float = 0.0
-    reject_code: int = 451
-    reject_stage: str = "RCPT"
-    disconnect_probability: float = 0.0
-    seed: int | None = None
+    # The sink's faults: the same names as sandbox.faults.Faults, which holds their defaults and checks them.
+    greet_delay_s: float = Faults.greet_delay_s
+    jitter_s: float = Faults.jitter_s
+    reject_probability: float = Faults.reject_probability
+    reject_code: int = Faults.reject_code
+    reject_stage: str = Faults.reject_stage
+    disconnect_probability: float = Faults.disconnect_probability
+    seed: int | None = Faults.seed
     pool_size: int = 4
     pool_attempts: int = 3
     retry_backoff_s: float = 0.2
@@ -65,10 +69,11 @@ class Settings:
             raise ConfigError(f"pool_attempts must be between 1 and 10, not {self.pool_attempts}")
         if not 0 <= self.retry_backoff_s <= 60:
             raise ConfigError(f"retry_backoff_s must be between 0 and 60 seconds, not {self.retry_backoff_s:g}")
-        if self.queue_consumer not in ("embedded", "external"):
-            raise ConfigError(f"queue_consumer must be embedded or external, not {self.queue_consumer!r}")
-        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://", "sqlite:///")):
-            raise ConfigError(f"queue URL must start with redis:// or sqlite:///, not {self.queue_url!r}")
+        if self.queue_consumer not in QUEUE_CONSUMERS:
+            raise ConfigError(
+                f"queue_consumer must be one of {', '.join(QUEUE_CONSUMERS)}, not {self.queue_consumer!r}"
+            )
+        check_queue_url(self.queue_url)
         if not 1 <= self.queue_workers <= 64:
             raise ConfigError(f"queue_workers must be between 1 and 64, not {self.queue_workers}")
         if self.server not in SERVER_MODES:
@@ -146,6 +151,12 @@ ENV_NAMES = {
 def check_port(name: str, port: int) -> None:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 (pick a free one) and 65535, not {port}")
+
+
+def check_queue_url(url: str | None) -> None:
+    """None (SQLite in the instance folder), ``sqlite:///path`` or a Redis URL."""
+    if url and not url.startswith((*REDIS_URL_PREFIXES, SQLITE_URL_PREFIX)):
+        raise ConfigError(f"queue URL must start with redis:// or sqlite:///, not {url!r}")
 
 
 def parse_mail_server(text: str) -> tuple[str, int]:
@@ -250,7 +261,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
     parser.add_argument(
         "--queue-consumer",
         dest="queue_consumer",
-        choices=("embedded", "external"),
+        choices=QUEUE_CONSUMERS,
         default=defaults.queue_consumer,
         help="embedded: worker threads in this process; external: run huey_consumer sandbox.queue_worker.huey",
     )

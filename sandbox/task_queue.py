@@ -21,22 +21,20 @@ from huey.api import Huey, Task, TaskWrapper
 from huey.consumer import Consumer
 from huey.exceptions import CancelExecution
 
+from sandbox.config import REDIS_URL_PREFIXES, check_queue_url
 from sandbox.delivery import DeliveryLog
-from sandbox.errors import ConfigError
 from sandbox.mailer import SendError, delivery_log, describe_error, traced_send, tracer
 from sandbox.tracer import Tracer
 
 MODE = "queue"
 TASK_NAME = "sandbox.deliver"
-CONSUMER_MODES = ("embedded", "external")
 
 
 def open_huey(url: str | None, instance_path: str) -> Huey:
     """``redis://...`` for Redis, ``sqlite:///path`` for a given SQLite file, nothing for ``instance/queue.db``."""
-    if url and url.startswith(("redis://", "rediss://", "unix://")):
+    check_queue_url(url)
+    if url and url.startswith(REDIS_URL_PREFIXES):
         return RedisHuey("sandbox", url=url, results=False)
-    if url and not url.startswith("sqlite:///"):
-        raise ConfigError(f"queue URL must start with redis:// or sqlite:///, not {url!r}")
     path = urlsplit(url).path if url else os.path.join(instance_path, "queue.db")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return SqliteHuey("sandbox", filename=path, results=False)
