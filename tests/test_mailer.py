@@ -6,8 +6,9 @@ import pytest
 from flask import Flask
 from flask_mail import Message
 
-from sandbox.mailer import SendError, build_message, mail, send_async_email, send_sync
+from sandbox.mailer import SendError, build_message, send_async_email, send_sync
 from sandbox.sink import TRACE_HEADER, Sink
+from sandbox.smtp_client import mail
 
 
 def test_message_comes_from_templates_and_settings(app: Flask) -> None:
