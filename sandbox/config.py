@@ -210,12 +210,14 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
             "--host", default=defaults.host, help=f"address the web app binds (default {defaults.host})"
         )
         parser.add_argument("--port", type=int, default=defaults.port, help="web app port; 0 picks a free one")
+    # Run alone, the sink's port is simply --port (as DESIGN.md gives it); beside the web app, --smtp-port.
     parser.add_argument(
-        "--smtp-port",
+        *(("--port", "--smtp-port") if sink_only else ("--smtp-port",)),
         dest="smtp_port",
         type=int,
+        metavar="PORT",
         default=defaults.smtp_port,
-        help="port of the embedded SMTP sink; 0 picks a free one",
+        help="port of the SMTP sink; 0 picks a free one",
     )
     parser.add_argument(
         "--delay",
@@ -226,8 +228,10 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
         help=f"how long the sink waits before it accepts each email (default {defaults.delay_s:g})",
     )
     faults = parser.add_argument_group("sink faults")
-    for flag, dest, kind, help_text in FAULT_FLAGS:
-        faults.add_argument(flag, dest=dest, type=kind, default=getattr(defaults, dest), help=help_text)
+    for flag, dest, kind, metavar, help_text in FAULT_FLAGS:
+        faults.add_argument(
+            flag, dest=dest, type=kind, metavar=metavar, default=getattr(defaults, dest), help=help_text
+        )
     if sink_only:
         return
     parser.add_argument(
@@ -276,13 +280,13 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
 
 
 FAULT_FLAGS = (
-    ("--greet-delay", "greet_delay_s", float, "seconds the sink waits before its greeting"),
-    ("--jitter", "jitter_s", float, "up to this many seconds added at random to each delay"),
-    ("--reject-probability", "reject_probability", float, "chance (0 to 1) that the sink rejects a message"),
-    ("--reject-code", "reject_code", int, "the SMTP code of a rejection: 4xx (try again) or 5xx (final)"),
-    ("--reject-stage", "reject_stage", str.upper, "where the sink rejects: MAIL, RCPT or DATA"),
-    ("--disconnect-probability", "disconnect_probability", float, "chance (0 to 1) that the sink hangs up at DATA"),
-    ("--seed", "seed", int, "seed for the random faults, so a run can be repeated"),
+    ("--greet-delay", "greet_delay_s", float, "SECONDS", "how long the sink waits before its greeting"),
+    ("--jitter", "jitter_s", float, "SECONDS", "up to this much added at random to each delay"),
+    ("--reject-probability", "reject_probability", float, "P", "chance (0 to 1) that the sink rejects a message"),
+    ("--reject-code", "reject_code", int, "CODE", "the SMTP code of a rejection: 4xx (try again) or 5xx (final)"),
+    ("--reject-stage", "reject_stage", str.upper, "STAGE", "where the sink rejects: MAIL, RCPT or DATA"),
+    ("--disconnect-probability", "disconnect_probability", float, "P", "chance (0 to 1) the sink hangs up at DATA"),
+    ("--seed", "seed", int, "N", "seed for the random faults, so a run can be repeated"),
 )
 
 

@@ -11,7 +11,7 @@ from sandbox.render.document import report, trace_document
 from sandbox.render.html import render_index_page, render_trace_page
 from sandbox.render.markdown import render_trace_markdown
 from sandbox.render.perfetto import perfetto_trace
-from sandbox.render.terminal import execution_table, print_trace_report, tracker_table
+from sandbox.render.terminal import ask_quiz, execution_table, print_trace_report, tracker_table
 from sandbox.tracer import Event, Trace
 
 
@@ -141,3 +141,14 @@ def test_terminal_tables_render_to_text(recorded_traces) -> None:
     narrow = Console(file=io.StringIO(), width=80, record=True)
     print_trace_report(narrow, result)
     assert "main app:" in narrow.export_text()
+
+
+def test_terminal_quiz_scores_the_answers_given(recorded_traces) -> None:
+    sync, thread = recorded_traces[1]
+    quiz = report(thread, other=sync).quiz
+    answers = ["ABCD"[q.answer] if n % 2 == 0 else "ABCD"[(q.answer + 1) % len(q.options)] for n, q in enumerate(quiz)]
+    console = Console(file=io.StringIO(), width=120, record=True)
+    score = ask_quiz(console, quiz, stream=io.StringIO("x\n" + "\n".join(a.lower() for a in answers) + "\n"))
+    assert score == (len(quiz) + 1) // 2
+    text = console.export_text()
+    assert text.count("Right.") == score and "Not quite" in text and f"Score: {score} of {len(quiz)}" in text

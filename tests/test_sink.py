@@ -104,7 +104,7 @@ def test_bad_settings_change_nothing(sink: Sink, changes: dict) -> None:
 
 def test_runs_alone_and_stops_on_ctrl_c() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "sandbox.sink", "--delay", "0"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-u", "-m", "sandbox.sink", "--delay", "0", "--port", "0"], stdout=subprocess.PIPE, text=True
     )
     try:
         banner = proc.stdout.readline()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TextIO
 
 from rich.console import Console
 from rich.prompt import Prompt
@@ -153,8 +154,11 @@ def print_trace_report(console: Console, result: TraceReport) -> None:
     console.print()
 
 
-def ask_quiz(console: Console, questions: Sequence[Question]) -> int:
-    """Ask each question at the prompt, say at once whether the answer was right and why; returns the score."""
+def ask_quiz(console: Console, questions: Sequence[Question], stream: TextIO | None = None) -> int:
+    """Ask each question at the prompt, say at once whether the answer was right and why; returns the score.
+
+    Answers come from ``stream`` when given (a test), else from the terminal.
+    """
     score = 0
     letters = "ABCD"
     for number, question in enumerate(questions, start=1):
@@ -162,7 +166,11 @@ def ask_quiz(console: Console, questions: Sequence[Question]) -> int:
         for letter, option in zip(letters, question.options, strict=False):
             console.print(f"   {letter}. {option}")
         choice = Prompt.ask(
-            "Your answer", choices=list(letters[: len(question.options)]), console=console, case_sensitive=False
+            "Your answer",
+            choices=list(letters[: len(question.options)]),
+            console=console,
+            case_sensitive=False,
+            stream=stream,
         )
         picked = letters.index(choice.upper())
         if picked == question.answer:
