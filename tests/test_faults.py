@@ -172,3 +172,10 @@ def test_put_api_sink_changes_faults(client: FlaskClient, sink: Sink) -> None:
     assert sink.handler.faults.greet_delay_s == 0.1
     assert client.put("/api/sink", json={"reject_code": 200}).status_code == 400
     assert client.get("/api/sink").get_json()["reject_code"] == 550
+
+
+def test_greeting_delay_shows_in_the_trace(app: Flask, sink: Sink) -> None:
+    set_faults(sink, greet_delay_s=0.3)
+    trace = record_trace(app, "sync")
+    waited_ms = trace.ms_until("smtp.connected") - trace.ms_until("smtp.connecting")
+    assert waited_ms >= 300
