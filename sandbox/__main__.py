@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
+from sandbox.faults import describe_faults
 from sandbox.render.terminal import print_undelivered
 from sandbox.runtime import Sandbox, stop_on_sigterm
 
@@ -33,11 +34,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_serving(sandbox: Sandbox) -> None:
     target = (
-        f"the embedded sink on {sandbox.sink.address} (delay {sandbox.settings.delay_s:g} s)"
+        f"the embedded sink on {sandbox.sink.address} ({describe_faults(sandbox.sink.handler.faults)})"
         if sandbox.sink
         else "the SMTP server at {}:{}".format(*sandbox.settings.mail_server)
     )
     print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server} server), sending to {target}.")
+    print(f"Lessons: {sandbox.url}lessons    Mailbox: {sandbox.url}mailbox")
     print("Press Ctrl-C to stop.", flush=True)
 
 
