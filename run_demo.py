@@ -17,6 +17,7 @@ from rich.console import Console
 from sandbox.__main__ import print_serving
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
 from sandbox.demo import ModeResult, run_mode
+from sandbox.modes import COMPARED_WITH
 from sandbox.render.document import TraceReport, report
 from sandbox.render.files import write_reports
 from sandbox.render.terminal import ask_quiz, print_results, print_trace_report, print_undelivered
@@ -93,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def trace_reports(results: list[ModeResult]) -> list[TraceReport]:
-    """One report per mode, from its first client's trace, each paired with another mode's for the comparison."""
-    traces = [result.trace for result in results if result.trace is not None]
-    return [report(trace, other=next((t for t in traces if t.mode != trace.mode), None)) for trace in traces]
+    """One report per mode, from its first client's trace, each paired with the mode it is compared with."""
+    by_mode = {result.mode: result.trace for result in results if result.trace is not None}
+    return [report(trace, other=by_mode.get(COMPARED_WITH.get(mode, ""))) for mode, trace in by_mode.items()]
 
 
 def quiz_in_terminal(console: Console, reports: list[TraceReport]) -> None:

@@ -21,6 +21,11 @@ TITLES = {
 SHORT_LABELS = {"sync": "sync (blocking)"}
 
 
+# The run a trace is compared with in the "what if" quiz question: a background mode against the blocking one,
+# and the blocking one against the classic thread.
+COMPARED_WITH = {"sync": "thread", "thread": "sync", "pool": "sync", "queue": "sync"}
+
+
 def title(mode: str) -> str:
     return TITLES.get(mode, f"{mode} send")
 

@@ -338,9 +338,11 @@ def _thread_count(rows: list[Row], rng: random.Random) -> Question | None:
 
 
 def _other_mode(trace: Trace, other: Trace | None, rng: random.Random) -> Question | None:
-    """Without the thread (answered from the sync trace), or with one (answered from the thread trace)."""
-    if other is None or other.mode == trace.mode or other.response_ms is None or trace.response_ms is None:
+    """Without the thread (answered from the sync trace), or with one (answered from a background mode's trace)."""
+    if other is None or other.response_ms is None or trace.response_ms is None:
         return None
+    if (trace.mode == "sync") == (other.mode == "sync"):
+        return None  # the question compares a blocking send with a background one
     other_rows = execution_table(other)
     other_response = step_of(other_rows, "response.sent")
     bucket = WAIT_BUCKETS[wait_bucket(other.response_ms)][2]
@@ -358,7 +360,7 @@ def _other_mode(trace: Trace, other: Trace | None, rng: random.Random) -> Questi
     else:
         text = (
             f"This blocking send answered in {format_ms(trace.response_ms)}. What happened when the same email "
-            "went through the thread route?"
+            f"went through the {other.mode} route?"
         )
         right = _Choice(f"The user waited {bucket}, and the email still arrived later")
         wrong = [

@@ -24,7 +24,7 @@ from sandbox import lessons
 from sandbox.broken import BROKEN_VARIANTS
 from sandbox.errors import ConfigError
 from sandbox.mailer import SendError, build_message, delivery_log, tracer
-from sandbox.modes import BUTTON_LABELS, PROMISE_COLUMNS, PROMISES
+from sandbox.modes import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISES
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
@@ -134,9 +134,6 @@ def send_email(mode: str) -> tuple[Response, int]:
     return jsonify(body), 200 if sent else 202
 
 
-OTHER_MODE = {"sync": "thread", "thread": "sync", "pool": "sync", "queue": "sync"}
-
-
 def trace_report(trace_id: str) -> TraceReport:
     """The trace with its views; the newest trace of the other mode, if any, feeds the comparison question.
 
@@ -149,7 +146,7 @@ def trace_report(trace_id: str) -> TraceReport:
     unknown = [k for k in kinds if k not in QUIZ_KINDS]
     if unknown:
         raise BadInput(f"unknown quiz kinds {', '.join(unknown)}; known: {', '.join(QUIZ_KINDS)}")
-    other_mode = OTHER_MODE.get(trace.mode)
+    other_mode = COMPARED_WITH.get(trace.mode)
     return report(trace, other=tracer().latest(other_mode) if other_mode else None, kinds=kinds)
 
 

@@ -77,3 +77,10 @@ def test_wrong_options_name_a_misconception(recorded_traces) -> None:
     response = next(q for q in make_quiz(thread, 0, sync) if q.kind == "response_step")
     tags = [m for m in response.misconceptions if m]
     assert "Believes the response waits for the email to be accepted" in tags
+
+
+def test_the_what_if_question_only_pairs_a_blocking_send_with_a_background_one(recorded_traces) -> None:
+    (sync_a, thread_a), (sync_b, thread_b) = recorded_traces[0], recorded_traces[1]
+    assert "other_mode" not in {q.kind for q in make_quiz(thread_a, 0, thread_b)}
+    assert "other_mode" not in {q.kind for q in make_quiz(sync_a, 0, sync_b)}
+    assert "other_mode" in {q.kind for q in make_quiz(sync_a, 0, thread_b)}
