@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -17,9 +18,11 @@ from rich.console import Console
 from sandbox.__main__ import print_serving
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
 from sandbox.demo import ModeResult, run_mode
+from sandbox.facts import NOT_OBSERVED, observed_server
 from sandbox.modes import COMPARED_WITH
 from sandbox.render.document import TraceReport, report
 from sandbox.render.files import write_reports
+from sandbox.requests_log import RequestsLog
 from sandbox.render.terminal import ask_quiz, print_results, print_trace_report, print_undelivered
 from sandbox.runtime import Sandbox, stop_on_sigterm
 from sandbox.strategies import SEND_MODES, STRATEGIES
@@ -71,18 +74,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.serve:
             print_serving(sandbox)
             threading.Event().wait()
+        comparison = uuid.uuid4().hex  # the first client's email of every mode: one comparison
         for mode in args.modes:
             with console.status(
                 f"Sending {args.clients} email(s) by [bold]{mode}[/] on the {sandbox.settings.server} server..."
             ):
-                results.append(run_mode(sandbox, mode, args.clients))
+                results.append(run_mode(sandbox, mode, args.clients, comparison))
     except KeyboardInterrupt:
         console.print("\nStopping: no new sends; waiting for emails still on their way...")
     finally:
         undelivered = sandbox.stop()
     if results:
         print_results(console, results, sandbox.settings.delay_s if not sandbox.settings.mail_server else None)
-        reports = trace_reports(results)
+        reports = trace_reports(results, sandbox.requests_log)
         for result in reports:
             print_trace_report(console, result)
         written = write_reports(reports, args.out)
@@ -93,10 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if undelivered else 0
 
 
-def trace_reports(results: list[ModeResult]) -> list[TraceReport]:
-    """One report per mode, from its first client's trace, each paired with the mode it is compared with."""
+def trace_reports(results: list[ModeResult], log: RequestsLog | None) -> list[TraceReport]:
+    """One report per mode, from its first client's trace, each paired with a send of the same comparison."""
     by_mode = {result.mode: result.trace for result in results if result.trace is not None}
-    return [report(trace, other=by_mode.get(COMPARED_WITH.get(mode, ""))) for mode, trace in by_mode.items()]
+    reports = []
+    for mode, trace in by_mode.items():
+        other = next((by_mode[m] for m in COMPARED_WITH.get(mode, ()) if m in by_mode), None)
+        reports.append(
+            report(
+                trace,
+                other=other,
+                server=observed_server(trace, log),
+                other_server=observed_server(other, log) if other is not None else NOT_OBSERVED,
+            )
+        )
+    return reports
 
 
 def quiz_in_terminal(console: Console, reports: list[TraceReport]) -> None:

@@ -15,3 +15,26 @@ def format_ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
+
+
+def shown_ms(value: float, decimals: int | None = None) -> tuple[str, float]:
+    """A duration as text and the rounding of that text in ms (what a claim about it may be off by).
+
+    ``decimals`` forces milliseconds with that many decimals, for times that must be told apart.
+    """
+    if value < 0:
+        raise ValueError(f"a duration cannot be negative ({value} ms)")
+    if decimals is None:
+        if value >= 1000:
+            return f"{value / 1000:.2f} s", 5.0
+        decimals = 1
+    return f"{value:.{decimals}f} ms", 0.5 * 10**-decimals
+
+
+def apart_decimals(*values: float) -> int | None:
+    """The fewest ms decimals (None for the usual format) at which ``values`` that differ also read differently."""
+    for decimals in (None, 1, 2, 3):
+        texts = {shown_ms(v, decimals)[0] for v in values}
+        if len(texts) == len(set(values)):
+            return decimals
+    return 3

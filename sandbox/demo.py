@@ -28,6 +28,12 @@ class ModeResult:
 
     @property
     def response_ms(self) -> list[float]:
+        """The server's own response times (from its accepting the request), the number traces show too."""
+        return [r.body["response_ms"] for r in self.replies if "response_ms" in r.body]
+
+    @property
+    def client_ms(self) -> list[float]:
+        """What each client measured itself, network and client included."""
         return [r.elapsed_ms for r in self.replies]
 
     @property
@@ -39,12 +45,20 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def run_mode(sandbox: Sandbox, mode: str, clients: int) -> ModeResult:
-    """Send ``clients`` requests at once, wait until each email is delivered or failed, and time both."""
+def run_mode(sandbox: Sandbox, mode: str, clients: int, comparison: str | None = None) -> ModeResult:
+    """Send ``clients`` requests at once, wait until each email is delivered or failed, and time both.
+
+    The first client's email joins ``comparison``, so the quiz can compare it with the same email sent another way.
+    """
     url = f"{sandbox.url}send-email/{mode}"
     timeout = sandbox.settings.smtp_timeout_s + sandbox.settings.delay_s * clients + 30
+
+    def body(i: int) -> dict[str, str]:
+        fields = {"name": f"Student {i + 1}"}
+        return fields | {"comparison": comparison} if comparison and i == 0 else fields
+
     with ThreadPoolExecutor(max_workers=clients, thread_name_prefix="client") as pool:
-        replies = tuple(pool.map(lambda i: call(url, "POST", {"name": f"Student {i + 1}"}, timeout), range(clients)))
+        replies = tuple(pool.map(lambda i: call(url, "POST", body(i), timeout), range(clients)))
     sandbox.delivery.wait_settled(timeout)
     failed = {f.trace_id for f in sandbox.delivery.failures()}
     delivered = sum(r.status < 400 and r.body.get("trace_id") not in failed for r in replies)
@@ -55,9 +69,7 @@ def run_mode(sandbox: Sandbox, mode: str, clients: int) -> ModeResult:
 
 
 def accepted_after(sandbox: Sandbox, reply: Reply) -> float | None:
-    """Milliseconds from the client's click to the sink's 250, or None if the sink never accepted it."""
+    """Milliseconds from the server's having the request to the sink's 250 (the trace's clock), or None."""
     trace_id = reply.body.get("trace_id")
-    if sandbox.sink is None or not trace_id or reply.status >= 400:
-        return None
-    message = sandbox.sink.mailbox.by_trace(trace_id)
-    return None if message is None else (message.accepted_ns - reply.started_ns) / 1e6
+    trace = sandbox.tracer.get(trace_id) if trace_id else None
+    return None if trace is None or trace.first("sink.accepted") is None else trace.accepted_ms

@@ -100,6 +100,7 @@ def start_worker(target: Callable[..., None], args: tuple[Any, ...], trace_id: s
     log.accepted(trace_id, mode)
     thread = threading.Thread(target=target, args=args, name=f"mail-{trace_id[:8]}", daemon=True)
     log.worker_started(trace_id, thread)
+    tracer().record(trace_id, "worker.spawned", worker=thread.name, target=target.__name__)
     thread.start()
     return thread
 

@@ -21,9 +21,9 @@ TITLES = {
 SHORT_LABELS = {"sync": "sync (blocking)"}
 
 
-# The run a trace is compared with in the "what if" quiz question: a background mode against the blocking one,
-# and the blocking one against the classic thread.
-COMPARED_WITH = {"sync": "thread", "thread": "sync", "pool": "sync", "queue": "sync"}
+# The sends a trace may be compared with in the "what if" quiz question, within one comparison: a background mode
+# against the blocking one, and the blocking one against a background one.
+COMPARED_WITH = {"sync": ("thread", "pool", "queue"), "thread": ("sync",), "pool": ("sync",), "queue": ("sync",)}
 
 
 def title(mode: str) -> str:

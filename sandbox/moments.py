@@ -1,14 +1,24 @@
-"""Key moments: a few short explanations, each pinned to a step of this run and quoting this run's numbers."""
+"""Key moments: a few short explanations, each pinned to a step of this run and chosen from its facts.
+
+Which sentence a moment says depends on what the events show (which came first, who ran the send, how it ended,
+what the server did meanwhile), never on the mode's name; every sentence carries the claims that make it true.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from sandbox.clock import format_ms
-from sandbox.steps import Row, execution_table
-from sandbox.tracer import Trace
+from sandbox.claims import Literal, Sentence, claim, join, sentence
+from sandbox.clock import apart_decimals, shown_ms
+from sandbox.facts import Facts
+from sandbox.tracer import Event
 
-SLOWER_SINK_S = 5.0
+MOMENTS_SHOWN = 5
+HANDOFF_WORDS = {
+    "route": "started a thread of its own for the send",
+    "pool": "queued the send for the pool's threads",
+    "consumer": "stored the send as a task for the queue's consumer",
+}
 
 
 @dataclass(frozen=True)
@@ -16,191 +26,362 @@ class Moment:
     title: str
     text: str
     step: int
+    claims: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {"title": self.title, "text": self.text, "step": self.step}
 
 
-def key_moments(trace: Trace) -> list[Moment]:
-    """Three to five moments for a trace with a sink lane; fewer when the run failed early."""
-    rows = execution_table(trace)
-    found = Found({row.kind: row for row in reversed(rows)})  # the first row of each kind
-    moments = [
+def key_moments(facts: Facts) -> list[Moment]:
+    """Up to five moments, most telling first; fewer when the run was short."""
+    found = [
         m
         for m in (
-            _who_waited(trace, found),
-            _blocked(trace, found),
-            _retries(trace, rows),
-            _pool_wait(found),
-            _failure(trace, found),
-            _slower_sink(trace, found),
-            _arrival(trace, found),
+            _who_waited(facts),
+            _blocked(facts),
+            _failure(facts),
+            _retries(facts),
+            _pickup(facts),
+            _sink_hold(facts),
+            _arrival(facts),
         )
         if m is not None
     ]
-    return moments[:5]
+    return found[:MOMENTS_SHOWN]
 
 
-class Found(dict[str, Row]):
-    """The first row of each event kind; a kind that never happened reads as None."""
-
-    def __missing__(self, kind: str) -> None:
-        return None
+def _moment(title: str, text: Sentence, step: int | None) -> Moment | None:
+    return None if step is None else Moment(title, text.text, step, text.claims)
 
 
-def _who_waited(trace: Trace, found: Found) -> Moment | None:
-    response = found["response.sent"]
+def ms_phrase(facts: Facts, event: Event) -> tuple[str, str]:
+    """``"2.01 s"`` and the claim that the event came that long after the trace's start."""
+    value = facts.ms(event)
+    text, tol = shown_ms(value)
+    return text, claim("at_ms", facts.ref(event), round(value, 3), tol)
+
+
+def gap_phrase(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
+    """The time between two events, precise enough to tell them apart, and its claim."""
+    value = facts.gap_ms(earlier, later)
+    decimals = None if value >= 0.05 else apart_decimals(facts.ms(earlier), facts.ms(later))
+    text, tol = shown_ms(value, decimals)
+    return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)
+
+
+def order(facts: Facts, a: Event, b: Event) -> str:
+    return claim("before", facts.ref(a), facts.ref(b))
+
+
+def _who_waited(facts: Facts) -> Moment | None:
+    response, send = facts.response, facts.send
     if response is None:
         return None
-    if trace.mode == "sync":
-        accepted = found["sink.accepted"] or found["smtp.accepted"]
-        waited = f" The sink's answer came at {format_ms(accepted.t_ms)}, at step {accepted.step}." if accepted else ""
-        return Moment(
-            "What did the user wait for?",
-            f"The browser had its answer only at step {response.step}, after {format_ms(response.t_ms)}, "
-            f"because mail.send() ran on the request's own thread and the response could not leave "
-            f"before it returned.{waited}",
-            response.step,
+    step = facts.step(response)
+    at, at_claim = ms_phrase(facts, response)
+    head = sentence(f"The answer (HTTP {facts.status}) left at step {step}, {at} after the server had the request.",
+                    at_claim, claim("detail", "response.sent", "status", Literal(facts.status)))
+    if send is None and facts.handoff is None:
+        return _moment(
+            "What did the client wait for?",
+            head + sentence(" No email was sent: the route answered before any send.", claim("absent", "send.started")),
+            step,
         )
-    return Moment(
-        "Why didn't the main app wait?",
-        f"At step {response.step}, {format_ms(response.t_ms)} after the request arrived, Flask sent the "
-        f"response while the worker thread's state was \u201c{response.thread_state}\u201d. "
-        "The route only started the thread; nothing in it waits for the thread to finish.",
-        response.step,
-    )
-
-
-def _blocked(trace: Trace, found: Found) -> Moment | None:
-    send = found["send.started"]
-    if trace.mode != "sync" or send is None:
+    if send is not None and facts.on_request(send):
+        end = facts.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+        if end is not None:
+            how = "returned" if end.kind == "smtp.accepted" else "raised"
+            rest = sentence(
+                f" mail.send() ran on the request's own thread, so the answer could only leave after it {how} "
+                f"at step {facts.step(end)}.",
+                claim("same_thread", "send.started", "request.received"),
+                order(facts, end, response),
+            )
+            return _moment("What did the client wait for?", head + rest, step)
         return None
-    if trace.server == "single":
-        scope = (
-            "This server handles one request at a time, so every other visitor, even a simple ping, "
-            "waited in line until this send finished."
+    handoff = facts.handoff
+    if handoff is None or facts.worker_origin is None:
+        return None
+    parts = [
+        head,
+        sentence(
+            f" At step {facts.step(handoff)} the route {HANDOFF_WORDS[facts.worker_origin]} and answered without "
+            "waiting for it.",
+            order(facts, handoff, response),
+            claim("same_thread", facts.ref(handoff), "request.received"),
+        ),
+    ]
+    end = facts.worker_end
+    if end is not None:
+        gap, gap_claim = gap_phrase(facts, *sorted((response, end), key=facts.position))
+        what = "finished" if end.kind == "worker.finished" else "failed"
+        if facts.position(response) < facts.position(end):
+            parts.append(sentence(f" The worker {what} {gap} later, at step {facts.step(end)}.", order(facts, response, end), gap_claim))
+        else:
+            parts.append(
+                sentence(
+                    f" This time the worker had already {what} at step {facts.step(end)}, {gap} before the answer "
+                    "left: nothing makes the two wait for each other, so either can come first.",
+                    order(facts, end, response),
+                    gap_claim,
+                )
+            )
+    return _moment("Why didn't the client wait for the email?", join(parts, ""), step)
+
+
+def _blocked(facts: Facts) -> Moment | None:
+    send = facts.send
+    if send is None or not facts.on_request(send):
+        return None
+    end = facts.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+    if end is None:
+        return None
+    held, held_claim = gap_phrase(facts, send, end)
+    parts = [
+        sentence(
+            f"From step {facts.step(send)} to step {facts.step(end)}, {held}, the request's thread sat inside "
+            "mail.send().",
+            held_claim,
+            claim("same_thread", "send.started", "request.received"),
         )
-    else:
-        scope = (
-            "This server gives each request its own thread, so only this visitor waited: other requests "
-            "were still answered. On a one-request-at-a-time server everyone would have waited."
+    ]
+    server = facts.server
+    if not server.observed:
+        parts.append(
+            sentence(
+                " What other clients saw meanwhile depends on the web server, and none was watched in this run.",
+                "not(server_observed())",
+            )
         )
-    return Moment(
-        "What does 'blocked' mean here?",
-        f"From step {send.step} the request's thread sat inside mail.send(). {scope}",
-        send.step,
-    )
-
-
-def _retries(trace: Trace, rows: list[Row]) -> Moment | None:
-    failed = [row for row in rows if row.kind == "attempt.failed"]
-    retried = [row for row in failed if row.thread_state == "Waiting to retry"]
-    if not retried:
-        return None
-    first = retried[0]
-    wait_s = trace.events_of("attempt.failed")[0].details.get("retry_in_s", 0)
-    ending = "and the email went through" if trace.first("worker.finished") else "and still could not deliver it"
-    return Moment(
-        "What did the retry do?",
-        f"At step {first.step} the attempt failed with an answer worth retrying (a 4xx code or a broken "
-        f"connection means 'try later'). The send waited {wait_s:g} s and was tried again, "
-        f"{ending}. The user, answered long before, saw none of this.",
-        first.step,
-    )
-
-
-def _pool_wait(found: Found) -> Moment | None:
-    stored, started = found["queue.stored"], found["worker.started"]
-    if stored is not None and started is not None:
-        return Moment(
-            "Who picks the send up?",
-            f"At step {stored.step} the route wrote the send into the queue's store and answered; a consumer worker "
-            f"took it at step {started.step}, {format_ms(started.t_ms - stored.t_ms)} later. Between the two, the "
-            "email existed only as a stored task: had the process stopped, the next start would have sent it.",
-            stored.step,
+        return _moment("What does 'blocked' mean here?", join(parts), facts.step(send))
+    answered = server.answered(facts.ms(send), facts.ms(end))
+    waiting = server.waiting(facts.ms(end))
+    span = claim("server_answered", facts.ref(send), facts.ref(end), len(answered), _slowest(answered), _tol(answered))
+    if answered:
+        slowest, _ = shown_ms(_slowest(answered))
+        parts.append(
+            sentence(
+                f" Meanwhile the server answered {_count(len(answered), 'other request')}, the slowest in {slowest}: "
+                "only this request's thread was blocked.",
+                span,
+            )
         )
-    queued = found["pool.queued"]
-    if queued is None or started is None:
-        return None
-    return Moment(
-        "Who picks the send up?",
-        f"At step {queued.step} the route put the send in the pool's queue instead of starting a thread of "
-        f"its own. A pool worker took it at step {started.step}, {format_ms(started.t_ms - queued.t_ms)} "
-        "later. However many sends arrive, the pool never runs more threads than its size; the rest wait.",
-        queued.step,
-    )
-
-
-def _slower_sink(trace: Trace, found: Found) -> Moment | None:
-    delay, accepted = found["sink.delay_started"], found["sink.accepted"]
-    response = found["response.sent"]
-    if delay is None or accepted is None or response is None or trace.delay_s is None:
-        return None
-    extra_ms = (SLOWER_SINK_S - trace.delay_s) * 1000
-    later = format_ms(accepted.t_ms + extra_ms)
-    if trace.mode == "sync":
-        effect = f"the user would wait until about {later}, since the response leaves only after the 250."
-    else:
-        effect = (
-            f"the 250 would come at about {later}, yet the response would still leave at about "
-            f"{format_ms(response.t_ms)}: only the worker would wait longer."
+    if waiting:
+        oldest_ms = max(facts.ms(end) - r.arrived_ms for r in waiting)
+        oldest, tol = shown_ms(oldest_ms)
+        waited = sentence(
+            f" When it returned, {_count(len(waiting), 'other request')} had been waiting for a handler, the "
+            f"oldest for {oldest}",
+            claim("server_waiting", facts.ref(end), len(waiting), round(oldest_ms, 3), tol),
         )
-    return Moment(
-        "What would a slower sink change?",
-        f"At step {delay.step} the sink held the email for {trace.delay_s:g} s. "
-        f"With a {SLOWER_SINK_S:g} s delay, {effect}",
-        delay.step,
-    )
+        if facts.server_kind == "single":
+            waited += sentence(
+                ": this server handles one request at a time, and the blocked thread was that one",
+                claim("detail", "request.arrived", "server", Literal("single")),
+            )
+        parts.append(waited + ".")
+    if not answered and not waiting:
+        kind = facts.server_kind
+        other = (
+            "a threaded server would have answered them on threads of their own"
+            if kind == "single"
+            else "this threaded server would have answered them on threads of their own; a one-request-at-a-time "
+            "server would have kept them waiting"
+        )
+        parts.append(
+            sentence(
+                f" No other request came in meanwhile, so nobody else was kept waiting; had some come, {other}.",
+                span,
+                claim("server_waiting", facts.ref(end), 0, 0, 0),
+                claim("detail", "request.arrived", "server", Literal(kind)),
+            )
+        )
+    return _moment("What does 'blocked' mean here?", join(parts, ""), facts.step(send))
 
 
-def _arrival(trace: Trace, found: Found) -> Moment | None:
-    accepted, dispatched = found["sink.accepted"], found["smtp.accepted"]
-    if accepted is None:
-        return None
-    confirm = (
-        f" On the sending side, Flask-Mail's email_dispatched signal confirmed it at step {dispatched.step}."
-        if dispatched
-        else ""
-    )
-    order = ""
-    response = found["response.sent"]
-    if trace.mode != "sync" and response is not None:
-        order = f" That was {format_ms(accepted.t_ms - response.t_ms)} after the browser already had its answer."
-    return Moment(
-        "How do we know the email arrived?",
-        f"At step {accepted.step} the sink answered 250 and stored the message with this trace's id in "
-        f"its X-Sandbox-Trace header.{confirm}{order}",
-        accepted.step,
-    )
+def _slowest(requests: list) -> float:
+    return round(max((r.wait_ms() or 0.0 for r in requests), default=0.0), 3)
 
 
-def _failure(trace: Trace, found: Found) -> Moment | None:
-    failed = found["worker.failed"]
-    if failed is None and trace.mode == "sync":
-        failed = found["smtp.failed"]
+def _tol(requests: list) -> float:
+    return shown_ms(_slowest(requests))[1] if requests else 0.0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _failure(facts: Facts) -> Moment | None:
+    failed = facts.final_failure
     if failed is None:
         return None
-    error = failed_event_error(trace, failed.kind).rstrip(".")
-    why = ""
-    if "application context" in error:
-        why = (
-            " The worker reached for current_app, which exists only inside an application context, and this thread "
-            "had none: either it never pushed one, or it was handed the current_app proxy instead of the real app."
+    error = str(failed.details.get("error", "")).rstrip(".")
+    parts = [sentence(f"At step {facts.step(failed)} the send failed for good: {error}.", claim("happened", facts.ref(failed)))]
+    if "application context" in error and facts.worker is not None and facts.worker_context is None:
+        parts.append(
+            sentence(
+                " The worker needed current_app, which exists only inside an application context, and this thread "
+                "had pushed none.",
+                claim("absent", "context.pushed"),
+                claim("other_thread", "worker.started", "request.received"),
+            )
         )
-    codes = [e.details.get("code") for e in trace.events_of("smtp.failed")]
-    if (trace.first("pool.queued") or trace.first("queue.stored")) and codes and codes[-1] and codes[-1] >= 500:
-        why += f" A {codes[-1]} answer is permanent, so it was not tried again."
-    where = (
-        "The worker caught it and recorded it in /api/failures; in the textbook version it would only be "
-        "printed to the server's stderr, and the user, already answered, would never know."
-        if failed.kind == "worker.failed"
-        else "The route turned it into an error response for the user."
-    )
-    return Moment(
-        "Where did the error go?", f"At step {failed.step} the send failed: {error}.{why} {where}", failed.step
-    )
+    code = facts.failure_code()
+    attempts = facts.all("attempt.started")
+    if code and code >= 500 and attempts:
+        parts.append(
+            sentence(
+                f" A {code} answer is permanent, so attempt {len(attempts)} was the last.",
+                claim("count", "attempt.started", len(attempts)),
+                claim("detail", facts.ref(facts.last("smtp.failed")), "code", Literal(code)),
+            )
+        )
+    response = facts.response
+    if failed.kind == "worker.failed":
+        parts.append(sentence(" The worker caught the error and recorded it; /api/failures lists it.", claim("happened", "worker.failed")))
+        if response is not None:
+            gap, gap_claim = gap_phrase(facts, *sorted((response, failed), key=facts.position))
+            status = claim("detail", "response.sent", "status", Literal(facts.status))
+            if facts.position(response) < facts.position(failed):
+                parts.append(
+                    sentence(
+                        f" The client had its HTTP {facts.status} {gap} before the failure: its answer cannot tell it.",
+                        order(facts, response, failed),
+                        gap_claim,
+                        status,
+                    )
+                )
+            else:
+                parts.append(
+                    sentence(
+                        f" The failure came {gap} before the answer left, and the answer still said HTTP "
+                        f"{facts.status}: the route did not wait to find out.",
+                        order(facts, failed, response),
+                        gap_claim,
+                        status,
+                    )
+                )
+    elif response is not None:
+        parts.append(
+            sentence(
+                f" The route turned it into HTTP {facts.status} for the client at step {facts.step(response)}.",
+                order(facts, failed, response),
+                claim("detail", "response.sent", "status", Literal(facts.status)),
+            )
+        )
+    return _moment("Where did the error go?", join(parts, ""), facts.step(failed))
 
 
-def failed_event_error(trace: Trace, kind: str) -> str:
-    event = trace.first(kind)
-    return str(event.details.get("error", "")) if event else ""
+def _retries(facts: Facts) -> Moment | None:
+    failed = [e for e in facts.all("attempt.failed") if not e.details.get("final")]
+    if not failed:
+        return None
+    first = failed[0]
+    attempt = int(first.details.get("attempt", 1))
+    planned = first.details.get("retry_in_s")
+    parts = [
+        sentence(
+            f"At step {facts.step(first)} attempt {attempt} failed with an answer worth retrying "
+            f"({first.details.get('error', '')}); a retry was planned after {float(planned or 0):g} s.",
+            claim("detail", facts.ref(first), "retry_in_s", Literal(planned)),
+            claim("detail", facts.ref(first), "final", Literal(False)),
+        )
+    ]
+    following = [e for e in facts.all("attempt.started") if int(e.details.get("attempt", 0)) == attempt + 1]
+    if following:
+        gap, gap_claim = gap_phrase(facts, first, following[0])
+        parts.append(sentence(f" Attempt {attempt + 1} began {gap} later.", gap_claim))
+    if facts.outcome == "delivered":
+        parts.append(sentence(" In the end the email went through.", claim("happened", "sink.accepted") if facts.first("sink.accepted") else claim("happened", "smtp.accepted")))
+    elif facts.outcome == "failed":
+        parts.append(sentence(" In the end it could not be delivered.", claim("happened", facts.ref(facts.final_failure))))
+    return _moment("What did the retry do?", join(parts, ""), facts.step(first))
+
+
+def _pickup(facts: Facts) -> Moment | None:
+    handoff, worker = facts.handoff, facts.worker
+    if handoff is None or worker is None or facts.worker_origin == "route":
+        return None
+    gap, gap_claim = gap_phrase(facts, handoff, worker)
+    who = "a pool thread" if facts.worker_origin == "pool" else "a consumer thread of the queue"
+    text = sentence(
+        f"At step {facts.step(handoff)} the route {HANDOFF_WORDS[facts.worker_origin]}; {who}, {worker.thread}, "
+        f"took it up at step {facts.step(worker)}, {gap} later. No thread was started for this email: "
+        f"{worker.thread} existed before it and stays after it.",
+        gap_claim,
+        claim("absent", "worker.spawned"),
+        claim("other_thread", "worker.started", "request.received"),
+    )
+    return _moment("Who picks the send up?", text, facts.step(handoff))
+
+
+def _sink_hold(facts: Facts) -> Moment | None:
+    started = facts.first("sink.delay_started")
+    response = facts.response
+    if started is None or response is None:
+        return None
+    end = facts.sink_hold_end(started)
+    if end is None:
+        return None
+    held, held_claim = gap_phrase(facts, started, end)
+    parts = [sentence(f"At step {facts.step(started)} the sink began to hold the email; {held} passed before it answered.", held_claim)]
+    if facts.position(end) < facts.position(response):
+        after, after_claim = gap_phrase(facts, end, response)
+        parts.append(
+            sentence(
+                f" All of that wait was inside the client's: the answer left {after} after the sink's.",
+                order(facts, end, response),
+                after_claim,
+            )
+        )
+    elif facts.position(response) < facts.position(started):
+        before, before_claim = gap_phrase(facts, response, started)
+        parts.append(
+            sentence(
+                f" None of it was the client's: the answer had left {before} before the wait began.",
+                order(facts, response, started),
+                before_claim,
+            )
+        )
+    else:
+        into, into_claim = gap_phrase(facts, started, response)
+        parts.append(
+            sentence(
+                f" The answer left {into} into the wait, so the client waited for part of it only.",
+                order(facts, started, response),
+                order(facts, response, end),
+                into_claim,
+            )
+        )
+    return _moment("How long did the sink hold the email?", join(parts, ""), facts.step(started))
+
+
+def _arrival(facts: Facts) -> Moment | None:
+    accepted = facts.first("sink.accepted")
+    if accepted is None:
+        return None
+    parts = [
+        sentence(
+            f"At step {facts.step(accepted)} the sink answered 250 and stored message "
+            f"#{accepted.details.get('message_id')}, found by this trace's id in its X-Sandbox-Trace header.",
+            claim("detail", "sink.accepted", "message_id", Literal(accepted.details.get("message_id"))),
+        )
+    ]
+    dispatched = facts.first("smtp.accepted")
+    if dispatched is not None:
+        parts.append(
+            sentence(
+                f" The sender saw that 250 at step {facts.step(dispatched)}, when mail.send() returned.",
+                order(facts, accepted, dispatched),
+            )
+        )
+    response = facts.response
+    if response is not None and facts.send is not None and not facts.on_request(facts.send):
+        gap, gap_claim = gap_phrase(facts, *sorted((response, accepted), key=facts.position))
+        if facts.position(response) < facts.position(accepted):
+            parts.append(sentence(f" That was {gap} after the client had its answer.", order(facts, response, accepted), gap_claim))
+        else:
+            parts.append(
+                sentence(f" That was {gap} before the answer left, this time.", order(facts, accepted, response), gap_claim)
+            )
+    return _moment("How do we know the email arrived?", join(parts, ""), facts.step(accepted))

@@ -1,19 +1,21 @@
-"""Quiz questions whose right answers and distractors are computed from a recorded trace, never typed in.
+"""Quiz questions whose right answers, wrong options and feedback are computed from a trace's facts.
 
-Each wrong option carries the misconception it tests, so a wrong answer can be explained, not only marked.
-The same trace and seed give the same quiz.
+Each option carries the claim that makes it right (or, for a wrong one, the claim that it is false), and each
+wrong option has feedback that names the misconception and says what the run showed instead. The same trace and
+seed give the same quiz.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
-from sandbox.clock import format_ms
-from sandbox.sink import SINK_THREAD_NAME
-from sandbox.steps import BLOCKED, HANDLING, IDLE, MAIN_APP_STATES, RESPONDED, Row, execution_table, step_of
-from sandbox.tracer import Trace
+from sandbox.claims import Literal, Sentence, claim, negate, sentence
+from sandbox.clock import apart_decimals, shown_ms
+from sandbox.facts import Facts
+from sandbox.steps import Row, request_state
+from sandbox.tracer import Event
 
 OPTIONS_PER_QUESTION = 4
 QUIZ_KINDS = (
@@ -21,12 +23,39 @@ QUIZ_KINDS = (
     "accept_step",
     "send_thread",
     "wait_time",
-    "main_app_at",
+    "request_thread_at",
     "which_first",
     "thread_count",
     "other_mode",
 )
-OFF_BY_ONE = "Reads the table too quickly: the right step is next to this one"
+
+# What a step did, in a few words, for options and feedback.
+LABELS = {
+    "request.arrived": "the server had the request",
+    "request.received": "Flask started handling the request",
+    "message.built": "the route built the message",
+    "worker.spawned": "the route started the worker thread",
+    "worker.started": "the worker began",
+    "context.pushed": "the worker pushed the app context",
+    "send.started": "mail.send() was called",
+    "smtp.connected": "smtplib connected to the server",
+    "smtp.data_sent": "smtplib sent the message data",
+    "sink.data_received": "the sink received the message",
+    "sink.delay_started": "the sink began its wait",
+    "sink.accepted": "the sink accepted the email",
+    "smtp.accepted": "mail.send() returned",
+    "smtp.failed": "mail.send() raised an error",
+    "pool.queued": "the route queued the send for the pool",
+    "queue.stored": "the route stored the task",
+    "attempt.started": "an attempt began",
+    "attempt.failed": "an attempt failed",
+    "sink.rejected": "the sink rejected the message",
+    "sink.disconnected": "the sink hung up",
+    "sink.client_left": "the sink found the client gone",
+    "worker.finished": "the worker finished",
+    "worker.failed": "the worker failed",
+    "response.sent": "the answer left for the client",
+}
 
 
 @dataclass(frozen=True)
@@ -38,162 +67,217 @@ class Question:
     explanation: str
     step: int | None
     misconceptions: list[str | None]
+    feedback: list[str]
+    claims: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            "kind": self.kind,
+            "question": self.question,
+            "options": self.options,
+            "answer": self.answer,
+            "explanation": self.explanation,
+            "step": self.step,
+            "misconceptions": self.misconceptions,
+            "feedback": self.feedback,
+        }
 
 
 @dataclass(frozen=True)
-class _Choice:
+class Choice:
+    """An option, the claims that make it right (for a wrong one: that it is false), and what to say if picked."""
+
     text: str
+    claims: tuple[str, ...]
     misconception: str | None = None
+    feedback: Sentence = field(default_factory=lambda: Sentence(""))
 
 
-def make_quiz(
-    trace: Trace, seed: int = 0, other: Trace | None = None, kinds: Sequence[str] = QUIZ_KINDS
-) -> list[Question]:
-    """The questions of ``kinds`` this trace can support; ``other`` is the same email sent by another mode."""
-    rows = execution_table(trace)
-    rng = random.Random(f"{seed}:{trace.trace_id}")
-    builders: list[Callable[[], Question | None]] = [
-        lambda: _response_step(trace, rows, rng),
-        lambda: _accept_step(rows, rng),
-        lambda: _send_thread(trace, rows, rng),
-        lambda: _wait_time(trace, rows, rng),
-        lambda: _main_app_at(trace, rows, rng),
-        lambda: _which_first(trace, rows, rng),
-        lambda: _thread_count(rows, rng),
-        lambda: _other_mode(trace, other, rng),
-    ]
-    questions = [q for q in (build() for build in builders) if q is not None]
-    return [q for q in questions if q.kind in kinds]
+def make_quiz(facts: Facts, rows: list[Row], seed: int = 0, other: Facts | None = None,
+              kinds: Sequence[str] = QUIZ_KINDS) -> list[Question]:
+    """The questions of ``kinds`` this run can support; ``other`` is the other send of the same comparison."""
+    rng = random.Random(f"{seed}:{facts.trace.trace_id}")
+    builders: dict[str, Callable[[], Question | None]] = {
+        "response_step": lambda: _step_question(facts, rows, rng, "response_step", "response.sent"),
+        "accept_step": lambda: _step_question(facts, rows, rng, "accept_step", "sink.accepted"),
+        "send_thread": lambda: _send_thread(facts, rng),
+        "wait_time": lambda: _wait_time(facts, rng),
+        "request_thread_at": lambda: _request_thread_at(facts, rng),
+        "which_first": lambda: _which_first(facts, rng),
+        "thread_count": lambda: _thread_count(facts, rows, rng),
+        "other_mode": lambda: _other_mode(facts, other, rng),
+    }
+    questions = [builders[kind]() for kind in QUIZ_KINDS if kind in kinds]
+    return [q for q in questions if q is not None]
 
 
-def _question(
-    kind: str, text: str, right: _Choice, wrong: list[_Choice], explanation: str, step: int | None, rng: random.Random
-) -> Question:
-    """Shuffle the right choice among up to three distinct wrong ones."""
+def _question(kind: str, text: Sentence, right: Choice, wrong: list[Choice], explanation: Sentence,
+              step: int | None, rng: random.Random) -> Question | None:
+    """Shuffle the right choice among up to three distinct wrong ones; no question without two wrong ones."""
     seen = {right.text}
     distinct = []
     for choice in wrong:
         if choice.text not in seen:
             seen.add(choice.text)
             distinct.append(choice)
+    if len(distinct) < 2:
+        return None
     choices = [right, *distinct[: OPTIONS_PER_QUESTION - 1]]
     rng.shuffle(choices)
+    answer = choices.index(right)
+    right_feedback = Sentence("Right. ") + explanation
+    feedback = [right_feedback if c is right else c.feedback for c in choices]
+    claims = {"question": text.claims, "explanation": explanation.claims}
+    for index, choice in enumerate(choices):
+        claims[f"options[{index}]"] = choice.claims
+        claims[f"feedback[{index}]"] = feedback[index].claims
     return Question(
         kind,
-        text,
+        text.text,
         [c.text for c in choices],
-        choices.index(right),
-        explanation,
+        answer,
+        explanation.text,
         step,
         [c.misconception for c in choices],
+        [f.text for f in feedback],
+        claims,
     )
 
 
-def _step_choices(rows: list[Row], right_step: int, tagged: list[tuple[Row | None, str]]) -> list[_Choice]:
-    """Wrong steps that stand for a misconception, then neighbouring steps, so there are always enough."""
-    wrong = [_Choice(f"Step {row.step}", why) for row, why in tagged if row is not None and row.step != right_step]
-    for offset in (1, -1, 2, -2, 3, -3):
-        step = right_step + offset
-        if 1 <= step <= len(rows):
-            wrong.append(_Choice(f"Step {step}", OFF_BY_ONE))
-    return wrong
+def _is_first(facts: Facts, event: Event) -> str:
+    """``step(n, kind)`` when the event is the first of its kind, else a claim that it happened at step n."""
+    n = facts.step(event)
+    if facts.first(event.kind) is event:
+        return claim("step", n, event.kind)
+    return claim("happened", f"@{n}")
 
 
-def _response_step(trace: Trace, rows: list[Row], rng: random.Random) -> Question | None:
-    response = step_of(rows, "response.sent")
-    if response is None:
-        return None
-    if trace.mode == "sync":
-        tagged = [
-            (step_of(rows, "send.started"), "Believes mail.send() returns at once, as if a thread sent it"),
-            (step_of(rows, "request.received"), "Believes Flask answers before it does the route's work"),
-            (step_of(rows, "sink.delay_started"), "Believes the response leaves while the server still waits"),
-        ]
-        why = "It comes only after mail.send() returned, because the send ran on the request's own thread."
-    else:
-        tagged = [
-            (step_of(rows, "sink.accepted"), "Believes the response waits for the email to be accepted"),
-            (step_of(rows, "worker.finished"), "Believes the response waits for the thread to finish"),
-            (step_of(rows, "worker.started"), "Believes starting a thread is the same as answering"),
-        ]
-        why = "The route started the worker and returned; it did not wait for the worker."
-    return _question(
-        "response_step",
-        "At which step does the main app return a response to the user?",
-        _Choice(f"Step {response.step}"),
-        _step_choices(rows, response.step, tagged),
-        f"Step {response.step} ({format_ms(response.t_ms)}) is where Flask hands over the HTTP response. {why}",
-        response.step,
-        rng,
+def _relation(facts: Facts, event: Event, anchor: Event) -> Sentence:
+    """``"12.3 ms before"`` / ``"after"`` the anchor, with the claims."""
+    first, second = sorted((event, anchor), key=facts.position)
+    value = facts.gap_ms(first, second)
+    decimals = None if value >= 0.05 else apart_decimals(facts.ms(first), facts.ms(second))
+    text, tol = shown_ms(value, decimals)
+    word = "before" if event is first else "after"
+    return sentence(
+        f"{text} {word}",
+        claim("before", facts.ref(first), facts.ref(second)),
+        claim("gap_ms", facts.ref(first), facts.ref(second), round(value, 3), tol),
     )
 
 
-def _accept_step(rows: list[Row], rng: random.Random) -> Question | None:
-    accepted = step_of(rows, "sink.accepted")
-    if accepted is None:
+MISREADS = "Reads the table too quickly: the right step is next to this one"
+STEP_MISCONCEPTIONS = {
+    ("response_step", "sink.accepted"): "Believes the answer waits for the email to be accepted",
+    ("response_step", "worker.finished"): "Believes the answer waits for the worker to finish",
+    ("response_step", "worker.failed"): "Believes the answer waits for the worker to finish",
+    ("response_step", "send.started"): "Believes the answer leaves as soon as mail.send() is called",
+    ("response_step", "request.received"): "Believes Flask answers before it does the route's work",
+    ("accept_step", "response.sent"): "Believes the email is delivered when the answer is sent",
+    ("accept_step", "smtp.data_sent"): "Believes sending the data is the same as the server accepting it",
+    ("accept_step", "send.started"): "Believes calling mail.send() delivers the email at once",
+    ("accept_step", "worker.finished"): "Believes the email counts as accepted only when the worker ends",
+}
+
+
+def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str, event_kind: str) -> Question | None:
+    right_event = facts.first(event_kind)
+    if right_event is None:
         return None
-    tagged = [
-        (step_of(rows, "response.sent"), "Believes the email is delivered when the response is sent"),
-        (step_of(rows, "smtp.data_sent"), "Believes sending the data is the same as the server accepting it"),
-        (step_of(rows, "send.started"), "Believes calling mail.send() delivers the email instantly"),
-        (step_of(rows, "worker.finished"), "Believes the email is accepted only when the thread ends"),
-    ]
-    return _question(
-        "accept_step",
-        "At which step does the SMTP sink accept the email?",
-        _Choice(f"Step {accepted.step}"),
-        _step_choices(rows, accepted.step, tagged),
-        f"At step {accepted.step} ({format_ms(accepted.t_ms)}) the sink answered 250, once its own delay was over.",
-        accepted.step,
-        rng,
+    n = facts.step(right_event)
+    label = LABELS[event_kind]
+    tagged = [facts.first(k) for (q, k) in STEP_MISCONCEPTIONS if q == kind]
+    wrong_events = [e for e in tagged if e is not None and e is not right_event]
+    for offset in (1, -1, 2, -2, 3):
+        if 1 <= n + offset <= len(facts.visible):
+            wrong_events.append(facts.visible[n + offset - 1])
+    wrong = []
+    for event in wrong_events:
+        k = facts.step(event)
+        misconception = STEP_MISCONCEPTIONS.get((kind, event.kind)) if facts.first(event.kind) is event else None
+        relation = _relation(facts, event, right_event)
+        feedback = sentence(
+            f"You may be thinking {(misconception or MISREADS)[0].lower() + (misconception or MISREADS)[1:]}. "
+            f"Step {k} is where {LABELS.get(event.kind, event.kind)}, ",
+            _is_first(facts, event),
+        ) + relation + sentence(f" step {n}, where {label}.", claim("step", n, event_kind))
+        wrong.append(Choice(f"Step {k}", (negate(claim("step", k, event_kind)),), misconception or MISREADS, feedback))
+    at, tol = shown_ms(facts.ms(right_event))
+    explanation = sentence(
+        f"At step {n}, {at} after the server had the request, {label}.",
+        claim("step", n, event_kind),
+        claim("at_ms", event_kind, round(facts.ms(right_event), 3), tol),
     )
-
-
-def _send_thread(trace: Trace, rows: list[Row], rng: random.Random) -> Question | None:
-    send = step_of(rows, "send.started")
-    if send is None:
-        return None
-    request_thread = rows[0].thread
-    worker = step_of(rows, "worker.started")
-    labels = {
-        request_thread: f"{request_thread} (the thread handling the request)",
-        SINK_THREAD_NAME: f"{SINK_THREAD_NAME} (the SMTP sink's thread)",
-    }
-    if worker is not None:
-        labels[worker.thread] = f"{worker.thread} (the worker thread the route started)"
-    wrong = [
-        _Choice(labels[request_thread], "Believes the route itself still sends the mail after handing it off"),
-        _Choice(
-            labels.get(worker.thread, "") if worker else "A background thread Flask-Mail starts by itself",
-            "Believes Flask-Mail sends in the background on its own",
-        ),
-        _Choice(labels[SINK_THREAD_NAME], "Believes the SMTP server runs the app's code"),
-        _Choice("A separate process", "Believes a thread is a separate process"),
-    ]
-    right = _Choice(labels.get(send.thread, send.thread))
-    where = (
-        "the request's own thread, so the request waited"
-        if send.thread == request_thread
-        else "the worker thread, with an app context it pushed itself"
+    question = "At which step did the answer leave for the client?" if kind == "response_step" else (
+        "At which step did the SMTP sink accept the email?"
     )
     return _question(
-        "send_thread",
-        "Which thread ran mail.send()?",
-        right,
+        kind,
+        sentence(question, claim("happened", event_kind)),
+        Choice(f"Step {n}", (claim("step", n, event_kind),)),
         wrong,
-        f"Step {send.step} shows mail.send() called on {send.thread}: {where}.",
-        send.step,
+        explanation,
+        n,
         rng,
     )
+
+
+def worker_label(facts: Facts) -> str:
+    origin = facts.worker_origin
+    return {"route": "a thread the route started", "pool": "a pool thread", "consumer": "a queue consumer thread"}.get(
+        origin or "", "a worker thread"
+    )
+
+
+def origin_claim(facts: Facts) -> str:
+    """The event that shows where the worker came from."""
+    if facts.worker_origin == "route":
+        return claim("detail", "worker.spawned", "worker", Literal(facts.spawned_worker_name))
+    return claim("happened", "pool.queued" if facts.worker_origin == "pool" else "queue.stored")
+
+
+def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
+    send, received = facts.send, facts.received
+    if send is None or received is None:
+        return None
+    request_choice = f"{received.thread} (the thread handling the request)"
+    on_request = facts.on_request(send)
+    same = claim("same_thread", "send.started", "request.received")
+    other = claim("other_thread", "send.started", "request.received")
+    where = sentence(f"Step {facts.step(send)} shows mail.send() called on {send.thread}", claim("happened", "send.started"),
+                     same if on_request else other)
+    if on_request:
+        where += sentence(", the request's own thread, so the answer had to wait for it.", same)
+    elif facts.worker_context is not None and facts.worker_context.thread_id == send.thread_id:
+        where += sentence(
+            f", {worker_label(facts)}, inside the app context it pushed at step {facts.step(facts.worker_context)}.",
+            claim("same_thread", facts.ref(facts.worker_context), "send.started"),
+            claim("before", facts.ref(facts.worker_context), "send.started"),
+        )
+    else:
+        where += sentence(f", {worker_label(facts)}, which had pushed no app context of its own.", claim("absent", "context.pushed"))
+    if on_request:
+        right = Choice(request_choice, (same,))
+        worker_text = "A background thread Flask-Mail starts by itself"
+        wrong = [Choice(worker_text, (same,), "Believes Flask-Mail sends in the background on its own",
+                        Sentence("You may be thinking Flask-Mail sends in the background by itself; ") + where)]
+    else:
+        right = Choice(f"{send.thread} ({worker_label(facts)})", (other, origin_claim(facts)))
+        wrong = [Choice(request_choice, (other,), "Believes the route still sends the mail after handing it off",
+                        Sentence("You may be thinking the route sends the mail itself; ") + where)]
+    not_sink = claim("other_thread", "send.started", "sink.data_received") if facts.first("sink.data_received") else claim("happened", "send.started")
+    wrong.append(Choice("smtp-sink (the SMTP sink's thread)", (not_sink,), "Believes the SMTP server runs the app's code",
+                        Sentence("You may be thinking the mail server runs the app's code; ") + where))
+    wrong.append(Choice("A separate process", (claim("happened", "send.started"),), "Believes a thread is a separate process",
+                        Sentence("You may be thinking a thread is a process of its own; ") + where))
+    return _question("send_thread", sentence("Which thread ran mail.send()?", claim("happened", "send.started")),
+                     right, wrong, where, facts.step(send), rng)
 
 
 WAIT_BUCKETS = (
     (0, 10, "under 10 ms"),
     (10, 100, "10 to 100 ms"),
-    (100, 1000, "0.1 to 1 s"),
+    (100, 1000, "100 to 1000 ms"),
     (1000, 3000, "1 to 3 s"),
     (3000, 10000, "3 to 10 s"),
     (10000, float("inf"), "over 10 s"),
@@ -204,177 +288,213 @@ def wait_bucket(ms: float) -> int:
     return next(i for i, (low, high, _) in enumerate(WAIT_BUCKETS) if low <= ms < high)
 
 
-def _wait_time(trace: Trace, rows: list[Row], rng: random.Random) -> Question | None:
-    response = step_of(rows, "response.sent")
+def _bucket_claim(facts: Facts, index: int) -> str:
+    low, high, _ = WAIT_BUCKETS[index]
+    first = facts.prefix + facts.events[0].kind
+    return claim("within_ms", first, facts.prefix + "response.sent", low, "inf" if high == float("inf") else high)
+
+
+def _wait_time(facts: Facts, rng: random.Random) -> Question | None:
+    response = facts.response
     if response is None:
         return None
-    right = wait_bucket(response.t_ms)
+    waited = facts.ms(response)
+    right = wait_bucket(waited)
+    at, tol = shown_ms(waited)
+    said = sentence(f"The answer left {at} after the server had the request.", claim("at_ms", "response.sent", round(waited, 3), tol))
     wrong = []
-    accepted = trace.accepted_ms
-    if accepted is not None and wait_bucket(accepted) != right:
-        wrong.append(_Choice(WAIT_BUCKETS[wait_bucket(accepted)][2], "Believes the response waits for the email"))
-    if trace.mode == "sync" and right > 0:
-        wrong.append(_Choice(WAIT_BUCKETS[0][2], "Believes a blocking send costs the user nothing"))
     for offset in (1, -1, 2, -2, 3):
-        if 0 <= right + offset < len(WAIT_BUCKETS):
-            wrong.append(_Choice(WAIT_BUCKETS[right + offset][2], "Misjudges how long the work took"))
+        index = right + offset
+        if 0 <= index < len(WAIT_BUCKETS):
+            wrong.append(
+                Choice(WAIT_BUCKETS[index][2], (negate(_bucket_claim(facts, index)),), "Misjudges how long the route took",
+                       Sentence("You may be misjudging how long the route took. ") + said)
+            )
+    accepted = facts.accepted
+    if accepted is not None and wait_bucket(facts.ms(accepted)) != right and facts.position(response) < facts.position(accepted):
+        index = wait_bucket(facts.ms(accepted))
+        wrong.insert(0, Choice(WAIT_BUCKETS[index][2], (negate(_bucket_claim(facts, index)),),
+                               "Believes the answer waits for the email",
+                               Sentence("You may be thinking the answer waits for the email; it left first. ") + said
+                               + sentence("", order_claim(facts, response, accepted))))
     return _question(
         "wait_time",
-        "About how long did the user wait for the response?",
-        _Choice(WAIT_BUCKETS[right][2]),
+        sentence("About how long did the client wait for its answer?", claim("happened", "response.sent")),
+        Choice(WAIT_BUCKETS[right][2], (_bucket_claim(facts, right),)),
         wrong,
-        f"The response left at step {response.step}, {format_ms(response.t_ms)} after the request arrived"
-        + (f"; the sink accepted the email at {format_ms(accepted)}." if accepted is not None else "."),
-        response.step,
+        said,
+        facts.step(response),
         rng,
     )
 
 
-MAIN_APP_MISCONCEPTIONS = {
-    BLOCKED: "Believes the request still waits for a send it handed to a thread",
-    HANDLING: "Believes the request stays open until the email is sent",
-    IDLE: "Believes a blocking send leaves the app free",
-    RESPONDED: "Confuses the moment the answer leaves with what the app is doing",
-}
+def order_claim(facts: Facts, a: Event, b: Event) -> str:
+    return claim("before", facts.ref(a), facts.ref(b))
 
 
-def _main_app_at(trace: Trace, rows: list[Row], rng: random.Random) -> Question | None:
-    # Ask about the most telling moment: the sink's wait, when the two modes differ most.
-    candidates = [r for r in rows if r.kind in ("sink.delay_started", "sink.data_received", "smtp.data_sent")]
-    if not candidates:
+REQUEST_STATE_CHOICES = (
+    ("Running the route", "Believes the route is still working when it is not"),
+    ("Blocked inside mail.send()", "Believes the request waits for a send it did not make itself"),
+    ("Answered: its work was done", "Believes the request is over before it is"),
+    ("Waiting for a handler thread", "Confuses the request's thread with the server's queue"),
+)
+
+
+def _request_thread_at(facts: Facts, rng: random.Random) -> Question | None:
+    """What the request's thread was doing while the sink held the email: the moment the modes differ most."""
+    event = facts.first("sink.delay_started") or facts.first("smtp.data_sent")
+    if event is None or facts.received is None:
         return None
-    row = rng.choice(candidates)
-    wrong = [_Choice(state, MAIN_APP_MISCONCEPTIONS[state]) for state in MAIN_APP_STATES if state != row.main_app_state]
+    n = facts.step(event)
+    state = request_state(facts, n)
+    texts = {
+        "Request: running the route": "Running the route",
+        "Request: blocked inside mail.send()": "Blocked inside mail.send()",
+        "Request: waiting for a handler thread": "Waiting for a handler thread",
+    }
+    right_text = texts.get(state.text, "Answered: its work was done" if state.text.startswith("Request: answered") else None)
+    if right_text is None:
+        return None
+    wrong = []
+    for text, misconception in REQUEST_STATE_CHOICES:
+        if text != right_text:
+            # The claims that make the right state true also make this one false: the states exclude each other.
+            wrong.append(Choice(text, state.claims, misconception,
+                                Sentence(f"You may be thinking so, but at step {n} the request's thread was: "
+                                         f"{right_text[0].lower() + right_text[1:]}.", state.claims)))
+    explanation = Sentence(f"At step {n} ({LABELS[event.kind]}) the request's thread was: {right_text[0].lower() + right_text[1:]}.",
+                           state.claims)
     return _question(
-        "main_app_at",
-        f"What was the main app (the request-handling side) doing at step {row.step}?",
-        _Choice(row.main_app_state),
+        "request_thread_at",
+        sentence(f"What was the request's thread doing at step {n}, when {LABELS[event.kind]}?", claim("step", n, event.kind)),
+        Choice(right_text, state.claims),
         wrong,
-        f"At step {row.step} ({format_ms(row.t_ms)}), {row.action[0].lower() + row.action[1:]}; "
-        f"the request-handling side was {row.main_app_state!r}.",
-        row.step,
+        explanation,
+        n,
         rng,
     )
 
 
-EVENT_LABELS = {
-    "response.sent": "the HTTP response was handed to the server",
-    "sink.accepted": "the sink accepted the email",
-    "worker.finished": "the worker thread finished",
-    "context.pushed": "the worker pushed the app context",
-    "smtp.accepted": "mail.send() returned",
-}
-ORDER_MISCONCEPTIONS = {
-    ("response.sent", "sink.accepted"): "Believes the response waits for the email",
-    ("response.sent", "worker.finished"): "Believes the thread always finishes first",
-    ("sink.accepted", "response.sent"): "Believes a thread makes the response leave before the email in every mode",
-    ("smtp.accepted", "response.sent"): "Believes the response can leave while mail.send() still runs",
-}
+ORDER_PAIRS = (
+    ("response.sent", "sink.accepted"),
+    ("response.sent", "worker.finished"),
+    ("response.sent", "worker.failed"),
+    ("context.pushed", "response.sent"),
+    ("smtp.accepted", "response.sent"),
+)
 
 
-def _which_first(trace: Trace, rows: list[Row], rng: random.Random) -> Question | None:
-    pairs = [
-        (a, b)
-        for a, b in (
-            ("response.sent", "sink.accepted"),
-            ("response.sent", "worker.finished"),
-            ("context.pushed", "response.sent"),
-            ("smtp.accepted", "response.sent"),
-        )
-        if step_of(rows, a) and step_of(rows, b)
-    ]
+def _which_first(facts: Facts, rng: random.Random) -> Question | None:
+    pairs = [(a, b) for a, b in ORDER_PAIRS if facts.first(a) and facts.first(b)]
     if not pairs:
         return None
     a, b = rng.choice(pairs)
-    row_a, row_b = step_of(rows, a), step_of(rows, b)
-    first, second = (row_a, row_b) if row_a.t_ms <= row_b.t_ms else (row_b, row_a)
-    right = _Choice(_sentence(EVENT_LABELS[first.kind]))
+    event_a, event_b = facts.first(a), facts.first(b)
+    if event_a.t_ns == event_b.t_ns:
+        return None  # the clock cannot order them
+    first, second = sorted((event_a, event_b), key=facts.position)
+    relation = _relation(facts, second, first)
+    fact = sentence(f"{_capital(LABELS[second.kind])} at step {facts.step(second)}, ") + relation + sentence(
+        f" {LABELS[first.kind]} at step {facts.step(first)}."
+    )
+    right = Choice(_capital(LABELS[first.kind]), (order_claim(facts, first, second),))
     wrong = [
-        _Choice(
-            _sentence(EVENT_LABELS[second.kind]),
-            ORDER_MISCONCEPTIONS.get((second.kind, first.kind), "Assumes an order the clock does not show"),
-        ),
-        _Choice("Both at the same moment", "Believes threads run in lockstep"),
+        Choice(_capital(LABELS[second.kind]), (order_claim(facts, first, second),),
+               f"Believes {LABELS[second.kind]} always comes first",
+               Sentence("You may be assuming an order the clock does not show here. ") + fact),
+        Choice("Both at the same moment", (order_claim(facts, first, second),), "Believes threads run in lockstep",
+               Sentence("You may be thinking threads move in lockstep. ") + fact),
     ]
     return _question(
         "which_first",
-        f"In this run, which came first: {EVENT_LABELS[a]}, or {EVENT_LABELS[b]}?",
+        sentence(f"In this run, which came first: {LABELS[a]}, or {LABELS[b]}?", claim("happened", a), claim("happened", b)),
         right,
         wrong,
-        f"Step {first.step} at {format_ms(first.t_ms)} came before step {second.step} at {format_ms(second.t_ms)}.",
-        first.step,
+        fact,
+        facts.step(first),
         rng,
     )
 
 
-def _sentence(phrase: str) -> str:
-    return phrase[0].upper() + phrase[1:]
+def _capital(text: str) -> str:
+    return text[0].upper() + text[1:]
 
 
-def _thread_count(rows: list[Row], rng: random.Random) -> Question | None:
-    if not rows:
-        return None
-    seen: dict[str, Row] = {}
+def _thread_count(facts: Facts, rows: list[Row], rng: random.Random) -> Question | None:
+    names: list[str] = []
     for row in rows:
-        seen.setdefault(row.thread, row)
-    count = len(seen)
-    names = ", ".join(seen)
+        if row.thread not in names:
+            names.append(row.thread)
+    count = len(names)
+    if count == 0:
+        return None
+    fact = sentence(f"The table shows {count}: {', '.join(names)}.", claim("threads", count))
     wrong = [
-        _Choice("1", "Believes everything in a web app runs on one thread"),
-        _Choice(str(count + 1), "Believes each SMTP command or template gets a thread of its own"),
-        _Choice(str(count - 1), "Forgets that the SMTP sink runs on a thread of its own"),
-        _Choice(str(count + 2), "Believes Flask starts threads for everything"),
+        Choice(str(n), (negate(claim("threads", n)),), why, Sentence("You may be " + why[0].lower() + why[1:] + ". ") + fact)
+        for n, why in (
+            (1, "Thinking everything in a web app runs on one thread"),
+            (count + 1, "Counting a thread for each SMTP command or template"),
+            (count - 1, "Forgetting that the SMTP sink runs on a thread of its own"),
+            (count + 2, "Thinking Flask starts threads for everything"),
+        )
+        if n >= 1 and n != count
     ]
-    last_new = max(seen.values(), key=lambda r: r.step)
     return _question(
         "thread_count",
-        "How many threads recorded events in this run?",
-        _Choice(str(count)),
-        [w for w in wrong if w.text != "0"],
-        f"The table shows {count}: {names}. The last to appear did so at step {last_new.step}.",
-        last_new.step,
-        rng,
-    )
-
-
-def _other_mode(trace: Trace, other: Trace | None, rng: random.Random) -> Question | None:
-    """Without the thread (answered from the sync trace), or with one (answered from a background mode's trace)."""
-    if other is None or other.response_ms is None or trace.response_ms is None:
-        return None
-    if (trace.mode == "sync") == (other.mode == "sync"):
-        return None  # the question compares a blocking send with a background one
-    other_rows = execution_table(other)
-    other_response = step_of(other_rows, "response.sent")
-    bucket = WAIT_BUCKETS[wait_bucket(other.response_ms)][2]
-    if trace.mode != "sync":
-        text = (
-            f"This {trace.mode} send answered in {format_ms(trace.response_ms)}. What happened when the same email "
-            "went through the blocking route, without a thread?"
-        )
-        right = _Choice(f"The user waited {bucket}, until the sink had accepted the email")
-        wrong = [
-            _Choice("It answered just as fast", "Believes the thread makes no difference to the user"),
-            _Choice("The email was never sent", "Believes the thread is what sends email"),
-            _Choice("The server crashed", "Believes blocking is an error rather than a wait"),
-        ]
-    else:
-        text = (
-            f"This blocking send answered in {format_ms(trace.response_ms)}. What happened when the same email "
-            f"went through the {other.mode} route?"
-        )
-        right = _Choice(f"The user waited {bucket}, and the email still arrived later")
-        wrong = [
-            _Choice("The user waited just as long", "Believes the thread cannot change the response time"),
-            _Choice("The email arrived sooner", "Believes a thread makes the mail server faster"),
-            _Choice("The email was lost", "Believes a worker thread cannot deliver mail"),
-        ]
-    return _question(
-        "other_mode",
-        text,
-        right,
+        sentence("How many threads recorded the steps of this run?", claim("threads", count)),
+        Choice(str(count), (claim("threads", count),)),
         wrong,
-        f"The {other.mode} run's response left at step {other_response.step} of its own table, after "
-        f"{format_ms(other.response_ms)}; its email was accepted at {format_ms(other.accepted_ms)}.",
-        other_response.step,
+        fact,
+        None,
         rng,
     )
+
+
+def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Question | None:
+    """The other send of the same comparison: what did the client wait, and did the email arrive?"""
+    if other is None or other.response is None or facts.response is None:
+        return None
+    mode, other_mode = facts.trace.mode, other.trace.mode
+    at, tol = shown_ms(facts.ms(facts.response))
+    text = sentence(
+        f"This {mode} send answered in {at}. In the same comparison, the same email also went through the "
+        f"{other_mode} route. What happened there?",
+        claim("at_ms", "response.sent", round(facts.ms(facts.response), 3), tol),
+    )
+    bucket = wait_bucket(other.ms(other.response))
+    delivered = other.outcome == "delivered"
+    fate = "the email arrived" if delivered else "the email was not delivered"
+    wrong_fate = "the email was not delivered" if delivered else "the email arrived"
+    accepted = "other:sink.accepted" if other.first("sink.accepted") or not other.first("smtp.accepted") else "other:smtp.accepted"
+    fate_claim = claim("happened", accepted) if delivered else negate(claim("happened", accepted))
+    wrong_fate_claim = fate_claim
+    right = Choice(f"The client waited {WAIT_BUCKETS[bucket][2]}, and {fate}", (_bucket_claim(other, bucket), fate_claim))
+    other_at, other_tol = shown_ms(other.ms(other.response))
+    explanation = sentence(
+        f"The {other_mode} send answered after {other_at}",
+        claim("at_ms", "other:response.sent", round(other.ms(other.response), 3), other_tol),
+    )
+    if delivered and other.accepted is not None:
+        acc, acc_tol = shown_ms(other.ms(other.accepted))
+        explanation += sentence(f"; its email was accepted after {acc}.",
+                                claim("at_ms", other.ref(other.accepted), round(other.ms(other.accepted), 3), acc_tol))
+    else:
+        explanation += sentence(f"; its email was not delivered: {other.failure_error() or 'it never reached the sink'}.", fate_claim)
+    mine = wait_bucket(facts.ms(facts.response))
+    wrong = [Choice(f"The client waited {WAIT_BUCKETS[bucket][2]}, and {wrong_fate}", (wrong_fate_claim,),
+                    "Guesses the email's fate instead of reading it",
+                    Sentence("You may be guessing the email's fate. ") + explanation)]
+    if mine != bucket:
+        wrong.append(Choice(f"The client waited {WAIT_BUCKETS[mine][2]}, and {fate}", (negate(_bucket_claim(other, mine)),),
+                            "Believes the route makes no difference to the client's wait",
+                            Sentence("You may be thinking the route makes no difference to the wait. ") + explanation))
+    for offset in (1, -1, 2):
+        index = bucket + offset
+        if 0 <= index < len(WAIT_BUCKETS) and index != mine:
+            wrong.append(Choice(f"The client waited {WAIT_BUCKETS[index][2]}, and {fate}", (negate(_bucket_claim(other, index)),),
+                                "Misjudges how long the other route took",
+                                Sentence("You may be misjudging the other route's wait. ") + explanation))
+    wrong.append(Choice("The server crashed", (claim("happened", "other:response.sent"),),
+                        "Believes blocking is an error rather than a wait",
+                        Sentence("You may be thinking a slow send crashes the server; it answered. ") + explanation))
+    return _question("other_mode", text, right, wrong, explanation, facts.step(facts.response), rng)

@@ -16,6 +16,7 @@ from sandbox import create_app
 from sandbox.config import Settings
 from sandbox.delivery import DeliveryLog, Failure
 from sandbox.security import warn_if_exposed
+from sandbox.requests_log import RequestsLog
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
 from sandbox.strategies import DURABLE_MODES
@@ -48,6 +49,11 @@ class Sandbox:
     def delivery(self) -> DeliveryLog:
         assert self.app is not None, "start the sandbox first"
         return self.app.extensions["sandbox.delivery"]
+
+    @property
+    def requests_log(self) -> RequestsLog | None:
+        """The web server's log of every request it had (kept after the server stopped)."""
+        return self.app.extensions.get("sandbox.requests") if self.app is not None else None
 
     @property
     def tracer(self) -> Tracer:

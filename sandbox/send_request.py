@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
@@ -10,6 +11,8 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 MAX_FIELD_CHARS = 1000
 DEFAULTS = {"to": "student@example.com", "subject": "Welcome to the concurrency sandbox", "name": "Student"}
+# A comparison id ties the sends of one comparison ("Send both", the demo) together; it is never part of the email.
+COMPARISON = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 class BadInput(HTTPException):
@@ -25,11 +28,15 @@ class SendRequest:
     to: str
     subject: str
     name: str
+    comparison: str | None = None
 
 
 def parse_send_request(request: Request) -> SendRequest:
     """The checked fields, or BadInput naming the first problem found."""
     fields = {**DEFAULTS, **_read_fields(request)}
+    comparison = fields.pop("comparison", None)
+    if comparison is not None and not (isinstance(comparison, str) and COMPARISON.fullmatch(comparison)):
+        raise BadInput("'comparison' must be 1 to 64 letters, digits or dashes")
     for key, value in fields.items():
         if not isinstance(value, str):
             raise BadInput(f"'{key}' must be a string")
@@ -45,6 +52,7 @@ def parse_send_request(request: Request) -> SendRequest:
         to=address.normalized,
         subject=fields["subject"].strip() or DEFAULTS["subject"],
         name=fields["name"].strip() or DEFAULTS["name"],
+        comparison=comparison,
     )
 
 
@@ -66,7 +74,8 @@ def _read_fields(request: Request) -> dict[str, object]:
             body = {}
     except BadRequest as err:  # malformed JSON or form; BadInput and 413 pass through untouched
         raise BadInput(f"the body could not be read: {err.description}") from err
-    unknown = sorted(set(body) - set(DEFAULTS))
+    allowed = [*DEFAULTS, "comparison"]
+    unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise BadInput(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(DEFAULTS)}")
+        raise BadInput(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     return body

@@ -1,54 +1,22 @@
-"""From a trace's events to the rows a student steps through: Step | Action | Thread State | Main App State | Output.
+"""From a trace's facts to the rows a student steps through: Step | Action | Thread State | Main App State | Output.
 
-Everything here is derived from the recorded events, in the order of their timestamps: the states are what the
-events imply, so a row can never claim something the clock contradicts. The state tracker is the same walk, seen
-per variable instead of per step.
+Each cell is a :class:`~sandbox.claims.Sentence` chosen from the facts of this run, with the claims that make it
+true. Thread State is the state of the threads that matter (the request's thread and the worker, if the send was
+handed on); Main App State is the web server as a whole: what it was doing for everybody else at that moment.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
+from sandbox.clock import shown_ms
+from sandbox.facts import NOT_OBSERVED, SINK_ENDS, Facts, ServerView
 from sandbox.tracer import Event, Trace
 
-# Events too fine-grained for the table (they stay in the JSON and the Perfetto timeline).
-HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
-
-NO_WORKER = "No worker thread"
-NOT_STARTED = "Not started"
-QUEUED = "Queued, waiting for a worker"
-RUNNING = "Running"
-RETRY_WAIT = "Waiting to retry"
-WAITING = "Waiting for the SMTP server"
-FINISHED = "Finished"
-FAILED = "Failed"
-
-IDLE = "Ready for new requests"
-HANDLING = "Handling the request"
-BLOCKED = "Blocked in mail.send()"
-RESPONDED = "Response sent"
-
-EMAIL_NOT_WRITTEN = "Not written yet"
-EMAIL_BUILT = "Built, not sent"
-EMAIL_SENDING = "Being sent"
-EMAIL_AT_SINK = "At the sink, waiting for its 250"
-EMAIL_ACCEPTED = "Accepted by the sink"
-EMAIL_REFUSED = "Refused by the server"
-EMAIL_FAILED = "Not delivered"
-
-THREAD_STATES = (NO_WORKER, NOT_STARTED, QUEUED, RUNNING, WAITING, RETRY_WAIT, FINISHED, FAILED)
-MAIN_APP_STATES = (IDLE, HANDLING, BLOCKED, RESPONDED)
-
-
-@dataclass(frozen=True)
-class State:
-    """What the worker thread, the request-handling side and the email are doing between two events."""
-
-    worker: str
-    main_app: str
-    email: str
+STATE_FIELDS = ("request", "worker", "server", "email")
+TRACKER_NAMES = {"request": "Request thread", "worker": "Worker", "server": "Web server", "email": "Email"}
 
 
 @dataclass(frozen=True)
@@ -65,178 +33,509 @@ class Row:
     file: str
     line: int
     function: str
+    claims: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    states: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            "step": self.step,
+            "action": self.action,
+            "thread_state": self.thread_state,
+            "main_app_state": self.main_app_state,
+            "output": self.output,
+            "t_ms": self.t_ms,
+            "thread": self.thread,
+            "kind": self.kind,
+            "email_state": self.email_state,
+            "file": self.file,
+            "line": self.line,
+            "function": self.function,
+        }
 
 
-def initial_state(trace: Trace) -> State:
-    return State(NO_WORKER if trace.mode == "sync" else NOT_STARTED, IDLE, EMAIL_NOT_WRITTEN)
+def execution_table(trace: Trace, server: ServerView = NOT_OBSERVED) -> list[Row]:
+    return rows_from(Facts(trace, server))
 
 
-def visible_events(trace: Trace) -> list[Event]:
-    return [e for e in trace.events if e.kind not in HIDDEN_KINDS]
-
-
-def next_state(state: State, event: Event, request_thread: int) -> State:
-    """The state once ``event`` has happened; ``request_thread`` tells the request's side from a worker's."""
-    on_request = event.thread_id == request_thread
-    worker, main_app, email = state.worker, state.main_app, state.email
-    if main_app == RESPONDED:
-        main_app = IDLE
-    match event.kind:
-        case "request.received":
-            main_app = HANDLING
-        case "message.built":
-            email = EMAIL_BUILT
-        case "pool.queued" | "queue.stored":
-            worker = QUEUED
-        case "worker.started" | "context.pushed" | "attempt.started":
-            worker = RUNNING
-        case "send.started":
-            email = EMAIL_SENDING
-            if on_request:
-                main_app = BLOCKED
-        case "smtp.data_sent" | "sink.data_received" | "sink.delay_started":
-            email = EMAIL_AT_SINK
-            if state.worker in (RUNNING, WAITING):
-                worker = WAITING
-        case "sink.accepted":
-            email = EMAIL_ACCEPTED
-        case "smtp.accepted":
-            if on_request:
-                main_app = HANDLING
-            else:
-                worker = RUNNING
-        case "smtp.failed":
-            if on_request:
-                email, main_app = EMAIL_FAILED, HANDLING
-            else:
-                email, worker = EMAIL_REFUSED, RUNNING
-        case "sink.client_left" | "sink.rejected" | "sink.disconnected":
-            email = EMAIL_REFUSED
-        case "attempt.failed":
-            if not event.details.get("final"):
-                worker = RETRY_WAIT
-        case "worker.finished":
-            worker = FINISHED
-        case "worker.failed":
-            worker, email = FAILED, EMAIL_FAILED
-        case "response.sent":
-            main_app = RESPONDED
-    return State(worker, main_app, email)
-
-
-def execution_table(trace: Trace) -> list[Row]:
+def rows_from(facts: Facts) -> list[Row]:
     """One row per visible event, numbered from 1, with the state after it and what an observer would see."""
-    events = visible_events(trace)
-    if not events:
-        return []
-    request_thread = events[0].thread_id
-    state = initial_state(trace)
     rows = []
-    for number, event in enumerate(events, start=1):
-        state = next_state(state, event, request_thread)
+    for n, event in enumerate(facts.visible, start=1):
+        cells = {
+            "action": describe_action(facts, event, n),
+            "request": request_state(facts, n),
+            "worker": worker_state(facts, n),
+            "server": server_state(facts, n),
+            "email": email_state(facts, n),
+            "output": describe_output(facts, event, n),
+        }
+        thread_state = join([cells["request"], cells["worker"]], " · ")
         rows.append(
             Row(
-                step=number,
-                action=describe_action(event, event.thread_id == request_thread),
-                thread_state=state.worker,
-                main_app_state=state.main_app,
-                output=describe_output(event, event.thread_id == request_thread),
-                t_ms=round((event.t_ns - trace.started_ns) / 1e6, 3),
+                step=n,
+                action=cells["action"].text,
+                thread_state=thread_state.text,
+                main_app_state=cells["server"].text,
+                output=cells["output"].text,
+                t_ms=round(facts.ms(event), 3),
                 thread=event.thread,
                 kind=event.kind,
-                email_state=state.email,
+                email_state=cells["email"].text,
                 file=event.file,
                 line=event.line,
                 function=event.function,
+                claims={
+                    "action": cells["action"].claims,
+                    "thread_state": thread_state.claims,
+                    "main_app_state": cells["server"].claims,
+                    "output": cells["output"].claims,
+                    "email_state": cells["email"].claims,
+                },
+                states={name: cells[name].text for name in STATE_FIELDS},
             )
         )
     return rows
 
 
-def describe_action(event: Event, on_request: bool) -> str:
-    d = event.details
+# Claims about a state that started with one event and still holds at step n -------------------------------------
+def holds(facts: Facts, since: Event, n: int, ends: tuple[str, ...] = ()) -> list[str]:
+    """``since`` happened at or before step n, and no event of ``ends`` came after it and before step n."""
+    ref = facts.ref(since)
+    claims = [claim("happened", ref), negate(claim("before", f"@{n}", ref))]
+    return claims + [claim("none_between", kind, ref, f"@{n}") for kind in ends if facts.first(kind)]
+
+
+def latest(facts: Facts, n: int, kinds: tuple[str, ...], thread_id: int | None = None) -> Event | None:
+    """The last event of ``kinds`` (on ``thread_id`` if given) at or before step n."""
+    upto = facts.position(facts.visible[n - 1])
+    found = None
+    for event in facts.events[: upto + 1]:
+        if event.kind in kinds and (thread_id is None or event.thread_id == thread_id):
+            found = event
+    return found
+
+
+def duration(value_ms: float, decimals: int | None = None) -> tuple[str, float]:
+    return shown_ms(value_ms, decimals)
+
+
+# Thread State: the request's thread -------------------------------------------------------------------------------
+REQUEST_KINDS = ("request.received", "send.started", "smtp.accepted", "smtp.failed", "response.sent")
+
+
+def request_state(facts: Facts, n: int) -> Sentence:
+    tid = facts.request_thread_id
+    event = latest(facts, n, REQUEST_KINDS, tid) if tid is not None else None
+    if event is None:
+        received = facts.received
+        if received is None:
+            return sentence("Request: not handled", claim("absent", "request.received"))
+        return sentence("Request: waiting for a handler thread", claim("before", f"@{n}", facts.ref(received)))
+    ends = tuple(k for k in REQUEST_KINDS if all(facts.on_request(e) for e in facts.all(k)))
+    claims = holds(facts, event, n, ends)
     match event.kind:
         case "request.received":
-            return f"{d.get('method', 'POST')} {d.get('path', '')} arrives; Flask starts handling it"
-        case "message.built":
-            return "The route builds the Message, rendering welcome.txt and welcome.html"
-        case "worker.started":
-            return f"Worker thread {d.get('worker', event.thread)} starts running {event.function or 'its target'}()"
-        case "context.pushed":
-            return "The worker pushes app.app_context(), so Flask-Mail can read the app's settings"
+            text = "Request: running the route"
         case "send.started":
-            where = "on the request's own thread" if on_request else "inside the worker"
-            return f"mail.send(msg) is called {where}"
-        case "smtp.connected":
-            return f"smtplib connects to {d.get('server', 'the SMTP server')} and greets it (EHLO)"
-        case "smtp.data_sent":
-            return f"smtplib sends the message ({d.get('size', '?')} bytes) and waits for the server's reply"
-        case "sink.data_received":
-            return "The sink receives the message data"
-        case "sink.delay_started":
-            return f"The sink waits {d.get('delay_s', 0):g} s before answering, like a slow real server"
-        case "sink.accepted":
-            return f"The sink stores message #{d.get('message_id', '?')} and answers 250"
-        case "sink.client_left":
-            return "The sink finds the client gone when its wait ends and keeps nothing"
+            text = "Request: blocked inside mail.send()"
+            claims.append(claim("same_thread", facts.ref(event), "request.received"))
         case "smtp.accepted":
-            return "mail.send() returns: Flask-Mail saw the 250 and fires email_dispatched"
+            text = "Request: mail.send() returned; the route carries on"
         case "smtp.failed":
-            return f"mail.send() fails: {d.get('error', '')}"
+            text = "Request: mail.send() raised; the route turns it into an error"
+        case _:
+            text = f"Request: answered HTTP {facts.status}"
+            claims.append(claim("detail", "response.sent", "status", Literal(facts.status)))
+    return Sentence(text, tuple(claims))
+
+
+# Thread State: the worker -----------------------------------------------------------------------------------------
+WORKER_KINDS = (
+    "worker.spawned",
+    "pool.queued",
+    "queue.stored",
+    "worker.started",
+    "smtp.data_sent",
+    "smtp.accepted",
+    "smtp.failed",
+    "attempt.started",
+    "attempt.failed",
+    "worker.finished",
+    "worker.failed",
+)
+
+
+def worker_state(facts: Facts, n: int) -> Sentence:
+    if facts.handoff is None:
+        return Sentence("")  # the send, if any, stays on the request's thread: its state says it all
+    candidates = [
+        e
+        for e in facts.events[: facts.position(facts.visible[n - 1]) + 1]
+        if e.kind in WORKER_KINDS and (e.kind in ("worker.spawned", "pool.queued", "queue.stored") or facts.on_worker(e))
+    ]
+    if not candidates:
+        return sentence("Worker: none yet", claim("before", f"@{n}", facts.ref(facts.handoff)))
+    event = candidates[-1]
+    ends = tuple(k for k in WORKER_KINDS if facts.first(k) and all(facts.on_worker(e) for e in facts.all(k)))
+    claims = holds(facts, event, n, ends)
+    name = event.thread if facts.on_worker(event) else facts.spawned_worker_name
+    origin = facts.worker_origin
+    match event.kind:
+        case "worker.spawned":
+            text = f"Worker {event.details.get('worker')}: started by the route, about to run"
+            claims.append(claim("same_thread", facts.ref(event), "request.received"))
         case "pool.queued":
-            return (
-                f"The route queues the send for a pool of {d.get('pool_size', '?')} worker threads "
-                f"({d.get('ahead', 0)} sends already waiting or running)"
-            )
+            text = "Send queued for a pool thread"
         case "queue.stored":
-            return (
-                f"The route stores the send as task {str(d.get('task_id', ''))[:8]} in the queue "
-                f"({d.get('backend', 'Huey')}); once stored, it can answer"
-            )
-        case "attempt.started":
-            return f"Attempt {d.get('attempt', '?')} of {d.get('attempts', '?')}"
+            text = "Task stored, waiting for a consumer"
+        case "worker.started" | "attempt.started":
+            text = f"Worker {name}: running"
+        case "smtp.data_sent":
+            text = f"Worker {name}: waiting for the server's reply"
+        case "smtp.accepted":
+            text = f"Worker {name}: mail.send() returned"
+        case "smtp.failed":
+            text = f"Worker {name}: mail.send() raised"
+        case "attempt.failed" if not event.details.get("final"):
+            attempt = int(event.details.get("attempt", 0))
+            claims.append(claim("detail", facts.ref(event), "final", Literal(False)))
+            if origin == "consumer":
+                text = f"Task stored again for attempt {attempt + 1}; the consumer is free meanwhile"
+            else:
+                text = f"Worker {name}: sleeping before attempt {attempt + 1}"
         case "attempt.failed":
-            if d.get("final"):
-                return f"Attempt {d.get('attempt', '?')} failed for good: {d.get('error', '')}"
-            return (
-                f"Attempt {d.get('attempt', '?')} failed ({d.get('error', '')}); "
-                f"the worker waits {d.get('retry_in_s', 0):g} s before trying again"
+            text = f"Worker {name}: gave up on this email"
+        case "worker.finished" | "worker.failed":
+            done = "finished the send" if event.kind == "worker.finished" else "failed and recorded the error"
+            if origin == "route":
+                text = f"Worker {name}: {done}; its thread ends"
+                claims.append(claim("detail", "worker.spawned", "worker", Literal(name)))
+                claims.append(claim("same_thread", "worker.started", facts.ref(event)))
+            elif origin == "pool":
+                text = f"Pool thread {name}: {done}; it stays in the pool for the next send"
+                claims.append(claim("happened", "pool.queued"))
+            else:
+                text = f"Consumer thread {name}: {done}; it takes the next task"
+                claims.append(claim("happened", "queue.stored"))
+    return Sentence(text, tuple(claims))
+
+
+# Main App State: the web server as a whole ------------------------------------------------------------------------
+def server_state(facts: Facts, n: int) -> Sentence:
+    server = facts.server
+    if not server.observed:
+        return sentence("Not observed (no web server in this run)", negate(claim("server_observed")))
+    event = facts.visible[n - 1]
+    at = facts.ms(event)
+    previous = facts.visible[n - 2] if n > 1 else None
+    parts: list[Sentence] = []
+    if previous is not None:
+        answered = server.answered(facts.ms(previous), at)
+        if answered:
+            slowest = max(r.wait_ms() or 0.0 for r in answered)
+            text, tol = duration(slowest)
+            parts.append(
+                sentence(
+                    f"Answered {_count(len(answered), 'other request')} since step {n - 1} (slowest {text})",
+                    claim("server_answered", f"@{n - 1}", f"@{n}", len(answered), round(slowest, 3), tol),
+                )
             )
-        case "sink.rejected":
-            return f"The sink rejects the message: {d.get('reply', '')}"
-        case "sink.disconnected":
-            return "The sink hangs up without answering (a dropped connection)"
-        case "worker.finished":
-            return "The worker leaves the app context and its thread ends"
-        case "worker.failed":
-            return f"The worker catches the error and records it: {d.get('error', '')}"
-        case "response.sent":
-            return f"Flask hands the HTTP {d.get('status', '')} response to the web server"
-    return event.kind
+    waiting = server.waiting(at)
+    if waiting:
+        oldest = max(at - r.arrived_ms for r in waiting)
+        text, tol = duration(oldest)
+        parts.append(
+            sentence(
+                f"{_count(len(waiting), 'other request')} waiting for a handler, the oldest for {text}",
+                claim("server_waiting", f"@{n}", len(waiting), round(oldest, 3), tol),
+            )
+        )
+    busy = server.busy(at)
+    if busy:
+        parts.append(sentence(f"Handling {_count(len(busy), 'other request')}", claim("server_busy", f"@{n}", len(busy))))
+    if not parts:
+        none = [claim("server_waiting", f"@{n}", 0, 0, 0), claim("server_busy", f"@{n}", 0)]
+        if previous is not None:
+            none.append(claim("server_answered", f"@{n - 1}", f"@{n}", 0, 0, 0))
+        parts.append(Sentence("No other requests", tuple(none)))
+    parts.append(_capacity(facts, event, n))
+    return join(parts, "; ")
 
 
-def describe_output(event: Event, on_request: bool) -> str:
-    """What someone watching the browser, the mailbox or /api/failures would see change; '' when nothing."""
+def _capacity(facts: Facts, event: Event, n: int) -> Sentence:
+    """Could the server take a new request at this moment? It follows from its kind and what it was doing."""
+    kind = facts.server_kind
+    if kind is None:
+        return Sentence("")
+    kind_claim = claim("detail", "request.arrived", "server", Literal(kind))
+    if kind == "threaded":
+        return sentence("a new request would get a thread of its own", kind_claim)
+    received, response = facts.received, facts.response
+    handling = (
+        received is not None
+        and facts.position(received) <= facts.position(event)
+        and (response is None or facts.position(event) < facts.position(response))
+    )
+    if handling:
+        claims = [kind_claim, negate(claim("before", f"@{n}", "request.received"))]
+        if response is not None:
+            claims.append(claim("before", f"@{n}", "response.sent"))
+        return Sentence("one request at a time, and it is this one: a new request would wait", tuple(claims))
+    return sentence("one request at a time", kind_claim)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+# The email ------------------------------------------------------------------------------------------------------
+EMAIL_KINDS = (
+    "message.built",
+    "send.started",
+    "attempt.started",
+    "smtp.data_sent",
+    "sink.data_received",
+    "sink.delay_started",
+    *SINK_ENDS,
+    "smtp.accepted",
+    "smtp.failed",
+    "worker.failed",
+)
+
+
+def email_state(facts: Facts, n: int) -> Sentence:
+    event = latest(facts, n, EMAIL_KINDS)
+    if event is None:
+        built = facts.first("message.built")
+        if built is None:
+            return sentence("Not written", claim("absent", "message.built"))
+        return sentence("Not written yet", claim("before", f"@{n}", "message.built"))
+    ends = tuple(k for k in EMAIL_KINDS if k != event.kind)
+    claims = holds(facts, event, n, ends)
     d = event.details
     match event.kind:
-        case "response.sent":
-            return f"HTTP {d.get('status', '')} reaches the browser"
+        case "message.built":
+            text = "Built, not sent yet"
+        case "send.started" | "attempt.started" | "smtp.data_sent":
+            text = "Being sent"
+        case "sink.data_received" | "sink.delay_started":
+            text = "At the sink, waiting for its answer"
         case "sink.accepted":
-            return "The sink accepts the email: 250 OK"
-        case "worker.failed":
-            return "No page shows it, but /api/failures lists the error"
-        case "smtp.failed":
-            return "The failure is recorded; the route will answer with an error" if on_request else ""
+            text = f"Accepted by the sink (message #{d.get('message_id')})"
+            claims.append(claim("detail", facts.ref(event), "message_id", Literal(d.get("message_id"))))
         case "sink.rejected":
-            return f"The sink answers {str(d.get('reply', ''))[:3]}"
+            text = f"Rejected by the sink ({str(d.get('reply', ''))[:3]})"
         case "sink.disconnected":
-            return "The connection drops"
-    return ""
+            text = "Dropped: the sink hung up"
+        case "sink.client_left":
+            text = "Dropped: the sink found the client gone"
+        case "smtp.accepted":
+            text = "Accepted: the sender saw the 250"
+        case "smtp.failed":
+            text = "Not delivered by this try"
+        case _:
+            text = "Not delivered"
+    return Sentence(text, tuple(claims))
 
 
+# Action and Output ------------------------------------------------------------------------------------------------
+def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
+    d = event.details
+    here = claim("happened", f"@{n}")
+    ref = facts.ref(event)
+    match event.kind:
+        case "request.arrived":
+            return sentence(
+                f"The {d.get('server')} web server has the request (connection accepted)",
+                here,
+                claim("detail", ref, "server", Literal(d.get("server"))),
+            )
+        case "request.received":
+            text = f"{d.get('method', 'POST')} {d.get('path', '')}: Flask starts handling it"
+            wait = facts.queue_wait_ms
+            if wait is not None and wait >= 0.5:
+                shown, tol = duration(wait)
+                return sentence(
+                    f"{text}, after it waited {shown} in the server",
+                    claim("gap_ms", "request.arrived", ref, round(wait, 3), tol),
+                )
+            return sentence(text, here)
+        case "message.built":
+            return sentence("The route builds the Message from welcome.txt and welcome.html", here)
+        case "worker.spawned":
+            return sentence(
+                f"The route starts thread {d.get('worker')} to run {d.get('target', 'the send')}(app, msg)",
+                claim("detail", ref, "worker", Literal(d.get("worker"))),
+                claim("same_thread", ref, "request.received"),
+            )
+        case "worker.started":
+            return _worker_started(facts, event, n)
+        case "context.pushed":
+            if facts.on_request(event):
+                return sentence("The route's own app context is in use", here)
+            return sentence(
+                "The worker pushes app.app_context(), so Flask-Mail can reach the app's settings",
+                claim("other_thread", ref, "request.received"),
+            )
+        case "send.started":
+            if facts.on_request(event):
+                return sentence(
+                    "mail.send(msg) is called on the request's own thread",
+                    claim("same_thread", ref, "request.received"),
+                )
+            return sentence("The worker calls mail.send(msg)", claim("other_thread", ref, "request.received"))
+        case "smtp.connected":
+            return sentence(f"smtplib connects to {d.get('server', 'the SMTP server')} and greets it (EHLO)", here)
+        case "smtp.data_sent":
+            return sentence(f"smtplib sends the message ({d.get('size', '?')} bytes) and waits for the reply", here)
+        case "sink.data_received":
+            return sentence("The sink receives the message", here)
+        case "sink.delay_started":
+            return _sink_wait(facts, event)
+        case "sink.accepted":
+            return sentence(
+                f"The sink stores message #{d.get('message_id')} and answers 250",
+                claim("detail", ref, "message_id", Literal(d.get("message_id"))),
+            )
+        case "sink.client_left":
+            return sentence("The sink's wait is over, but the client has gone: nothing is stored", here)
+        case "sink.rejected":
+            return sentence(f"The sink rejects the message: {d.get('reply', '')}", here)
+        case "sink.disconnected":
+            return sentence("The sink hangs up without answering", here)
+        case "smtp.accepted":
+            return sentence("mail.send() returns: the server answered 250 (Flask-Mail's email_dispatched)", here)
+        case "smtp.failed":
+            return sentence(f"mail.send() raises: {d.get('error', '')}", here)
+        case "pool.queued":
+            return sentence(
+                f"The route queues the send for a pool of {d.get('pool_size')} threads "
+                f"({d.get('ahead', 0)} sends already waiting or running)",
+                claim("detail", ref, "pool_size", Literal(d.get("pool_size"))),
+                claim("detail", ref, "ahead", Literal(d.get("ahead", 0))),
+            )
+        case "queue.stored":
+            return sentence(
+                f"The route stores the send as task {str(d.get('task_id', ''))[:8]} ({d.get('backend', 'Huey')})",
+                here,
+            )
+        case "attempt.started":
+            return _attempt_started(facts, event, n)
+        case "attempt.failed":
+            return _attempt_failed(facts, event, n)
+        case "worker.finished":
+            return sentence("The worker's send is done: it leaves the app context", here)
+        case "worker.failed":
+            return sentence(f"The worker catches the error and records it: {d.get('error', '')}", here)
+        case "response.sent":
+            return sentence(
+                f"Flask hands the HTTP {d.get('status')} response to the web server",
+                claim("detail", ref, "status", Literal(d.get("status"))),
+            )
+    return sentence(event.kind, here)
+
+
+def _worker_started(facts: Facts, event: Event, n: int) -> Sentence:
+    ref = facts.ref(event)
+    handoff = facts.handoff
+    if handoff is None:
+        return sentence(f"Thread {event.thread} starts the send", claim("happened", ref))
+    gap = facts.gap_ms(handoff, event)
+    decimals = None if gap >= 0.05 else 3
+    shown, tol = duration(gap, decimals)
+    timing = claim("gap_ms", facts.ref(handoff), ref, round(gap, 3), tol)
+    match facts.worker_origin:
+        case "route":
+            return sentence(f"Thread {event.thread} begins, {shown} after the route started it", timing)
+        case "pool":
+            return sentence(f"Pool thread {event.thread} picks the send up, {shown} after it was queued", timing)
+    return sentence(f"Consumer thread {event.thread} takes the task, {shown} after it was stored", timing)
+
+
+def _sink_wait(facts: Facts, event: Event) -> Sentence:
+    ref = facts.ref(event)
+    end = facts.sink_hold_end(event)
+    if end is None:
+        planned = float(event.details.get("delay_s", 0))
+        return sentence(
+            f"The sink starts a wait of {planned:g} s before it answers",
+            claim("detail", ref, "delay_s", Literal(event.details.get("delay_s"))),
+        )
+    held = facts.gap_ms(event, end)
+    shown, tol = duration(held)
+    return sentence(
+        f"The sink holds the message: {shown} pass before it answers",
+        claim("gap_ms", ref, facts.ref(end), round(held, 3), tol),
+    )
+
+
+def _attempt_started(facts: Facts, event: Event, n: int) -> Sentence:
+    d = event.details
+    attempt = int(d.get("attempt", 1))
+    text = f"Attempt {attempt} of {d.get('attempts')}"
+    claims = [claim("detail", facts.ref(event), "attempt", Literal(attempt))]
+    failed = facts.all("attempt.failed")
+    if attempt > 1 and len(failed) >= attempt - 1:
+        before = failed[attempt - 2]
+        gap = facts.gap_ms(before, event)
+        shown, tol = duration(gap)
+        text += f", {shown} after attempt {attempt - 1} failed"
+        claims.append(claim("gap_ms", facts.ref(before), facts.ref(event), round(gap, 3), tol))
+    return Sentence(text, tuple(claims))
+
+
+def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
+    d = event.details
+    attempt = int(d.get("attempt", 0))
+    ref = facts.ref(event)
+    if d.get("final"):
+        return sentence(
+            f"Attempt {attempt} fails for good: {d.get('error', '')}", claim("detail", ref, "final", Literal(True))
+        )
+    planned = float(d.get("retry_in_s", 0))
+    text = f"Attempt {attempt} fails ({d.get('error', '')}); a retry is planned after {planned:g} s"
+    claims = [
+        claim("detail", ref, "final", Literal(False)),
+        claim("detail", ref, "retry_in_s", Literal(d.get("retry_in_s"))),
+    ]
+    following = [e for e in facts.all("attempt.started") if int(e.details.get("attempt", 0)) == attempt + 1]
+    if following:
+        gap = facts.gap_ms(event, following[0])
+        shown, tol = duration(gap)
+        text += f"; it came {shown} later"
+        claims.append(claim("gap_ms", ref, facts.ref(following[0]), round(gap, 3), tol))
+    return Sentence(text, tuple(claims))
+
+
+def describe_output(facts: Facts, event: Event, n: int) -> Sentence:
+    """What someone watching the client, the mailbox or /api/failures would see change; empty when nothing."""
+    d = event.details
+    ref = facts.ref(event)
+    match event.kind:
+        case "response.sent":
+            return sentence(
+                f"HTTP {d.get('status')} goes back to the client",
+                claim("detail", ref, "status", Literal(d.get("status"))),
+            )
+        case "sink.accepted":
+            return sentence("250: the email is in the sink's mailbox", claim("happened", ref))
+        case "worker.failed":
+            return sentence("/api/failures lists the error", claim("happened", ref))
+        case "sink.rejected":
+            code = str(d.get("reply", ""))[:3]
+            return sentence(f"The sink answers {code}", claim("happened", ref))
+        case "sink.disconnected":
+            return sentence("The connection drops", claim("happened", ref))
+        case "smtp.failed" if facts.on_request(event) and facts.response is not None:
+            return sentence(
+                f"The route will answer HTTP {facts.status}",
+                claim("before", ref, "response.sent"),
+                claim("detail", "response.sent", "status", Literal(facts.status)),
+            )
+    return Sentence("")
+
+
+# The state tracker ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Tracker:
     """Each variable's value at the start, after every step that changed something, and at the end."""
@@ -246,25 +545,23 @@ class Tracker:
     variables: dict[str, list[str]]
 
 
-def state_tracker(trace: Trace) -> Tracker:
-    rows = execution_table(trace)
-    start = initial_state(trace)
-    columns, steps = ["Start"], [None]
-    values = {"Worker thread": [start.worker], "Main app": [start.main_app], "Email": [start.email]}
-    previous = start
+def state_tracker(rows: list[Row]) -> Tracker:
+    columns: list[str] = []
+    steps: list[int | None] = []
+    values: dict[str, list[str]] = {TRACKER_NAMES[name]: [] for name in STATE_FIELDS}
+    previous: dict[str, str] | None = None
     for row in rows:
-        state = State(row.thread_state, row.main_app_state, row.email_state)
-        if state != previous:
+        if row.states != previous:
             columns.append(f"After step {row.step}")
             steps.append(row.step)
-            for name, value in zip(values, (state.worker, state.main_app, state.email), strict=True):
-                values[name].append(value)
-        previous = state
-    columns.append("Final")
-    steps.append(rows[-1].step if rows else None)
-    final_main_app = IDLE if previous.main_app == RESPONDED else previous.main_app  # the request is over
-    for name, value in zip(values, (previous.worker, final_main_app, previous.email), strict=True):
-        values[name].append(value)
+            for name in STATE_FIELDS:
+                values[TRACKER_NAMES[name]].append(row.states.get(name, "") or "-")
+        previous = row.states
+    if rows and steps[-1] != rows[-1].step:
+        columns.append(f"Final (step {rows[-1].step})")
+        steps.append(rows[-1].step)
+        for name in STATE_FIELDS:
+            values[TRACKER_NAMES[name]].append(rows[-1].states.get(name, "") or "-")
     return Tracker(columns, steps, values)
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -61,12 +61,20 @@ class Trace:
     versions: Mapping[str, str]
     events: list[Event] = field(default_factory=list)
     raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    comparison: str | None = None  # shared by the sends of one comparison ("Send both", the demo)
 
     def snapshot(self) -> Trace:
         """A copy with every event recorded so far, as Events in time order; no other thread changes it."""
         events = sorted([*self.events, *(Event(*raw) for raw in self.raw)], key=lambda e: e.t_ns)
         return Trace(
-            self.trace_id, self.mode, self.server, self.delay_s, dict(self.settings), dict(self.versions), events
+            self.trace_id,
+            self.mode,
+            self.server,
+            self.delay_s,
+            dict(self.settings),
+            dict(self.versions),
+            events,
+            comparison=self.comparison,
         )
 
     @property
@@ -132,12 +140,43 @@ class Tracer:
         if not self.enabled or trace_id is None:
             return
         now = time.perf_counter_ns()
-        thread_name, thread_id = _thread_identity()
+        thread_name, thread_id = thread_identity()
         file, line, function = source_location()
         with self._lock:
             trace = self._traces.get(trace_id)
             if trace is not None:
                 trace.raw.append((now, thread_name, thread_id, kind, details, file, line, function))
+
+    def record_at(self, trace_id: str | None, kind: str, t_ns: int, thread: tuple[str, int], **details: Any) -> None:
+        """Add an event that happened earlier, on another thread (the server accepting the connection)."""
+        if not self.enabled or trace_id is None:
+            return
+        with self._lock:
+            trace = self._traces.get(trace_id)
+            if trace is not None:
+                trace.raw.append((t_ns, thread[0], thread[1], kind, details, "", 0, ""))
+
+    def join_comparison(self, trace_id: str, comparison: str) -> None:
+        """Mark the trace as one send of the comparison ``comparison``."""
+        with self._lock:
+            trace = self._traces.get(trace_id)
+            if trace is not None:
+                trace.comparison = comparison
+
+    def partner(self, trace: Trace, modes: Collection[str]) -> Trace | None:
+        """The newest other trace of the same comparison, sent by one of ``modes``."""
+        if trace.comparison is None:
+            return None
+        with self._lock:
+            found = next(
+                (
+                    t
+                    for t in reversed(self._traces.values())
+                    if t.comparison == trace.comparison and t.trace_id != trace.trace_id and t.mode in modes
+                ),
+                None,
+            )
+            return None if found is None else found.snapshot()
 
     def get(self, trace_id: str) -> Trace | None:
         """A consistent copy of the trace, or None if it is unknown or was evicted."""
@@ -195,7 +234,7 @@ def source_location() -> tuple[str, int, str]:
     return "", 0, ""
 
 
-def _thread_identity() -> tuple[str, int]:
+def thread_identity() -> tuple[str, int]:
     """This thread's name and OS id, read once per thread (threads are named before they record anything)."""
     try:
         return _identity.value

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from sandbox import lessons
 from sandbox.broken import BROKEN_VARIANTS
 from sandbox.errors import ConfigError
+from sandbox.facts import NOT_OBSERVED, observed_server
 from sandbox.mailer import SendError, build_message, delivery_log, tracer
 from sandbox.modes import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISES
 from sandbox.quiz import QUIZ_KINDS
@@ -31,7 +32,7 @@ from sandbox.render.html import render_trace_page
 from sandbox.send_request import BadInput, parse_send_request
 from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
 from sandbox.strategies import SEND_MODES, STRATEGIES
-from sandbox.tracer import TRACES_KEPT
+from sandbox.tracer import TRACES_KEPT, thread_identity
 
 bp = Blueprint("sandbox", __name__)
 
@@ -50,9 +51,16 @@ def init_app(app: Flask) -> None:
 
 @bp.before_app_request
 def start_request() -> None:
-    """Start the clock, and for a send, the trace: its id is made here, before any other work."""
-    g.started_ns = time.perf_counter_ns()
+    """Start the clock, and for a send, the trace: its id is made here, before any other work.
+
+    The clock starts when the web server had the request (it stamps the accept), so time spent waiting for a
+    handler, as on a one-request-at-a-time server, counts; under the test client it starts here.
+    """
+    now = time.perf_counter_ns()
+    arrived_ns = request.environ.get("sandbox.arrived_ns")
+    g.started_ns = arrived_ns if arrived_ns is not None else now
     g.trace_id = None
+    g.response_ms = None
     mode = (request.view_args or {}).get("mode")
     if request.endpoint == "sandbox.send_email" and mode in SEND_MODES:
         g.trace_id = uuid.uuid4().hex
@@ -68,13 +76,31 @@ def start_request() -> None:
                 "mail_server": f"{config['MAIL_SERVER']}:{config['MAIL_PORT']}",
             },
         )
+        if arrived_ns is not None:
+            tracer().record_at(
+                g.trace_id,
+                "request.arrived",
+                arrived_ns,
+                request.environ.get("sandbox.arrived_thread", ("http-server", 0)),
+                server=request.environ.get("sandbox.server"),
+                request_id=request.environ.get("sandbox.request_id"),
+            )
         tracer().record(g.trace_id, "request.received", method=request.method, path=request.path)
 
 
+def stamp_response(status: int) -> float:
+    """Record that the answer leaves now and return its time: the one ``response_ms`` of this send, everywhere."""
+    now = time.perf_counter_ns()
+    if g.get("trace_id") and g.response_ms is None:
+        tracer().record_at(g.trace_id, "response.sent", now, thread_identity(), status=status)
+    g.response_ms = round((now - g.started_ns) / 1e6, 3)
+    return g.response_ms
+
+
 def record_response(app: Flask, response: Response) -> None:
-    """Flask hands the response to the server: from here the browser has its answer."""
-    if g.get("trace_id"):
-        app.extensions["sandbox.tracer"].record(g.trace_id, "response.sent", status=response.status_code)
+    """A response no route stamped (an unexpected error): the trace still learns when and how it ended."""
+    if g.get("trace_id") and g.get("response_ms") is None:
+        stamp_response(response.status_code)
 
 
 @bp.after_app_request
@@ -86,15 +112,14 @@ def add_security_headers(response: Response) -> Response:
 
 def json_error(err: HTTPException) -> tuple[Response, int]:
     """Every HTTP error as ``{"error": ...}``, keeping headers such as ``Allow`` on a 405."""
-    response = jsonify(error=err.description)
+    body: dict[str, object] = {"error": err.description}
+    if g.get("trace_id"):
+        body.update(trace_id=g.trace_id, response_ms=stamp_response(err.code or 500))
+    response = jsonify(body)
     for name, value in err.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
     return response, err.code or 500
-
-
-def elapsed_ms() -> float:
-    return round((time.perf_counter_ns() - g.started_ns) / 1e6, 3)
 
 
 @bp.get("/")
@@ -121,17 +146,19 @@ def send_email(mode: str) -> tuple[Response, int]:
         raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(SEND_MODES)}", 404)
     trace_id = g.trace_id
     fields = parse_send_request(request)
+    if fields.comparison:
+        tracer().join_comparison(trace_id, fields.comparison)
     msg = build_message(
         "welcome", fields.to, fields.subject, trace_id, name=fields.name, link=url_for("sandbox.index", _external=True)
     )
     try:
         strategy(msg, trace_id)
     except SendError as err:
-        response = jsonify(error=str(err), mode=mode, trace_id=trace_id, response_ms=elapsed_ms())
-        return response, 504 if err.timed_out else 502
-    sent = mode == "sync"
-    body = {"mode": mode, "trace_id": trace_id, "status": "sent" if sent else "queued", "response_ms": elapsed_ms()}
-    return jsonify(body), 200 if sent else 202
+        status = 504 if err.timed_out else 502
+        return jsonify(error=str(err), mode=mode, trace_id=trace_id, response_ms=stamp_response(status)), status
+    status = 200 if mode == "sync" else 202
+    body = {"mode": mode, "trace_id": trace_id, "status": "sent" if status == 200 else "queued"}
+    return jsonify(body | {"response_ms": stamp_response(status)}), status
 
 
 def trace_report(trace_id: str) -> TraceReport:
@@ -146,8 +173,15 @@ def trace_report(trace_id: str) -> TraceReport:
     unknown = [k for k in kinds if k not in QUIZ_KINDS]
     if unknown:
         raise BadInput(f"unknown quiz kinds {', '.join(unknown)}; known: {', '.join(QUIZ_KINDS)}")
-    other_mode = COMPARED_WITH.get(trace.mode)
-    return report(trace, other=tracer().latest(other_mode) if other_mode else None, kinds=kinds)
+    other = tracer().partner(trace, COMPARED_WITH.get(trace.mode, ()))
+    log = current_app.extensions.get("sandbox.requests")
+    return report(
+        trace,
+        other=other,
+        kinds=kinds,
+        server=observed_server(trace, log),
+        other_server=observed_server(other, log) if other is not None else NOT_OBSERVED,
+    )
 
 
 @bp.get("/api/traces/<trace_id>")

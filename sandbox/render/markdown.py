@@ -11,6 +11,7 @@ from sandbox.render.document import TraceReport
 def markdown_cell(value: object) -> str:
     """Text safe inside a Markdown table cell: no raw HTML, no column breaks, one line."""
     text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    text = text.replace("[", "\\[").replace("]", "\\]")  # no link or image from text that came from outside
     return text.replace("\r", " ").replace("\n", " ")
 
 

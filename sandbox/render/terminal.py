@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Prompt
 from rich.table import Table
 
@@ -20,25 +21,34 @@ WIDE_TERMINAL = 140
 
 
 def comparison_table(results: Sequence[ModeResult], delay_s: float | None) -> Table:
-    """One row per mode: what the clients waited for, and when the sink had the email."""
-    title = "Same email, different routes" + (f" (sink delay {delay_s:g} s)" if delay_s is not None else "")
+    """One row per mode: what the clients waited for, and when the sink had the email.
+
+    Response times are the server's own (from the moment it had the request, the clock every trace uses); the
+    clients' own measurement is beside them, with the difference (the network and the client).
+    """
+    title = "Same email, different routes" + (f" (sink delay set to {delay_s:g} s)" if delay_s is not None else "")
     table = Table(title=title)
     table.add_column("mode", no_wrap=True)
     table.add_column("server")
     table.add_column("clients", justify="right")
     table.add_column("response\nmedian", justify="right")
     table.add_column("response\nmax", justify="right")
+    table.add_column("client's own\nmax (diff)", justify="right")
     table.add_column("accepted\nmedian", justify="right")
     table.add_column("delivered\n/sent", justify="right")
     for result in results:
         accepted = [ms for ms in result.accepted_ms if ms is not None]
         complete = result.delivered == result.clients
+        slowest = max(result.client_ms)
+        server_max = max(result.response_ms, default=None)
+        difference = f" (+{format_ms(max(0.0, slowest - server_max))})" if server_max is not None else ""
         table.add_row(
-            short_label(result.mode),
+            escape(short_label(result.mode)),
             result.server,
             str(result.clients),
             format_ms(median(result.response_ms)),
-            format_ms(max(result.response_ms)),
+            format_ms(server_max),
+            format_ms(slowest) + difference,
             format_ms(median(accepted)),
             f"[{'green' if complete else 'red'}]{result.delivered}/{result.clients}[/]",
         )
@@ -46,7 +56,7 @@ def comparison_table(results: Sequence[ModeResult], delay_s: float | None) -> Ta
 
 
 def takeaway(results: Sequence[ModeResult]) -> str | None:
-    """One sentence for the class, computed from the figures just measured (none if a send failed)."""
+    """Sentences for the class, each chosen from the figures just measured; none unless both sends delivered."""
     by_mode = {r.mode: r for r in results}
     if "sync" not in by_mode or "thread" not in by_mode:
         return None
@@ -54,17 +64,29 @@ def takeaway(results: Sequence[ModeResult]) -> str | None:
     if sync.errors or thread.errors or sync.delivered < sync.clients or thread.delivered < thread.clients:
         return None
     sync_ms, thread_ms = median(sync.response_ms), median(thread.response_ms)
-    sentence = (
-        f"The blocking route answered in {format_ms(sync_ms)}, the thread route in {format_ms(thread_ms)} "
-        f"({sync_ms / thread_ms:.0f}x sooner)."
-    )
-    accepted = [ms for r in (sync, thread) for ms in r.accepted_ms if ms is not None]
-    if accepted:
-        sentence += (
-            f" The sink accepted every email after {format_ms(min(accepted))} to {format_ms(max(accepted))} either way:"
-            " a thread does not make the email faster, it stops the user from waiting for it."
+    if sync_ms is None or thread_ms is None:
+        return None
+    sentences = [f"Median answer: blocking route {format_ms(sync_ms)}, thread route {format_ms(thread_ms)}"]
+    if thread_ms > 0 and sync_ms >= 2 * thread_ms:
+        sentences[0] += f": the thread route answered {sync_ms / thread_ms:.0f}x sooner."
+    else:
+        sentences[0] += ": in this run the thread route did not answer much sooner."
+    sync_accepted = [ms for ms in sync.accepted_ms if ms is not None]
+    thread_accepted = [ms for ms in thread.accepted_ms if ms is not None]
+    if sync_accepted and thread_accepted:
+        sync_mid, thread_mid = median(sync_accepted), median(thread_accepted)
+        sentence = (
+            f"The sink accepted the emails after a median of {format_ms(sync_mid)} (blocking) and "
+            f"{format_ms(thread_mid)} (thread)"
         )
-    return sentence
+        if thread_mid >= sync_mid:
+            sentence += ": the thread did not make the email arrive sooner"
+        elif thread_mid >= 0.9 * sync_mid:
+            sentence += ": about as soon either way"
+        spared = sync_ms >= 2 * thread_ms
+        sentence += "; what the thread changed is who waited for it." if spared and thread_mid >= 0.9 * sync_mid else "."
+        sentences.append(sentence)
+    return " ".join(sentences)
 
 
 def promises_table(modes: Sequence[str]) -> Table:
@@ -87,7 +109,7 @@ def print_results(console: Console, results: Sequence[ModeResult], delay_s: floa
         console.print(sentence)
     for result in results:
         for error in result.errors:
-            console.print(f"[red]{result.mode}: {error}[/]")
+            console.print(f"[red]{escape(result.mode)}: {escape(error)}[/]")
 
 
 def print_undelivered(failures: Sequence[Failure], console: Console | None = None, still_queued: int = 0) -> None:
@@ -106,14 +128,14 @@ def print_undelivered(failures: Sequence[Failure], console: Console | None = Non
     for column in ("trace id", "mode", "error", "at"):
         table.add_column(column)
     for failure in failures:
-        table.add_row(failure.trace_id, failure.mode, failure.error, failure.at)
+        table.add_row(*(escape(value) for value in (failure.trace_id, failure.mode, failure.error, failure.at)))
     console.print(table)
 
 
 def execution_table(result: TraceReport, wide: bool = True) -> Table:
     """All five columns when the terminal is wide; narrower, the states go under the action, dimmed."""
     trace = result.trace
-    table = Table(title=f"{title(trace.mode)}: execution table (trace {trace.trace_id[:8]})")
+    table = Table(title=escape(f"{title(trace.mode)}: execution table (trace {trace.trace_id[:8]})"))
     table.add_column("Step", justify="right")
     table.add_column("Time", justify="right", no_wrap=True)
     table.add_column("Thread", no_wrap=True)
@@ -123,14 +145,21 @@ def execution_table(result: TraceReport, wide: bool = True) -> Table:
         table.add_column("Main App State", ratio=1)
     table.add_column("Output", ratio=1)
     for row in result.rows:
-        output = row.output or "-"
+        output = escape(row.output or "-")
+        thread, action = escape(row.thread), escape(row.action)
         if wide:
             table.add_row(
-                str(row.step), format_ms(row.t_ms), row.thread, row.action, row.thread_state, row.main_app_state, output
+                str(row.step),
+                format_ms(row.t_ms),
+                thread,
+                action,
+                escape(row.thread_state),
+                escape(row.main_app_state),
+                output,
             )
         else:
-            states = f"[dim]thread: {row.thread_state}; main app: {row.main_app_state}[/]"
-            table.add_row(str(row.step), format_ms(row.t_ms), row.thread, f"{row.action}\n{states}", output)
+            states = f"[dim]{escape(row.thread_state)}; server: {escape(row.main_app_state)}[/]"
+            table.add_row(str(row.step), format_ms(row.t_ms), thread, f"{action}\n{states}", output)
     return table
 
 
@@ -142,7 +171,7 @@ def tracker_table(result: TraceReport) -> Table:
     for name in tracker.variables:
         table.add_column(name)
     for index, column in enumerate(tracker.columns):
-        table.add_row(column, *(values[index] for values in tracker.variables.values()))
+        table.add_row(column, *(escape(values[index]) for values in tracker.variables.values()))
     return table
 
 
@@ -150,7 +179,7 @@ def print_trace_report(console: Console, result: TraceReport) -> None:
     console.print(execution_table(result, wide=console.width >= WIDE_TERMINAL))
     console.print(tracker_table(result))
     for moment in result.moments:
-        console.print(f"[bold]{moment.title}[/] (step {moment.step}) {moment.text}")
+        console.print(f"[bold]{escape(moment.title)}[/] (step {moment.step}) {escape(moment.text)}")
     console.print()
 
 
@@ -162,9 +191,9 @@ def ask_quiz(console: Console, questions: Sequence[Question], stream: TextIO | N
     score = 0
     letters = "ABCD"
     for number, question in enumerate(questions, start=1):
-        console.print(f"\n[bold]{number}. {question.question}[/]")
+        console.print(f"\n[bold]{number}. {escape(question.question)}[/]")
         for letter, option in zip(letters, question.options, strict=False):
-            console.print(f"   {letter}. {option}")
+            console.print(f"   {letter}. {escape(option)}")
         choice = Prompt.ask(
             "Your answer",
             choices=list(letters[: len(question.options)]),
@@ -175,11 +204,9 @@ def ask_quiz(console: Console, questions: Sequence[Question], stream: TextIO | N
         picked = letters.index(choice.upper())
         if picked == question.answer:
             score += 1
-            console.print("[green]Right.[/]")
+            console.print(f"[green]{escape(question.feedback[picked])}[/]")
         else:
-            console.print(
-                f"[red]Not quite[/] ({question.misconceptions[picked]}). The answer is {letters[question.answer]}."
-            )
-        console.print(question.explanation)
+            console.print(f"[red]Not quite.[/] {escape(question.feedback[picked])}")
+            console.print(f"The answer is {letters[question.answer]}: {escape(question.options[question.answer])}.")
     console.print(f"\n[bold]Score: {score} of {len(questions)}[/]")
     return score

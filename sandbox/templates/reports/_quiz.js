@@ -12,7 +12,9 @@ for (const quiz of document.querySelectorAll("[data-quiz]")) {
         option.classList.add(right ? "right" : "wrong");
         question.querySelectorAll(".option")[answer].classList.add("right");
         feedback.className = "feedback " + (right ? "right" : "wrong");
-        feedback.textContent = right ? "Right." : "Not quite: " + option.dataset.misconception.toLowerCase() + ".";
+        // Each option's feedback was chosen from this run's facts; a wrong pick also names the right option.
+        const rightOption = question.querySelectorAll(".option")[answer].textContent;
+        feedback.textContent = right ? option.dataset.feedback : `Not quite. ${option.dataset.feedback} The answer is ${rightOption}.`;
         feedback.hidden = false;
         question.querySelector(".explanation").hidden = false;
         if (right) score.textContent = String(Number(score.textContent) + 1);

@@ -1,0 +1,291 @@
+"""The facts of one trace, derived from its events alone: orders, fates, who ran the send, measured gaps, the server.
+
+Every sentence a student reads is chosen from these facts (never from the mode's name or the settings), and each
+fact knows how to name its events in a claim (``response.sent``, ``attempt.failed#2``, ``@7``), so the sentence
+can say what it claims. See :mod:`sandbox.claims`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from sandbox.tracer import Event, Trace
+
+# Events too fine-grained for the table (they stay in the JSON and the Perfetto timeline).
+HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
+HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
+SINK_ENDS = ("sink.accepted", "sink.rejected", "sink.disconnected", "sink.client_left")
+FAILURE_KINDS = ("smtp.failed", "worker.failed")
+NOT_WORKER_KINDS = frozenset({"request.arrived", "sink.data_received", "sink.delay_started", *SINK_ENDS})
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """Another request the web server had during the send, its times in ms from this trace's start."""
+
+    id: int
+    method: str
+    path: str
+    arrived_ms: float
+    started_ms: float | None
+    finished_ms: float | None
+    status: int | None
+
+    def wait_ms(self) -> float | None:
+        """From arrival to answer: what that client waited."""
+        return None if self.finished_ms is None else self.finished_ms - self.arrived_ms
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """What the web server did for other clients while this send was going on."""
+
+    kind: str | None
+    observed: bool
+    requests: tuple[ServedRequest, ...] = ()
+
+    def answered(self, after_ms: float, until_ms: float) -> list[ServedRequest]:
+        return [r for r in self.requests if r.finished_ms is not None and after_ms < r.finished_ms <= until_ms]
+
+    def waiting(self, at_ms: float) -> list[ServedRequest]:
+        return [r for r in self.requests if r.arrived_ms <= at_ms and (r.started_ms is None or r.started_ms > at_ms)]
+
+    def busy(self, at_ms: float) -> list[ServedRequest]:
+        return [
+            r
+            for r in self.requests
+            if r.started_ms is not None and r.started_ms <= at_ms and (r.finished_ms is None or r.finished_ms > at_ms)
+        ]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "observed": self.observed,
+            "requests": [
+                {
+                    "id": r.id,
+                    "method": r.method,
+                    "path": r.path,
+                    "arrived_ms": _round(r.arrived_ms),
+                    "started_ms": _round(r.started_ms),
+                    "finished_ms": _round(r.finished_ms),
+                    "status": r.status,
+                }
+                for r in self.requests
+            ],
+        }
+
+
+NOT_OBSERVED = ServerView(None, False)
+
+
+class Facts:
+    """One trace read once: events by kind, the request's thread, the worker, the outcome, references for claims."""
+
+    def __init__(self, trace: Trace, server: ServerView = NOT_OBSERVED, prefix: str = "") -> None:
+        self.trace = trace
+        self.server = server
+        self.prefix = prefix  # "other:" for the trace a comparison question is about
+        self.events = trace.events
+        self.start_ns = trace.started_ns
+        self.visible = [e for e in self.events if e.kind not in HIDDEN_KINDS]
+        self._ordinal: dict[int, int] = {}
+        counts: dict[str, int] = {}
+        self._by_kind: dict[str, list[Event]] = {}
+        for event in self.events:
+            counts[event.kind] = counts.get(event.kind, 0) + 1
+            self._ordinal[id(event)] = counts[event.kind]
+            self._by_kind.setdefault(event.kind, []).append(event)
+        self._step = {id(e): n for n, e in enumerate(self.visible, start=1)}
+        self._index = {id(e): i for i, e in enumerate(self.events)}
+
+    # Reading events -------------------------------------------------------------------------------------------
+    def first(self, *kinds: str) -> Event | None:
+        """The earliest event of any of ``kinds``."""
+        found = [self._by_kind[k][0] for k in kinds if k in self._by_kind]
+        return min(found, key=self.position) if found else None
+
+    def last(self, kind: str) -> Event | None:
+        events = self._by_kind.get(kind)
+        return events[-1] if events else None
+
+    def all(self, kind: str) -> list[Event]:
+        return list(self._by_kind.get(kind, ()))
+
+    def position(self, event: Event) -> int:
+        return self._index[id(event)]
+
+    def ms(self, event: Event) -> float:
+        return (event.t_ns - self.start_ns) / 1e6
+
+    def gap_ms(self, earlier: Event, later: Event) -> float:
+        return max(0.0, (later.t_ns - earlier.t_ns) / 1e6)
+
+    def step(self, event: Event) -> int | None:
+        return self._step.get(id(event))
+
+    def ref(self, event: Event) -> str:
+        """How a claim names this event: its kind if it is the first of its kind, else ``kind#n``."""
+        n = self._ordinal[id(event)]
+        return self.prefix + (event.kind if n == 1 else f"{event.kind}#{n}")
+
+    def after(self, event: Event, kinds: Iterable[str], thread_id: int | None = None) -> Event | None:
+        """The first event of ``kinds`` after ``event`` (on ``thread_id`` if given)."""
+        kinds = set(kinds)
+        start = self.position(event)
+        for other in self.events[start + 1 :]:
+            if other.kind in kinds and (thread_id is None or other.thread_id == thread_id):
+                return other
+        return None
+
+    # The request and its answer -------------------------------------------------------------------------------
+    @cached_property
+    def received(self) -> Event | None:
+        return self.first("request.received")
+
+    @cached_property
+    def arrived(self) -> Event | None:
+        return self.first("request.arrived")
+
+    @cached_property
+    def request_thread_id(self) -> int | None:
+        return self.received.thread_id if self.received else None
+
+    def on_request(self, event: Event) -> bool:
+        return event.thread_id == self.request_thread_id
+
+    @cached_property
+    def response(self) -> Event | None:
+        return self.first("response.sent")
+
+    @cached_property
+    def status(self) -> int | None:
+        return int(self.response.details.get("status", 0)) if self.response else None
+
+    @cached_property
+    def server_kind(self) -> str | None:
+        return self.arrived.details.get("server") if self.arrived else None
+
+    @cached_property
+    def queue_wait_ms(self) -> float | None:
+        """How long the request waited in the server before a handler took it up."""
+        if self.arrived is None or self.received is None:
+            return None
+        return self.gap_ms(self.arrived, self.received)
+
+    # The worker -----------------------------------------------------------------------------------------------
+    @cached_property
+    def handoff(self) -> Event | None:
+        """How the route handed the send on: it started a thread, queued it for a pool, or stored a task."""
+        return self.first(*HANDOFF_KINDS)
+
+    @cached_property
+    def worker(self) -> Event | None:
+        return self.first("worker.started")
+
+    @cached_property
+    def worker_origin(self) -> str | None:
+        """``route`` (a thread this route started), ``pool`` (a pool thread), ``consumer`` (a queue consumer)."""
+        if self.handoff is None:
+            return None
+        if self.handoff.kind == "worker.spawned":
+            return "route"
+        return "pool" if self.handoff.kind == "pool.queued" else "consumer"
+
+    @cached_property
+    def spawned_worker_name(self) -> str | None:
+        return str(self.handoff.details.get("worker")) if self.handoff and self.handoff.kind == "worker.spawned" else None
+
+    def on_worker(self, event: Event) -> bool:
+        """On a thread that ran the send for the route: not the request's, the sink's or the server's acceptor.
+        (A queued task may be retried by another consumer thread than the first.)"""
+        return self.handoff is not None and not self.on_request(event) and event.kind not in NOT_WORKER_KINDS
+
+    @cached_property
+    def worker_context(self) -> Event | None:
+        """The worker's own ``app.app_context()`` push, if it made one."""
+        return next((e for e in self.all("context.pushed") if self.on_worker(e)), None)
+
+    @cached_property
+    def worker_end(self) -> Event | None:
+        return self.first("worker.finished", "worker.failed")
+
+    # The email ------------------------------------------------------------------------------------------------
+    @cached_property
+    def send(self) -> Event | None:
+        return self.first("send.started")
+
+    @cached_property
+    def accepted(self) -> Event | None:
+        """The sink's 250; without a sink lane, the client's view of it."""
+        return self.first("sink.accepted") or self.first("smtp.accepted")
+
+    @cached_property
+    def first_failure(self) -> Event | None:
+        return self.first("smtp.failed", "worker.failed")
+
+    @cached_property
+    def final_failure(self) -> Event | None:
+        """The failure that decided the email's fate."""
+        if self.worker_end is not None:
+            return self.worker_end if self.worker_end.kind == "worker.failed" else None
+        return self.last("smtp.failed") if self.accepted is None else None
+
+    @cached_property
+    def outcome(self) -> str:
+        """``delivered``, ``failed``, ``refused`` (the route answered 4xx before any send) or ``pending``."""
+        if self.accepted is not None and self.final_failure is None:
+            return "delivered"
+        if self.final_failure is not None:
+            return "failed"
+        if self.status is not None and self.status >= 400 and self.send is None:
+            return "refused"
+        return "pending"
+
+    def failure_error(self) -> str:
+        event = self.final_failure or self.first_failure
+        return str(event.details.get("error", "")) if event else ""
+
+    def failure_code(self) -> int | None:
+        codes = [e.details.get("code") for e in self.all("smtp.failed") if e.details.get("code")]
+        return int(codes[-1]) if codes else None
+
+    def sink_hold_end(self, started: Event) -> Event | None:
+        """Where the sink's wait that began at ``started`` ended: its 250, a rejection, a drop, or a vanished client."""
+        return self.after(started, SINK_ENDS, started.thread_id)
+
+
+def observed_server(trace: Trace, log: object | None) -> ServerView:
+    """What the web server did for everyone else from this request's arrival to the trace's last event, read from
+    the server's requests log (:mod:`sandbox.requests_log`); not observed without a log or an arrival stamp."""
+    arrived = next((e for e in trace.events if e.kind == "request.arrived"), None)
+    if log is None or arrived is None:
+        return NOT_OBSERVED
+    others = log.between(trace.started_ns, trace.events[-1].t_ns, exclude=arrived.details.get("request_id"))  # type: ignore[attr-defined]
+    return server_view(trace, others, arrived.details.get("server"))
+
+
+def server_view(trace: Trace, requests: Iterable[object], kind: str | None) -> ServerView:
+    """The server's log of other requests, as times from this trace's start (``requests`` are ServedRequest-like
+    records with ``*_ns`` fields from :mod:`sandbox.requests_log`)."""
+    start = trace.started_ns
+
+    def ms(ns: int | None) -> float | None:
+        return None if ns is None else (ns - start) / 1e6
+
+    return ServerView(
+        kind,
+        True,
+        tuple(
+            ServedRequest(
+                r.id, r.method, r.path, ms(r.arrived_ns), ms(r.started_ns), ms(r.finished_ns), r.status  # type: ignore[attr-defined]
+            )
+            for r in requests
+        ),
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
