@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.serve:
             print_serving(sandbox)
             threading.Event().wait()
-        comparison = uuid.uuid4().hex  # the first client's email of every mode: one comparison
+        comparison = uuid.uuid4().hex  # the same email by every mode: one comparison
         for mode in args.modes:
             with console.status(
                 f"Sending {args.clients} email(s) by [bold]{mode}[/] on the {sandbox.settings.server} server..."
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def trace_reports(results: list[ModeResult], log: RequestsLog | None) -> list[TraceReport]:
-    """One report per mode, from its first client's trace, each paired with a send of the same comparison."""
+    """One report per mode, from its slowest client's trace, each paired with a send of the same comparison."""
     by_mode = {result.mode: result.trace for result in results if result.trace is not None}
     reports = []
     for mode, trace in by_mode.items():

@@ -306,8 +306,8 @@ def _pickup(facts: Facts) -> Moment | None:
     who = "a pool thread" if facts.worker_origin == "pool" else "a consumer thread of the queue"
     text = sentence(
         f"At step {facts.step(handoff)} the route {HANDOFF_WORDS[facts.worker_origin]}; {who}, {worker.thread}, "
-        f"took it up at step {facts.step(worker)}, {gap} later. No thread was started for this email: "
-        f"{worker.thread} existed before it and stays after it.",
+        f"took it up at step {facts.step(worker)}, {gap} later. The route started no thread for this email: "
+        f"{worker.thread} works for the {'pool' if facts.worker_origin == 'pool' else 'queue'}, not for this request.",
         gap_claim,
         claim("absent", "worker.spawned"),
         claim("other_thread", "worker.started", "request.received"),

@@ -21,6 +21,8 @@ from sandbox.requests_log import RequestsLog
 
 ARRIVED_NS = "sandbox.arrived_ns"
 REQUEST_ID = "sandbox.request_id"
+SERVER_KIND = "sandbox.server"  # "threaded" or "single": which server really had the request
+ACCEPTOR = "sandbox.arrived_thread"  # (name, native id) of the thread that accepted it
 
 Arrival = tuple[int, int]  # (request id in the log, arrived_ns)
 
@@ -79,6 +81,7 @@ class StampedRequestHandler(WSGIRequestHandler):
         assert self._arrival is not None
         request_id, arrived_ns = self._arrival
         environ[REQUEST_ID], environ[ARRIVED_NS] = request_id, arrived_ns
+        environ[SERVER_KIND], environ[ACCEPTOR] = self.server.kind, self.server.acceptor
         path = environ["PATH_INFO"].encode("latin-1").decode(errors="replace")
         self.server.requests.started(request_id, self.command, path)
         return environ
@@ -102,15 +105,18 @@ class _StampedServer(BaseWSGIServer):
     """Stamps each connection as ``accept()`` returns, for its handler to claim for its first request."""
 
     handler_class: type[StampedRequestHandler] = StampedRequestHandler
+    kind = "single"
 
     def __init__(self, host: str, port: int, app: Flask, requests: RequestsLog) -> None:
         self.requests = requests
+        self.acceptor = ("", 0)
         self._arrivals: dict[socket.socket, Arrival] = {}
         super().__init__(host, port, app, handler=self.handler_class)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()
         arrived_ns = time.perf_counter_ns()
+        self.acceptor = (threading.current_thread().name, threading.get_native_id())
         self._arrivals[connection] = (self.requests.arrived(arrived_ns), arrived_ns)
         return connection, address
 
@@ -130,6 +136,7 @@ class NamedThreadsWSGIServer(_StampedServer, ThreadedWSGIServer):
     """Werkzeug's threaded server, naming each request's thread ``request-N`` so traces read clearly."""
 
     handler_class = KeepAliveRequestHandler
+    kind = "threaded"
     _numbers = itertools.count(1)
 
     def process_request_thread(self, request: socket.socket, client_address: tuple[str, int]) -> None:

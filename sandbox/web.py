@@ -81,7 +81,7 @@ def start_request() -> None:
                 g.trace_id,
                 "request.arrived",
                 arrived_ns,
-                request.environ.get("sandbox.arrived_thread", ("http-server", 0)),
+                request.environ["sandbox.arrived_thread"],
                 server=request.environ.get("sandbox.server"),
                 request_id=request.environ.get("sandbox.request_id"),
             )
