@@ -3,6 +3,10 @@
 Real mail servers make clients wait (greeting pauses, tarpits against spam), which is why a send inside a request
 blocks. This sink reproduces that wait with ``await asyncio.sleep`` in ``handle_DATA``: the sleep suspends only the
 one SMTP session, so many sessions overlap on aiosmtpd's event loop, as they would on a real server.
+
+The sink can also play a dead server: ``update_settings({"listening": False})`` closes its listening socket, so every
+new connection is refused by the operating system (``ConnectionRefusedError``), while sessions already open finish;
+``{"listening": True}`` listens again on the same port.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sandbox.config import (
     load_defaults,
     settings_from_args,
 )
+from sandbox.errors import ConfigError
 from sandbox.faults import Faults, describe_faults, reject_reply
 from sandbox.security import warn_if_exposed
 from sandbox.tracer import relay
@@ -290,6 +295,9 @@ class Sink:
         self.mailbox = Mailbox()
         self.handler = SlowHandler(self.mailbox, faults, on_message)
         self._controller = _LoopbackController(self.handler, hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT)
+        self._listening = False
+        # One change of listening state at a time: two PUTs racing must not both bind or both close.
+        self._switch = threading.Lock()
 
     @property
     def host(self) -> str:
@@ -303,12 +311,20 @@ class Sink:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def listening(self) -> bool:
+        """False while the sink plays a dead server: connections are refused, open sessions carry on."""
+        return self._listening
+
     def start(self) -> Sink:
         self._controller.start()
+        self._listening = True
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        with self._switch:
+            self._controller.stop()
+            self._listening = False
 
     def __enter__(self) -> Sink:
         return self.start()
@@ -316,14 +332,64 @@ class Sink:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def set_listening(self, listening: bool) -> None:
+        """Close the listening socket (``False``) or open it again on the same port (``True``).
+
+        Only the listening socket changes: the event loop keeps running, so sessions already open finish their
+        conversation (and their delay) normally. The socket is closed and reopened on the sink's own loop, the one
+        thread that owns it. Reopening fails with ConfigError if another program took the port meanwhile.
+        """
+        with self._switch:
+            if listening == self._listening:
+                return
+            controller = self._controller
+            if controller.loop is None or not controller.loop.is_running():
+                raise ConfigError("the sink is not running: start it before switching its listening socket")
+            if listening:
+                try:
+                    server = asyncio.run_coroutine_threadsafe(controller._create_server(), controller.loop).result(
+                        SWITCH_TIMEOUT_S
+                    )
+                except OSError as err:
+                    raise ConfigError(f"cannot listen again on {self.address}: {err}") from err
+                controller.server = server
+            else:
+                server = controller.server
+                # Server.close() stops accepting at once and leaves open connections alone; wait_closed() is not
+                # awaited because (from Python 3.12) it waits for every open session to end.
+                asyncio.run_coroutine_threadsafe(_close_listener(server), controller.loop).result(SWITCH_TIMEOUT_S)
+            self._listening = listening
+
     def settings(self) -> dict[str, Any]:
-        """What ``GET /api/sink`` shows."""
-        return {**self.handler.faults.to_dict(), "host": self.host, "port": self.port}
+        """What ``GET /api/sink`` shows; ``PUT /api/sink`` takes the same object back unchanged."""
+        return {**self.handler.faults.to_dict(), "listening": self._listening, "host": self.host, "port": self.port}
 
     def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing."""
-        self.handler.faults = self.handler.faults.changed(changes)
+        """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing.
+
+        ``host`` and ``port`` are accepted only with their current values, so a client can save the settings it
+        read and put them back whole; ``listening`` switches the dead-server mode.
+        """
+        changes = dict(changes)
+        for name in ("host", "port"):
+            if name in changes and changes.pop(name) != getattr(self, name):
+                raise ConfigError(f"{name} cannot change while the sink runs (it is {getattr(self, name)!r})")
+        listening = changes.pop("listening", self._listening)
+        if not isinstance(listening, bool):
+            raise ConfigError("listening must be true (accept connections) or false (refuse them, a dead server)")
+        faults = self.handler.faults.changed(changes)  # checked before anything changes
+        self.set_listening(listening)
+        self.handler.faults = faults
         return self.settings()
+
+
+SWITCH_TIMEOUT_S = 5.0
+
+
+async def _close_listener(server: asyncio.AbstractServer | None) -> None:
+    """Stop accepting connections; runs on the sink's loop, which owns the socket."""
+    if server is not None:
+        server.close()
 
 
 def main(argv: list[str] | None = None) -> int:

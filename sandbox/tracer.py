@@ -184,12 +184,6 @@ class Tracer:
             trace = self._traces.get(trace_id)
             return None if trace is None else trace.snapshot()
 
-    def latest(self, mode: str) -> Trace | None:
-        """A copy of the newest trace of ``mode``, if any is kept."""
-        with self._lock:
-            trace = next((t for t in reversed(self._traces.values()) if t.mode == mode), None)
-            return None if trace is None else trace.snapshot()
-
     @contextmanager
     def bound(self, trace_id: str) -> Iterator[None]:
         """Tie the SMTP traffic of this thread to ``trace_id`` while the block runs."""

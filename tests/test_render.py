@@ -137,10 +137,10 @@ def test_terminal_tables_render_to_text(recorded_traces) -> None:
     console.print(tracker_table(result))
     text = console.export_text()
     assert "Thread State" in text and "Main App State" in text
-    assert "HTTP 202 reaches the browser" in text and "Waiting for the SMTP server" in text
+    assert "HTTP 202 goes back to the client" in text and "waiting for the server's reply" in text
     narrow = Console(file=io.StringIO(), width=80, record=True)
     print_trace_report(narrow, result)
-    assert "main app:" in narrow.export_text()
+    assert "server: Not observed" in narrow.export_text()
 
 
 def test_terminal_quiz_scores_the_answers_given(recorded_traces) -> None:

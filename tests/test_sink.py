@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from flask.testing import FlaskClient
 
 from sandbox.errors import ConfigError
 from sandbox.sink import DATA_SIZE_LIMIT, Mailbox, Sink
@@ -100,6 +101,70 @@ def test_bad_settings_change_nothing(sink: Sink, changes: dict) -> None:
     with pytest.raises(ConfigError):
         sink.update_settings(changes)
     assert sink.handler.delay_s == 0.0
+
+
+def test_a_dead_server_refuses_and_comes_back_on_the_same_port(sink: Sink) -> None:
+    port = sink.port
+    assert sink.settings()["listening"] is True
+    assert sink.update_settings({"listening": False})["listening"] is False
+    with pytest.raises(ConnectionRefusedError):
+        send(sink)
+    assert sink.update_settings({"listening": True})["listening"] is True
+    assert sink.port == port and sink.settings()["listening"] is True
+    send(sink)
+    assert len(sink.mailbox.messages()) == 1
+
+
+def test_stopping_to_listen_lets_an_open_session_finish(sink: Sink) -> None:
+    sink.handler.delay_s = 0.5
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sending = pool.submit(send, sink)
+        deadline = time.monotonic() + 5
+        while sink.handler.sessions == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sink.set_listening(False)
+        sending.result(timeout=5)  # the session already open gets its 250
+    assert len(sink.mailbox.messages()) == 1
+    with pytest.raises(ConnectionRefusedError):
+        send(sink)
+    sink.set_listening(True)
+
+
+def test_switching_twice_the_same_way_is_harmless(sink: Sink) -> None:
+    sink.set_listening(False)
+    sink.set_listening(False)
+    sink.set_listening(True)
+    sink.set_listening(True)
+    send(sink)
+    assert len(sink.mailbox.messages()) == 1
+
+
+def test_settings_read_back_can_be_put_back_whole(sink: Sink) -> None:
+    saved = sink.update_settings({"delay_s": 0.2, "reject_probability": 0.5, "listening": False})
+    sink.update_settings({"delay_s": 0.0, "reject_probability": 0.0, "listening": True})
+    assert sink.update_settings(saved) == saved
+    sink.set_listening(True)
+
+
+def test_put_api_sink_switches_a_real_dead_server(client: FlaskClient, sink: Sink) -> None:
+    assert client.put("/api/sink", json={"listening": False}).get_json()["listening"] is False
+    refused = client.post("/send-email/sync", json={})
+    assert refused.status_code == 502 and "refused" in refused.get_json()["error"].lower()
+    assert client.put("/api/sink", json={"listening": "maybe"}).status_code == 400
+    assert client.get("/api/sink").get_json()["listening"] is False
+    assert client.put("/api/sink", json={"listening": True}).get_json()["port"] == sink.port
+    assert client.post("/send-email/sync", json={}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"listening": "no"}, {"listening": 0}, {"listening": False, "delay_s": -1}, {"port": 1}, {"host": "0.0.0.0"}],
+)
+def test_bad_listening_changes_change_nothing(sink: Sink, changes: dict) -> None:
+    with pytest.raises(ConfigError):
+        sink.update_settings(changes)
+    assert sink.listening is True
+    send(sink)
 
 
 def test_runs_alone_and_stops_on_ctrl_c() -> None:

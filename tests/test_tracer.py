@@ -42,7 +42,19 @@ def test_keeps_the_newest_traces_and_ignores_unknown_ids() -> None:
     assert [tracer.get(f"t{n}") is not None for n in range(5)] == [False, False, True, True, True]
     tracer.record("t0", "ignored")
     tracer.record("nope", "ignored")
-    assert tracer.latest("sync").trace_id == "t4"
+    assert tracer.get("t4").events == []
+
+
+def test_a_partner_comes_only_from_the_same_comparison() -> None:
+    tracer = Tracer()
+    for trace_id, mode in (("a", "sync"), ("b", "thread"), ("c", "thread"), ("d", "thread")):
+        tracer.start(trace_id, mode, "threaded", 0.0, {})
+    tracer.join_comparison("a", "cmp-1")
+    tracer.join_comparison("b", "cmp-1")
+    tracer.join_comparison("d", "cmp-2")
+    assert tracer.partner(tracer.get("a"), ("thread",)).trace_id == "b"
+    assert tracer.partner(tracer.get("c"), ("sync",)) is None  # no comparison, no partner
+    assert tracer.partner(tracer.get("d"), ("sync",)) is None  # a comparison of one
 
 
 def test_disabled_tracer_records_nothing() -> None:

@@ -462,7 +462,7 @@ def test_a_duration_backed_by_no_claim_is_a_problem() -> None:
     doc = _covered(DOC)
     entry = _set_moment(doc, "The response left at 1.2 ms, after a fixed 5 s.")
     problems = check_document(doc, "c")
-    assert len(problems) == 1 and "'5 s' (5000 ms) is backed by no claim" in problems[0], problems
+    assert len(problems) == 1 and "'5 s' (5000 ms) backed by no claim" in problems[0], problems
     entry["claims"].append("not(within_ms(@1, @5, 5000, inf))")
     assert check_document(doc, "c") == []
 

@@ -844,19 +844,12 @@ def check_document(doc: dict[str, Any], cell: str = "") -> list[str]:
                 continue
             if not result.ok:
                 problems.append(_problem(label, where, text, claim, result.why))
-        for duration in durations(text):
-            if not backed(duration, values):
-                near = ", ".join(f"{b.ms:g}±{b.tol:g}" for b in values) or "none"
-                problems.append(
-                    _problem(
-                        label,
-                        where,
-                        text,
-                        "",
-                        f"the duration {duration.written!r} ({duration.ms:g} ms) is backed by no claim "
-                        f"(claimed values: {near})",
-                    )
-                )
+        unbacked = [d for d in durations(text) if not backed(d, values)]
+        if unbacked:
+            written = ", ".join(f"{d.written!r} ({d.ms:g} ms)" for d in unbacked)
+            near = ", ".join(f"{b.ms:g}±{b.tol:g}" for b in values) or "none"
+            why = f"the duration(s) {written} backed by no claim (values the claims vouch for: {near})"
+            problems.append(_problem(label, where, text, "", why))
 
     for where, text in shown.items():
         for bad in negative_durations(text):
