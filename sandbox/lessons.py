@@ -1,23 +1,44 @@
 """The lessons: Markdown files in ``lessons/`` with front matter naming the scenario they run and the quiz they use.
 
+A lesson states nothing about a run that a run could contradict: what depends on the run (times, orders, who
+waited) is shown by its scenario, live, beside the text. The front matter::
+
     ---
     title: Why the blocking route blocks
     summary: One line for the list of lessons.
     order: 1
     scenario:
-      description: What pressing "Run it" does.
-      modes: [sync, thread]
-      delay_s: 2.0
+      description: What pressing "Run it" does, in a sentence.
+      steps:
+        - title: A blocking send, and a ping while it waits
+          sink: {delay_s: 2.0}          # the sink's settings for this step
+          modes: [sync]                 # sent one after the other, each after the previous one's trace ended
+          ping: true                    # optional: GET /api/ping while each send is under way, timed
+        - title: The same email both ways
+          sink: {delay_s: 2.0}
+          modes: [sync, thread]
+          compare: true                 # optional: the step's sends share one comparison id
     quiz: [response_step, wait_time]
     ---
     The lesson text, in Markdown.
 
-A lesson that names an unknown mode or quiz kind, or a delay out of range, fails loudly when the lessons load.
+``sink`` takes the keys of ``PUT /api/sink`` (``delay_s``, ``greet_delay_s``, ``jitter_s``, ``reject_probability``,
+``reject_code``, ``reject_stage``, ``disconnect_probability``, ``seed``, and ``listening: false`` for a dead server).
+A step's settings are complete: a key it leaves out takes the sandbox's default (no delay, no faults, listening),
+never whatever the visitor had set, so the panel can say exactly what the run uses. The page reads the visitor's
+own settings before the run and puts them back after it.
+
+``compare: true`` needs a blocking send and a background one (``thread``, ``pool`` or ``queue``) in the step; the
+quiz kind ``other_mode`` needs such a step, since the "what if" question is answered from the partner's real run.
+
+A malformed lesson (unknown key, mode or quiz kind, a sink setting out of range) fails loudly when the lessons load,
+with a message naming the file and the step.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +48,18 @@ from flask import Blueprint, current_app, render_template
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from sandbox.faults import MAX_DELAY_S
-from sandbox.modes import BUTTON_LABELS
+from sandbox.errors import ConfigError
+from sandbox.faults import Faults, describe_faults
+from sandbox.modes import BUTTON_LABELS, COMPARED_WITH
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.send_request import BadInput
 from sandbox.strategies import SEND_MODES
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
+FRONT_KEYS = ("title", "summary", "order", "scenario", "quiz")
+SCENARIO_KEYS = ("description", "steps")
+STEP_KEYS = ("title", "sink", "modes", "ping", "compare")
+SERVER_KINDS = ("threaded", "single")
 
 bp = Blueprint("lessons", __name__, url_prefix="/lessons")
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -53,6 +79,19 @@ class Lesson:
     quiz: list[str]
     html: Markup
 
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        return self.scenario["steps"]
+
+    @property
+    def pings(self) -> bool:
+        """Whether some step pings the server during a send (the page then shows the ping's report)."""
+        return any(step["ping"] for step in self.steps)
+
+    @property
+    def compares(self) -> bool:
+        return any(step["compare"] for step in self.steps)
+
 
 def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
     text = path.read_text(encoding="utf-8")
@@ -60,28 +99,109 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
     front, sep2, body = rest.partition("\n---\n")
     if sep != "---\n" or not sep2 or text[: len(text) - len(text.lstrip())]:
         raise LessonError(f"{path.name}: start with front matter between two '---' lines")
-    meta = yaml.safe_load(front) or {}
-    missing = [key for key in ("title", "summary", "order", "scenario", "quiz") if key not in meta]
+    try:
+        meta = yaml.safe_load(front) or {}
+    except yaml.YAMLError as err:
+        raise LessonError(f"{path.name}: the front matter is not valid YAML: {err}") from err
+    if not isinstance(meta, dict):
+        raise LessonError(f"{path.name}: the front matter must be a mapping of {', '.join(FRONT_KEYS)}")
+    missing = [key for key in FRONT_KEYS if key not in meta]
     if missing:
         raise LessonError(f"{path.name}: front matter lacks {', '.join(missing)}")
-    scenario = meta["scenario"]
-    unknown_modes = [m for m in scenario.get("modes", []) if m not in modes]
-    if not scenario.get("modes") or unknown_modes:
-        raise LessonError(f"{path.name}: scenario.modes must list modes among {', '.join(sorted(modes))}")
-    if not 0 <= float(scenario.get("delay_s", -1)) <= MAX_DELAY_S:
-        raise LessonError(f"{path.name}: scenario.delay_s must be between 0 and {MAX_DELAY_S:g}")
-    unknown_kinds = [k for k in meta["quiz"] if k not in QUIZ_KINDS]
+    _no_unknown_keys(path, "front matter", meta, FRONT_KEYS)
+    quiz = meta["quiz"]
+    if not isinstance(quiz, list) or not quiz:
+        raise LessonError(f"{path.name}: quiz must be a list of quiz kinds, e.g. [wait_time]")
+    unknown_kinds = [k for k in quiz if k not in QUIZ_KINDS]
     if unknown_kinds:
         raise LessonError(f"{path.name}: unknown quiz kinds {unknown_kinds}; known: {', '.join(QUIZ_KINDS)}")
+    scenario = parse_scenario(path, meta["scenario"], modes)
+    if "other_mode" in quiz and not any(step["compare"] for step in scenario["steps"]):
+        raise LessonError(
+            f"{path.name}: quiz kind other_mode needs a step with compare: true (its answer is the partner's run)"
+        )
     return Lesson(
         path.stem.split("-", 1)[-1],
-        meta["title"],
-        meta["summary"],
+        str(meta["title"]),
+        str(meta["summary"]),
         int(meta["order"]),
         scenario,
-        list(meta["quiz"]),
+        list(quiz),
         Markup(_markdown.render(body)),
     )
+
+
+def parse_scenario(path: Path, scenario: object, modes: frozenset[str]) -> dict[str, Any]:
+    """The checked scenario, each step's sink settings resolved in full (what the page sends and shows)."""
+    if not isinstance(scenario, dict):
+        raise LessonError(f"{path.name}: scenario must be a mapping with {', '.join(SCENARIO_KEYS)}")
+    _no_unknown_keys(path, "scenario", scenario, SCENARIO_KEYS)
+    if not isinstance(scenario.get("description"), str) or not scenario["description"].strip():
+        raise LessonError(f"{path.name}: scenario.description must say, in a sentence, what the run does")
+    steps = scenario.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise LessonError(f"{path.name}: scenario.steps must be a list of at least one step")
+    return {
+        "description": scenario["description"].strip(),
+        "steps": [_parse_step(path, f"scenario.steps[{n}]", step, modes) for n, step in enumerate(steps)],
+    }
+
+
+def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(step, dict):
+        raise LessonError(f"{path.name}: {where} must be a mapping with {', '.join(STEP_KEYS)}")
+    _no_unknown_keys(path, where, step, STEP_KEYS)
+    if not isinstance(step.get("title"), str) or not step["title"].strip():
+        raise LessonError(f"{path.name}: {where}.title must name the step in a few words")
+    step_modes = step.get("modes")
+    if (
+        not isinstance(step_modes, list)
+        or not step_modes
+        or any(not isinstance(m, str) or m not in modes for m in step_modes)
+    ):
+        raise LessonError(f"{path.name}: {where}.modes must list modes among {', '.join(sorted(modes))}")
+    flags = {}
+    for flag in ("ping", "compare"):
+        value = step.get(flag, False)
+        if not isinstance(value, bool):
+            raise LessonError(f"{path.name}: {where}.{flag} must be true or false")
+        flags[flag] = value
+    if flags["compare"] and not any(b in COMPARED_WITH.get(a, ()) for a in step_modes for b in step_modes):
+        raise LessonError(
+            f"{path.name}: {where}.compare needs a blocking send and a background one (thread, pool or queue)"
+        )
+    sink = _parse_sink(path, f"{where}.sink", step.get("sink", {}))
+    return {"title": step["title"].strip(), "modes": list(step_modes), "sink": sink, **flags,
+            "sink_text": describe_sink(sink)}
+
+
+def _parse_sink(path: Path, where: str, sink: object) -> dict[str, Any]:
+    """Complete sink settings: the step's values over the defaults, checked as ``PUT /api/sink`` would check them."""
+    if not isinstance(sink, Mapping):
+        raise LessonError(f"{path.name}: {where} must be a mapping of sink settings, e.g. {{delay_s: 2}}")
+    changes = dict(sink)
+    listening = changes.pop("listening", True)
+    if not isinstance(listening, bool):
+        raise LessonError(f"{path.name}: {where}.listening must be true or false")
+    try:
+        faults = Faults().changed(changes)
+    except ConfigError as err:
+        raise LessonError(f"{path.name}: {where}: {err}") from err
+    return {**faults.to_dict(), "listening": listening}
+
+
+def describe_sink(settings: Mapping[str, Any]) -> str:
+    """The settings a step runs with, in words, for the panel."""
+    if not settings["listening"]:
+        return "not listening: every connection is refused, as by a dead server"
+    fields = {key: value for key, value in settings.items() if key != "listening"}
+    return describe_faults(Faults(**fields))
+
+
+def _no_unknown_keys(path: Path, where: str, mapping: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(str(key) for key in set(mapping) - set(known))
+    if unknown:
+        raise LessonError(f"{path.name}: {where} has unknown keys {', '.join(unknown)}; known: {', '.join(known)}")
 
 
 @functools.cache
@@ -105,11 +225,14 @@ def lesson(slug: str) -> str:
     position = next((i for i, lesson in enumerate(ordered) if lesson.slug == slug), None)
     if position is None:
         raise BadInput(f"no lesson {slug!r}; see /lessons", 404)
+    server = current_app.config["SANDBOX_SERVER"]
     return render_template(
         "pages/lesson.html",
         lesson=ordered[position],
         previous=ordered[position - 1] if position > 0 else None,
         next=ordered[position + 1] if position + 1 < len(ordered) else None,
-        server=current_app.config["SANDBOX_SERVER"],
+        server=server,
+        other_server=next(kind for kind in SERVER_KINDS if kind != server),
+        embedded_sink=current_app.extensions.get("sandbox.sink") is not None,
         labels=BUTTON_LABELS,
     )

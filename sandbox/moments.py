@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sandbox.claims import Literal, Sentence, claim, join, sentence
 from sandbox.clock import apart_decimals, shown_ms
 from sandbox.facts import Facts
+from sandbox.steps import quoted
 from sandbox.tracer import Event
 
 MOMENTS_SHOWN = 5
@@ -216,7 +217,7 @@ def _failure(facts: Facts) -> Moment | None:
     if failed is None:
         return None
     error = str(failed.details.get("error", "")).rstrip(".")
-    parts = [sentence(f"At step {facts.step(failed)} the send failed for good: {error}.", claim("happened", facts.ref(failed)))]
+    parts = [sentence(f"At step {facts.step(failed)} the send failed for good: {error}.", quoted(facts.ref(failed), failed.details))]
     if "application context" in error and facts.worker is not None and facts.worker_context is None:
         parts.append(
             sentence(
@@ -285,6 +286,7 @@ def _retries(facts: Facts) -> Moment | None:
             f"({first.details.get('error', '')}); a retry was planned after {float(planned or 0):g} s.",
             claim("detail", facts.ref(first), "retry_in_s", Literal(planned)),
             claim("detail", facts.ref(first), "final", Literal(False)),
+            quoted(facts.ref(first), first.details),
         )
     ]
     following = [e for e in facts.all("attempt.started") if int(e.details.get("attempt", 0)) == attempt + 1]

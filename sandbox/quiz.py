@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sandbox.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.clock import apart_decimals, shown_ms
 from sandbox.facts import Facts
-from sandbox.steps import Row, request_state
+from sandbox.steps import Row, quoted, request_state
 from sandbox.tracer import Event
 
 OPTIONS_PER_QUESTION = 4
@@ -479,9 +479,15 @@ def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Questi
         explanation += sentence(f"; its email was accepted after {acc}.",
                                 claim("at_ms", other.ref(other.accepted), round(other.ms(other.accepted), 3), acc_tol))
     else:
-        explanation += sentence(f"; its email was not delivered: {other.failure_error() or 'it never reached the sink'}.", fate_claim)
+        failure = other.final_failure or other.first_failure
+        if failure is not None:
+            explanation += sentence(
+                f"; its email was not delivered: {other.failure_error()}.", fate_claim, quoted(other.ref(failure), failure.details)
+            )
+        else:
+            explanation += sentence("; its email was not delivered.", fate_claim)
     mine = wait_bucket(facts.ms(facts.response))
-    wrong = [Choice(f"The client waited {WAIT_BUCKETS[bucket][2]}, and {wrong_fate}", (wrong_fate_claim,),
+    wrong = [Choice(f"The client waited {WAIT_BUCKETS[bucket][2]}, and {wrong_fate}", (_bucket_claim(other, bucket), wrong_fate_claim),
                     "Guesses the email's fate instead of reading it",
                     Sentence("You may be guessing the email's fate. ") + explanation)]
     if mine != bucket:

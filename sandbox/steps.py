@@ -115,6 +115,11 @@ def latest(facts: Facts, n: int, kinds: tuple[str, ...], thread_id: int | None =
     return found
 
 
+def quoted(ref: str, details: dict[str, Any] | Any) -> str:
+    """The claim behind a sentence that quotes an event's recorded error word for word."""
+    return claim("detail", ref, "error", Literal(details.get("error", "")))
+
+
 def duration(value_ms: float, decimals: int | None = None) -> tuple[str, float]:
     return shown_ms(value_ms, decimals)
 
@@ -406,7 +411,7 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "smtp.accepted":
             return sentence("mail.send() returns: the server answered 250 (Flask-Mail's email_dispatched)", here)
         case "smtp.failed":
-            return sentence(f"mail.send() raises: {d.get('error', '')}", here)
+            return sentence(f"mail.send() raises: {d.get('error', '')}", quoted(ref, d))
         case "pool.queued":
             return sentence(
                 f"The route queues the send for a pool of {d.get('pool_size')} threads "
@@ -426,7 +431,7 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "worker.finished":
             return sentence("The worker's send is done: it leaves the app context", here)
         case "worker.failed":
-            return sentence(f"The worker catches the error and records it: {d.get('error', '')}", here)
+            return sentence(f"The worker catches the error and records it: {d.get('error', '')}", quoted(ref, d))
         case "response.sent":
             return sentence(
                 f"Flask hands the HTTP {d.get('status')} response to the web server",
@@ -490,13 +495,16 @@ def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
     ref = facts.ref(event)
     if d.get("final"):
         return sentence(
-            f"Attempt {attempt} fails for good: {d.get('error', '')}", claim("detail", ref, "final", Literal(True))
+            f"Attempt {attempt} fails for good: {d.get('error', '')}",
+            claim("detail", ref, "final", Literal(True)),
+            quoted(ref, d),
         )
     planned = float(d.get("retry_in_s", 0))
     text = f"Attempt {attempt} fails ({d.get('error', '')}); a retry is planned after {planned:g} s"
     claims = [
         claim("detail", ref, "final", Literal(False)),
         claim("detail", ref, "retry_in_s", Literal(d.get("retry_in_s"))),
+        quoted(ref, d),
     ]
     following = [e for e in facts.all("attempt.started") if int(e.details.get("attempt", 0)) == attempt + 1]
     if following:

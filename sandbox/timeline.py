@@ -53,8 +53,9 @@ def timeline(trace: Trace) -> Timeline:
     def end_of(*kinds: str) -> float | None:
         return next((t for t in map(at, kinds) if t is not None), None)
 
-    request_thread = trace.events[0].thread if trace.events else "request"
-    request = Lane("Request thread", request_thread)
+    received = trace.first("request.received")
+    request = Lane("Request thread", received.thread if received else "request")
+    _span(request, "waiting for a handler", at("request.arrived"), at("request.received"), "waiting")
     _span(request, "handling the request", at("request.received"), end_of("response.sent"), "request")
     lanes = [request]
     if trace.mode == "sync":
