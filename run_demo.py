@@ -22,8 +22,8 @@ from sandbox.facts import NOT_OBSERVED, observed_server
 from sandbox.modes import COMPARED_WITH
 from sandbox.render.document import TraceReport, report
 from sandbox.render.files import write_reports
-from sandbox.requests_log import RequestsLog
 from sandbox.render.terminal import ask_quiz, print_results, print_trace_report, print_undelivered
+from sandbox.requests_log import RequestsLog
 from sandbox.runtime import Sandbox, stop_on_sigterm
 from sandbox.strategies import SEND_MODES, STRATEGIES
 

@@ -196,7 +196,9 @@ class Facts:
 
     @cached_property
     def spawned_worker_name(self) -> str | None:
-        return str(self.handoff.details.get("worker")) if self.handoff and self.handoff.kind == "worker.spawned" else None
+        return (
+            str(self.handoff.details.get("worker")) if self.handoff and self.handoff.kind == "worker.spawned" else None
+        )
 
     def on_worker(self, event: Event) -> bool:
         """On a thread that ran the send for the route: not the request's, the sink's or the server's acceptor.
@@ -280,7 +282,13 @@ def server_view(trace: Trace, requests: Iterable[object], kind: str | None) -> S
         True,
         tuple(
             ServedRequest(
-                r.id, r.method, r.path, ms(r.arrived_ns), ms(r.started_ns), ms(r.finished_ns), r.status  # type: ignore[attr-defined]
+                r.id,
+                r.method,
+                r.path,
+                ms(r.arrived_ns),
+                ms(r.started_ns),
+                ms(r.finished_ns),
+                r.status,  # type: ignore[attr-defined]
             )
             for r in requests
         ),

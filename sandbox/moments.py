@@ -80,8 +80,11 @@ def _who_waited(facts: Facts) -> Moment | None:
         return None
     step = facts.step(response)
     at, at_claim = ms_phrase(facts, response)
-    head = sentence(f"The answer (HTTP {facts.status}) left at step {step}, {at} after the server had the request.",
-                    at_claim, claim("detail", "response.sent", "status", Literal(facts.status)))
+    head = sentence(
+        f"The answer (HTTP {facts.status}) left at step {step}, {at} after the server had the request.",
+        at_claim,
+        claim("detail", "response.sent", "status", Literal(facts.status)),
+    )
     if send is None and facts.handoff is None:
         return _moment(
             "What did the client wait for?",
@@ -117,7 +120,13 @@ def _who_waited(facts: Facts) -> Moment | None:
         gap, gap_claim = gap_phrase(facts, *sorted((response, end), key=facts.position))
         what = "finished" if end.kind == "worker.finished" else "failed"
         if facts.position(response) < facts.position(end):
-            parts.append(sentence(f" The worker {what} {gap} later, at step {facts.step(end)}.", order(facts, response, end), gap_claim))
+            parts.append(
+                sentence(
+                    f" The worker {what} {gap} later, at step {facts.step(end)}.",
+                    order(facts, response, end),
+                    gap_claim,
+                )
+            )
         else:
             parts.append(
                 sentence(
@@ -217,7 +226,12 @@ def _failure(facts: Facts) -> Moment | None:
     if failed is None:
         return None
     error = str(failed.details.get("error", "")).rstrip(".")
-    parts = [sentence(f"At step {facts.step(failed)} the send failed for good: {error}.", quoted(facts.ref(failed), failed.details))]
+    parts = [
+        sentence(
+            f"At step {facts.step(failed)} the send failed for good: {error}.",
+            quoted(facts.ref(failed), failed.details),
+        )
+    ]
     if "application context" in error and facts.worker is not None and facts.worker_context is None:
         parts.append(
             sentence(
@@ -239,7 +253,12 @@ def _failure(facts: Facts) -> Moment | None:
         )
     response = facts.response
     if failed.kind == "worker.failed":
-        parts.append(sentence(" The worker caught the error and recorded it; /api/failures lists it.", claim("happened", "worker.failed")))
+        parts.append(
+            sentence(
+                " The worker caught the error and recorded it; /api/failures lists it.",
+                claim("happened", "worker.failed"),
+            )
+        )
         if response is not None:
             gap, gap_claim = gap_phrase(facts, *sorted((response, failed), key=facts.position))
             status = claim("detail", "response.sent", "status", Literal(facts.status))
@@ -294,9 +313,18 @@ def _retries(facts: Facts) -> Moment | None:
         gap, gap_claim = gap_phrase(facts, first, following[0])
         parts.append(sentence(f" Attempt {attempt + 1} began {gap} later.", gap_claim))
     if facts.outcome == "delivered":
-        parts.append(sentence(" In the end the email went through.", claim("happened", "sink.accepted") if facts.first("sink.accepted") else claim("happened", "smtp.accepted")))
+        parts.append(
+            sentence(
+                " In the end the email went through.",
+                claim("happened", "sink.accepted")
+                if facts.first("sink.accepted")
+                else claim("happened", "smtp.accepted"),
+            )
+        )
     elif facts.outcome == "failed":
-        parts.append(sentence(" In the end it could not be delivered.", claim("happened", facts.ref(facts.final_failure))))
+        parts.append(
+            sentence(" In the end it could not be delivered.", claim("happened", facts.ref(facts.final_failure)))
+        )
     return _moment("What did the retry do?", join(parts, ""), facts.step(first))
 
 
@@ -326,7 +354,12 @@ def _sink_hold(facts: Facts) -> Moment | None:
     if end is None:
         return None
     held, held_claim = gap_phrase(facts, started, end)
-    parts = [sentence(f"At step {facts.step(started)} the sink began to hold the email; {held} passed before it answered.", held_claim)]
+    parts = [
+        sentence(
+            f"At step {facts.step(started)} the sink began to hold the email; {held} passed before it answered.",
+            held_claim,
+        )
+    ]
     if facts.position(end) < facts.position(response):
         after, after_claim = gap_phrase(facts, end, response)
         parts.append(
@@ -381,9 +414,15 @@ def _arrival(facts: Facts) -> Moment | None:
     if response is not None and facts.send is not None and not facts.on_request(facts.send):
         gap, gap_claim = gap_phrase(facts, *sorted((response, accepted), key=facts.position))
         if facts.position(response) < facts.position(accepted):
-            parts.append(sentence(f" That was {gap} after the client had its answer.", order(facts, response, accepted), gap_claim))
+            parts.append(
+                sentence(
+                    f" That was {gap} after the client had its answer.", order(facts, response, accepted), gap_claim
+                )
+            )
         else:
             parts.append(
-                sentence(f" That was {gap} before the answer left, this time.", order(facts, accepted, response), gap_claim)
+                sentence(
+                    f" That was {gap} before the answer left, this time.", order(facts, accepted, response), gap_claim
+                )
             )
     return _moment("How do we know the email arrived?", join(parts, ""), facts.step(accepted))

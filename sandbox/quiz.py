@@ -93,8 +93,9 @@ class Choice:
     feedback: Sentence = field(default_factory=lambda: Sentence(""))
 
 
-def make_quiz(facts: Facts, rows: list[Row], seed: int = 0, other: Facts | None = None,
-              kinds: Sequence[str] = QUIZ_KINDS) -> list[Question]:
+def make_quiz(
+    facts: Facts, rows: list[Row], seed: int = 0, other: Facts | None = None, kinds: Sequence[str] = QUIZ_KINDS
+) -> list[Question]:
     """The questions of ``kinds`` this run can support; ``other`` is the other send of the same comparison."""
     rng = random.Random(f"{seed}:{facts.trace.trace_id}")
     builders: dict[str, Callable[[], Question | None]] = {
@@ -111,8 +112,15 @@ def make_quiz(facts: Facts, rows: list[Row], seed: int = 0, other: Facts | None 
     return [q for q in questions if q is not None]
 
 
-def _question(kind: str, text: Sentence, right: Choice, wrong: list[Choice], explanation: Sentence,
-              step: int | None, rng: random.Random) -> Question | None:
+def _question(
+    kind: str,
+    text: Sentence,
+    right: Choice,
+    wrong: list[Choice],
+    explanation: Sentence,
+    step: int | None,
+    rng: random.Random,
+) -> Question | None:
     """Shuffle the right choice among up to three distinct wrong ones; no question without two wrong ones."""
     seen = {right.text}
     distinct = []
@@ -196,11 +204,15 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
         k = facts.step(event)
         misconception = STEP_MISCONCEPTIONS.get((kind, event.kind)) if facts.first(event.kind) is event else None
         relation = _relation(facts, event, right_event)
-        feedback = sentence(
-            f"You may be thinking {(misconception or MISREADS)[0].lower() + (misconception or MISREADS)[1:]}. "
-            f"Step {k} is where {LABELS.get(event.kind, event.kind)}, ",
-            _is_first(facts, event),
-        ) + relation + sentence(f" step {n}, where {label}.", claim("step", n, event_kind))
+        feedback = (
+            sentence(
+                f"You may be thinking {(misconception or MISREADS)[0].lower() + (misconception or MISREADS)[1:]}. "
+                f"Step {k} is where {LABELS.get(event.kind, event.kind)}, ",
+                _is_first(facts, event),
+            )
+            + relation
+            + sentence(f" step {n}, where {label}.", claim("step", n, event_kind))
+        )
         wrong.append(Choice(f"Step {k}", (negate(claim("step", k, event_kind)),), misconception or MISREADS, feedback))
     at, tol = shown_ms(facts.ms(right_event))
     explanation = sentence(
@@ -208,8 +220,10 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
         claim("step", n, event_kind),
         claim("at_ms", event_kind, round(facts.ms(right_event), 3), tol),
     )
-    question = "At which step did the answer leave for the client?" if kind == "response_step" else (
-        "At which step did the SMTP sink accept the email?"
+    question = (
+        "At which step did the answer leave for the client?"
+        if kind == "response_step"
+        else ("At which step did the SMTP sink accept the email?")
     )
     return _question(
         kind,
@@ -244,8 +258,11 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
     on_request = facts.on_request(send)
     same = claim("same_thread", "send.started", "request.received")
     other = claim("other_thread", "send.started", "request.received")
-    where = sentence(f"Step {facts.step(send)} shows mail.send() called on {send.thread}", claim("happened", "send.started"),
-                     same if on_request else other)
+    where = sentence(
+        f"Step {facts.step(send)} shows mail.send() called on {send.thread}",
+        claim("happened", "send.started"),
+        same if on_request else other,
+    )
     if on_request:
         where += sentence(", the request's own thread, so the answer had to wait for it.", same)
     elif facts.worker_context is not None and facts.worker_context.thread_id == send.thread_id:
@@ -255,23 +272,60 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
             claim("before", facts.ref(facts.worker_context), "send.started"),
         )
     else:
-        where += sentence(f", {worker_label(facts)}, which had pushed no app context of its own.", claim("absent", "context.pushed"))
+        where += sentence(
+            f", {worker_label(facts)}, which had pushed no app context of its own.", claim("absent", "context.pushed")
+        )
     if on_request:
         right = Choice(request_choice, (same,))
         worker_text = "A background thread Flask-Mail starts by itself"
-        wrong = [Choice(worker_text, (same,), "Believes Flask-Mail sends in the background on its own",
-                        Sentence("You may be thinking Flask-Mail sends in the background by itself; ") + where)]
+        wrong = [
+            Choice(
+                worker_text,
+                (same,),
+                "Believes Flask-Mail sends in the background on its own",
+                Sentence("You may be thinking Flask-Mail sends in the background by itself; ") + where,
+            )
+        ]
     else:
         right = Choice(f"{send.thread} ({worker_label(facts)})", (other, origin_claim(facts)))
-        wrong = [Choice(request_choice, (other,), "Believes the route still sends the mail after handing it off",
-                        Sentence("You may be thinking the route sends the mail itself; ") + where)]
-    not_sink = claim("other_thread", "send.started", "sink.data_received") if facts.first("sink.data_received") else claim("happened", "send.started")
-    wrong.append(Choice("smtp-sink (the SMTP sink's thread)", (not_sink,), "Believes the SMTP server runs the app's code",
-                        Sentence("You may be thinking the mail server runs the app's code; ") + where))
-    wrong.append(Choice("A separate process", (claim("happened", "send.started"),), "Believes a thread is a separate process",
-                        Sentence("You may be thinking a thread is a process of its own; ") + where))
-    return _question("send_thread", sentence("Which thread ran mail.send()?", claim("happened", "send.started")),
-                     right, wrong, where, facts.step(send), rng)
+        wrong = [
+            Choice(
+                request_choice,
+                (other,),
+                "Believes the route still sends the mail after handing it off",
+                Sentence("You may be thinking the route sends the mail itself; ") + where,
+            )
+        ]
+    not_sink = (
+        claim("other_thread", "send.started", "sink.data_received")
+        if facts.first("sink.data_received")
+        else claim("happened", "send.started")
+    )
+    wrong.append(
+        Choice(
+            "smtp-sink (the SMTP sink's thread)",
+            (not_sink,),
+            "Believes the SMTP server runs the app's code",
+            Sentence("You may be thinking the mail server runs the app's code; ") + where,
+        )
+    )
+    wrong.append(
+        Choice(
+            "A separate process",
+            (claim("happened", "send.started"),),
+            "Believes a thread is a separate process",
+            Sentence("You may be thinking a thread is a process of its own; ") + where,
+        )
+    )
+    return _question(
+        "send_thread",
+        sentence("Which thread ran mail.send()?", claim("happened", "send.started")),
+        right,
+        wrong,
+        where,
+        facts.step(send),
+        rng,
+    )
 
 
 WAIT_BUCKETS = (
@@ -301,22 +355,40 @@ def _wait_time(facts: Facts, rng: random.Random) -> Question | None:
     waited = facts.ms(response)
     right = wait_bucket(waited)
     at, tol = shown_ms(waited)
-    said = sentence(f"The answer left {at} after the server had the request.", claim("at_ms", "response.sent", round(waited, 3), tol))
+    said = sentence(
+        f"The answer left {at} after the server had the request.",
+        claim("at_ms", "response.sent", round(waited, 3), tol),
+    )
     wrong = []
     for offset in (1, -1, 2, -2, 3):
         index = right + offset
         if 0 <= index < len(WAIT_BUCKETS):
             wrong.append(
-                Choice(WAIT_BUCKETS[index][2], (negate(_bucket_claim(facts, index)),), "Misjudges how long the route took",
-                       Sentence("You may be misjudging how long the route took. ") + said)
+                Choice(
+                    WAIT_BUCKETS[index][2],
+                    (negate(_bucket_claim(facts, index)),),
+                    "Misjudges how long the route took",
+                    Sentence("You may be misjudging how long the route took. ") + said,
+                )
             )
     accepted = facts.accepted
-    if accepted is not None and wait_bucket(facts.ms(accepted)) != right and facts.position(response) < facts.position(accepted):
+    if (
+        accepted is not None
+        and wait_bucket(facts.ms(accepted)) != right
+        and facts.position(response) < facts.position(accepted)
+    ):
         index = wait_bucket(facts.ms(accepted))
-        wrong.insert(0, Choice(WAIT_BUCKETS[index][2], (negate(_bucket_claim(facts, index)),),
-                               "Believes the answer waits for the email",
-                               Sentence("You may be thinking the answer waits for the email; it left first. ") + said
-                               + sentence("", order_claim(facts, response, accepted))))
+        wrong.insert(
+            0,
+            Choice(
+                WAIT_BUCKETS[index][2],
+                (negate(_bucket_claim(facts, index)),),
+                "Believes the answer waits for the email",
+                Sentence("You may be thinking the answer waits for the email; it left first. ")
+                + said
+                + sentence("", order_claim(facts, response, accepted)),
+            ),
+        )
     return _question(
         "wait_time",
         sentence("About how long did the client wait for its answer?", claim("happened", "response.sent")),
@@ -352,21 +424,36 @@ def _request_thread_at(facts: Facts, rng: random.Random) -> Question | None:
         "Request: blocked inside mail.send()": "Blocked inside mail.send()",
         "Request: waiting for a handler thread": "Waiting for a handler thread",
     }
-    right_text = texts.get(state.text, "Answered: its work was done" if state.text.startswith("Request: answered") else None)
+    right_text = texts.get(
+        state.text, "Answered: its work was done" if state.text.startswith("Request: answered") else None
+    )
     if right_text is None:
         return None
     wrong = []
     for text, misconception in REQUEST_STATE_CHOICES:
         if text != right_text:
             # The claims that make the right state true also make this one false: the states exclude each other.
-            wrong.append(Choice(text, state.claims, misconception,
-                                Sentence(f"You may be thinking so, but at step {n} the request's thread was: "
-                                         f"{right_text[0].lower() + right_text[1:]}.", state.claims)))
-    explanation = Sentence(f"At step {n} ({LABELS[event.kind]}) the request's thread was: {right_text[0].lower() + right_text[1:]}.",
-                           state.claims)
+            wrong.append(
+                Choice(
+                    text,
+                    state.claims,
+                    misconception,
+                    Sentence(
+                        f"You may be thinking so, but at step {n} the request's thread was: "
+                        f"{right_text[0].lower() + right_text[1:]}.",
+                        state.claims,
+                    ),
+                )
+            )
+    explanation = Sentence(
+        f"At step {n} ({LABELS[event.kind]}) the request's thread was: {right_text[0].lower() + right_text[1:]}.",
+        state.claims,
+    )
     return _question(
         "request_thread_at",
-        sentence(f"What was the request's thread doing at step {n}, when {LABELS[event.kind]}?", claim("step", n, event.kind)),
+        sentence(
+            f"What was the request's thread doing at step {n}, when {LABELS[event.kind]}?", claim("step", n, event.kind)
+        ),
         Choice(right_text, state.claims),
         wrong,
         explanation,
@@ -394,20 +481,31 @@ def _which_first(facts: Facts, rng: random.Random) -> Question | None:
         return None  # the clock cannot order them
     first, second = sorted((event_a, event_b), key=facts.position)
     relation = _relation(facts, second, first)
-    fact = sentence(f"{_capital(LABELS[second.kind])} at step {facts.step(second)}, ") + relation + sentence(
-        f" {LABELS[first.kind]} at step {facts.step(first)}."
+    fact = (
+        sentence(f"{_capital(LABELS[second.kind])} at step {facts.step(second)}, ")
+        + relation
+        + sentence(f" {LABELS[first.kind]} at step {facts.step(first)}.")
     )
     right = Choice(_capital(LABELS[first.kind]), (order_claim(facts, first, second),))
     wrong = [
-        Choice(_capital(LABELS[second.kind]), (order_claim(facts, first, second),),
-               f"Believes {LABELS[second.kind]} always comes first",
-               Sentence("You may be assuming an order the clock does not show here. ") + fact),
-        Choice("Both at the same moment", (order_claim(facts, first, second),), "Believes threads run in lockstep",
-               Sentence("You may be thinking threads move in lockstep. ") + fact),
+        Choice(
+            _capital(LABELS[second.kind]),
+            (order_claim(facts, first, second),),
+            f"Believes {LABELS[second.kind]} always comes first",
+            Sentence("You may be assuming an order the clock does not show here. ") + fact,
+        ),
+        Choice(
+            "Both at the same moment",
+            (order_claim(facts, first, second),),
+            "Believes threads run in lockstep",
+            Sentence("You may be thinking threads move in lockstep. ") + fact,
+        ),
     ]
     return _question(
         "which_first",
-        sentence(f"In this run, which came first: {LABELS[a]}, or {LABELS[b]}?", claim("happened", a), claim("happened", b)),
+        sentence(
+            f"In this run, which came first: {LABELS[a]}, or {LABELS[b]}?", claim("happened", a), claim("happened", b)
+        ),
         right,
         wrong,
         fact,
@@ -430,7 +528,12 @@ def _thread_count(facts: Facts, rows: list[Row], rng: random.Random) -> Question
         return None
     fact = sentence(f"The table shows {count}: {', '.join(names)}.", claim("threads", count))
     wrong = [
-        Choice(str(n), (negate(claim("threads", n)),), why, Sentence("You may be " + why[0].lower() + why[1:] + ". ") + fact)
+        Choice(
+            str(n),
+            (negate(claim("threads", n)),),
+            why,
+            Sentence("You may be " + why[0].lower() + why[1:] + ". ") + fact,
+        )
         for n, why in (
             (1, "Thinking everything in a web app runs on one thread"),
             (count + 1, "Counting a thread for each SMTP command or template"),
@@ -465,10 +568,16 @@ def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Questi
     delivered = other.outcome == "delivered"
     fate = "the email arrived" if delivered else "the email was not delivered"
     wrong_fate = "the email was not delivered" if delivered else "the email arrived"
-    accepted = "other:sink.accepted" if other.first("sink.accepted") or not other.first("smtp.accepted") else "other:smtp.accepted"
+    accepted = (
+        "other:sink.accepted"
+        if other.first("sink.accepted") or not other.first("smtp.accepted")
+        else "other:smtp.accepted"
+    )
     fate_claim = claim("happened", accepted) if delivered else negate(claim("happened", accepted))
     wrong_fate_claim = fate_claim
-    right = Choice(f"The client waited {WAIT_BUCKETS[bucket][2]}, and {fate}", (_bucket_claim(other, bucket), fate_claim))
+    right = Choice(
+        f"The client waited {WAIT_BUCKETS[bucket][2]}, and {fate}", (_bucket_claim(other, bucket), fate_claim)
+    )
     other_at, other_tol = shown_ms(other.ms(other.response))
     explanation = sentence(
         f"The {other_mode} send answered after {other_at}",
@@ -476,31 +585,55 @@ def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Questi
     )
     if delivered and other.accepted is not None:
         acc, acc_tol = shown_ms(other.ms(other.accepted))
-        explanation += sentence(f"; its email was accepted after {acc}.",
-                                claim("at_ms", other.ref(other.accepted), round(other.ms(other.accepted), 3), acc_tol))
+        explanation += sentence(
+            f"; its email was accepted after {acc}.",
+            claim("at_ms", other.ref(other.accepted), round(other.ms(other.accepted), 3), acc_tol),
+        )
     else:
         failure = other.final_failure or other.first_failure
         if failure is not None:
             explanation += sentence(
-                f"; its email was not delivered: {other.failure_error()}.", fate_claim, quoted(other.ref(failure), failure.details)
+                f"; its email was not delivered: {other.failure_error()}.",
+                fate_claim,
+                quoted(other.ref(failure), failure.details),
             )
         else:
             explanation += sentence("; its email was not delivered.", fate_claim)
     mine = wait_bucket(facts.ms(facts.response))
-    wrong = [Choice(f"The client waited {WAIT_BUCKETS[bucket][2]}, and {wrong_fate}", (_bucket_claim(other, bucket), wrong_fate_claim),
-                    "Guesses the email's fate instead of reading it",
-                    Sentence("You may be guessing the email's fate. ") + explanation)]
+    wrong = [
+        Choice(
+            f"The client waited {WAIT_BUCKETS[bucket][2]}, and {wrong_fate}",
+            (_bucket_claim(other, bucket), wrong_fate_claim),
+            "Guesses the email's fate instead of reading it",
+            Sentence("You may be guessing the email's fate. ") + explanation,
+        )
+    ]
     if mine != bucket:
-        wrong.append(Choice(f"The client waited {WAIT_BUCKETS[mine][2]}, and {fate}", (negate(_bucket_claim(other, mine)),),
-                            "Believes the route makes no difference to the client's wait",
-                            Sentence("You may be thinking the route makes no difference to the wait. ") + explanation))
+        wrong.append(
+            Choice(
+                f"The client waited {WAIT_BUCKETS[mine][2]}, and {fate}",
+                (negate(_bucket_claim(other, mine)),),
+                "Believes the route makes no difference to the client's wait",
+                Sentence("You may be thinking the route makes no difference to the wait. ") + explanation,
+            )
+        )
     for offset in (1, -1, 2):
         index = bucket + offset
         if 0 <= index < len(WAIT_BUCKETS) and index != mine:
-            wrong.append(Choice(f"The client waited {WAIT_BUCKETS[index][2]}, and {fate}", (negate(_bucket_claim(other, index)),),
-                                "Misjudges how long the other route took",
-                                Sentence("You may be misjudging the other route's wait. ") + explanation))
-    wrong.append(Choice("The server crashed", (claim("happened", "other:response.sent"),),
-                        "Believes blocking is an error rather than a wait",
-                        Sentence("You may be thinking a slow send crashes the server; it answered. ") + explanation))
+            wrong.append(
+                Choice(
+                    f"The client waited {WAIT_BUCKETS[index][2]}, and {fate}",
+                    (negate(_bucket_claim(other, index)),),
+                    "Misjudges how long the other route took",
+                    Sentence("You may be misjudging the other route's wait. ") + explanation,
+                )
+            )
+    wrong.append(
+        Choice(
+            "The server crashed",
+            (claim("happened", "other:response.sent"),),
+            "Believes blocking is an error rather than a wait",
+            Sentence("You may be thinking a slow send crashes the server; it answered. ") + explanation,
+        )
+    )
     return _question("other_mode", text, right, wrong, explanation, facts.step(facts.response), rng)

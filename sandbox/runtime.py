@@ -15,8 +15,8 @@ from flask import Flask
 from sandbox import create_app
 from sandbox.config import Settings
 from sandbox.delivery import DeliveryLog, Failure
-from sandbox.security import warn_if_exposed
 from sandbox.requests_log import RequestsLog
+from sandbox.security import warn_if_exposed
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
 from sandbox.strategies import DURABLE_MODES

@@ -176,7 +176,8 @@ def worker_state(facts: Facts, n: int) -> Sentence:
     candidates = [
         e
         for e in facts.events[: facts.position(facts.visible[n - 1]) + 1]
-        if e.kind in WORKER_KINDS and (e.kind in ("worker.spawned", "pool.queued", "queue.stored") or facts.on_worker(e))
+        if e.kind in WORKER_KINDS
+        and (e.kind in ("worker.spawned", "pool.queued", "queue.stored") or facts.on_worker(e))
     ]
     if not candidates:
         return sentence("Worker: none yet", claim("before", f"@{n}", facts.ref(facts.handoff)))
@@ -257,7 +258,9 @@ def server_state(facts: Facts, n: int) -> Sentence:
         )
     busy = server.busy(at)
     if busy:
-        parts.append(sentence(f"Handling {_count(len(busy), 'other request')}", claim("server_busy", f"@{n}", len(busy))))
+        parts.append(
+            sentence(f"Handling {_count(len(busy), 'other request')}", claim("server_busy", f"@{n}", len(busy)))
+        )
     if not parts:
         none = [claim("server_waiting", f"@{n}", 0, 0, 0), claim("server_busy", f"@{n}", 0)]
         if previous is not None:

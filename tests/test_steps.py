@@ -116,7 +116,13 @@ def test_steps_from_hand_made_events() -> None:
         ],
     )
     rows = rows_from(Facts(trace))
-    assert [r.kind for r in rows] == ["request.received", "message.built", "send.started", "smtp.failed", "response.sent"]
+    assert [r.kind for r in rows] == [
+        "request.received",
+        "message.built",
+        "send.started",
+        "smtp.failed",
+        "response.sent",
+    ]
     assert rows[2].thread_state == "Request: blocked inside mail.send()"
     assert rows[3].email_state == "Not delivered by this try"
     assert rows[3].output == "The route will answer HTTP 502"

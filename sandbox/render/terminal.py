@@ -84,7 +84,9 @@ def takeaway(results: Sequence[ModeResult]) -> str | None:
         elif thread_mid >= 0.9 * sync_mid:
             sentence += ": about as soon either way"
         spared = sync_ms >= 2 * thread_ms
-        sentence += "; what the thread changed is who waited for it." if spared and thread_mid >= 0.9 * sync_mid else "."
+        sentence += (
+            "; what the thread changed is who waited for it." if spared and thread_mid >= 0.9 * sync_mid else "."
+        )
         sentences.append(sentence)
     return " ".join(sentences)
 
