@@ -31,10 +31,8 @@ def shown_ms(value: float, decimals: int | None = None) -> tuple[str, float]:
     return f"{value:.{decimals}f} ms", 0.5 * 10**-decimals
 
 
-def apart_decimals(*values: float) -> int | None:
-    """The fewest ms decimals (None for the usual format) at which ``values`` that differ also read differently."""
-    for decimals in (None, 1, 2, 3):
-        texts = {shown_ms(v, decimals)[0] for v in values}
-        if len(texts) == len(set(values)):
-            return decimals
-    return 3
+def shown_gap(value: float) -> tuple[str, float]:
+    """A time between two events, with enough decimals that a gap that exists never reads as zero."""
+    if value >= 0.05:
+        return shown_ms(value)
+    return shown_ms(value, 2 if value >= 0.005 else 3)

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandbox.claims import Literal, Sentence, claim, join, sentence
-from sandbox.clock import apart_decimals, shown_ms
+from sandbox.clock import shown_gap, shown_ms
 from sandbox.facts import Facts
 from sandbox.steps import quoted
 from sandbox.tracer import Event
 
 MOMENTS_SHOWN = 5
+QUEUED_MS = 50.0  # a wait in the server worth a moment of its own (a thread start takes about 1 ms)
 HANDOFF_WORDS = {
     "route": "started a thread of its own for the send",
     "pool": "queued the send for the pool's threads",
@@ -38,6 +39,7 @@ def key_moments(facts: Facts) -> list[Moment]:
     found = [
         m
         for m in (
+            _queued(facts),
             _who_waited(facts),
             _blocked(facts),
             _failure(facts),
@@ -65,8 +67,7 @@ def ms_phrase(facts: Facts, event: Event) -> tuple[str, str]:
 def gap_phrase(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
     """The time between two events, precise enough to tell them apart, and its claim."""
     value = facts.gap_ms(earlier, later)
-    decimals = None if value >= 0.05 else apart_decimals(facts.ms(earlier), facts.ms(later))
-    text, tol = shown_ms(value, decimals)
+    text, tol = shown_gap(value)
     return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)
 
 
@@ -137,6 +138,38 @@ def _who_waited(facts: Facts) -> Moment | None:
                 )
             )
     return _moment("Why didn't the client wait for the email?", join(parts, ""), step)
+
+
+def _queued(facts: Facts) -> Moment | None:
+    """A request that waited in the server before Flask saw it (a one-request-at-a-time server with company)."""
+    arrived, received, wait = facts.arrived, facts.received, facts.queue_wait_ms
+    if arrived is None or received is None or wait is None or wait < QUEUED_MS:
+        return None
+    waited, wait_claim = gap_phrase(facts, arrived, received)
+    parts = [sentence(f"Before Flask even started on this request, it waited {waited} in the web server.", wait_claim)]
+    answered = facts.server.answered(facts.ms(arrived), facts.ms(received))
+    if answered:
+        parts.append(
+            sentence(
+                f" Meanwhile the server finished {_count(len(answered), 'other request')}.",
+                claim(
+                    "server_answered",
+                    "request.arrived",
+                    "request.received",
+                    len(answered),
+                    _slowest(answered),
+                    _tol(answered),
+                ),
+            )
+        )
+    if facts.server_kind == "single":
+        parts.append(
+            sentence(
+                " This server handles one request at a time, in the order they arrive.",
+                claim("detail", "request.arrived", "server", Literal("single")),
+            )
+        )
+    return _moment("Why did this request wait before it started?", join(parts, ""), facts.step(received))
 
 
 def _blocked(facts: Facts) -> Moment | None:

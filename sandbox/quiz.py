@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sandbox.claims import Literal, Sentence, claim, negate, sentence
-from sandbox.clock import apart_decimals, shown_ms
+from sandbox.clock import shown_gap, shown_ms
 from sandbox.facts import Facts
 from sandbox.steps import Row, quoted, request_state
 from sandbox.tracer import Event
@@ -164,8 +164,7 @@ def _relation(facts: Facts, event: Event, anchor: Event) -> Sentence:
     """``"12.3 ms before"`` / ``"after"`` the anchor, with the claims."""
     first, second = sorted((event, anchor), key=facts.position)
     value = facts.gap_ms(first, second)
-    decimals = None if value >= 0.05 else apart_decimals(facts.ms(first), facts.ms(second))
-    text, tol = shown_ms(value, decimals)
+    text, tol = shown_gap(value)
     word = "before" if event is first else "after"
     return sentence(
         f"{text} {word}",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
-from sandbox.clock import shown_ms
+from sandbox.clock import shown_gap
 from sandbox.facts import NOT_OBSERVED, SINK_ENDS, Facts, ServerView
 from sandbox.tracer import Event, Trace
 
@@ -118,10 +118,6 @@ def latest(facts: Facts, n: int, kinds: tuple[str, ...], thread_id: int | None =
 def quoted(ref: str, details: dict[str, Any] | Any) -> str:
     """The claim behind a sentence that quotes an event's recorded error word for word."""
     return claim("detail", ref, "error", Literal(details.get("error", "")))
-
-
-def duration(value_ms: float, decimals: int | None = None) -> tuple[str, float]:
-    return shown_ms(value_ms, decimals)
 
 
 # Thread State: the request's thread -------------------------------------------------------------------------------
@@ -239,7 +235,7 @@ def server_state(facts: Facts, n: int) -> Sentence:
         answered = server.answered(facts.ms(previous), at)
         if answered:
             slowest = max(r.wait_ms() or 0.0 for r in answered)
-            text, tol = duration(slowest)
+            text, tol = shown_gap(slowest)
             parts.append(
                 sentence(
                     f"Answered {_count(len(answered), 'other request')} since step {n - 1} (slowest {text})",
@@ -249,7 +245,7 @@ def server_state(facts: Facts, n: int) -> Sentence:
     waiting = server.waiting(at)
     if waiting:
         oldest = max(at - r.arrived_ms for r in waiting)
-        text, tol = duration(oldest)
+        text, tol = shown_gap(oldest)
         parts.append(
             sentence(
                 f"{_count(len(waiting), 'other request')} waiting for a handler, the oldest for {text}",
@@ -362,7 +358,7 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
             text = f"{d.get('method', 'POST')} {d.get('path', '')}: Flask starts handling it"
             wait = facts.queue_wait_ms
             if wait is not None and wait >= 0.5:
-                shown, tol = duration(wait)
+                shown, tol = shown_gap(wait)
                 return sentence(
                     f"{text}, after it waited {shown} in the server",
                     claim("gap_ms", "request.arrived", ref, round(wait, 3), tol),
@@ -449,8 +445,7 @@ def _worker_started(facts: Facts, event: Event, n: int) -> Sentence:
     if handoff is None:
         return sentence(f"Thread {event.thread} starts the send", claim("happened", ref))
     gap = facts.gap_ms(handoff, event)
-    decimals = None if gap >= 0.05 else 3
-    shown, tol = duration(gap, decimals)
+    shown, tol = shown_gap(gap)
     timing = claim("gap_ms", facts.ref(handoff), ref, round(gap, 3), tol)
     match facts.worker_origin:
         case "route":
@@ -470,7 +465,7 @@ def _sink_wait(facts: Facts, event: Event) -> Sentence:
             claim("detail", ref, "delay_s", Literal(event.details.get("delay_s"))),
         )
     held = facts.gap_ms(event, end)
-    shown, tol = duration(held)
+    shown, tol = shown_gap(held)
     return sentence(
         f"The sink holds the message: {shown} pass before it answers",
         claim("gap_ms", ref, facts.ref(end), round(held, 3), tol),
@@ -486,7 +481,7 @@ def _attempt_started(facts: Facts, event: Event, n: int) -> Sentence:
     if attempt > 1 and len(failed) >= attempt - 1:
         before = failed[attempt - 2]
         gap = facts.gap_ms(before, event)
-        shown, tol = duration(gap)
+        shown, tol = shown_gap(gap)
         text += f", {shown} after attempt {attempt - 1} failed"
         claims.append(claim("gap_ms", facts.ref(before), facts.ref(event), round(gap, 3), tol))
     return Sentence(text, tuple(claims))
@@ -512,7 +507,7 @@ def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
     following = [e for e in facts.all("attempt.started") if int(e.details.get("attempt", 0)) == attempt + 1]
     if following:
         gap = facts.gap_ms(event, following[0])
-        shown, tol = duration(gap)
+        shown, tol = shown_gap(gap)
         text += f"; it came {shown} later"
         claims.append(claim("gap_ms", ref, facts.ref(following[0]), round(gap, 3), tol))
     return Sentence(text, tuple(claims))
