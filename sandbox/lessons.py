@@ -171,8 +171,13 @@ def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> 
             f"{path.name}: {where}.compare needs a blocking send and a background one (thread, pool or queue)"
         )
     sink = _parse_sink(path, f"{where}.sink", step.get("sink", {}))
-    return {"title": step["title"].strip(), "modes": list(step_modes), "sink": sink, **flags,
-            "sink_text": describe_sink(sink)}
+    return {
+        "title": step["title"].strip(),
+        "modes": list(step_modes),
+        "sink": sink,
+        **flags,
+        "sink_text": describe_sink(sink),
+    }
 
 
 def _parse_sink(path: Path, where: str, sink: object) -> dict[str, Any]:

@@ -6,8 +6,10 @@ saves a screenshot under test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import shutil
 import smtplib
+import urllib.request
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -85,10 +87,43 @@ def test_blocking_waits_for_the_sink_and_thread_does_not(page: Page, sandbox: Sa
     assert blocking["status"] == "200" and float(blocking["response-ms"]) >= DELAY_S * 1000
     assert threaded["status"] == "202" and float(threaded["response-ms"]) < DELAY_S * 1000 / 2
     assert float(threaded["accepted-ms"]) >= DELAY_S * 1000
+    entry = page.locator(f"li.result[data-trace-id='{threaded['trace-id']}']")
+    expect(entry).to_contain_text("(server)")
+    expect(entry).to_contain_text("in your browser")
+    assert float(entry.get_attribute("data-browser-ms")) >= float(threaded["response-ms"])
     mailbox = page.get_by_role("region", name="Mailbox")
     for result in (blocking, threaded):
-        expect(mailbox.locator(f"li[data-trace-id='{result['trace-id']}']")).to_contain_text("after the click")
-    expect(page.locator("#comparison .compare-row")).to_have_count(2)
+        expect(mailbox.locator(f"li[data-trace-id='{result['trace-id']}']")).to_contain_text(
+            "after the server had the request"
+        )
+    # Two separate clicks are not a comparison: the card stays hidden.
+    expect(page.locator("#comparison-card")).to_be_hidden()
+
+
+def api(sandbox: Sandbox, path: str) -> dict:
+    with urllib.request.urlopen(f"{sandbox.url}{path.lstrip('/')}", timeout=10) as response:
+        return json.load(response)
+
+
+def test_send_both_is_one_comparison_of_two_sends(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    sent_before = api(sandbox, "/api/stats")["sent"]
+    page.locator("#send-both").dblclick()
+    expect(page.locator("#send-both")).to_be_disabled()
+    expect(page.locator("#comparison-status")).to_contain_text("Done", timeout=15_000)
+    expect(page.locator("#send-both")).to_be_enabled()
+    results = page.locator("li.result")
+    expect(results).to_have_count(2)
+    assert api(sandbox, "/api/stats")["sent"] - sent_before == 2
+    ids = [results.nth(i).get_attribute("data-trace-id") for i in (1, 0)]
+    modes = [results.nth(i).get_attribute("data-mode") for i in (1, 0)]
+    assert modes == ["sync", "thread"]
+    comparisons = {api(sandbox, f"/api/traces/{trace_id}")["comparison"] for trace_id in ids}
+    assert len(comparisons) == 1 and None not in comparisons
+    rows = page.locator("#comparison .compare-row")
+    expect(rows).to_have_count(2)
+    assert [rows.nth(i).get_attribute("data-trace-id") for i in (0, 1)] == ids
+    assert page.locator("#comparison").get_attribute("data-comparison") == comparisons.pop()
 
 
 def test_stepping_moves_the_row_and_the_code_line(page: Page, sandbox: Sandbox) -> None:
@@ -99,9 +134,12 @@ def test_stepping_moves_the_row_and_the_code_line(page: Page, sandbox: Sandbox) 
     current_line = page.locator(".code-line.current-line")
     expect(page.locator("[data-position]")).to_contain_text("Step 1 of")
     expect(current_row).to_have_attribute("data-step", "1")
-    first_line = current_line.get_attribute("data-line")
+    # Step 1 is the server taking the request (no line of the sandbox's own); Flask's steps have source lines.
     page.get_by_role("button", name="Forward").click()
     expect(current_row).to_have_attribute("data-step", "2")
+    first_line = current_line.get_attribute("data-line")
+    page.get_by_role("button", name="Forward").click()
+    expect(current_row).to_have_attribute("data-step", "3")
     assert current_line.get_attribute("data-line") != first_line
     page.keyboard.press("End")
     total = page.locator("table.steps tbody tr").count()
@@ -121,7 +159,7 @@ def test_quiz_gives_instant_feedback_and_a_score(page: Page, sandbox: Sandbox) -
     first, second = page.locator("fieldset.question").nth(0), page.locator("fieldset.question").nth(1)
     right = int(first.get_attribute("data-answer"))
     first.locator("button.option").nth(right).click()
-    expect(first.locator(".feedback")).to_have_text("Right.")
+    expect(first.locator(".feedback")).to_have_class("feedback right")
     expect(first.locator(".explanation")).to_be_visible()
     wrong = (int(second.get_attribute("data-answer")) + 1) % second.locator("button.option").count()
     second.locator("button.option").nth(wrong).click()
@@ -189,14 +227,54 @@ def test_a_lesson_runs_its_scenario(page: Page, sandbox: Sandbox) -> None:
     page.get_by_role("link", name="The application context").click()
     page.get_by_role("button", name="Run it").click()
     expect(page.locator("#run-status")).to_contain_text("Done", timeout=20_000)
-    expect(page.locator("li.result")).to_have_count(2)
+    expect(page.locator("li.result")).to_have_count(3)
+    for mode in ("thread-no-context", "thread-proxy"):
+        broken = page.locator(f"li.result[data-mode='{mode}']")
+        expect(broken).to_have_attribute("data-status", "202")
+        expect(broken).to_contain_text("Working outside of application context")
+        expect(broken).to_contain_text("the answer left")
     frame = page.frame_locator("#trace-frame")
     expect(frame.locator("table.steps")).to_be_visible()
     kinds = {
         frame.locator("fieldset.question").nth(i).get_attribute("data-kind")
         for i in range(frame.locator("fieldset.question").count())
     }
-    assert kinds and kinds <= {"send_thread", "which_first", "main_app_at"}
+    assert kinds and kinds <= {"send_thread", "which_first", "request_thread_at"}
+
+
+def test_lesson_one_pings_during_the_blocking_send(page: Page, sandbox: Sandbox) -> None:
+    before = api(sandbox, "/api/sink")
+    page.goto(f"{sandbox.url}lessons/why-blocking-blocks")
+    expect(page.locator("#other-command")).to_have_value("python -m sandbox --server single")
+    page.get_by_role("button", name="Run it").click()
+    expect(page.locator("#run-status")).to_contain_text("Done", timeout=20_000)
+    report = page.locator("#ping-report")
+    expect(report).to_be_visible()
+    expect(report).to_contain_text("Your ping")
+    expect(report).to_contain_text("Your server is threaded")
+    expect(report).to_contain_text("The server's own log of this send")
+    assert report.get_attribute("data-order") == "ping-first"
+    assert float(report.get_attribute("data-ping-ms")) < float(report.get_attribute("data-send-ms"))
+    assert api(sandbox, "/api/sink") == before
+
+
+def test_lesson_five_breaks_the_sink_and_puts_the_visitors_settings_back(page: Page, sandbox: Sandbox) -> None:
+    own = {"delay_s": 0.3, "jitter_s": 0.1, "seed": 7, "reject_code": 552, "reject_stage": "DATA"}
+    sandbox.sink.update_settings(own)
+    try:
+        before = api(sandbox, "/api/sink")
+        page.goto(f"{sandbox.url}lessons/what-can-still-go-wrong")
+        page.get_by_role("button", name="Run it").click()
+        expect(page.locator("#run-status")).to_contain_text("Done", timeout=30_000)
+        expect(page.locator("#run-status")).to_contain_text("back as they were")
+        expect(page.locator("li.result")).to_have_count(7)
+        dead = page.locator("li.result[data-mode='sync']")
+        expect(dead).to_have_attribute("data-status", "502")
+        expect(dead).to_contain_text("refused the connection")
+        expect(page.locator("li.result.failed")).to_have_count(7)
+        assert api(sandbox, "/api/sink") == before
+    finally:
+        sandbox.sink.update_settings({**own, "delay_s": DELAY_S, "jitter_s": 0.0, "seed": None, "listening": True})
 
 
 def test_keyboard_only_and_phone_width(browser: Browser, sandbox: Sandbox) -> None:

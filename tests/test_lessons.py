@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ from sandbox.quiz import QUIZ_KINDS
 from sandbox.strategies import SEND_MODES
 
 MODES = frozenset(SEND_MODES)
+FRONT = "title: x\nsummary: y\norder: 1\nquiz: [wait_time]\n"
+BOTH = "modes: [sync, thread]"
+
+
+def by_slug(slug: str):
+    return next(lesson for lesson in load_lessons(LESSONS_DIR, MODES) if lesson.slug == slug)
 
 
 def test_every_lesson_loads_with_a_runnable_scenario() -> None:
@@ -17,28 +24,99 @@ def test_every_lesson_loads_with_a_runnable_scenario() -> None:
     assert [lesson.order for lesson in lessons] == [1, 2, 3, 4, 5, 6]
     assert len({lesson.slug for lesson in lessons}) == 6
     for lesson in lessons:
-        assert set(lesson.scenario["modes"]) <= MODES and lesson.quiz and set(lesson.quiz) <= set(QUIZ_KINDS)
+        assert lesson.quiz and set(lesson.quiz) <= set(QUIZ_KINDS), lesson.slug
+        assert lesson.steps, lesson.slug
+        for step in lesson.steps:
+            assert step["modes"] and set(step["modes"]) <= MODES
+            assert isinstance(step["sink"]["listening"], bool) and "delay_s" in step["sink"]
+            assert step["sink_text"]
         assert "<h1>" in lesson.html and "<script" not in lesson.html
-    assert (
-        "thread-no-context"
-        in next(lesson for lesson in lessons if lesson.slug == "application-context").scenario["modes"]
-    )
+
+
+def test_the_lessons_run_what_they_teach() -> None:
+    assert any(step["ping"] and "sync" in step["modes"] for step in by_slug("why-blocking-blocks").steps)
+    context_modes = {mode for step in by_slug("application-context").steps for mode in step["modes"]}
+    assert {"thread-no-context", "thread-proxy", "thread"} <= context_modes
+    wrong = by_slug("what-can-still-go-wrong").steps
+    assert any(step["sink"]["reject_probability"] == 1 and step["sink"]["reject_code"] == 451 for step in wrong)
+    assert any(step["sink"]["reject_probability"] == 1 and step["sink"]["reject_code"] >= 500 for step in wrong)
+    assert any(step["sink"]["listening"] is False for step in wrong)
+    assert {"pool", "thread"} <= {mode for step in wrong for mode in step["modes"]}
+    side_by_side = by_slug("threaded-send-step-by-step")
+    assert "other_mode" in side_by_side.quiz and any(step["compare"] for step in side_by_side.steps)
+
+
+# Sentences a run can contradict: the lessons must point at the run instead.
+RUN_DEPENDENT = [
+    r"error happens later",
+    r"answers? in (a few )?milliseconds",
+    r"the user never knows",
+    r"always arrives",
+    r"a little over the sink delay",
+    r"main_app_at",
+]
+
+
+@pytest.mark.parametrize("pattern", RUN_DEPENDENT)
+def test_no_lesson_asserts_what_only_a_run_can_show(pattern: str) -> None:
+    for path in sorted(LESSONS_DIR.glob("*.md")):
+        assert not re.search(pattern, path.read_text(encoding="utf-8"), re.IGNORECASE), f"{path.name}: {pattern}"
 
 
 @pytest.mark.parametrize(
     ("front", "words"),
     [
         ("title: x\nsummary: y\norder: 1\nquiz: [wait_time]\n", "lacks scenario"),
-        ("title: x\nsummary: y\norder: 1\nquiz: [wait_time]\nscenario: {modes: [fax], delay_s: 1}\n", "scenario.modes"),
-        ("title: x\nsummary: y\norder: 1\nquiz: [wait_time]\nscenario: {modes: [sync], delay_s: 99}\n", "delay_s"),
-        ("title: x\nsummary: y\norder: 1\nquiz: [guess]\nscenario: {modes: [sync], delay_s: 1}\n", "quiz kinds"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [fax]}]}\n", r"steps\[0\]\.modes"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], sink: {delay_s: 99}}]}\n", "delay_s"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], sink: {colour: red}}]}\n", "colour"),
+        (
+            FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], sink: {listening: no_}}]}\n",
+            "listening",
+        ),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], ping: maybe}]}\n", "ping"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], compare: true}]}\n", "compare"),
+        (FRONT + "scenario: {description: d, steps: [{modes: [sync]}]}\n", "title"),
+        (FRONT + "scenario: {description: d, steps: []}\n", "at least one step"),
+        (FRONT + "scenario: {modes: [sync], delay_s: 1}\n", "unknown keys"),
+        (
+            FRONT.replace("wait_time", "guess") + "scenario: {description: d, steps: [{title: t, modes: [sync]}]}\n",
+            "quiz kinds",
+        ),
+        (
+            FRONT.replace("wait_time", "other_mode") + f"scenario: {{description: d, steps: [{{title: t, {BOTH}}}]}}\n",
+            "other_mode needs",
+        ),
+        ("title: x\nsummary: y\norder: 1\nquiz: [wait_time]\nscenario: [\n", "not valid YAML"),
     ],
 )
-def test_malformed_lessons_fail_loudly(tmp_path: Path, front: str, words: str) -> None:
+def test_malformed_lessons_fail_loudly_naming_the_file(tmp_path: Path, front: str, words: str) -> None:
     path = tmp_path / "01-bad.md"
     path.write_text(f"---\n{front}---\n# Text\n")
-    with pytest.raises(LessonError, match=words):
+    with pytest.raises(LessonError, match=words) as excinfo:
         parse_lesson(path, MODES)
+    assert str(excinfo.value).startswith("01-bad.md: ")
+
+
+def test_a_step_leaves_nothing_to_the_visitors_settings(tmp_path: Path) -> None:
+    path = tmp_path / "01-ok.md"
+    path.write_text(
+        f"---\n{FRONT}scenario:\n  description: d\n  steps:\n    - title: t\n      modes: [pool]\n"
+        "      sink: {reject_probability: 1, reject_stage: rcpt}\n---\n# Text\n"
+    )
+    [step] = parse_lesson(path, MODES).steps
+    assert step["sink"] == {
+        "delay_s": 0.0,
+        "greet_delay_s": 0.0,
+        "jitter_s": 0.0,
+        "reject_probability": 1.0,
+        "reject_code": 451,
+        "reject_stage": "RCPT",
+        "disconnect_probability": 0.0,
+        "seed": None,
+        "listening": True,
+    }
+    assert step["ping"] is False and step["compare"] is False and "rejects 100% at RCPT with 451" in step["sink_text"]
 
 
 def test_lesson_pages(client: FlaskClient) -> None:
@@ -47,5 +125,18 @@ def test_lesson_pages(client: FlaskClient) -> None:
     page = client.get("/lessons/application-context")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Run it" in html and "Working outside of application context" in html
-    assert 'data-scenario="{&#34;' in html
+    assert 'data-scenario="{&#34;' in html and 'data-server="threaded"' in html
+    assert "Sink: delay 1 s" in html and "put back when it ends" in html
     assert client.get("/lessons/nope").status_code == 404
+
+
+def test_the_ping_lesson_offers_the_other_server_kind(client: FlaskClient) -> None:
+    html = client.get("/lessons/why-blocking-blocks").get_data(as_text=True)
+    assert 'id="ping-report"' in html and 'value="python -m sandbox --server single"' in html
+    assert 'id="ping-report"' not in client.get("/lessons/threads-in-flask").get_data(as_text=True)
+
+
+def test_the_dead_server_lesson_says_what_it_does_to_the_sink(client: FlaskClient) -> None:
+    html = client.get("/lessons/what-can-still-go-wrong").get_data(as_text=True)
+    assert "not listening: every connection is refused" in html
+    assert "rejects 100% at RCPT with 451" in html and "rejects 100% at RCPT with 550" in html

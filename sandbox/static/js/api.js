@@ -1,10 +1,12 @@
 // Talking to the sandbox's JSON API. Every caller gets the status and body, errors included.
 
 export async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
   return { status: response.status, body: await response.json() };
 }
 
+// One send. `elapsedMs` is the browser's own clock, from just before the request left to the parsed answer: it
+// includes the network and the browser. The server's clock is in the answer, `body.response_ms`.
 export async function send(mode, fields) {
   const clickedAt = performance.now();
   const response = await fetch(`/send-email/${encodeURIComponent(mode)}`, {
@@ -14,6 +16,14 @@ export async function send(mode, fields) {
   });
   const body = await response.json();
   return { status: response.status, body, clickedAt, elapsedMs: performance.now() - clickedAt };
+}
+
+// One GET /api/ping, timed by the browser: when it left and when its answer had arrived.
+export async function ping() {
+  const started = performance.now();
+  const response = await fetch("/api/ping", { cache: "no-store" });
+  await response.json();
+  return { status: response.status, started, ended: performance.now() };
 }
 
 export async function changeSink(changes) {
@@ -41,7 +51,20 @@ export async function completeTrace(traceId, timeoutMs = 70000) {
   return null;
 }
 
+// A duration for people. Durations are never negative: a caller with a signed gap says "before" or "after" itself.
 export function formatMs(ms) {
-  if (ms === null || ms === undefined) return "–";
-  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
+  const value = Math.max(0, ms);
+  return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(1)} ms`;
+}
+
+// "1.52 s before the answer left" / "3.0 ms after the answer left", from two times on the same clock.
+export function relativeTo(t, reference, what) {
+  if (t === null || t === undefined || reference === null || reference === undefined) return "";
+  const gap = t - reference;
+  return gap < 0 ? `${formatMs(-gap)} before ${what}` : `${formatMs(gap)} after ${what}`;
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -26,8 +26,9 @@ export function startMailbox(list, results) {
       link.textContent = `#${message.id} ${message.subject}`;
       const detail = document.createElement("span");
       detail.className = "meta";
-      const fromClick = message.trace_id ? results.acceptedFromClick(message.trace_id) : null;
-      const when = fromClick !== null ? `accepted ${formatMs(fromClick)} after the click` : `received ${message.received_at}`;
+      // The trace's clock when this page sent the email; otherwise the sink's wall-clock stamp.
+      const accepted = message.trace_id ? results.acceptedMs(message.trace_id) : null;
+      const when = accepted !== null ? `accepted ${formatMs(accepted)} after the server had the request` : `received ${message.received_at}`;
       detail.textContent = ` to ${message.rcpt_tos.join(", ")}, ${when}`;
       item.append(link, detail);
       return item;

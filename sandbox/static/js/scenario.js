@@ -1,0 +1,51 @@
+// Run a lesson's scenario: each step sets the sink exactly as the lesson lists it, then sends by each of its modes,
+// one after the other. The visitor's own sink settings are read first and put back at the end, whatever happened.
+import { changeSink, getJSON } from "./api.js";
+import { newComparisonId } from "./comparison.js";
+
+// `send(mode, fields, step, index)` does one send and resolves with its trace id (or null) once its trace is complete.
+export async function runScenario(scenario, { send, say, embeddedSink, onStepDone }) {
+  const saved = embeddedSink ? await getJSON("/api/sink") : null;
+  if (saved && saved.status !== 200) throw new Error(`could not read the sink's settings: ${saved.body.error}`);
+  const sent = [];
+  let restored = null;
+  try {
+    for (const [index, step] of scenario.steps.entries()) {
+      const where = scenario.steps.length > 1 ? `Step ${index + 1} of ${scenario.steps.length}: ` : "";
+      if (saved) {
+        say(`${where}setting the sink to: ${step.sink_text}…`);
+        const { status, body } = await changeSink(step.sink);
+        if (status !== 200) throw new Error(`the sink refused the step's settings: ${body.error}`);
+      }
+      const fields = step.compare ? { comparison: newComparisonId() } : {};
+      const traceIds = [];
+      for (const mode of step.modes) {
+        say(`${where}sending by ${mode}…`);
+        const traceId = await send(mode, fields, step, index);
+        if (traceId) traceIds.push(traceId);
+      }
+      sent.push(...traceIds);
+      if (onStepDone) onStepDone(step, traceIds);
+    }
+  } finally {
+    if (saved) {
+      const { status, body } = await changeSink(saved.body);
+      restored = status === 200 ? body : null;
+    }
+  }
+  return { traceIds: sent, saved: saved && saved.body, restored };
+}
+
+// The visitor's settings in a few words, for the closing status line.
+export function describeSettings(settings) {
+  const parts = [`delay ${settings.delay_s} s`];
+  if (settings.greet_delay_s) parts.push(`greeting delay ${settings.greet_delay_s} s`);
+  if (settings.jitter_s) parts.push(`jitter up to ${settings.jitter_s} s`);
+  if (settings.reject_probability) {
+    parts.push(`rejects ${Math.round(settings.reject_probability * 100)}% at ${settings.reject_stage} with ${settings.reject_code}`);
+  }
+  if (settings.disconnect_probability) parts.push(`drops ${Math.round(settings.disconnect_probability * 100)}% at DATA`);
+  if (settings.seed !== null && settings.seed !== undefined) parts.push(`seed ${settings.seed}`);
+  parts.push(settings.listening ? "listening" : "not listening");
+  return parts.join(", ");
+}
