@@ -75,10 +75,6 @@ def negate(text: str) -> str:
     return f"not({text})"
 
 
-def either(*claims: str) -> str:
-    return f"any({', '.join(claims)})"
-
-
 @dataclass(frozen=True)
 class Literal:
     """A value (not an event reference) in a claim: written as JSON."""

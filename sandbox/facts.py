@@ -17,7 +17,6 @@ from sandbox.tracer import Event, Trace
 HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
 HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
 SINK_ENDS = ("sink.accepted", "sink.rejected", "sink.disconnected", "sink.client_left")
-FAILURE_KINDS = ("smtp.failed", "worker.failed")
 NOT_WORKER_KINDS = frozenset({"request.arrived", "sink.data_received", "sink.delay_started", *SINK_ENDS})
 
 
