@@ -11,32 +11,65 @@ import smtplib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.charset import QP, Charset
+from email.mime.text import MIMEText
 from typing import Any
 
 from flask import Flask, current_app, render_template
 from flask_mail import Message, email_dispatched
 
-from sandbox.delivery import DeliveryLog
 from sandbox.sink import TRACE_HEADER
-from sandbox.smtp_client import mail
+from sandbox.delivery import FAILED, UNKNOWN, DeliveryLog
+from sandbox.smtp_client import Conversation, mail, watched_conversation
 from sandbox.tracer import Tracer, relay
 
 
 class SendError(Exception):
-    """An SMTP send did not deliver; ``timed_out`` tells a slow server from one that refused or rejected.
+    """An SMTP send that did not end in a 250: failed for sure, or with an unknown fate.
 
-    ``code`` is the server's reply code when it answered with one. A 4xx answer, a timeout or a broken connection is
-    worth another try; a 5xx answer is final.
+    ``code`` is the server's reply code when it answered with one. ``unknown`` means the whole message went out and
+    then the connection died or timed out before any answer: the server may have stored it. A 4xx answer, a timeout
+    or a broken connection before the data is worth another try; a 5xx answer is final, and an unknown fate is not
+    retried (a retry could deliver the email twice).
     """
 
-    def __init__(self, message: str, *, timed_out: bool, code: int | None = None) -> None:
+    def __init__(self, message: str, *, timed_out: bool, code: int | None = None, unknown: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out
         self.code = code
+        self.unknown = unknown
+
+    @property
+    def outcome(self) -> str:
+        """``unknown`` (it may have arrived) or ``failed`` (it did not)."""
+        return UNKNOWN if self.unknown else FAILED
+
+    @property
+    def http_status(self) -> int:
+        """How a blocking route answers this failure: 504 for a server too slow to answer, 502 otherwise."""
+        return 504 if self.timed_out else 502
 
     @property
     def retryable(self) -> bool:
-        return self.code is None or 400 <= self.code < 500
+        return not self.unknown and (self.code is None or 400 <= self.code < 500)
+
+
+def _quoted_printable_utf8() -> Charset:
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    return charset
+
+
+class FoldedMessage(Message):
+    """Flask-Mail's message with quoted-printable bodies, so no line on the wire is longer than 76 characters.
+
+    Flask-Mail sends an ASCII body as it is, so a name of 992 letters (or of 200 ``&``, 1,000 characters once
+    HTML-escaped) would make a line SMTP servers refuse (the limit is 998). Quoted-printable folds long lines with
+    soft breaks that every mail client joins again: whatever a student types can be delivered.
+    """
+
+    def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
+        return MIMEText(text or "", _subtype=subtype, _charset=_quoted_printable_utf8())
 
 
 def init_app(app: Flask) -> None:
@@ -55,7 +88,7 @@ def _record_dispatched(app: Flask, message: Message) -> None:
 def build_message(template: str, to: str, subject: str, trace_id: str, **context: Any) -> Message:
     """The email as Flask-Mail will send it: both bodies rendered from ``templates/email/<template>.*``."""
     app = current_app._get_current_object()
-    msg = Message(
+    msg = FoldedMessage(
         subject=app.config["SANDBOX_SUBJECT_PREFIX"] + subject,
         recipients=[to],
         sender=app.config["MAIL_DEFAULT_SENDER"],
@@ -74,7 +107,7 @@ def send_sync(msg: Message, trace_id: str) -> None:
     try:
         traced_send(msg, trace_id, tracer())
     except SendError as err:
-        log.failed(trace_id, "sync", str(err))
+        log.failed(trace_id, "sync", str(err), err.outcome)
         raise
     log.delivered(trace_id)
 
@@ -114,8 +147,9 @@ def worker_outcome(trace: Tracer, log: DeliveryLog, trace_id: str, mode: str) ->
         yield
     except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
         error = str(err) if isinstance(err, SendError) else describe_error(err)
-        trace.record(trace_id, "worker.failed", error=error)
-        log.failed(trace_id, mode, error)
+        outcome = err.outcome if isinstance(err, SendError) else FAILED
+        trace.record(trace_id, "worker.failed", error=error, outcome=outcome)
+        log.failed(trace_id, mode, error, outcome)
     else:
         # The trace is complete before the send counts as settled, so whoever waits for it reads the whole story.
         trace.record(trace_id, "worker.finished")
@@ -134,16 +168,27 @@ def traced_send(msg: Message, trace_id: str, trace: Tracer) -> None:
     """``mail.send(msg)`` with its SMTP traffic recorded in the trace and its failure turned into SendError."""
     trace.record(trace_id, "send.started")
     try:
-        with trace.bound(trace_id):
+        with trace.bound(trace_id), watched_conversation() as conversation:
             mail.send(msg)
     except (smtplib.SMTPException, OSError) as err:
-        if _timed_out(err):
-            timeout = current_app.config["SANDBOX_SMTP_TIMEOUT"]
-            failure = SendError(f"the SMTP server did not answer within {timeout:g} s", timed_out=True)
-        else:
-            failure = SendError(describe_error(err), timed_out=False, code=reply_code(err))
-        trace.record(trace_id, "smtp.failed", error=str(failure), code=failure.code)
+        failure = send_error(err, conversation, current_app.config["SANDBOX_SMTP_TIMEOUT"])
+        trace.record(trace_id, "smtp.failed", error=str(failure), code=failure.code, outcome=failure.outcome)
         raise failure from err
+
+
+def send_error(err: BaseException, conversation: Conversation, timeout_s: float) -> SendError:
+    """What a failed conversation means for the email: failed for sure, or unknown once all its data went out."""
+    code = reply_code(err)
+    timed_out = _timed_out(err)
+    if conversation.data_sent and code is None:
+        if timed_out:
+            lost = f"the whole message was sent, but the server did not answer within {timeout_s:g} s"
+        else:
+            lost = f"the whole message was sent, then the connection was lost before any answer ({describe_error(err)})"
+        return SendError(f"{lost}: it may or may not have arrived", timed_out=timed_out, unknown=True)
+    if timed_out:
+        return SendError(f"the SMTP server did not answer within {timeout_s:g} s", timed_out=True)
+    return SendError(describe_error(err), timed_out=False, code=code)
 
 
 def _timed_out(err: BaseException) -> bool:

@@ -8,12 +8,12 @@ attempts: a 4xx answer or a connection error is retried after a backoff that dou
 from __future__ import annotations
 
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from flask import Flask, current_app
 from flask_mail import Message
 
+from sandbox.delivery import DeliveryLog
 from sandbox.mailer import SendError, delivery_log, traced_send, tracer, worker_outcome
 
 MODE = "pool"
@@ -26,35 +26,69 @@ class MailPool:
         self.size = size
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._queued = 0
-        self.stopping = False
+        self._queued: dict[str, Future[None]] = {}  # trace id -> its send, waiting for a worker or being sent
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
 
     @property
     def busy(self) -> int:
         """Sends waiting for a worker or being sent right now."""
-        return self._queued
+        with self._lock:
+            return len(self._queued)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def threads_alive(self) -> int:
+        """The pool's worker threads (idle ones included): at most ``size``, however many sends wait."""
+        with self._lock:
+            return sum(thread.is_alive() for thread in self._threads)
 
     def submit(self, app: Flask, msg: Message, trace_id: str) -> None:
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="pool")
-            self._queued += 1
-            self._executor.submit(self._run, app, msg, trace_id)
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.size, thread_name_prefix="pool", initializer=self._worker_started
+                )
+            self._queued[trace_id] = self._executor.submit(self._run, app, msg, trace_id)
+
+    def _worker_started(self) -> None:
+        with self._lock:
+            self._threads.append(threading.current_thread())
 
     def _run(self, app: Flask, msg: Message, trace_id: str) -> None:
         try:
             send_with_retries(app, msg, trace_id)
         finally:
             with self._lock:
-                self._queued -= 1
+                self._queued.pop(trace_id, None)
 
-    def shutdown(self) -> None:
-        """Stop the workers: no new attempts, queued sends cancelled (the delivery log has reported them)."""
-        self.stopping = True
+    def wait_before_retry(self, seconds: float) -> bool:
+        """Sleep before the next attempt; False (at once) if the sandbox is stopping."""
+        return not self._stopping.wait(seconds)
+
+    def stop(self, log: DeliveryLog) -> list[str]:
+        """No new attempts; sends no worker has taken yet are cancelled and recorded as failed (they never left).
+        Sends being sent carry on to their end, which ``DeliveryLog.wait_settled`` can wait for. Returns the trace
+        ids cancelled."""
+        self._stopping.set()
         with self._lock:
             executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            queued = dict(self._queued)
+        if executor is None:
+            return []
+        executor.shutdown(wait=False, cancel_futures=True)
+        cancelled = [trace_id for trace_id, future in queued.items() if future.cancelled()]
+        for trace_id in cancelled:
+            log.failed(trace_id, MODE, NEVER_SENT)
+        with self._lock:
+            for trace_id in cancelled:
+                self._queued.pop(trace_id, None)
+        return cancelled
+
+
+NEVER_SENT = "not sent: the sandbox stopped before a pool worker took this email"
 
 
 def send_in_pool(msg: Message, trace_id: str) -> None:
@@ -75,9 +109,9 @@ def send_with_retries(app: Flask, msg: Message, trace_id: str) -> None:
     with worker_outcome(trace, app.extensions["sandbox.delivery"], trace_id, MODE):
         with app.app_context():
             trace.record(trace_id, "context.pushed", app=app.name)
+            if pool.stopping:
+                raise SendError("not sent: the sandbox stopped before this email's first attempt", timed_out=False)
             for attempt in range(1, attempts + 1):
-                if pool.stopping:
-                    raise SendError("the sandbox stopped before this email could be sent", timed_out=False)
                 trace.record(trace_id, "attempt.started", attempt=attempt, attempts=attempts)
                 try:
                     traced_send(msg, trace_id, trace)
@@ -90,4 +124,6 @@ def send_with_retries(app: Flask, msg: Message, trace_id: str) -> None:
                     trace.record(
                         trace_id, "attempt.failed", attempt=attempt, error=str(err), final=False, retry_in_s=wait_s
                     )
-                    time.sleep(wait_s)
+                    if not pool.wait_before_retry(wait_s):
+                        stopped = f"{err}; not tried again: the sandbox stopped before the next attempt"
+                        raise SendError(stopped, timed_out=False) from err

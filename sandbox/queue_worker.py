@@ -4,7 +4,9 @@
         huey_consumer sandbox.queue_worker.huey --workers 4 --worker-type thread
 
 It builds the app from the same ``SANDBOX_*`` settings as the web sandbox (start that one with
-``--queue-consumer external`` and the same queue URL), so both see the same Huey instance and task.
+``--queue-consumer external`` and the same queue URL), so both see the same Huey instance and task. Before the
+consumer starts, it queues again what a killed consumer had taken (see ``sandbox.outbox``): run one consumer
+process per queue, or a second one starting could take back a task the first is sending.
 """
 
 from __future__ import annotations
@@ -12,4 +14,6 @@ from __future__ import annotations
 from sandbox import create_app
 
 app = create_app()
-huey = app.extensions["sandbox.queue"].huey
+mail_queue = app.extensions["sandbox.queue"]
+mail_queue.recover(app.extensions["sandbox.delivery"])
+huey = mail_queue.huey

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from types import FrameType
 
 from flask import Flask
 
 from sandbox import create_app
 from sandbox.config import Settings
-from sandbox.delivery import DeliveryLog, Failure
+from sandbox.delivery import DeliveryLog, Duplicate, Failure
 from sandbox.requests_log import RequestsLog
 from sandbox.security import warn_if_exposed
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
 from sandbox.strategies import DURABLE_MODES
+from sandbox.task_queue import STORE_ERRORS
 from sandbox.tracer import Tracer
 
-SHUTDOWN_REASON = "not delivered: the sandbox stopped while this email was still being sent"
+SHUTDOWN_REASON = "the sandbox stopped while this email was still being sent: it may or may not have arrived"
 
 
 class Sandbox:
@@ -34,7 +36,10 @@ class Sandbox:
         self.app: Flask | None = None
         self.server: AppServer | None = None
         self.undelivered: list[Failure] = []
-        self.still_queued = 0
+        self.duplicates: list[Duplicate] = []
+        self.requeued: list[str] = []
+        self.still_queued: int | None = 0  # None: the queue's store could not be reached to count them
+        self.queue_problem: str | None = None
         quiet = logging.INFO if log_requests else logging.WARNING
         logging.getLogger("werkzeug").setLevel(quiet)
         logging.getLogger("mail.log").setLevel(logging.WARNING)
@@ -67,7 +72,7 @@ class Sandbox:
         try:
             self.app = create_app(self.settings.flask_config(), sink=self.sink)
             if self.settings.queue_consumer == "embedded":
-                self.app.extensions["sandbox.queue"].start_consumer(self.settings.queue_workers)
+                self._start_queue()
             self.server = AppServer(self.app, self.settings.host, self.settings.port, self.settings.server).start()
         except BaseException:
             if self.sink is not None:
@@ -75,21 +80,45 @@ class Sandbox:
             raise
         return self
 
+    def _start_queue(self) -> None:
+        """Take back what a killed run left in the queue's outbox, then start the consumer. A store that cannot be
+        reached (Redis down) does not stop the sandbox: the other modes work, and queue sends answer 503."""
+        assert self.app is not None
+        mail_queue = self.app.extensions["sandbox.queue"]
+        try:
+            self.requeued = mail_queue.recover(self.delivery)
+        except STORE_ERRORS as err:
+            self.queue_problem = f"the queue's store could not be reached ({err}); queued emails wait there"
+            warn(self.queue_problem)
+        mail_queue.start_consumer(self.settings.queue_workers)
+
     def stop(self) -> list[Failure]:
-        """Stop cleanly; returns the sends that had not delivered by the end (also kept in ``undelivered``)."""
+        """Stop cleanly; returns the sends that did not certainly deliver (also kept in ``undelivered``).
+
+        The pool's backlog and the workers get one SMTP timeout to finish; then the backlog no worker took is
+        cancelled (failed: never sent) and the sends under way get one more timeout to end on their own (each
+        socket operation has that timeout). Only what is still under way after that is reported as unknown.
+        """
         if self.server is not None:
             self.server.stop()
             self.server = None
         if self.app is not None:
             log = self.delivery
             timeout = self.settings.smtp_timeout_s
-            log.wait_settled(timeout, ignore=DURABLE_MODES)
+            if not log.wait_settled(timeout, ignore=DURABLE_MODES):
+                self.app.extensions["sandbox.pool"].stop(log)
+                log.wait_settled(timeout, ignore=DURABLE_MODES)
             log.abandon_pending(SHUTDOWN_REASON, keep=DURABLE_MODES)
-            self.app.extensions["sandbox.pool"].shutdown()
+            self.app.extensions["sandbox.pool"].stop(log)
             mail_queue = self.app.extensions["sandbox.queue"]
             mail_queue.stop_consumer(timeout)
-            self.still_queued = mail_queue.pending() if mail_queue.opened else 0
+            try:
+                self.still_queued = mail_queue.unsettled() if mail_queue.opened else 0
+            except STORE_ERRORS as err:
+                self.still_queued = None
+                self.queue_problem = f"the queue's store could not be reached ({err}) to count the emails it holds"
             self.undelivered = log.failures()
+            self.duplicates = log.duplicates()
         if self.sink is not None:
             self.sink.stop()
             self.sink = None
@@ -100,6 +129,10 @@ class Sandbox:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def stop_on_sigterm() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Request
@@ -42,8 +44,7 @@ def parse_send_request(request: Request) -> SendRequest:
             raise BadInput(f"'{key}' must be a string")
         if len(value) > MAX_FIELD_CHARS:
             raise BadInput(f"'{key}' is longer than {MAX_FIELD_CHARS} characters", 413)
-        if "\r" in value or "\n" in value:
-            raise BadInput(f"'{key}' contains a line break, which could inject email headers")
+        check_text(key, value)
     try:
         address = validate_email(fields["to"].strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as err:
@@ -56,10 +57,43 @@ def parse_send_request(request: Request) -> SendRequest:
     )
 
 
+# Characters a field may not hold. Line and paragraph breaks of every kind (all that ``str.splitlines()`` splits on,
+# which Python's email package may fold into a header break): a subject holding one could add headers or end the
+# header block. Other control characters, because no mail client shows them. Lone surrogates, because they are not
+# text at all and cannot be encoded for the wire.
+REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Cs": "a lone surrogate (not valid Unicode)",
+}
+
+
+def check_text(key: str, value: str) -> None:
+    """Refuse a field holding a character that could break the email's headers or cannot be sent at all."""
+    for index, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category in REFUSED_CATEGORIES and char != "\t":
+            raise BadInput(
+                f"'{key}' contains {REFUSED_CATEGORIES[category]} (U+{ord(char):04X}) at position {index}: "
+                "line breaks could inject email headers, and control characters cannot be shown"
+            )
+
+
+def read_json(request: Request) -> Any:
+    """The request's JSON body; BadInput for a body that is not JSON, nested too deeply to parse, or not text."""
+    try:
+        return request.get_json(silent=False)
+    except RecursionError as err:
+        raise BadInput("the JSON body is nested too deeply") from err
+    except BadRequest as err:
+        raise BadInput(f"the body could not be read: {err.description}") from err
+
+
 def _read_fields(request: Request) -> dict[str, object]:
     try:
         if request.is_json:
-            body = request.get_json(silent=False) if request.content_length != 0 else {}
+            body = read_json(request) if request.content_length != 0 else {}
             if not isinstance(body, dict):
                 raise BadInput('the JSON body must be an object, e.g. {"to": "student@example.com"}')
         elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):

@@ -10,12 +10,39 @@ from __future__ import annotations
 import functools
 import smtplib
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
 from flask_mail import Connection, Mail
 
 from sandbox.tracer import current_binding, relay
+
+@dataclass
+class Conversation:
+    """How far one send got. Once the whole message has gone out, a lost connection leaves its fate unknown: the
+    server may have stored it and answered 250 just as the client gave up."""
+
+    data_sent: bool = False
+    accepted: bool = False
+
+
+_conversation: ContextVar[Conversation | None] = ContextVar("sandbox_smtp_conversation", default=None)
+
+
+@contextmanager
+def watched_conversation() -> Iterator[Conversation]:
+    """Note, for the sends made inside the block on this thread, whether the data went out and was accepted."""
+    conversation = Conversation()
+    token = _conversation.set(conversation)
+    try:
+        yield conversation
+    finally:
+        _conversation.reset(token)
+
 
 SMTP_VERBS = {b"mail": "MAIL FROM", b"rcpt": "RCPT TO", b"data": "DATA", b"quit": "QUIT", b"rset": "RSET"}
 
@@ -51,11 +78,20 @@ class TracedSMTPMixin:
         verb = data[:4].lower()
         if data.endswith(b"\r\n.\r\n"):
             self._record("smtp.data_sent", size=len(data))
+            if (conversation := _conversation.get()) is not None:
+                conversation.data_sent = True
         elif verb in (b"ehlo", b"helo"):
             self._record("smtp.connected", server=self._server)
         elif verb in SMTP_VERBS:
             self._record("smtp.command", command=SMTP_VERBS[verb])
         super().send(s)
+
+    @relay
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        reply = super().data(msg)
+        if reply[0] == 250 and (conversation := _conversation.get()) is not None:
+            conversation.accepted = True
+        return reply
 
 
 class TracedSMTP(TracedSMTPMixin, smtplib.SMTP):
@@ -91,7 +127,11 @@ class TimeoutConnection(Connection):
         if self.host is None:
             return
         if exc_type is None:
-            self.host.quit()
+            try:
+                self.host.quit()
+            except (smtplib.SMTPException, OSError):
+                # The message was accepted already: a server that hangs up on QUIT changes nothing about that.
+                self.host.close()
         else:
             # After a timeout or a broken conversation, QUIT could wait another full timeout: just hang up.
             self.host.close()

@@ -4,12 +4,14 @@ A thread lives and dies with the web process; a queued task is stored first (in 
 ``SANDBOX_QUEUE_URL=redis://...``) and answered with 202 only once it is stored. A consumer, embedded in the sandbox
 as worker threads or run as its own process (``huey_consumer sandbox.queue_worker.huey``), picks tasks up. A 4xx
 answer or a connection error makes Huey store the task again for a later try, with a doubling delay; a 5xx is final.
-A task still waiting when the sandbox stops is still in the store when it starts again.
+A task still waiting when the sandbox stops is still in the store when it starts again, and the outbox
+(``sandbox.outbox``) brings back a task a killed worker had taken: every queued email is delivered at least once.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,14 +22,31 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey, Task, TaskWrapper
 from huey.consumer import Consumer
 from huey.exceptions import CancelExecution
+from redis.exceptions import RedisError
 
 from sandbox.config import REDIS_URL_PREFIXES, check_queue_url
-from sandbox.delivery import DeliveryLog
-from sandbox.mailer import SendError, delivery_log, describe_error, traced_send, tracer
+from sandbox.delivery import FAILED, DeliveryLog
+from sandbox.outbox import SENDING, Outbox
+from sandbox.mailer import FoldedMessage, SendError, delivery_log, describe_error, traced_send, tracer
 from sandbox.tracer import Tracer
 
 MODE = "queue"
 TASK_NAME = "sandbox.deliver"
+# What a queue store that cannot be reached raises: Redis down, or an SQLite file that cannot be written.
+STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
+MAYBE_SENT = (
+    "a worker was sending it when the process stopped without finishing (killed?), so it was sent again: "
+    "it may have arrived twice"
+)
+
+
+class QueueUnavailable(SendError):
+    """The queue's store could not be reached, so the email was not accepted: 503, try again later."""
+
+    http_status = 503
+
+    def __init__(self, err: BaseException) -> None:
+        super().__init__(f"not queued: the queue's store could not be reached ({describe_error(err)})", timed_out=False)
 
 
 def open_huey(url: str | None, instance_path: str) -> Huey:
@@ -87,15 +106,44 @@ class MailQueue:
         return self._open()[0]
 
     @property
+    def outbox(self) -> Outbox:
+        return Outbox(self.huey)
+
+    @property
     def opened(self) -> bool:
         return self._huey is not None
 
     def enqueue(self, msg: Message, trace_id: str) -> str:
-        """Store the task; returns its id once the store has it."""
-        huey, deliver = self._open()
-        task = deliver.s(message_data(msg), trace_id)
-        huey.enqueue(task)
+        """Write the email into the outbox, then store its task; returns the task's id once the store has it.
+        Raises QueueUnavailable (and keeps nothing) if the store cannot be reached."""
+        data = message_data(msg)
+        try:
+            huey, deliver = self._open()
+            Outbox(huey).add(trace_id, data)
+            task = deliver.s(data, trace_id)
+            try:
+                huey.enqueue(task)
+            except STORE_ERRORS:
+                Outbox(huey).settle(trace_id)  # refused with a 503: it must not be sent after a restart either
+                raise
+        except STORE_ERRORS as err:
+            raise QueueUnavailable(err) from err
         return task.id
+
+    def recover(self, log: DeliveryLog) -> list[str]:
+        """On start: count every unsettled email in the outbox as pending, and queue again those that are in
+        neither Huey's queue nor its schedule (a killed worker had taken them). Returns the trace ids queued again.
+        Run it only where the consumer runs, before it starts: a live worker's email must not be taken back."""
+        huey, deliver = self._open()
+        waiting = {task.args[1] for task in [*huey.pending(), *huey.scheduled()] if task.name == TASK_NAME}
+        again = []
+        for entry in Outbox(huey).entries():
+            lost = entry.trace_id not in waiting
+            log.accepted(entry.trace_id, MODE, maybe_sent_before=MAYBE_SENT if lost and entry.state == SENDING else None)
+            if lost:
+                huey.enqueue(deliver.s(entry.data, entry.trace_id))
+                again.append(entry.trace_id)
+        return again
 
     def start_consumer(self, workers: int) -> None:
         if self._consumer is None:
@@ -110,6 +158,11 @@ class MailQueue:
             )
             self._consumer.start()
 
+    def threads_alive(self) -> int:
+        """The embedded consumer's worker threads (0 when the consumer runs in another process)."""
+        consumer = self._consumer
+        return sum(thread.is_alive() for _, thread in consumer.worker_threads) if consumer is not None else 0
+
     def stop_consumer(self, timeout: float) -> None:
         """Let tasks being sent finish (up to ``timeout``); tasks still waiting stay in the store."""
         if self._consumer is not None:
@@ -117,9 +170,9 @@ class MailQueue:
             self._consumer.stop(graceful=True)
             self._consumer = None
 
-    def pending(self) -> int:
-        """Tasks stored and not yet run, scheduled retries included."""
-        return self.huey.pending_count() + self.huey.scheduled_count()
+    def unsettled(self) -> int:
+        """Emails in the outbox: stored and not yet delivered or finally failed (they go out after a restart)."""
+        return len(self.outbox.entries())
 
     def _run(self, data: dict[str, Any], trace_id: str, task: Task | None = None) -> None:
         deliver_task(self.app, data, trace_id, task)
@@ -129,24 +182,35 @@ def send_in_queue(msg: Message, trace_id: str) -> None:
     """Store the send as a task and return: the 202 means "stored", not "sent"."""
     app = current_app._get_current_object()
     mail_queue: MailQueue = app.extensions["sandbox.queue"]
-    delivery_log().accepted(trace_id, MODE)
-    task_id = mail_queue.enqueue(msg, trace_id)
+    log = delivery_log()
+    log.accepted(trace_id, MODE)
+    try:
+        task_id = mail_queue.enqueue(msg, trace_id)
+    except QueueUnavailable as err:
+        tracer().record(trace_id, "queue.unavailable", error=str(err))
+        log.failed(trace_id, MODE, str(err))
+        raise
     tracer().record(trace_id, "queue.stored", task_id=task_id, backend=type(mail_queue.huey).__name__)
 
 
 def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | None) -> None:
-    """One attempt by a consumer worker. A failure worth retrying goes back to Huey; a final one is recorded."""
+    """One attempt by a consumer worker. A failure worth retrying goes back to Huey; a final one is recorded.
+
+    The outbox hears of each step first, so a worker killed at any point leaves the email there to be sent again.
+    """
     trace, log = app.extensions["sandbox.tracer"], app.extensions["sandbox.delivery"]
+    outbox = app.extensions["sandbox.queue"].outbox
     attempts = int(app.config["SANDBOX_POOL_ATTEMPTS"])
     retries_left = task.retries if task is not None else 0
     attempt = attempts - retries_left
     if attempt == 1:
         trace.record(trace_id, "worker.started", worker=threading.current_thread().name)
+    outbox.sending(trace_id, data)
     with app.app_context():
         trace.record(trace_id, "context.pushed", app=app.name)
         trace.record(trace_id, "attempt.started", attempt=attempt, attempts=attempts)
         try:
-            traced_send(Message(**data), trace_id, trace)
+            traced_send(FoldedMessage(**data), trace_id, trace)
         except SendError as err:
             if err.retryable and retries_left > 0:
                 trace.record(
@@ -157,17 +221,20 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
                     final=False,
                     retry_in_s=task.retry_delay,
                 )
+                outbox.waiting(trace_id, data)
                 raise CancelExecution(retry=True) from err  # Huey stores the task again, for later
             trace.record(trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True)
-            _failed(trace, log, trace_id, str(err))
+            _failed(trace, log, outbox, trace_id, str(err), err.outcome)
             return
         except Exception as err:  # noqa: BLE001 - a bug here must be recorded, not left to Huey's log
-            _failed(trace, log, trace_id, describe_error(err))
+            _failed(trace, log, outbox, trace_id, describe_error(err), FAILED)
             return
+    outbox.settle(trace_id)
     trace.record(trace_id, "worker.finished")
     log.delivered(trace_id)
 
 
-def _failed(trace: Tracer, log: DeliveryLog, trace_id: str, error: str) -> None:
-    trace.record(trace_id, "worker.failed", error=error)
-    log.failed(trace_id, MODE, error)
+def _failed(trace: Tracer, log: DeliveryLog, outbox: Outbox, trace_id: str, error: str, outcome: str) -> None:
+    outbox.settle(trace_id)
+    trace.record(trace_id, "worker.failed", error=error, outcome=outcome)
+    log.failed(trace_id, MODE, error, outcome)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -22,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox import lessons
 from sandbox.broken import BROKEN_VARIANTS
+from sandbox.delivery import FAILURES_KEPT, PAGE_SIZE
 from sandbox.errors import ConfigError
 from sandbox.facts import NOT_OBSERVED, observed_server
 from sandbox.mailer import SendError, build_message, delivery_log, tracer
@@ -29,7 +31,7 @@ from sandbox.modes import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISE
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
-from sandbox.send_request import BadInput, parse_send_request
+from sandbox.send_request import BadInput, parse_send_request, read_json
 from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
 from sandbox.strategies import SEND_MODES, STRATEGIES
 from sandbox.tracer import TRACES_KEPT, thread_identity
@@ -154,8 +156,9 @@ def send_email(mode: str) -> tuple[Response, int]:
     try:
         strategy(msg, trace_id)
     except SendError as err:
-        status = 504 if err.timed_out else 502
-        return jsonify(error=str(err), mode=mode, trace_id=trace_id, response_ms=stamp_response(status)), status
+        status = err.http_status
+        body = {"error": str(err), "outcome": err.outcome, "mode": mode, "trace_id": trace_id}
+        return jsonify(body | {"response_ms": stamp_response(status)}), status
     status = 200 if mode == "sync" else 202
     body = {"mode": mode, "trace_id": trace_id, "status": "sent" if status == 200 else "queued"}
     return jsonify(body | {"response_ms": stamp_response(status)}), status
@@ -210,8 +213,32 @@ def ping() -> Response:
 
 @bp.get("/api/messages")
 def messages() -> Response:
-    newest_first = reversed(current_sink().mailbox.messages())
-    return jsonify(messages=[m.summary() for m in newest_first])
+    """Newest first; with ``?after=<id>``, the page of messages after that id, oldest first (see ``page_after``)."""
+    stored = current_sink().mailbox.messages()
+    after = after_id()
+    if after is None:
+        return jsonify(messages=[m.summary() for m in reversed(stored)])
+    newer = [m for m in stored if m.id > after]
+    dropped = newer[0].id - after - 1 if newer else 0
+    return jsonify(page_after("messages", after, [m.summary() for m in newer[:PAGE_SIZE]], dropped, MAILBOX_SIZE))
+
+
+def after_id() -> int | None:
+    """The ``after`` query parameter: a whole number of at least 0, or None when absent."""
+    text = request.args.get("after")
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise BadInput(f"'after' must be a whole number of at least 0 (an id from an earlier page), not {text!r}")
+    return int(text)
+
+
+def page_after(key: str, after: int, entries: list[dict[str, Any]], dropped: int, kept: int) -> dict[str, Any]:
+    """One page for a client that reads a list in order, however long the run: ``next_after`` is the id to ask for
+    next, and ``dropped`` counts entries after ``after`` no longer in memory (only the newest ``kept`` are), so a
+    client polling often enough knows it saw everything."""
+    next_after = entries[-1]["id"] if entries else after
+    return {key: entries, "after": after, "next_after": next_after, "dropped": dropped, "kept": kept}
 
 
 @bp.get("/api/messages/<int:message_id>")
@@ -255,7 +282,7 @@ def sink_settings() -> Response:
 @bp.put("/api/sink")
 def change_sink() -> Response:
     sink = current_sink()
-    changes = request.get_json(silent=True)
+    changes = read_json(request) if request.is_json else None
     if not isinstance(changes, dict):
         raise BadInput('send a JSON object, e.g. {"delay_s": 1.5}')
     try:
@@ -266,12 +293,29 @@ def change_sink() -> Response:
 
 @bp.get("/api/failures")
 def failures() -> Response:
-    return jsonify(failures=[f.to_dict() for f in delivery_log().failures()])
+    """Every send that did not certainly deliver (``outcome`` failed or unknown), and the ones delivered possibly
+    twice after a crash; ``?after=<id>`` pages through the failures oldest first."""
+    log = delivery_log()
+    duplicates = [d.to_dict() for d in log.duplicates()]
+    after = after_id()
+    if after is None:
+        return jsonify(failures=[f.to_dict() for f in log.failures()], possibly_duplicated=duplicates)
+    page, dropped = log.failures_after(after, PAGE_SIZE)
+    body = page_after("failures", after, [f.to_dict() for f in page], dropped, FAILURES_KEPT)
+    return jsonify(body | {"possibly_duplicated": duplicates})
 
 
 @bp.get("/api/stats")
 def stats() -> Response:
-    return jsonify(delivery_log().stats())
+    """The delivery counts and the worker threads alive now, all modes together and by mode."""
+    app = current_app._get_current_object()
+    counts = delivery_log().stats()
+    threads = {
+        "thread": counts["threads_alive"],
+        "pool": app.extensions["sandbox.pool"].threads_alive(),
+        "queue": app.extensions["sandbox.queue"].threads_alive(),
+    }
+    return jsonify(counts | {"threads_alive": sum(threads.values()), "threads_by_mode": threads})
 
 
 def current_sink(required: bool = True) -> Sink | None:

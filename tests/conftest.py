@@ -41,7 +41,7 @@ def app(sink: Sink) -> Iterator[Flask]:
     yield app
     # Let worker threads finish before the sink stops, so no test leaks a send into the next.
     assert app.extensions["sandbox.delivery"].wait_settled(10), "a send was still pending when the test ended"
-    app.extensions["sandbox.pool"].shutdown()
+    app.extensions["sandbox.pool"].stop(app.extensions["sandbox.delivery"])
 
 
 @pytest.fixture

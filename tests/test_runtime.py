@@ -31,6 +31,14 @@ def test_abandoning_pending_sends_records_each_once() -> None:
     log.accepted("b", "thread")
     log.delivered("b")
     abandoned = log.abandon_pending(SHUTDOWN_REASON)
-    assert [(f.trace_id, f.error) for f in abandoned] == [("a", SHUTDOWN_REASON)]
-    assert log.stats() == {"threads_alive": 0, "sent": 2, "delivered": 1, "failed": 1, "pending": 0}
+    assert [(f.trace_id, f.error, f.outcome) for f in abandoned] == [("a", SHUTDOWN_REASON, "unknown")]
+    assert log.stats() == {
+        "threads_alive": 0,
+        "sent": 2,
+        "delivered": 1,
+        "failed": 0,
+        "unknown": 1,
+        "pending": 0,
+        "possibly_duplicated": 0,
+    }
     assert log.abandon_pending(SHUTDOWN_REASON) == []
