@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from sandbox.__main__ import print_serving
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sandbox.start()
     except OSError as err:
-        console.print(f"[red]cannot start the sandbox: {err}[/]")
+        console.print(f"[red]cannot start the sandbox: {escape(str(err))}[/]")
         return 1
     results = []
     try:
@@ -90,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         for result in reports:
             print_trace_report(console, result)
         written = write_reports(reports, args.out)
-        console.print("Wrote " + ", ".join(str(path) for path in written))
+        console.print("Wrote " + ", ".join(escape(str(path)) for path in written))
         if args.quiz:
             quiz_in_terminal(console, reports)
-    print_undelivered(undelivered, console, sandbox.still_queued)
+    print_undelivered(undelivered, console, sandbox.still_queued, sandbox.duplicates, sandbox.queue_problem)
     return 1 if undelivered else 0
 
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping: no new sends; waiting for emails still on their way...")
     finally:
         undelivered = sandbox.stop()
-    print_undelivered(undelivered, still_queued=sandbox.still_queued)
+    print_undelivered(undelivered, None, sandbox.still_queued, sandbox.duplicates, sandbox.queue_problem)
     return 0
 
 
@@ -40,6 +40,11 @@ def print_serving(sandbox: Sandbox) -> None:
     )
     print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server} server), sending to {target}.")
     print(f"Lessons: {sandbox.url}lessons    Mailbox: {sandbox.url}mailbox")
+    if sandbox.requeued:
+        print(
+            f"{len(sandbox.requeued)} email(s) a stopped run had taken from the queue were queued again "
+            "(see /api/failures for any that may arrive twice)."
+        )
     print("Press Ctrl-C to stop.", flush=True)
 
 

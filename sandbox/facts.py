@@ -236,14 +236,25 @@ class Facts:
 
     @cached_property
     def outcome(self) -> str:
-        """``delivered``, ``failed``, ``refused`` (the route answered 4xx before any send) or ``pending``."""
-        if self.accepted is not None and self.final_failure is None:
+        """``delivered``, ``failed``, ``unknown``, ``refused`` (the route answered 4xx before any send) or ``pending``.
+
+        The sink's lane, when the trace has one, settles what the client could not know: a 250 the client never
+        heard (it gave up first) is still a delivery, and a client that lost the connection after its data, where
+        the sink stored nothing, is a failure. Without that lane, such a send is ``unknown``, as the app reports it.
+        """
+        if self.first("sink.accepted") is not None or (self.accepted is not None and self.final_failure is None):
             return "delivered"
         if self.final_failure is not None:
-            return "failed"
+            fate_unknown = self.final_failure.details.get("outcome") == "unknown"
+            return "unknown" if fate_unknown and not self.has_sink_lane else "failed"
         if self.status is not None and self.status >= 400 and self.send is None:
             return "refused"
         return "pending"
+
+    @cached_property
+    def has_sink_lane(self) -> bool:
+        """Whether the sink's own events (an embedded sink) are in the trace, so its view of the email is known."""
+        return self.first("sink.data_received", *SINK_ENDS) is not None
 
     def failure_error(self) -> str:
         event = self.final_failure or self.first_failure

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.claims import Literal, Sentence, claim, join, sentence
+from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
 from sandbox.facts import Facts
 from sandbox.steps import quoted
@@ -254,17 +254,34 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
+def _how_it_ended(facts: Facts, failed: Event, error: str) -> Sentence:
+    """The send's last failure, and what it meant for the email: when the whole message went out and no answer
+    came, the client cannot know; the sink's lane, if the trace has one, can."""
+    quote = quoted(facts.ref(failed), failed.details)
+    if failed.details.get("outcome") != "unknown":
+        return sentence(f"At step {facts.step(failed)} the send failed for good: {error}.", quote)
+    ended = sentence(f"At step {facts.step(failed)} the send ended without an answer: {error}.", quote)
+    stored = facts.first("sink.accepted")
+    if stored is not None:
+        return ended + sentence(
+            f" The sink's side of the trace settles it: it stored the email at step {facts.step(stored)}, so the "
+            "email arrived, and only the client never heard the 250.",
+            claim("happened", "sink.accepted"),
+        )
+    if facts.has_sink_lane:
+        return ended + sentence(
+            " The sink's side of the trace settles it: the sink stored nothing, so the email did not arrive.",
+            negate(claim("happened", "sink.accepted")),
+        )
+    return ended
+
+
 def _failure(facts: Facts) -> Moment | None:
     failed = facts.final_failure
     if failed is None:
         return None
     error = str(failed.details.get("error", "")).rstrip(".")
-    parts = [
-        sentence(
-            f"At step {facts.step(failed)} the send failed for good: {error}.",
-            quoted(facts.ref(failed), failed.details),
-        )
-    ]
+    parts = [_how_it_ended(facts, failed, error)]
     if "application context" in error and facts.worker is not None and facts.worker_context is None:
         parts.append(
             sentence(
@@ -357,6 +374,14 @@ def _retries(facts: Facts) -> Moment | None:
     elif facts.outcome == "failed":
         parts.append(
             sentence(" In the end it could not be delivered.", claim("happened", facts.ref(facts.final_failure)))
+        )
+    elif facts.outcome == "unknown":
+        parts.append(
+            sentence(
+                " In the end nobody can tell from this side whether it arrived: the last attempt sent the whole "
+                "message and got no answer.",
+                claim("detail", facts.ref(facts.final_failure), "outcome", Literal("unknown")),
+            )
         )
     return _moment("What did the retry do?", join(parts, ""), facts.step(first))
 

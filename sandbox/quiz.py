@@ -556,6 +556,8 @@ def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Questi
     """The other send of the same comparison: what did the client wait, and did the email arrive?"""
     if other is None or other.response is None or facts.response is None:
         return None
+    if other.outcome in ("unknown", "pending"):  # "did it arrive?" has no answer the trace can give
+        return None
     mode, other_mode = facts.trace.mode, other.trace.mode
     at, tol = shown_ms(facts.ms(facts.response))
     text = sentence(

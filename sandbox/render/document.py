@@ -107,6 +107,7 @@ def trace_document(result: TraceReport) -> dict[str, Any]:
         "complete": trace.complete,
         "response_ms": _round(trace.response_ms),
         "accepted_ms": _round(trace.accepted_ms),
+        "outcome": result.facts.outcome,
         "comparison": trace.comparison,
         "settings": dict(trace.settings),
         "versions": dict(trace.versions),

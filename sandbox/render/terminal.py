@@ -11,7 +11,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from sandbox.clock import format_ms
-from sandbox.delivery import Failure
+from sandbox.delivery import UNKNOWN, Duplicate, Failure
 from sandbox.demo import ModeResult, median
 from sandbox.modes import PROMISE_COLUMNS, PROMISES, short_label, title
 from sandbox.quiz import Question
@@ -114,23 +114,44 @@ def print_results(console: Console, results: Sequence[ModeResult], delay_s: floa
             console.print(f"[red]{escape(result.mode)}: {escape(error)}[/]")
 
 
-def print_undelivered(failures: Sequence[Failure], console: Console | None = None, still_queued: int = 0) -> None:
-    """Name every email that did not arrive, so none is lost without a word; say what waits in the queue."""
+def print_undelivered(
+    failures: Sequence[Failure],
+    console: Console | None = None,
+    still_queued: int | None = 0,
+    duplicates: Sequence[Duplicate] = (),
+    queue_problem: str | None = None,
+) -> None:
+    """Name every email that did not certainly arrive, so none is lost without a word: failed ones, ones of unknown
+    fate, ones delivered possibly twice after a crash; and say what waits in the queue."""
     console = console or Console()
+    if queue_problem:
+        console.print(f"[red]The queue: {escape(queue_problem)}.[/]")
     if still_queued:
         console.print(
-            f"{still_queued} email(s) wait in the task queue; they will be sent when the sandbox starts "
+            f"{still_queued} queued email(s) are not delivered yet; they will be sent when the sandbox starts "
             "again with the same queue."
         )
+    if duplicates:
+        table = Table(title=f"{len(duplicates)} email(s) delivered, possibly twice")
+        for column in ("trace id", "mode", "why", "at"):
+            table.add_column(column)
+        for duplicate in duplicates:
+            table.add_row(*(escape(v) for v in (duplicate.trace_id, duplicate.mode, duplicate.reason, duplicate.at)))
+        console.print(table)
     if not failures:
-        if not still_queued:
+        if not still_queued and still_queued is not None and not duplicates:
             console.print("Every accepted email was delivered.")
         return
-    table = Table(title=f"{len(failures)} email(s) not delivered")
-    for column in ("trace id", "mode", "error", "at"):
+    unknown = sum(f.outcome == UNKNOWN for f in failures)
+    headings = [f"{len(failures) - unknown} email(s) not delivered"] if len(failures) > unknown else []
+    if unknown:
+        headings.append(f"{unknown} email(s) of unknown fate: they may have arrived")
+    table = Table(title="; ".join(headings))
+    for column in ("trace id", "mode", "outcome", "error", "at"):
         table.add_column(column)
     for failure in failures:
-        table.add_row(*(escape(value) for value in (failure.trace_id, failure.mode, failure.error, failure.at)))
+        values = (failure.trace_id, failure.mode, failure.outcome, failure.error, failure.at)
+        table.add_row(*(escape(value) for value in values))
     console.print(table)
 
 

@@ -132,10 +132,11 @@ export function describeOutcome(trace) {
   const order = relativeTo(last.t_ms, answer, "the answer left");
   const tries = attempts > 1 ? `, after ${attempts} attempts` : "";
   const error = String(last.details.error || "failed").replace(/\.+$/, "");
+  const fate = trace.outcome === "unknown" ? "fate unknown" : "not delivered";
   return {
     acceptedMs: null,
     failed: true,
-    text: `not delivered: ${error}. The send gave up ${formatMs(last.t_ms)} after the server had the request${order ? ` (${order})` : ""}${tries}.`,
+    text: `${fate}: ${error}. The send gave up ${formatMs(last.t_ms)} after the server had the request${order ? ` (${order})` : ""}${tries}.`,
   };
 }
 

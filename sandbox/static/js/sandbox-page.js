@@ -4,6 +4,7 @@ import { newComparisonId, renderComparison } from "./comparison.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { startMailbox } from "./mailbox.js";
 import { ResultList } from "./results.js";
+import { startStats } from "./stats.js";
 import { showTrace } from "./trace-frame.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -14,6 +15,7 @@ const results = new ResultList($("#results"), {
   onTrace: (traceId) => showTrace(traceCard, traceFrame, traceId),
 });
 const refreshMailbox = startMailbox($("#mailbox"), results);
+startStats($("#delivery-stats"));
 
 const delay = $("#delay");
 if (delay) {
