@@ -18,8 +18,8 @@ from typing import Any
 from flask import Flask, current_app, render_template
 from flask_mail import Message, email_dispatched
 
-from sandbox.sink import TRACE_HEADER
 from sandbox.delivery import FAILED, UNKNOWN, DeliveryLog
+from sandbox.sink import TRACE_HEADER
 from sandbox.smtp_client import Conversation, mail, watched_conversation
 from sandbox.tracer import Tracer, relay
 

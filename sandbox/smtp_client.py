@@ -21,6 +21,7 @@ from flask_mail import Connection, Mail
 
 from sandbox.tracer import current_binding, relay
 
+
 @dataclass
 class Conversation:
     """How far one send got. Once the whole message has gone out, a lost connection leaves its fate unknown: the

@@ -26,8 +26,8 @@ from redis.exceptions import RedisError
 
 from sandbox.config import REDIS_URL_PREFIXES, check_queue_url
 from sandbox.delivery import FAILED, DeliveryLog
-from sandbox.outbox import SENDING, Outbox
 from sandbox.mailer import FoldedMessage, SendError, delivery_log, describe_error, traced_send, tracer
+from sandbox.outbox import SENDING, Outbox
 from sandbox.tracer import Tracer
 
 MODE = "queue"
@@ -139,7 +139,8 @@ class MailQueue:
         again = []
         for entry in Outbox(huey).entries():
             lost = entry.trace_id not in waiting
-            log.accepted(entry.trace_id, MODE, maybe_sent_before=MAYBE_SENT if lost and entry.state == SENDING else None)
+            maybe_sent = MAYBE_SENT if lost and entry.state == SENDING else None
+            log.accepted(entry.trace_id, MODE, maybe_sent_before=maybe_sent)
             if lost:
                 huey.enqueue(deliver.s(entry.data, entry.trace_id))
                 again.append(entry.trace_id)
