@@ -16,6 +16,7 @@ import dataclasses
 import itertools
 import logging
 import random
+import re
 import signal
 import threading
 import time
@@ -23,12 +24,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
-from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
+from email.policy import EmailPolicy
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from sandbox.clock import utc_timestamp
 from sandbox.config import (
@@ -43,6 +45,8 @@ from sandbox.security import warn_if_exposed
 from sandbox.tracer import relay
 
 TRACE_HEADER = "X-Sandbox-Trace"
+# The ids the app puts in TRACE_HEADER are uuid4().hex; anything else is mail from elsewhere, so untraced.
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
 SINK_THREAD_NAME = "smtp-sink"
 MAILBOX_SIZE = 500
 DATA_SIZE_LIMIT = 1024 * 1024
@@ -75,15 +79,65 @@ class StoredMessage:
         }
 
     def parts(self) -> dict[str, Any]:
-        """Headers, the text part and the HTML part, as the mailbox view shows them."""
-        email = message_from_bytes(self.raw, policy=policy.default)
-        text, html = email.get_body(("plain",)), email.get_body(("html",))
+        """Headers, the text part and the HTML part, as the mailbox view shows them.
+
+        Total: the sink accepts whatever a client sends, so a malformed header or body shows lossily (its raw text,
+        replacement characters) instead of failing the page that displays it.
+        """
+        email = message_from_bytes(self.raw, policy=_LENIENT)
         return {
             **self.summary(),
-            "headers": [[name, str(value)] for name, value in email.items()],
-            "text": text.get_content() if text is not None else "",
-            "html": html.get_content() if html is not None else "",
+            "headers": [[_readable(name), _readable(str(value))] for name, value in email.items()],
+            "text": _body_text(email, "plain"),
+            "html": _body_text(email, "html"),
         }
+
+
+def _readable(text: str) -> str:
+    """``text`` with undecoded bytes read as UTF-8 or replaced: the parsers keep 8-bit bytes as lone surrogates,
+    which no page or JSON reply could encode."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (a decoder produced it)
+        data = text.encode("utf-8", "replace")
+    return data.decode("utf-8", "replace")
+
+
+class _LenientPolicy(EmailPolicy):
+    """``policy.default``, except that a header its parsers cannot take comes back as its raw text instead of
+    raising, so parsing a message, walking its parts and listing its headers never fail on what a client sent."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        try:
+            return super().header_fetch_parse(name, value)
+        except Exception:  # the structured parsers fail in many ways (IndexError on "To: <", surrogates from utf-7)
+            return _readable("".join(value.splitlines()))
+
+
+_LENIENT = _LenientPolicy()
+
+
+def _header_text(name: str, raw: str) -> str:
+    """A header value as a person reads it (encoded words decoded), or its raw text where it cannot be parsed."""
+    return _readable(str(_LENIENT.header_fetch_parse(name, raw)))
+
+
+def _body_text(email: EmailMessage, subtype: str) -> str:
+    """The ``text/<subtype>`` body as a str ("" if there is none), decoded lossily if its charset or encoding is bad."""
+    try:
+        part = email.get_body((subtype,))
+    except Exception:  # a structure get_body cannot walk: no part to show
+        return ""
+    if part is None:
+        return ""
+    try:
+        return _readable(part.get_content())
+    except Exception:  # a charset Python has no codec for, most often
+        payload = part.get_payload(decode=True) or b""
+        try:
+            return _readable(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+        except (LookupError, ValueError):  # no such codec, or one that cannot replace (idna), or a NUL in the name
+            return payload.decode("utf-8", "replace")
 
 
 class Mailbox:
@@ -125,10 +179,24 @@ class Mailbox:
 
 
 EventSink = Callable[..., None]
+log = logging.getLogger(__name__)
 # compat32 keeps headers as plain strings: four times cheaper than policy.default, which matters per message.
 _HEADERS = BytesHeaderParser(policy=policy.compat32)
 MAX_RECIPIENTS = 100
 MAX_SESSIONS = 1000
+
+
+def _first_header(headers: Message, name: str) -> str:
+    """The first ``name`` header as it came, or "": compat32's ``get`` makes one with 8-bit bytes a Header object,
+    which is neither a str nor hashable."""
+    name = name.lower()
+    return next((value for key, value in headers.raw_items() if key.lower() == name), "")
+
+
+def _trace_id(headers: Message) -> str | None:
+    """The app's trace id from TRACE_HEADER; None for mail the app did not send, or an id mangled on the way."""
+    value = _first_header(headers, TRACE_HEADER).strip()
+    return value if TRACE_ID.fullmatch(value) else None
 
 
 class SlowHandler:
@@ -170,8 +238,26 @@ class SlowHandler:
 
     @relay
     def _emit(self, trace_id: str | None, kind: str, **details: Any) -> None:
+        """Tell ``on_event``; a failing listener is logged, and changes nothing the client hears."""
         if self.on_event is not None and trace_id is not None:
-            self.on_event(trace_id, kind, **details)
+            try:
+                self.on_event(trace_id, kind, **details)
+            except Exception:
+                log.exception("the sink's event listener failed on %s", kind)
+
+    def _announce(self, message: StoredMessage) -> None:
+        """Tell ``on_message``; a failure is only logged: the message is in the mailbox, so the client must hear 250."""
+        if self.on_message is not None:
+            try:
+                self.on_message(message)
+            except Exception:
+                log.exception("the sink's on_message callback failed on message #%d", message.id)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's hook for an exception in any handler: our bug is a temporary failure the client may retry, not
+        aiosmtpd's default ``500 Error: (TypeError) ...``, which blames the client and echoes what it sent."""
+        log.error("the sink failed while handling an SMTP command", exc_info=error)
+        return "451 4.3.0 Local error in processing, try again later"
 
     def _rejects(self, stage: str) -> str | None:
         """The rejection reply if the faults reject at ``stage`` this time (one random draw per message)."""
@@ -207,7 +293,8 @@ class SlowHandler:
         received_at = utc_timestamp()
         raw = envelope.original_content or b""
         headers = _HEADERS.parsebytes(raw)  # the headers only: the body is never needed here
-        trace_id = headers.get(TRACE_HEADER)
+        trace_id = _trace_id(headers)
+        subject = _header_text("Subject", _first_header(headers, "Subject"))
         self._emit(trace_id, "sink.data_received", size=len(raw), peer=f"{session.peer[0]}:{session.peer[1]}")
         delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
         self._emit(trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
@@ -228,7 +315,7 @@ class SlowHandler:
         message = self.mailbox.add(
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
-            subject=str(make_header(decode_header(headers.get("Subject", "")))),
+            subject=subject,
             received_at=received_at,
             size=len(raw),
             raw=raw,
@@ -236,8 +323,7 @@ class SlowHandler:
             accepted_ns=time.perf_counter_ns(),
         )
         self._emit(trace_id, "sink.accepted", message_id=message.id, reply="250 Message accepted for delivery")
-        if self.on_message is not None:
-            self.on_message(message)
+        self._announce(message)
         return "250 Message accepted for delivery"
 
 
@@ -263,6 +349,16 @@ class SlowSMTP(SMTP):
                 return
             await asyncio.sleep(self.event_handler.faults.greet_delay_s)
         await super().push(status)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, ending the transaction even when the handler raised, as RFC 5321 4.1.1.4 says DATA does:
+        a client that sends MAIL after our 451 starts afresh instead of hearing "503 nested MAIL command"."""
+        try:
+            await super().smtp_DATA(arg)
+        except Exception:
+            self._set_post_data_state()
+            raise
 
 
 class _LoopbackController(Controller):

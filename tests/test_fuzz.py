@@ -5,7 +5,9 @@ Whatever arrives, the answer is never a 500, nothing hangs, and the servers keep
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import smtplib
 import socket
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 from sandbox import create_app
 from sandbox.client import call
 from sandbox.serving import AppServer
-from sandbox.sink import Sink
+from sandbox.sink import TRACE_ID, Sink
 
 # Every email gets a Message-ID from email.utils.make_msgid, which draws from the global random module; Hypothesis
 # notices that and warns, but it is the application's own behaviour, not a flaw in the strategies.
@@ -43,7 +45,7 @@ def fuzz_app(sink: Sink) -> Iterator[Flask]:
     )
     yield app
     app.extensions["sandbox.delivery"].wait_settled(20)
-    app.extensions["sandbox.pool"].shutdown()
+    app.extensions["sandbox.pool"].stop(app.extensions["sandbox.delivery"])
 
 
 def paths() -> st.SearchStrategy[str]:
@@ -199,3 +201,89 @@ def test_random_smtp_sessions_do_not_break_the_sink(sink: Sink, lines: list[byte
     with smtplib.SMTP(sink.host, sink.port, timeout=5) as smtp:
         smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: still here\r\n\r\nok\r\n")
     assert len(sink.mailbox.messages()) >= before + 1
+
+
+SENDERS = itertools.count(1)
+HEADER_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            b"",
+            b"<",
+            b"garbage",
+            b"Mon, 1 Jan 2020 25:00:00 +0000",
+            b"=?x-nope?q?hi?=",
+            b"=?utf-8?b?!!!?=",
+            b"=?utf-7?q?+2AA-?=",
+            b"=?idna?q?=FF?=",
+            b"caf\xc3\xa9",
+            b"\xff\xfe",
+            b"text/plain; charset=x-nope",
+            b"text/html; charset=idna",
+            b"multipart/alternative",
+            b"multipart/mixed; boundary=b",
+            b"base64",
+            b"quoted-printable",
+            b"attachment; filename*=x-nope''%ff",
+        ]
+    ),
+    st.uuids().map(lambda u: u.hex.encode()),
+    st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+)
+HEADER_LINES = st.builds(
+    lambda name, value: name + b": " + value,
+    st.sampled_from(
+        [
+            b"Subject",
+            b"To",
+            b"From",
+            b"Cc",
+            b"Date",
+            b"Message-ID",
+            b"Content-Type",
+            b"Content-Transfer-Encoding",
+            b"Content-Disposition",
+            b"X-Sandbox-Trace",
+        ]
+    ),
+    HEADER_VALUES,
+) | st.sampled_from([b"No-Value:", b"no colon at all", b" folded continuation", b"X-Long: " + b"x" * 1500])
+BODY_LINES = st.binary(max_size=60) | st.sampled_from(
+    [b"", b".", b"--b", b"--b--", b"Content-Type: text/plain; charset=x-nope", b"!!!not base64", b"=ZZ=", b"\xff\xc3"]
+)
+EMAILS = st.builds(
+    lambda headers, body: b"\r\n".join(headers) + b"\r\n\r\n" + b"\r\n".join(body),
+    st.lists(HEADER_LINES, max_size=8),
+    st.lists(BODY_LINES, max_size=8),
+)
+# aiosmtpd reads DATA in lines ending CRLF, of at most 1001 bytes with the CRLF; smtplib sends bytes as they are,
+# with dots doubled at the start of lines and a CRLF added at the end if missing.
+SMTP_LINE_LIMIT = 1001
+
+
+def has_too_long_line(payload: bytes) -> bool:
+    """Whether aiosmtpd must answer "500 Line too long" (RFC 5321 4.5.3.1.6) to ``payload`` sent by smtplib."""
+    sent = re.sub(rb"(?m)^\.", b"..", payload)
+    return any(len(line) + 2 > SMTP_LINE_LIMIT for line in sent.split(b"\r\n"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(payload=EMAILS)
+def test_malformed_emails_are_accepted_and_display(sink: Sink, fuzz_app: Flask, payload: bytes) -> None:
+    """The sink answers 250 to any email and stores it, and the mailbox shows it; the only refusal allowed is the
+    protocol's own for a line over the limit (sizes stay far below DATA_SIZE_LIMIT, so 552 is never right)."""
+    sender = f"fuzz{next(SENDERS)}@example.com"
+    try:
+        with smtplib.SMTP(sink.host, sink.port, timeout=5) as smtp:
+            smtp.sendmail(sender, ["b@example.com"], payload)
+    except smtplib.SMTPDataError as err:
+        assert (err.smtp_code, has_too_long_line(payload)) == (500, True), err
+        assert all(m.mail_from != sender for m in sink.mailbox.messages())
+        return
+    assert not has_too_long_line(payload)
+    [stored] = [m for m in sink.mailbox.messages() if m.mail_from == sender]
+    assert stored.trace_id is None or (TRACE_ID.fullmatch(stored.trace_id) and stored.trace_id.encode() in payload)
+    json.dumps(stored.summary())
+    json.dumps(stored.parts(), ensure_ascii=False).encode("utf-8")
+    client = fuzz_app.test_client()
+    for url in (f"/api/messages/{stored.id}", f"/mailbox/{stored.id}", f"/mailbox/{stored.id}/html", "/mailbox"):
+        assert client.get(url).status_code == 200, url

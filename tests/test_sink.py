@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import logging
 import smtplib
 import subprocess
 import sys
@@ -10,9 +12,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from sandbox.errors import ConfigError
-from sandbox.sink import DATA_SIZE_LIMIT, Mailbox, Sink
+from sandbox.sink import DATA_SIZE_LIMIT, Mailbox, Sink, StoredMessage
 
-MESSAGE = b"Subject: Hello\r\nX-Sandbox-Trace: trace-1\r\n\r\nHi there\r\n"
+TRACE_ID = "5f0c3a1e9b7d4c2a8e6f1b3d5a7c9e0f"  # the shape the app makes: uuid.uuid4().hex
+MESSAGE = b"Subject: Hello\r\nX-Sandbox-Trace: " + TRACE_ID.encode() + b"\r\n\r\nHi there\r\n"
 
 
 def send(sink: Sink, payload: bytes = MESSAGE, timeout: float = 10) -> None:
@@ -31,7 +34,7 @@ def test_stores_what_it_accepts(sink: Sink) -> None:
     assert message.mail_from == "teacher@example.com"
     assert message.rcpt_tos == ("student@example.com",)
     assert message.subject == "Hello"
-    assert message.trace_id == "trace-1"
+    assert message.trace_id == TRACE_ID
     assert message.size == len(message.raw) > 0
     assert b"Hi there" in message.raw
     assert set(message.summary()) == {"id", "mail_from", "rcpt_tos", "subject", "received_at", "size", "trace_id"}
@@ -196,3 +199,134 @@ def test_cli_rejects_a_bad_delay() -> None:
     result = subprocess.run([sys.executable, "-m", "sandbox.sink", "--delay", "-3"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "delay_s must be between 0 and 60" in result.stderr
+
+
+def sent_and_stored(sink: Sink, payload: bytes) -> StoredMessage:
+    """Send ``payload`` (smtplib raises unless the sink answers 250) and return what the sink stored."""
+    send(sink, payload)
+    [message] = sink.mailbox.messages()
+    return message
+
+
+def assert_displays(message: StoredMessage) -> dict:
+    """What the mailbox views need: every field a str (or the summary's own types), all of it JSON and UTF-8."""
+    parts = message.parts()
+    json.dumps(message.summary())
+    json.dumps(parts, ensure_ascii=False).encode("utf-8")
+    assert all(isinstance(value, str) for header in parts["headers"] for value in header)
+    assert isinstance(parts["text"], str) and isinstance(parts["html"], str)
+    return parts
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        (TRACE_ID.encode(), True),
+        (TRACE_ID.encode() + b"  ", True),
+        (b"trace-1", False),
+        (TRACE_ID.upper().encode(), False),
+        (TRACE_ID.encode() + b"0", False),
+        (b"caf\xc3\xa9", False),
+        (b"\xff" * 32, False),
+        (b"", False),
+    ],
+)
+def test_only_the_apps_trace_ids_are_trusted(sink: Sink, header: bytes, kept: bool) -> None:
+    message = sent_and_stored(sink, b"Subject: t\r\nX-Sandbox-Trace: " + header + b"\r\n\r\nbody\r\n")
+    assert message.trace_id == (TRACE_ID if kept else None)
+    assert ["X-Sandbox-Trace", header.decode("utf-8", "replace")] in assert_displays(message)["headers"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "subject"),
+    [
+        (b"=?x-nope?q?hi?=", "hi"),
+        (b"=?utf-8?b?!!!?=", ""),
+        (b"=?utf-8?b?/w==?=", "\ufffd"),
+        (b"=?utf-7?q?+2AA-?=", "=?utf-7?q?+2AA-?="),
+        (b"=?idna?q?=FF?=", "=?idna?q?=FF?="),
+        (b"caf\xc3\xa9", "caf\u00e9"),
+        (b"\xff\xfe bad", "\ufffd\ufffd bad"),
+        (b"=?utf-8?q?caf=C3=A9?=", "caf\u00e9"),
+    ],
+)
+def test_a_subject_that_cannot_be_decoded_is_stored_readable(sink: Sink, raw: bytes, subject: str) -> None:
+    message = sent_and_stored(sink, b"Subject: " + raw + b"\r\n\r\nbody\r\n")
+    assert message.subject == subject
+    assert assert_displays(message)["text"] == "body\r\n"
+
+
+MULTIPART = (
+    b"Content-Type: multipart/alternative; boundary=b\r\n\r\n"
+    b"--b\r\nContent-Type: text/plain; charset=x-nope\r\n\r\nplain\r\n"
+    b"--b\r\nContent-Type: text/html; charset=idna\r\n\r\n<p>html</p>\r\n--b--\r\n"
+)
+MALFORMED = {
+    "unknown body charset": (b"Content-Type: text/plain; charset=x-nope\r\n\r\nhi\r\n", "hi\r\n", ""),
+    "charsets Python cannot replace with": (MULTIPART, "plain", "<p>html</p>"),
+    "To: <": (b"To: <\r\nMessage-ID: <<>>\r\n\r\nhi\r\n", "hi\r\n", ""),
+    "bad Date": (b"Date: garbage\r\nResent-Date: Mon, 1 Jan 2020 25:00:00 +0000\r\n\r\nhi\r\n", "hi\r\n", ""),
+    "bad base64": (b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64\r\n", "!!!not base64", ""),
+    "bad quoted-printable": (b"Content-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=\xff\r\n", "=ZZ=\ufffd\r\n", ""),
+    "8-bit body": (b"Content-Type: text/plain; charset=utf-8\r\n\r\ncaf\xc3\xa9 \xff\r\n", "caf\u00e9 \ufffd\r\n", ""),
+    "utf-7 encoded word in Content-Type": (b"Content-Type: =?utf-7?q?+2AA-?=\r\n\r\nhi\r\n", "hi\r\n", ""),
+    "multipart without parts": (b"Content-Type: multipart/alternative\r\n\r\nnot multi\r\n", "", ""),
+    "HTML only": (b"Content-Type: text/html\r\n\r\n<p>hi</p>\r\n", "", "<p>hi</p>\r\n"),
+    "no body at all": (b"Subject: only headers", "", ""),
+    "nothing at all": (b"", "", ""),
+}
+
+
+@pytest.mark.parametrize(("raw", "text", "html"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_whatever_was_accepted_displays(sink: Sink, raw: bytes, text: str, html: str) -> None:
+    parts = assert_displays(sent_and_stored(sink, raw))
+    assert (parts["text"], parts["html"]) == (text, html)
+
+
+def test_a_header_that_cannot_be_parsed_shows_its_raw_text(sink: Sink) -> None:
+    parts = assert_displays(sent_and_stored(sink, MALFORMED["To: <"][0]))
+    assert ["To", "<"] in parts["headers"] and ["Message-ID", "<<>>"] in parts["headers"]
+
+
+def test_the_mailbox_pages_show_every_malformed_message(client: FlaskClient, sink: Sink) -> None:
+    for raw, *_ in MALFORMED.values():
+        send(sink, raw)
+    send(sink, b"Subject: =?x-nope?q?hi?=\r\nX-Sandbox-Trace: caf\xc3\xa9\r\n\r\nbody\r\n")
+    assert client.get("/mailbox").status_code == 200
+    assert client.get("/api/messages").status_code == 200
+    for message in sink.mailbox.messages():
+        for url in (f"/api/messages/{message.id}", f"/mailbox/{message.id}", f"/mailbox/{message.id}/html"):
+            assert client.get(url).status_code == 200, url
+
+
+def test_our_own_failure_is_a_temporary_error_and_ends_the_transaction(
+    sink: Sink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_add(**fields: object) -> StoredMessage:
+        raise TypeError("unhashable type: 'Header'")
+
+    monkeypatch.setattr(sink.mailbox, "add", broken_add)
+    with smtplib.SMTP(sink.host, sink.port, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.mail("teacher@example.com")
+        smtp.rcpt("student@example.com")
+        with caplog.at_level(logging.ERROR, logger="sandbox.sink"):
+            code, reply = smtp.data(MESSAGE)
+        assert code == 451 and b"Header" not in reply and b"Error" not in reply
+        assert any(record.exc_info for record in caplog.records)
+        monkeypatch.undo()
+        # No RSET: the failed DATA ended the transaction, so the next MAIL is not "nested".
+        assert smtp.mail("teacher@example.com")[0] == 250
+        smtp.rcpt("student@example.com")
+        assert smtp.data(MESSAGE)[0] == 250
+    assert len(sink.mailbox.messages()) == 1
+
+
+def test_a_failing_listener_does_not_turn_an_accepted_message_into_an_error(sink: Sink) -> None:
+    def broken(*args: object, **details: object) -> None:
+        raise RuntimeError("listener bug")
+
+    sink.handler.on_message = broken
+    sink.handler.on_event = broken
+    send(sink)  # raises unless the reply is 250
+    assert len(sink.mailbox.messages()) == 1
