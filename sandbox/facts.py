@@ -246,15 +246,16 @@ class Facts:
             return "delivered"
         if self.final_failure is not None:
             fate_unknown = self.final_failure.details.get("outcome") == "unknown"
-            return "unknown" if fate_unknown and not self.has_sink_lane else "failed"
+            return "unknown" if fate_unknown and not self.sink_lane_ended else "failed"
         if self.status is not None and self.status >= 400 and self.send is None:
             return "refused"
         return "pending"
 
     @cached_property
-    def has_sink_lane(self) -> bool:
-        """Whether the sink's own events (an embedded sink) are in the trace, so its view of the email is known."""
-        return self.first("sink.data_received", *SINK_ENDS) is not None
+    def sink_lane_ended(self) -> bool:
+        """Whether the sink's own events (an embedded sink) say how its side ended, so its view of the email is
+        known: stored, rejected, dropped, or left behind by a client that hung up."""
+        return self.first(*SINK_ENDS) is not None
 
     def failure_error(self) -> str:
         event = self.final_failure or self.first_failure

@@ -268,7 +268,7 @@ def _how_it_ended(facts: Facts, failed: Event, error: str) -> Sentence:
             "email arrived, and only the client never heard the 250.",
             claim("happened", "sink.accepted"),
         )
-    if facts.has_sink_lane:
+    if facts.sink_lane_ended:
         return ended + sentence(
             " The sink's side of the trace settles it: the sink stored nothing, so the email did not arrive.",
             negate(claim("happened", "sink.accepted")),

@@ -88,7 +88,10 @@ class Sandbox:
         try:
             self.requeued = mail_queue.recover(self.delivery)
         except STORE_ERRORS as err:
-            self.queue_problem = f"the queue's store could not be reached ({err}); queued emails wait there"
+            self.queue_problem = (
+                f"the queue's store could not be reached ({err}): queue sends answer 503 until it can be, and any "
+                "email already in it waits there"
+            )
             warn(self.queue_problem)
         mail_queue.start_consumer(self.settings.queue_workers)
 

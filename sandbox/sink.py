@@ -299,7 +299,12 @@ class SlowHandler:
         delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
         self._emit(trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
         if delay_s:
-            await asyncio.sleep(delay_s)
+            try:
+                await asyncio.sleep(delay_s)
+            except asyncio.CancelledError:
+                # aiosmtpd cancels the session when the client hangs up: the wait ends here, nothing is stored.
+                self._emit(trace_id, "sink.client_left")
+                raise
         if server.transport is None or server.transport.is_closing():
             # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
             self._emit(trace_id, "sink.client_left")

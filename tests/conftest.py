@@ -19,13 +19,33 @@ os.environ.setdefault("SANDBOX_QUEUE_URL", f"sqlite:///{tempfile.mkdtemp(prefix=
 from sandbox.config import Settings
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
-from sandbox.testing import free_port
+from sandbox.testing import free_port, redis_server
 from sandbox.tracer import Trace
 
 
 def settings_for_tests(**changes: object) -> Settings:
     """Settings as a fresh run would read them (this session's throwaway queue included), with ``changes``."""
     return Settings.from_env().replace(**changes)
+
+
+def _redis_or_skip() -> Iterator[str]:
+    try:
+        with redis_server() as url:
+            yield url
+    except FileNotFoundError as err:
+        pytest.skip(f"{err}; .ci/run installs it")
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free port for this module; skipped, with the reason, where none is installed."""
+    yield from _redis_or_skip()
+
+
+@pytest.fixture
+def own_redis_url() -> Iterator[str]:
+    """A redis-server for this test alone, which it may stop."""
+    yield from _redis_or_skip()
 
 
 @pytest.fixture

@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 
 from sandbox import create_app
-from sandbox.config import Settings, parse_mail_server
+from sandbox.__main__ import main
+from sandbox.config import CliParser, Settings, add_settings_arguments, parse_mail_server, settings_from_args
 from sandbox.errors import ConfigError
+from sandbox.security import TRUSTED_HOSTS_KEY
 
 
 def test_defaults_bind_loopback_with_a_two_second_sink() -> None:
@@ -44,6 +46,9 @@ def test_environment_overrides_defaults() -> None:
         ({"SANDBOX_SMTP_TIMEOUT": "0"}, "above 0"),
         ({"SANDBOX_MAIL_SERVER": "localhost"}, "HOST:PORT"),
         ({"SANDBOX_TRACE": "maybe"}, "SANDBOX_TRACE"),
+        ({"SANDBOX_HOST": "http://0.0.0.0"}, "host"),
+        ({"SANDBOX_ALLOW_HOSTS": "class.example:8000"}, "allow_hosts.*class.example:8000"),
+        ({"SANDBOX_ALLOW_HOSTS": "ok.example,bad name"}, "allow_hosts.*bad name"),
     ],
 )
 def test_bad_environment_values_say_what_is_wrong(environ: dict[str, str], words: str) -> None:
@@ -63,3 +68,23 @@ def test_create_app_reads_the_mail_server_from_the_environment(monkeypatch: pyte
     monkeypatch.setenv("SANDBOX_MAIL_SERVER", "127.0.0.1:2525")
     app = create_app()
     assert (app.config["MAIL_SERVER"], app.config["MAIL_PORT"]) == ("127.0.0.1", 2525)
+
+
+def test_allowed_hosts_come_from_the_environment_and_each_flag_adds_one(capsys: pytest.CaptureFixture[str]) -> None:
+    defaults = Settings.from_env({"SANDBOX_ALLOW_HOSTS": " Class.Example, [::2] ,, 10.0.0.5"})
+    assert defaults.allow_hosts == ("class.example", "::2", "10.0.0.5")
+    parser = CliParser(prog="test")
+    add_settings_arguments(parser, defaults)
+    args = parser.parse_args(["--allow-host", "lab-7", "--allow-host", "lab-8"])
+    settings = settings_from_args(parser, args, defaults)
+    assert settings.allow_hosts == ("class.example", "::2", "10.0.0.5", "lab-7", "lab-8")
+    assert {"class.example", "::2", "lab-8", "localhost"} <= set(settings.flask_config()[TRUSTED_HOSTS_KEY])
+    with pytest.raises(SystemExit) as exited:
+        settings_from_args(parser, parser.parse_args(["--allow-host", "lab:80"]), defaults)
+    assert exited.value.code == 2 and "allow_hosts" in capsys.readouterr().err
+
+
+def test_the_web_app_command_offers_allow_host(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--allow-host NAME" in capsys.readouterr().out

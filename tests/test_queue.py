@@ -6,28 +6,15 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sandbox.client import call
 from sandbox.runtime import Sandbox
-from sandbox.testing import free_port, redis_server
+from sandbox.testing import free_port
 from sandbox.tracer import Trace
 from tests.conftest import settings_for_tests
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """A real redis-server on a free port for this module; skipped, with the reason, where none is installed."""
-    try:
-        with redis_server() as url:
-            yield url
-    except FileNotFoundError as err:
-        pytest.skip(f"{err}; .ci/run installs it")
 
 
 def finished_trace(sandbox: Sandbox, trace_id: str, timeout: float = 15) -> Trace:

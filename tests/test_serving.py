@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import http.client
+import json
+import select
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -163,3 +166,155 @@ def test_stopping_the_single_server_closes_the_connections_still_queued(app: Fla
     running, *queued = finished_log(server, 3)
     assert running.status == 200
     assert [(entry.started_ns, entry.status) for entry in queued] == [(None, None)] * 2
+
+
+# A short read timeout, so that a test sees a slow or silent client cut off in half a second.
+SHORT_TIMEOUT_S = 0.5
+JSON_HEAD = b"POST /send-email/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+FORM_HEAD = b"POST /send-email/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+
+
+@pytest.fixture
+def strict_server(app: Flask) -> Iterator[Callable[[str], AppServer]]:
+    """``live_server`` with ``SHORT_TIMEOUT_S`` as the read timeout."""
+    started: list[AppServer] = []
+
+    def start(server_mode: str) -> AppServer:
+        server = AppServer(app, "127.0.0.1", 0, server_mode, read_timeout_s=SHORT_TIMEOUT_S).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def connect(server: AppServer) -> socket.socket:
+    url = urlsplit(server.url)
+    return socket.create_connection((url.hostname, url.port), timeout=5)
+
+
+def exchange(server: AppServer, data: bytes, *, hang_up: bool = True) -> bytes:
+    """Send ``data`` raw, then close our side unless told not to, and return all the server answered."""
+    with connect(server) as connection:
+        connection.sendall(data)
+        if hang_up:
+            connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def seconds_until_closed(connection: socket.socket, trickle: bytes = b"") -> float:
+    """Send ``trickle`` one byte every 50 ms until the server closes the connection (unanswered); how long it took."""
+    began = time.monotonic()
+    remaining = iter(trickle)
+    while time.monotonic() - began < 5:
+        if select.select([connection], [], [], 0.05)[0]:
+            assert connection.recv(65536) == b"", "the server answered a request it never had whole"
+            return time.monotonic() - began
+        byte = next(remaining, None)
+        if byte is not None:
+            connection.send(bytes([byte]))
+    raise AssertionError("the server kept the connection open")
+
+
+def assert_nothing_sent(server: AppServer, sink: Sink) -> None:
+    assert call(f"{server.url}api/stats").body["sent"] == 0
+    assert sink.mailbox.messages() == []
+
+
+def test_a_silent_connection_does_not_hold_up_the_single_server(
+    strict_server: Callable[[str], AppServer],
+) -> None:
+    server = strict_server("single")
+    with connect(server) as silent:
+        ping = call(f"{server.url}api/ping")
+        silent.setblocking(False)
+        with pytest.raises(BlockingIOError):  # still open, and still unanswered
+            silent.recv(1)
+        silent.setblocking(True)
+        assert ping.status == 200 and ping.elapsed_ms < SHORT_TIMEOUT_S * 1000 / 2
+        assert seconds_until_closed(silent) < SHORT_TIMEOUT_S + 1
+    silent_entry, ping_entry = finished_log(server, 2)
+    assert (silent_entry.started_ns, silent_entry.status) == (None, None)  # closed without a request, entry ended
+    assert (ping_entry.path, ping_entry.status) == ("/api/ping", 200)
+
+
+@pytest.mark.parametrize("server_mode", ["threaded", "single"])
+@pytest.mark.parametrize(
+    "trickle", [b"", b"GET /api/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n"], ids=["idle", "slow-headers"]
+)
+def test_a_client_too_slow_to_send_its_head_is_cut_at_the_read_timeout(
+    strict_server: Callable[[str], AppServer], server_mode: str, trickle: bytes
+) -> None:
+    """The timeout is a deadline for the whole head: a byte every 50 ms does not keep the connection alive."""
+    server = strict_server(server_mode)
+    with connect(server) as connection:
+        waited = seconds_until_closed(connection, trickle)
+    assert SHORT_TIMEOUT_S * 0.8 <= waited < SHORT_TIMEOUT_S + 1
+    assert call(f"{server.url}api/ping").status == 200
+
+
+@pytest.mark.parametrize("server_mode", ["threaded", "single"])
+def test_a_request_cut_off_before_its_blank_line_sends_nothing(
+    sink: Sink, strict_server: Callable[[str], AppServer], server_mode: str
+) -> None:
+    server = strict_server(server_mode)
+    cut_heads = [
+        b"POST /send-email/sync HTTP/1.1",
+        b"POST /send-email/sync HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        JSON_HEAD + b"Content-Length: 2",
+        JSON_HEAD + b"Content-Length: 2\r\n",
+    ]
+    for head in cut_heads * 3:
+        answer = exchange(server, head)
+        assert answer == b"" or status_of(answer) == 400, answer
+    assert_nothing_sent(server, sink)
+    assert status_of(exchange(server, JSON_HEAD + b"Content-Length: 2\r\n\r\n{}")) == 200  # whole, it sends
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "hang_up"),
+    [
+        (JSON_HEAD + b'Content-Length: 30\r\n\r\n{"to": "ada@example.com"', True),
+        (JSON_HEAD + b'Content-Length: 30\r\n\r\n{"to": "ada@example.com"', False),  # then silence: the timeout
+        (FORM_HEAD + b"Content-Length: 30\r\n\r\nto=ada%40example.com", True),
+        (JSON_HEAD + b'Transfer-Encoding: chunked\r\n\r\n1e\r\n{"to": "ada@example.com"', True),
+    ],
+    ids=["json-eof", "json-timeout", "form-eof", "chunked-eof"],
+)
+def test_a_body_shorter_than_announced_sends_nothing(
+    sink: Sink, strict_server: Callable[[str], AppServer], request_bytes: bytes, hang_up: bool
+) -> None:
+    server = strict_server("threaded")
+    answer = exchange(server, request_bytes, hang_up=hang_up)
+    assert status_of(answer) == 400
+    assert_nothing_sent(server, sink)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: abc",
+        b"Content-Length: -1",
+        b"Content-Length: 1, 2",
+        b"Content-Length: 2\r\nContent-Length: 3",
+        b"Content-Length: 2\r\nTransfer-Encoding: chunked",
+    ],
+)
+def test_a_bad_content_length_is_refused_before_the_route(
+    sink: Sink, strict_server: Callable[[str], AppServer], framing: bytes
+) -> None:
+    server = strict_server("threaded")
+    answer = exchange(server, JSON_HEAD + framing + b"\r\n\r\n{}")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert status_of(answer) == 400 and b"application/json" in head
+    assert "Content-Length" in json.loads(body)["error"]
+    assert server.requests.between(0, time.perf_counter_ns())[-1].status == 400
+    assert_nothing_sent(server, sink)
