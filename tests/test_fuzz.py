@@ -10,7 +10,10 @@ import json
 import re
 import smtplib
 import socket
+import unicodedata
 from collections.abc import Iterator
+from email import policy
+from email.parser import BytesHeaderParser
 from urllib.parse import quote
 
 import pytest
@@ -22,6 +25,7 @@ from sandbox import create_app
 from sandbox.client import call
 from sandbox.serving import AppServer
 from sandbox.sink import TRACE_ID, Sink
+from tests.test_input import LINE_BREAKS
 
 # Every email gets a Message-ID from email.utils.make_msgid, which draws from the global random module; Hypothesis
 # notices that and warns, but it is the application's own behaviour, not a flaw in the strategies.
@@ -128,6 +132,42 @@ def test_no_request_gets_a_500(
     assert response.status_code < 500, (response.status_code, response.get_data()[:300])
     if response.status_code >= 400 and response.mimetype == "application/json" and method != "HEAD":
         assert response.get_json()["error"]
+
+
+# Field text mixing ordinary characters with every line break str.splitlines() knows, control characters and lone
+# surrogates: the characters that could fold into a header break, or cannot be encoded at all.
+UNSAFE = st.sampled_from([*LINE_BREAKS, "\x00", "\x1b", "\x7f", "\ud800", "\udfff"])
+FIELD_TEXT = st.lists(UNSAFE | st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30).map("".join)
+
+
+@FAST
+@given(
+    mode=st.sampled_from(["sync", "thread", "pool"]),
+    fields=st.dictionaries(st.sampled_from(["to", "subject", "name"]), FIELD_TEXT, max_size=3),
+)
+def test_no_field_injects_a_header(fuzz_app: Flask, sink: Sink, mode: str, fields: dict[str, str]) -> None:
+    body = json.dumps(fields)  # ASCII with \u escapes: lone surrogates travel as a browser would send them
+    response = fuzz_app.test_client().post(f"/send-email/{mode}", data=body, content_type="application/json")
+    assert response.status_code < 500, response.get_json()
+    unsafe = any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") and c != "\t" for c in "".join(fields.values()))
+    if unsafe:
+        assert response.status_code == 400, (fields, response.get_json())
+    if mode == "sync" and response.status_code == 200:
+        stored = sink.mailbox.by_trace(response.get_json()["trace_id"])
+        assert stored is not None, "a 200 means the sink has it, under its own trace id"
+        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(stored.raw)
+        for name in ("From", "To", "Subject", "Date", "X-Sandbox-Trace"):
+            assert len(headers.get_all(name, [])) == 1, (name, stored.raw[:600])
+        assert not headers.get_all("Bcc") and not headers.get_all("Cc")
+
+
+@FAST
+@given(opener=st.sampled_from(["[", '{"a":', '{"to":[']), depth=st.integers(1, 6000))
+def test_nested_json_of_any_depth_is_never_a_500(fuzz_app: Flask, opener: str, depth: int) -> None:
+    client = fuzz_app.test_client()
+    for path, method in (("/send-email/sync", client.post), ("/api/sink", client.put)):
+        response = method(path, data=opener * depth, content_type="application/json")
+        assert response.status_code in (400, 413), (path, depth, response.get_data()[:200])
 
 
 def test_the_app_still_serves_after_the_storm(fuzz_app: Flask) -> None:
