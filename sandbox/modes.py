@@ -42,7 +42,7 @@ PROMISES = {
     "pool": ("no", "no: the queue is in memory", "yes: 4xx and connection errors", "at most the pool size"),
     "queue": (
         "no",
-        "yes: tasks are stored in SQLite or Redis",
+        "yes, even a kill: tasks and an outbox are stored in SQLite or Redis",
         "yes: 4xx and connection errors",
         "the consumer's workers, here or in another process",
     ),
