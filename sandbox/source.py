@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,10 +56,16 @@ def _span(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
     return first, node.end_lineno or node.lineno
 
 
+# One parse at a time: CPython 3.11 before 3.11.9 keeps the AST builder's recursion depth in global state, so two
+# threads parsing at once can fail with "AST constructor recursion depth mismatch" (gh-106905).
+_PARSING = threading.Lock()
+
+
 @functools.cache
 def _source(file: str) -> tuple[str, ast.Module] | None:
     path = (Path(PROJECT_DIR) / file).resolve()
     if Path(PROJECT_DIR) not in path.parents or path.suffix != ".py" or not path.is_file():
         return None
     text = path.read_text(encoding="utf-8")
-    return text, ast.parse(text)
+    with _PARSING:
+        return text, ast.parse(text)

@@ -335,6 +335,14 @@ def email_state(facts: Facts, n: int) -> Sentence:
             text = "Dropped: the sink found the client gone"
         case "smtp.accepted":
             text = "Accepted: the sender saw the 250"
+        case "smtp.failed" | "worker.failed" if d.get("outcome") == "unknown":
+            stored = facts.first("sink.accepted")
+            if stored is not None and facts.position(stored) < facts.position(event):
+                text = "In the sink's mailbox, though the sender gave up before it heard the 250"
+                claims.append(claim("before", "sink.accepted", facts.ref(event)))
+            else:
+                text = "Fate unknown to the sender: sent in full, no answer came"
+                claims.append(claim("detail", facts.ref(event), "outcome", Literal("unknown")))
         case "smtp.failed":
             text = "Not delivered by this try"
         case _:
@@ -402,7 +410,7 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                 claim("detail", ref, "message_id", Literal(d.get("message_id"))),
             )
         case "sink.client_left":
-            return sentence("The sink's wait is over, but the client has gone: nothing is stored", here)
+            return sentence("The client left before the sink answered: the sink's wait ends, nothing is stored", here)
         case "sink.rejected":
             return sentence(f"The sink rejects the message: {d.get('reply', '')}", here)
         case "sink.disconnected":
@@ -417,6 +425,10 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                 f"({d.get('ahead', 0)} sends already waiting or running)",
                 claim("detail", ref, "pool_size", Literal(d.get("pool_size"))),
                 claim("detail", ref, "ahead", Literal(d.get("ahead", 0))),
+            )
+        case "queue.unavailable":
+            return sentence(
+                f"The queue's store cannot be reached, so nothing is queued: {d.get('error', '')}", quoted(ref, d)
             )
         case "queue.stored":
             return sentence(
