@@ -252,3 +252,67 @@ def test_no_context_variant_fails_in_the_worker_and_is_reported(client: FlaskCli
         ["worker.failed", "response.sent"],
         ["response.sent", "worker.failed"],
     )
+
+
+def test_messages_page_after_an_id_in_order_and_say_what_was_dropped(client: FlaskClient, sink: Sink) -> None:
+    for n in range(5):
+        sink.mailbox.add(
+            mail_from="a@example.com",
+            rcpt_tos=("b@example.com",),
+            subject=f"m{n}",
+            received_at="",
+            size=1,
+            raw=b"Subject: m\r\n\r\nx\r\n",
+            trace_id=None,
+            accepted_ns=0,
+        )
+    page = client.get("/api/messages?after=2").get_json()
+    assert [m["id"] for m in page["messages"]] == [3, 4, 5]
+    assert (page["after"], page["next_after"], page["dropped"]) == (2, 5, 0)
+    assert client.get("/api/messages?after=5").get_json()["messages"] == []
+    assert [m["id"] for m in client.get("/api/messages").get_json()["messages"]] == [5, 4, 3, 2, 1]
+    sink.mailbox.clear()  # as if ids 1 to 5 had been pushed out by newer mail
+    sink.mailbox.add(
+        mail_from="a@example.com",
+        rcpt_tos=("b@example.com",),
+        subject="m6",
+        received_at="",
+        size=1,
+        raw=b"Subject: m\r\n\r\nx\r\n",
+        trace_id=None,
+        accepted_ns=0,
+    )
+    page = client.get("/api/messages?after=2").get_json()
+    assert [m["id"] for m in page["messages"]] == [6] and page["dropped"] == 3
+
+
+@pytest.mark.parametrize("after", ["-1", "x", "1.5", "٣", "9" * 40, ""])
+def test_a_bad_after_is_a_400(client: FlaskClient, after: str) -> None:
+    for path in ("/api/messages", "/api/failures"):
+        response = client.get(f"{path}?after={after}")
+        assert response.status_code == 400 and "after" in response.get_json()["error"]
+
+
+def test_failures_page_with_their_outcome(sink: Sink) -> None:
+    sink.handler.faults = sink.handler.faults.changed({"reject_probability": 1.0, "reject_code": 550})
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False}, sink=sink)
+    client = app.test_client()
+    ids = [client.post("/send-email/sync", json={}).get_json()["trace_id"] for _ in range(3)]
+    page = client.get("/api/failures?after=1").get_json()
+    assert [f["trace_id"] for f in page["failures"]] == ids[1:]
+    assert {f["outcome"] for f in page["failures"]} == {"failed"} and page["next_after"] == 3
+    assert page["possibly_duplicated"] == []
+
+
+def test_stats_count_the_pool_threads_while_they_work(sink: Sink) -> None:
+    sink.handler.delay_s = 0.5
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_POOL_SIZE": 3}, sink=sink)
+    client = app.test_client()
+    for _ in range(6):
+        assert client.post("/send-email/pool", json={}).status_code == 202
+    time.sleep(0.2)
+    stats = client.get("/api/stats").get_json()
+    assert stats["threads_by_mode"]["pool"] == 3 and stats["threads_alive"] >= 3
+    assert stats["pending"] == 6
+    assert app.extensions["sandbox.delivery"].wait_settled(10)
+    app.extensions["sandbox.pool"].stop(app.extensions["sandbox.delivery"])
