@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from sandbox.client import call
+from sandbox.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
@@ -67,6 +69,29 @@ def test_demo_reports_mail_it_could_not_deliver(closed_port: int, tmp_path: Path
     assert result.returncode == 1
     assert "4 email(s) not delivered" in result.stdout
     assert "refused the connection" in result.stdout
+
+
+class MarkupReplies:
+    """An SMTP server whose refusal is text rich would read as markup: ``[/bold]`` and ``[x]``."""
+
+    async def handle_RCPT(self, server: object, session: object, envelope: object, address: str, options: list) -> str:
+        return "550 [/bold] no [x] here [link=javascript:alert(1)]click[/link]"
+
+
+def test_text_from_outside_reaches_the_terminal_as_it_is(tmp_path: Path) -> None:
+    port = free_port()
+    controller = Controller(MarkupReplies(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        result = run(
+            "run_demo.py", "--mail-server", f"127.0.0.1:{port}", "--modes", "sync,thread", "--out", str(tmp_path)
+        )
+    finally:
+        controller.stop()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "[/bold] no [x] here" in result.stdout.replace("\n", " ")
+    assert (tmp_path / "sync.md").exists() and (tmp_path / "thread.json").exists()
+    assert "(javascript:" not in (tmp_path / "sync.md").read_text()
 
 
 @pytest.mark.parametrize(
