@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from sandbox.errors import ConfigError
 from sandbox.faults import Faults
-from sandbox.security import trusted_hosts
+from sandbox.security import TRUSTED_HOSTS_KEY, host_name, trusted_hosts
 
 SERVER_MODES = ("threaded", "single")
 QUEUE_CONSUMERS = ("embedded", "external")
@@ -36,6 +36,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 0
+    allow_hosts: tuple[str, ...] = ()  # more names the web app answers to (see sandbox.security.trusted_hosts)
     smtp_port: int = 0
     delay_s: float = 2.0
     server: str = "threaded"
@@ -60,6 +61,9 @@ class Settings:
     queue_workers: int = 2
 
     def __post_init__(self) -> None:
+        check_host("host", self.host)
+        # Frozen, so set directly: the names checked and canonical, as a tuple even when a flag gave a list.
+        object.__setattr__(self, "allow_hosts", tuple(check_host("allow_hosts", name) for name in self.allow_hosts))
         check_port("port", self.port)
         check_port("smtp_port", self.smtp_port)
         self.faults()
@@ -108,7 +112,7 @@ class Settings:
             "SANDBOX_SUBJECT_PREFIX": self.subject_prefix,
             "MAIL_DEFAULT_SENDER": self.sender,
             "SANDBOX_TRACE": self.trace,
-            "TRUSTED_HOSTS": trusted_hosts(self.host),
+            TRUSTED_HOSTS_KEY: trusted_hosts(self.host, self.allow_hosts),
             "SANDBOX_POOL_SIZE": self.pool_size,
             "SANDBOX_POOL_ATTEMPTS": self.pool_attempts,
             "SANDBOX_RETRY_BACKOFF": self.retry_backoff_s,
@@ -124,6 +128,7 @@ class Settings:
 ENV_NAMES = {
     "host": "SANDBOX_HOST",
     "port": "SANDBOX_PORT",
+    "allow_hosts": "SANDBOX_ALLOW_HOSTS",
     "smtp_port": "SANDBOX_SMTP_PORT",
     "delay_s": "SANDBOX_DELAY",
     "server": "SANDBOX_SERVER",
@@ -146,6 +151,14 @@ ENV_NAMES = {
     "queue_consumer": "SANDBOX_QUEUE_CONSUMER",
     "queue_workers": "SANDBOX_QUEUE_WORKERS",
 }
+
+
+def check_host(name: str, host: str) -> str:
+    """``host`` as the trusted-host list holds it, or a ConfigError naming the setting."""
+    try:
+        return host_name(host)
+    except ValueError as err:
+        raise ConfigError(f"{name}: {err}") from err
 
 
 def check_port(name: str, port: int) -> None:
@@ -187,6 +200,8 @@ def _parse(field: str, text: str, source: str) -> Any:
     try:
         if field == "mail_server":
             return parse_mail_server(text) if text.strip() else None
+        if field == "allow_hosts":
+            return tuple(name.strip() for name in text.split(",") if name.strip())
         if kind == "bool":
             return parse_switch(text)
         if kind == "str | None":
@@ -210,6 +225,16 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
             "--host", default=defaults.host, help=f"address the web app binds (default {defaults.host})"
         )
         parser.add_argument("--port", type=int, default=defaults.port, help="web app port; 0 picks a free one")
+        parser.add_argument(
+            "--allow-host",
+            dest="allow_hosts",
+            action="append",
+            default=list(defaults.allow_hosts),
+            metavar="NAME",
+            help="also answer to this host name or address, e.g. the name students type to reach an exposed sandbox; "
+            "repeat for more, adds to SANDBOX_ALLOW_HOSTS (loopback names, and when exposed this machine's own names "
+            "and addresses, need no flag)",
+        )
     # Run alone, the sink's port is simply --port (as DESIGN.md gives it); beside the web app, --smtp-port.
     parser.add_argument(
         *(("--port", "--smtp-port") if sink_only else ("--smtp-port",)),

@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from sandbox import create_app
+from sandbox.client import call
 from sandbox.config import CliParser, Settings, add_settings_arguments, settings_from_args
 from sandbox.security import LOOPBACK_NAMES, is_loopback, trusted_hosts, warn_if_exposed
 from sandbox.serving import AppServer
@@ -135,6 +136,7 @@ def test_a_sandbox_on_ipv6_loopback_answers_to_its_own_address() -> None:
 def test_an_exposed_sandbox_still_answers_only_to_its_own_names() -> None:
     settings = settings_from_cli("--host", "0.0.0.0", "--allow-host", "Class.Example")
     with AppServer(create_app(settings.flask_config()), "0.0.0.0", 0) as server:
+        assert call(f"{server.url}api/ping").status == 200  # the URL printed for the instructor works
         port = urlsplit(server.url).port
         address = ("127.0.0.1", port)
         status, body = get_ping(address, "evil.com")

@@ -17,7 +17,7 @@ from flask import Flask, request
 
 from sandbox.client import Reply, call
 from sandbox.requests_log import ServedRequest
-from sandbox.serving import ARRIVED_NS, REQUEST_ID, AppServer
+from sandbox.serving import ARRIVED_NS, PLACE_KEPT_S, REQUEST_ID, AppServer
 from sandbox.sink import Sink
 
 DELAY_S = 1.0
@@ -244,6 +244,19 @@ def test_a_silent_connection_does_not_hold_up_the_single_server(
     silent_entry, ping_entry = finished_log(server, 2)
     assert (silent_entry.started_ns, silent_entry.status) == (None, None)  # closed without a request, entry ended
     assert (ping_entry.path, ping_entry.status) == ("/api/ping", 200)
+
+
+def test_a_client_that_speaks_late_loses_its_place_but_is_served(
+    strict_server: Callable[[str], AppServer],
+) -> None:
+    server = strict_server("single")
+    with connect(server) as late:
+        time.sleep(PLACE_KEPT_S * 2)
+        assert call(f"{server.url}api/ping").status == 200
+        late.sendall(b"GET /api/ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        assert late.recv(65536).startswith(b"HTTP/1.0 200")
+    late_entry, ping_entry = finished_log(server, 2)
+    assert late_entry.arrived_ns < ping_entry.arrived_ns and ping_entry.finished_ns < (late_entry.started_ns or 0)
 
 
 @pytest.mark.parametrize("server_mode", ["threaded", "single"])
