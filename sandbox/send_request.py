@@ -9,7 +9,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, ClientDisconnected, HTTPException
 
 MAX_FIELD_CHARS = 1000
 DEFAULTS = {"to": "student@example.com", "subject": "Welcome to the concurrency sandbox", "name": "Student"}
@@ -80,6 +80,13 @@ def check_text(key: str, value: str) -> None:
             )
 
 
+def unreadable(err: BadRequest) -> BadInput:
+    """The 400 for a body that could not be read, saying so when it was cut short."""
+    if isinstance(err, ClientDisconnected):
+        return BadInput("the body ended before its Content-Length, so nothing was sent")
+    return BadInput(f"the body could not be read: {err.description}")
+
+
 def read_json(request: Request) -> Any:
     """The request's JSON body; BadInput for a body that is not JSON, nested too deeply to parse, or not text."""
     try:
@@ -87,7 +94,7 @@ def read_json(request: Request) -> Any:
     except RecursionError as err:
         raise BadInput("the JSON body is nested too deeply") from err
     except BadRequest as err:
-        raise BadInput(f"the body could not be read: {err.description}") from err
+        raise unreadable(err) from err
 
 
 def _read_fields(request: Request) -> dict[str, object]:
@@ -107,7 +114,7 @@ def _read_fields(request: Request) -> dict[str, object]:
         else:
             body = {}
     except BadRequest as err:  # malformed JSON or form; BadInput and 413 pass through untouched
-        raise BadInput(f"the body could not be read: {err.description}") from err
+        raise unreadable(err) from err
     allowed = [*DEFAULTS, "comparison"]
     unknown = sorted(set(body) - set(allowed))
     if unknown:
