@@ -98,6 +98,10 @@ def test_blocking_waits_for_the_sink_and_thread_does_not(page: Page, sandbox: Sa
         )
     # Two separate clicks are not a comparison: the card stays hidden.
     expect(page.locator("#comparison-card")).to_be_hidden()
+    # The app's own count, polled live: both sends delivered; the thread's worker is gone, the queue's two stay.
+    expect(page.locator("#delivery-stats")).to_have_text(
+        "Worker threads alive now: 2 (thread 0, pool 0, queue 2). Accepted 2: 2 delivered, 0 failed, 0 pending."
+    )
 
 
 def api(sandbox: Sandbox, path: str) -> dict:

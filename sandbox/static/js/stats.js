@@ -21,7 +21,7 @@ export function startStats(element) {
 }
 
 function describe(stats) {
-  const byMode = Object.entries(stats.threads_by_mode).map(([mode, count]) => `${mode} ${count}`).join(", ");
+  const byMode = ["thread", "pool", "queue"].map((mode) => `${mode} ${stats.threads_by_mode[mode]}`).join(", ");
   const fates = [`${stats.delivered} delivered`, `${stats.failed} failed`];
   if (stats.unknown) fates.push(`${stats.unknown} of unknown fate`);
   if (stats.possibly_duplicated) fates.push(`${stats.possibly_duplicated} possibly delivered twice`);
