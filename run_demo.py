@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("Wrote " + ", ".join(escape(str(path)) for path in written))
         if args.quiz:
             quiz_in_terminal(console, reports)
-    print_undelivered(undelivered, console, sandbox.still_queued, sandbox.duplicates, sandbox.queue_problem)
+    print_undelivered(sandbox.report, console)
     return 1 if undelivered else 0
 
 

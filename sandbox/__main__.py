@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nStopping: no new sends; waiting for emails still on their way...")
     finally:
-        undelivered = sandbox.stop()
-    print_undelivered(undelivered, None, sandbox.still_queued, sandbox.duplicates, sandbox.queue_problem)
+        sandbox.stop()
+    print_undelivered(sandbox.report)
     return 0
 
 

@@ -48,6 +48,19 @@ class Duplicate:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class StopReport:
+    """What a stopped run says about its emails: those that did not certainly arrive, those sent again after a
+    crash, what still waits in the queue (None: its store could not be reached), and, with an embedded sink, the
+    copies of each reported email in its mailbox."""
+
+    undelivered: list[Failure]
+    duplicates: list[Duplicate]
+    still_queued: int | None = 0
+    queue_problem: str | None = None
+    in_mailbox: dict[str, int] | None = None
+
+
 class DeliveryLog:
     """Thread-safe counts, pending sends and failures for one app."""
 

@@ -185,7 +185,7 @@ def send_error(err: BaseException, conversation: Conversation, timeout_s: float)
             lost = f"the whole message was sent, but the server did not answer within {timeout_s:g} s"
         else:
             lost = f"the whole message was sent, then the connection was lost before any answer ({describe_error(err)})"
-        return SendError(f"{lost}: it may or may not have arrived", timed_out=timed_out, unknown=True)
+        return SendError(f"{lost}: the sender cannot tell whether it arrived", timed_out=timed_out, unknown=True)
     if timed_out:
         return SendError(f"the SMTP server did not answer within {timeout_s:g} s", timed_out=True)
     return SendError(describe_error(err), timed_out=False, code=code)

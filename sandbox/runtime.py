@@ -15,7 +15,7 @@ from flask import Flask
 
 from sandbox import create_app
 from sandbox.config import Settings
-from sandbox.delivery import DeliveryLog, Duplicate, Failure
+from sandbox.delivery import DeliveryLog, Duplicate, Failure, StopReport
 from sandbox.requests_log import RequestsLog
 from sandbox.security import warn_if_exposed
 from sandbox.serving import AppServer
@@ -24,7 +24,7 @@ from sandbox.strategies import DURABLE_MODES
 from sandbox.task_queue import STORE_ERRORS
 from sandbox.tracer import Tracer
 
-SHUTDOWN_REASON = "the sandbox stopped while this email was still being sent: it may or may not have arrived"
+SHUTDOWN_REASON = "the sandbox stopped while this email was still being sent: the app cannot tell whether it arrived"
 
 
 class Sandbox:
@@ -40,6 +40,8 @@ class Sandbox:
         self.requeued: list[str] = []
         self.still_queued: int | None = 0  # None: the queue's store could not be reached to count them
         self.queue_problem: str | None = None
+        # With an embedded sink: copies of each reported email in its mailbox, settling what the app cannot know.
+        self.in_mailbox: dict[str, int] | None = None
         quiet = logging.INFO if log_requests else logging.WARNING
         logging.getLogger("werkzeug").setLevel(quiet)
         logging.getLogger("mail.log").setLevel(logging.WARNING)
@@ -123,9 +125,17 @@ class Sandbox:
             self.undelivered = log.failures()
             self.duplicates = log.duplicates()
         if self.sink is not None:
+            mailbox = self.sink.mailbox
+            reported = {f.trace_id for f in self.undelivered} | {d.trace_id for d in self.duplicates}
+            self.in_mailbox = {trace_id: mailbox.copies(trace_id) for trace_id in reported}
             self.sink.stop()
             self.sink = None
         return self.undelivered
+
+    @property
+    def report(self) -> StopReport:
+        """What the stopped run says about its emails, for the terminal."""
+        return StopReport(self.undelivered, self.duplicates, self.still_queued, self.queue_problem, self.in_mailbox)
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -168,6 +168,11 @@ class Mailbox:
         with self._changed:
             return next((m for m in self._messages if m.trace_id == trace_id), None)
 
+    def copies(self, trace_id: str) -> int:
+        """How many stored messages carry this trace id (two: the same email delivered twice)."""
+        with self._changed:
+            return sum(m.trace_id == trace_id for m in self._messages)
+
     def wait_for_count(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` messages are stored; False if ``timeout`` passed first."""
         with self._changed:

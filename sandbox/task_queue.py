@@ -35,8 +35,8 @@ TASK_NAME = "sandbox.deliver"
 # What a queue store that cannot be reached raises: Redis down, or an SQLite file that cannot be written.
 STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
 MAYBE_SENT = (
-    "a worker was sending it when the process stopped without finishing (killed?), so it was sent again: "
-    "it may have arrived twice"
+    "a worker was sending it when the process stopped without finishing (killed?), so it was sent again; whether "
+    "that cut attempt had reached the server, the app cannot tell"
 )
 
 

@@ -120,7 +120,7 @@ def test_no_answer_after_the_data_is_unknown_and_not_retried(sink: Sink) -> None
     trace = record_trace(app, "pool")
     assert [e.kind for e in trace.events].count("attempt.started") == 1, "a retry could deliver it twice"
     [failure] = app.extensions["sandbox.delivery"].failures()
-    assert failure.outcome == UNKNOWN and "may or may not have arrived" in failure.error
+    assert failure.outcome == UNKNOWN and "cannot tell whether it arrived" in failure.error
     assert app.extensions["sandbox.delivery"].wait_settled(5)
     time.sleep(1.0)  # the sink finishes its wait and sees the client gone
     assert sink.mailbox.messages() == []
@@ -194,6 +194,7 @@ def test_stopping_with_a_pool_backlog_reports_only_what_did_not_arrive() -> None
         if failure.outcome == FAILED:
             assert stored[trace_id] == 0, f"reported not delivered, yet it arrived: {failure.error}"
     assert any(f.error == NEVER_SENT for f in undelivered.values()), "the backlog no worker took was cancelled"
+    assert sandbox.report.in_mailbox == {trace_id: stored[trace_id] for trace_id in undelivered}
     assert max(stored.values()) == 1
 
 

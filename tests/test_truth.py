@@ -551,7 +551,7 @@ def _smtp_events(outcome: str, code: int) -> tuple[list[Step], list[Step], str |
     if outcome == "disconnected":
         error = (
             "the whole message was sent, then the connection was lost before any answer (the SMTP server hung up: "
-            "Connection unexpectedly closed): it may or may not have arrived"
+            "Connection unexpectedly closed): the sender cannot tell whether it arrived"
         )
         sink = [*arrived, ("sink.disconnected", {})]
         return [*data, ("smtp.failed", {"error": error, "code": None, "outcome": "unknown"})], sink, error
@@ -560,7 +560,7 @@ def _smtp_events(outcome: str, code: int) -> tuple[list[Step], list[Step], str |
         return [*connect, ("smtp.failed", {"error": error, "code": None})], [], error
     error = (
         f"the whole message was sent, but the server did not answer within {TIMEOUT_S:g} s: "
-        "it may or may not have arrived"
+        "the sender cannot tell whether it arrived"
     )
     failed = ("smtp.failed", {"error": error, "code": None, "outcome": "unknown"})
     if outcome == "answer_lost":  # the sink stored it just as the client gave up: its 250 was never read

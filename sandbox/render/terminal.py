@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from rich.console import Console
@@ -11,7 +11,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from sandbox.clock import format_ms
-from sandbox.delivery import UNKNOWN, Duplicate, Failure
+from sandbox.delivery import UNKNOWN, StopReport
 from sandbox.demo import ModeResult, median
 from sandbox.modes import PROMISE_COLUMNS, PROMISES, short_label, title
 from sandbox.quiz import Question
@@ -114,45 +114,46 @@ def print_results(console: Console, results: Sequence[ModeResult], delay_s: floa
             console.print(f"[red]{escape(result.mode)}: {escape(error)}[/]")
 
 
-def print_undelivered(
-    failures: Sequence[Failure],
-    console: Console | None = None,
-    still_queued: int | None = 0,
-    duplicates: Sequence[Duplicate] = (),
-    queue_problem: str | None = None,
-) -> None:
-    """Name every email that did not certainly arrive, so none is lost without a word: failed ones, ones of unknown
-    fate, ones delivered possibly twice after a crash; and say what waits in the queue."""
+def print_undelivered(report: StopReport, console: Console | None = None) -> None:
+    """Name every email that did not certainly arrive, so none is lost without a word: failed ones, ones whose fate
+    the app cannot know, ones sent again after a crash; and say what waits in the queue. With an embedded sink, each
+    one's copies in its mailbox settle what the app could not know."""
     console = console or Console()
-    if queue_problem:
-        console.print(f"[red]The queue: {escape(queue_problem)}.[/]")
-    if still_queued:
+    if report.queue_problem:
+        console.print(f"[red]The queue: {escape(report.queue_problem)}.[/]")
+    if report.still_queued:
         console.print(
-            f"{still_queued} queued email(s) are not delivered yet; they will be sent when the sandbox starts "
+            f"{report.still_queued} queued email(s) are not delivered yet; they will be sent when the sandbox starts "
             "again with the same queue."
         )
-    if duplicates:
-        table = Table(title=f"{len(duplicates)} email(s) delivered, possibly twice")
-        for column in ("trace id", "mode", "why", "at"):
-            table.add_column(column)
-        for duplicate in duplicates:
-            table.add_row(*(escape(v) for v in (duplicate.trace_id, duplicate.mode, duplicate.reason, duplicate.at)))
-        console.print(table)
+    if report.duplicates:
+        table = Table(title=f"{len(report.duplicates)} email(s) sent again after a crash cut an attempt")
+        rows = [(d.trace_id, d.mode, d.reason, d.at) for d in report.duplicates]
+        console.print(_report_table(table, ("trace id", "mode", "why", "at"), rows, report.in_mailbox))
+    failures = report.undelivered
     if not failures:
-        if not still_queued and still_queued is not None and not duplicates:
+        if report.still_queued == 0 and not report.duplicates:
             console.print("Every accepted email was delivered.")
         return
     unknown = sum(f.outcome == UNKNOWN for f in failures)
     headings = [f"{len(failures) - unknown} email(s) not delivered"] if len(failures) > unknown else []
     if unknown:
-        headings.append(f"{unknown} email(s) of unknown fate: they may have arrived")
-    table = Table(title="; ".join(headings))
-    for column in ("trace id", "mode", "outcome", "error", "at"):
+        headings.append(f"{unknown} email(s) the app cannot tell arrived or not")
+    rows = [(f.trace_id, f.mode, f.outcome, f.error, f.at) for f in failures]
+    columns = ("trace id", "mode", "outcome", "error", "at")
+    console.print(_report_table(Table(title="; ".join(headings)), columns, rows, report.in_mailbox))
+
+
+def _report_table(
+    table: Table, columns: Sequence[str], rows: Sequence[Sequence[str]], in_mailbox: Mapping[str, int] | None
+) -> Table:
+    """Rows keyed by trace id, escaped, with the sink's count of copies when there is one to ask."""
+    for column in (*columns, *(["copies in the sink's mailbox"] if in_mailbox is not None else [])):
         table.add_column(column)
-    for failure in failures:
-        values = (failure.trace_id, failure.mode, failure.outcome, failure.error, failure.at)
-        table.add_row(*(escape(value) for value in values))
-    console.print(table)
+    for row in rows:
+        copies = [str(in_mailbox.get(row[0], 0))] if in_mailbox is not None else []
+        table.add_row(*(escape(value) for value in (*row, *copies)))
+    return table
 
 
 def execution_table(result: TraceReport, wide: bool = True) -> Table:

@@ -132,7 +132,7 @@ export function describeOutcome(trace) {
   const order = relativeTo(last.t_ms, answer, "the answer left");
   const tries = attempts > 1 ? `, after ${attempts} attempts` : "";
   const error = String(last.details.error || "failed").replace(/\.+$/, "");
-  const fate = trace.outcome === "unknown" ? "fate unknown" : "not delivered";
+  const fate = trace.outcome === "unknown" ? "the app cannot tell whether it arrived" : "not delivered";
   return {
     acceptedMs: null,
     failed: true,
