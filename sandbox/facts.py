@@ -20,6 +20,11 @@ SINK_ENDS = ("sink.accepted", "sink.rejected", "sink.disconnected", "sink.client
 NOT_WORKER_KINDS = frozenset({"request.arrived", "sink.data_received", "sink.delay_started", *SINK_ENDS})
 
 
+def unanswered(event: Event) -> bool:
+    """A failure recorded after the whole message went out and no answer came: the sender cannot know the fate."""
+    return event.details.get("outcome") == "unknown"
+
+
 @dataclass(frozen=True)
 class ServedRequest:
     """Another request the web server had during the send, its times in ms from this trace's start."""
@@ -245,8 +250,7 @@ class Facts:
         if self.first("sink.accepted") is not None or (self.accepted is not None and self.final_failure is None):
             return "delivered"
         if self.final_failure is not None:
-            fate_unknown = self.final_failure.details.get("outcome") == "unknown"
-            return "unknown" if fate_unknown and not self.sink_lane_ended else "failed"
+            return "unknown" if unanswered(self.final_failure) and not self.sink_lane_ended else "failed"
         if self.status is not None and self.status >= 400 and self.send is None:
             return "refused"
         return "pending"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import Facts
+from sandbox.facts import Facts, unanswered
 from sandbox.steps import quoted
 from sandbox.tracer import Event
 
@@ -119,7 +119,7 @@ def _who_waited(facts: Facts) -> Moment | None:
     end = facts.worker_end
     if end is not None:
         gap, gap_claim = gap_phrase(facts, *sorted((response, end), key=facts.position))
-        what = "finished" if end.kind == "worker.finished" else "failed"
+        what = "finished" if end.kind == "worker.finished" else ENDED[unanswered(end)]
         if facts.position(response) < facts.position(end):
             parts.append(
                 sentence(
@@ -254,11 +254,14 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
+ENDED = {False: "failed", True: "gave up waiting for an answer"}  # a worker's end, by whether an answer came
+
+
 def _how_it_ended(facts: Facts, failed: Event, error: str) -> Sentence:
     """The send's last failure, and what it meant for the email: when the whole message went out and no answer
     came, the client cannot know; the sink's lane, if the trace has one, can."""
     quote = quoted(facts.ref(failed), failed.details)
-    if failed.details.get("outcome") != "unknown":
+    if not unanswered(failed):
         return sentence(f"At step {facts.step(failed)} the send failed for good: {error}.", quote)
     ended = sentence(f"At step {facts.step(failed)} the send ended without an answer: {error}.", quote)
     stored = facts.first("sink.accepted")
@@ -315,7 +318,8 @@ def _failure(facts: Facts) -> Moment | None:
             if facts.position(response) < facts.position(failed):
                 parts.append(
                     sentence(
-                        f" The client had its HTTP {facts.status} {gap} before the failure: its answer cannot tell it.",
+                        f" The client had its HTTP {facts.status} {gap} before the worker {ENDED[unanswered(failed)]}: "
+                        "its answer cannot tell it.",
                         order(facts, response, failed),
                         gap_claim,
                         status,
@@ -324,8 +328,8 @@ def _failure(facts: Facts) -> Moment | None:
             else:
                 parts.append(
                     sentence(
-                        f" The failure came {gap} before the answer left, and the answer still said HTTP "
-                        f"{facts.status}: the route did not wait to find out.",
+                        f" The worker {ENDED[unanswered(failed)]} {gap} before the answer left, and the answer still "
+                        f"said HTTP {facts.status}: the route did not wait to find out.",
                         order(facts, failed, response),
                         gap_claim,
                         status,

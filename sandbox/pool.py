@@ -118,7 +118,9 @@ def send_with_retries(app: Flask, msg: Message, trace_id: str) -> None:
                     return
                 except SendError as err:
                     if not err.retryable or attempt == attempts:
-                        trace.record(trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True)
+                        trace.record(
+                            trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True, outcome=err.outcome
+                        )
                         raise
                     wait_s = backoff * 2 ** (attempt - 1)
                     trace.record(

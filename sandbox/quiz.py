@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sandbox.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import Facts
+from sandbox.facts import Facts, unanswered
 from sandbox.steps import Row, quoted, request_state
 from sandbox.tracer import Event
 
@@ -56,6 +56,19 @@ LABELS = {
     "worker.failed": "the worker failed",
     "response.sent": "the answer left for the client",
 }
+# The same steps when no answer came after the data: the sender gave up without learning the email's fate.
+UNANSWERED_LABELS = {
+    "smtp.failed": "mail.send() gave up waiting for an answer",
+    "attempt.failed": "an attempt got no answer",
+    "worker.failed": "the worker gave up waiting for an answer",
+}
+
+
+def label(event: Event) -> str:
+    """What the step did, in a few words, true to how it ended."""
+    if unanswered(event) and event.kind in UNANSWERED_LABELS:
+        return UNANSWERED_LABELS[event.kind]
+    return LABELS[event.kind]
 
 
 @dataclass(frozen=True)
@@ -192,7 +205,7 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
     if right_event is None:
         return None
     n = facts.step(right_event)
-    label = LABELS[event_kind]
+    label_text = label(right_event)
     tagged = [facts.first(k) for (q, k) in STEP_MISCONCEPTIONS if q == kind]
     wrong_events = [e for e in tagged if e is not None and e is not right_event]
     for offset in (1, -1, 2, -2, 3):
@@ -210,12 +223,12 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
                 _is_first(facts, event),
             )
             + relation
-            + sentence(f" step {n}, where {label}.", claim("step", n, event_kind))
+            + sentence(f" step {n}, where {label_text}.", claim("step", n, event_kind))
         )
         wrong.append(Choice(f"Step {k}", (negate(claim("step", k, event_kind)),), misconception or MISREADS, feedback))
     at, tol = shown_ms(facts.ms(right_event))
     explanation = sentence(
-        f"At step {n}, {at} after the server had the request, {label}.",
+        f"At step {n}, {at} after the server had the request, {label_text}.",
         claim("step", n, event_kind),
         claim("at_ms", event_kind, round(facts.ms(right_event), 3), tol),
     )
@@ -445,13 +458,13 @@ def _request_thread_at(facts: Facts, rng: random.Random) -> Question | None:
                 )
             )
     explanation = Sentence(
-        f"At step {n} ({LABELS[event.kind]}) the request's thread was: {right_text[0].lower() + right_text[1:]}.",
+        f"At step {n} ({label(event)}) the request's thread was: {right_text[0].lower() + right_text[1:]}.",
         state.claims,
     )
     return _question(
         "request_thread_at",
         sentence(
-            f"What was the request's thread doing at step {n}, when {LABELS[event.kind]}?", claim("step", n, event.kind)
+            f"What was the request's thread doing at step {n}, when {label(event)}?", claim("step", n, event.kind)
         ),
         Choice(right_text, state.claims),
         wrong,
@@ -481,16 +494,16 @@ def _which_first(facts: Facts, rng: random.Random) -> Question | None:
     first, second = sorted((event_a, event_b), key=facts.position)
     relation = _relation(facts, second, first)
     fact = (
-        sentence(f"{_capital(LABELS[second.kind])} at step {facts.step(second)}, ")
+        sentence(f"{_capital(label(second))} at step {facts.step(second)}, ")
         + relation
-        + sentence(f" {LABELS[first.kind]} at step {facts.step(first)}.")
+        + sentence(f" {label(first)} at step {facts.step(first)}.")
     )
-    right = Choice(_capital(LABELS[first.kind]), (order_claim(facts, first, second),))
+    right = Choice(_capital(label(first)), (order_claim(facts, first, second),))
     wrong = [
         Choice(
-            _capital(LABELS[second.kind]),
+            _capital(label(second)),
             (order_claim(facts, first, second),),
-            f"Believes {LABELS[second.kind]} always comes first",
+            f"Believes {label(second)} always comes first",
             Sentence("You may be assuming an order the clock does not show here. ") + fact,
         ),
         Choice(
@@ -503,7 +516,9 @@ def _which_first(facts: Facts, rng: random.Random) -> Question | None:
     return _question(
         "which_first",
         sentence(
-            f"In this run, which came first: {LABELS[a]}, or {LABELS[b]}?", claim("happened", a), claim("happened", b)
+            f"In this run, which came first: {label(event_a)}, or {label(event_b)}?",
+            claim("happened", a),
+            claim("happened", b),
         ),
         right,
         wrong,

@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap
-from sandbox.facts import NOT_OBSERVED, SINK_ENDS, Facts, ServerView
+from sandbox.facts import NOT_OBSERVED, SINK_ENDS, Facts, ServerView, unanswered
 from sandbox.tracer import Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
@@ -208,7 +208,12 @@ def worker_state(facts: Facts, n: int) -> Sentence:
         case "attempt.failed":
             text = f"Worker {name}: gave up on this email"
         case "worker.finished" | "worker.failed":
-            done = "finished the send" if event.kind == "worker.finished" else "failed and recorded the error"
+            if event.kind == "worker.finished":
+                done = "finished the send"
+            elif unanswered(event):
+                done = "gave up waiting for an answer and recorded it"
+            else:
+                done = "failed and recorded the error"
             if origin == "route":
                 text = f"Worker {name}: {done}; its thread ends"
                 claims.append(claim("detail", "worker.spawned", "worker", Literal(name)))
@@ -335,7 +340,7 @@ def email_state(facts: Facts, n: int) -> Sentence:
             text = "Dropped: the sink found the client gone"
         case "smtp.accepted":
             text = "Accepted: the sender saw the 250"
-        case "smtp.failed" | "worker.failed" if d.get("outcome") == "unknown":
+        case "smtp.failed" | "worker.failed" if unanswered(event):
             stored = facts.first("sink.accepted")
             if stored is not None and facts.position(stored) < facts.position(event):
                 text = "In the sink's mailbox, though the sender gave up before it heard the 250"
@@ -503,6 +508,14 @@ def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
     d = event.details
     attempt = int(d.get("attempt", 0))
     ref = facts.ref(event)
+    if d.get("final") and unanswered(event):
+        return sentence(
+            f"Attempt {attempt} gets no answer and is not tried again (a retry could deliver the email twice): "
+            f"{d.get('error', '')}",
+            claim("detail", ref, "final", Literal(True)),
+            claim("detail", ref, "outcome", Literal("unknown")),
+            quoted(ref, d),
+        )
     if d.get("final"):
         return sentence(
             f"Attempt {attempt} fails for good: {d.get('error', '')}",

@@ -224,7 +224,7 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
                 )
                 outbox.waiting(trace_id, data)
                 raise CancelExecution(retry=True) from err  # Huey stores the task again, for later
-            trace.record(trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True)
+            trace.record(trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True, outcome=err.outcome)
             _failed(trace, log, outbox, trace_id, str(err), err.outcome)
             return
         except Exception as err:  # noqa: BLE001 - a bug here must be recorded, not left to Huey's log
