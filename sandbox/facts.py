@@ -20,6 +20,25 @@ SINK_ENDS = ("sink.accepted", "sink.rejected", "sink.disconnected", "sink.client
 NOT_WORKER_KINDS = frozenset({"request.arrived", "sink.data_received", "sink.delay_started", *SINK_ENDS})
 
 
+# How a sink's hold ended, as the end of a sentence ("1.00 s pass before it answers"): present, past.
+HOLD_ENDINGS = {
+    "sink.accepted": ("before it answers", "before it answered"),
+    "sink.rejected": ("before it answers", "before it answered"),
+    "sink.disconnected": ("before it hangs up without answering", "before it hung up without answering"),
+    "sink.client_left": (
+        "before it finds the client gone; it never answers",
+        "before it found the client gone; it never answered",
+    ),
+}
+
+
+NOT_ACCEPTED = {
+    "unknown": "not confirmed: the app cannot tell whether it arrived",
+    "refused": "never sent",
+    "pending": "not accepted yet",
+}
+
+
 def unanswered(event: Event) -> bool:
     """A failure recorded after the whole message went out and no answer came: the sender cannot know the fate."""
     return event.details.get("outcome") == "unknown"
@@ -254,6 +273,17 @@ class Facts:
         if self.status is not None and self.status >= 400 and self.send is None:
             return "refused"
         return "pending"
+
+    @property
+    def not_accepted(self) -> str:
+        """What the summary says instead of "accepted after ..." when no 250 was seen."""
+        return NOT_ACCEPTED.get(self.outcome, "not accepted")
+
+    @cached_property
+    def held_s(self) -> float | None:
+        """How long the sink planned to hold this email (its delay plus any jitter drawn), if the trace shows it."""
+        started = self.first("sink.delay_started")
+        return float(started.details["delay_s"]) if started is not None and "delay_s" in started.details else None
 
     @cached_property
     def sink_lane_ended(self) -> bool:

@@ -37,7 +37,7 @@ def short_label(mode: str) -> str:
 # What each working mode promises, by construction (see the strategies' code): shown beside the measured figures.
 PROMISE_COLUMNS = ("user waits for the mail server", "survives a restart", "retries", "worker threads")
 PROMISES = {
-    "sync": ("yes", "nothing left to lose: sent before the answer", "no", "none"),
+    "sync": ("yes", "nothing pending: the send has ended, delivered or not, before the answer", "no", "none"),
     "thread": ("no", "no: a pending email dies with the process", "no", "one per email, unbounded"),
     "pool": ("no", "no: the queue is in memory", "yes: 4xx and connection errors", "at most the pool size"),
     "queue": (

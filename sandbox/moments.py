@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import Facts, unanswered
+from sandbox.facts import HOLD_ENDINGS, Facts, unanswered
 from sandbox.steps import quoted
 from sandbox.tracer import Event
 
@@ -199,13 +199,14 @@ def _blocked(facts: Facts) -> Moment | None:
         return _moment("What does 'blocked' mean here?", join(parts), facts.step(send))
     answered = server.answered(facts.ms(send), facts.ms(end))
     waiting = server.waiting(facts.ms(end))
+    busy = server.busy(facts.ms(end))
     span = claim("server_answered", facts.ref(send), facts.ref(end), len(answered), _slowest(answered), _tol(answered))
     if answered:
         slowest, _ = shown_ms(_slowest(answered))
         parts.append(
             sentence(
                 f" Meanwhile the server answered {_count(len(answered), 'other request')}, the slowest in {slowest}: "
-                "only this request's thread was blocked.",
+                "this request's wait did not stop the server answering others.",
                 span,
             )
         )
@@ -223,7 +224,15 @@ def _blocked(facts: Facts) -> Moment | None:
                 claim("detail", "request.arrived", "server", Literal("single")),
             )
         parts.append(waited + ".")
-    if not answered and not waiting:
+    if busy:
+        parts.append(
+            sentence(
+                f" When it returned, {_count(len(busy), 'other request')} {'was' if len(busy) == 1 else 'were'} "
+                "still being handled, each on a thread of its own.",
+                claim("server_busy", facts.ref(end), len(busy)),
+            )
+        )
+    if not answered and not waiting and not busy:
         kind = facts.server_kind
         other = (
             "a threaded server would have answered them on threads of their own"
@@ -236,6 +245,7 @@ def _blocked(facts: Facts) -> Moment | None:
                 f" No other request came in meanwhile, so nobody else was kept waiting; had some come, {other}.",
                 span,
                 claim("server_waiting", facts.ref(end), 0, 0, 0),
+                claim("server_busy", facts.ref(end), 0),
                 claim("detail", "request.arrived", "server", Literal(kind)),
             )
         )
@@ -418,7 +428,8 @@ def _sink_hold(facts: Facts) -> Moment | None:
     held, held_claim = gap_phrase(facts, started, end)
     parts = [
         sentence(
-            f"At step {facts.step(started)} the sink began to hold the email; {held} passed before it answered.",
+            f"At step {facts.step(started)} the sink began to hold the email; {held} passed "
+            f"{HOLD_ENDINGS[end.kind][1]}.",
             held_claim,
         )
     ]
@@ -444,7 +455,7 @@ def _sink_hold(facts: Facts) -> Moment | None:
         into, into_claim = gap_phrase(facts, started, response)
         parts.append(
             sentence(
-                f" The answer left {into} into the wait, so the client waited for part of it only.",
+                f" The HTTP answer left {into} into the sink's wait, before that wait ended.",
                 order(facts, started, response),
                 order(facts, response, end),
                 into_claim,

@@ -47,6 +47,7 @@ LABELS = {
     "smtp.failed": "mail.send() raised an error",
     "pool.queued": "the route queued the send for the pool",
     "queue.stored": "the route stored the task",
+    "queue.unavailable": "the route found the queue's store out of reach",
     "attempt.started": "an attempt began",
     "attempt.failed": "an attempt failed",
     "sink.rejected": "the sink rejected the message",
@@ -68,7 +69,7 @@ def label(event: Event) -> str:
     """What the step did, in a few words, true to how it ended."""
     if unanswered(event) and event.kind in UNANSWERED_LABELS:
         return UNANSWERED_LABELS[event.kind]
-    return LABELS[event.kind]
+    return LABELS.get(event.kind, event.kind)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,13 @@ STEP_MISCONCEPTIONS = {
 }
 
 
+def _you_may(misconception: str) -> str:
+    """A misconception tag ("Believes the answer waits...") said to the student: "You may believe the answer..."."""
+    if misconception.startswith("Believes "):
+        return "You may believe " + misconception.removeprefix("Believes ")
+    return "You may have read the table too quickly: the right step is next to this one"
+
+
 def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str, event_kind: str) -> Question | None:
     right_event = facts.first(event_kind)
     if right_event is None:
@@ -218,8 +226,7 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
         relation = _relation(facts, event, right_event)
         feedback = (
             sentence(
-                f"You may be thinking {(misconception or MISREADS)[0].lower() + (misconception or MISREADS)[1:]}. "
-                f"Step {k} is where {LABELS.get(event.kind, event.kind)}, ",
+                f"{_you_may(misconception or MISREADS)}. Step {k} is where {label(event)}, ",
                 _is_first(facts, event),
             )
             + relation

@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap
-from sandbox.facts import NOT_OBSERVED, SINK_ENDS, Facts, ServerView, unanswered
+from sandbox.facts import HOLD_ENDINGS, NOT_OBSERVED, SINK_ENDS, Facts, ServerView, unanswered
 from sandbox.tracer import Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
@@ -342,9 +342,14 @@ def email_state(facts: Facts, n: int) -> Sentence:
             text = "Accepted: the sender saw the 250"
         case "smtp.failed" | "worker.failed" if unanswered(event):
             stored = facts.first("sink.accepted")
+            lane_end = facts.first(*SINK_ENDS)
             if stored is not None and facts.position(stored) < facts.position(event):
                 text = "In the sink's mailbox, though the sender gave up before it heard the 250"
                 claims.append(claim("before", "sink.accepted", facts.ref(event)))
+            elif stored is None and lane_end is not None and facts.position(lane_end) < facts.position(event):
+                text = "Not delivered (the sink stored nothing); the sender cannot tell"
+                claims.append(negate(claim("happened", "sink.accepted")))
+                claims.append(claim("before", facts.ref(lane_end), facts.ref(event)))
             else:
                 text = "Fate unknown to the sender: sent in full, no answer came"
                 claims.append(claim("detail", facts.ref(event), "outcome", Literal("unknown")))
@@ -410,10 +415,17 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "sink.delay_started":
             return _sink_wait(facts, event)
         case "sink.accepted":
-            return sentence(
+            stored = sentence(
                 f"The sink stores message #{d.get('message_id')} and answers 250",
                 claim("detail", ref, "message_id", Literal(d.get("message_id"))),
             )
+            gave_up = next((e for e in facts.all("smtp.failed") if unanswered(e)), None)
+            if gave_up is not None and facts.position(gave_up) < facts.position(event):
+                return stored + sentence(
+                    f", which no one reads: the sender gave up waiting at step {facts.step(gave_up)}",
+                    claim("before", facts.ref(gave_up), ref),
+                )
+            return stored
         case "sink.client_left":
             return sentence("The client left before the sink answered: the sink's wait ends, nothing is stored", here)
         case "sink.rejected":
@@ -427,7 +439,7 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "pool.queued":
             return sentence(
                 f"The route queues the send for a pool of {d.get('pool_size')} threads "
-                f"({d.get('ahead', 0)} sends already waiting or running)",
+                f"({_count(int(d.get('ahead', 0)), 'send')} already waiting or running)",
                 claim("detail", ref, "pool_size", Literal(d.get("pool_size"))),
                 claim("detail", ref, "ahead", Literal(d.get("ahead", 0))),
             )
@@ -484,7 +496,7 @@ def _sink_wait(facts: Facts, event: Event) -> Sentence:
     held = facts.gap_ms(event, end)
     shown, tol = shown_gap(held)
     return sentence(
-        f"The sink holds the message: {shown} pass before it answers",
+        f"The sink holds the message: {shown} pass {HOLD_ENDINGS[end.kind][0]}",
         claim("gap_ms", ref, facts.ref(end), round(held, 3), tol),
     )
 
@@ -551,6 +563,11 @@ def describe_output(facts: Facts, event: Event, n: int) -> Sentence:
         case "sink.accepted":
             return sentence("250: the email is in the sink's mailbox", claim("happened", ref))
         case "worker.failed":
+            if unanswered(event):
+                return sentence(
+                    "/api/failures lists it with outcome unknown",
+                    claim("detail", ref, "outcome", Literal("unknown")),
+                )
             return sentence("/api/failures lists the error", claim("happened", ref))
         case "sink.rejected":
             code = str(d.get("reply", ""))[:3]

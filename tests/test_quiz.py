@@ -36,8 +36,9 @@ def test_wrong_feedback_names_the_misconception_and_the_fact(recorded_traces) ->
     sync, thread = recorded_traces[2]
     question = next(q for q in quiz_of(thread, sync) if q.kind == "response_step")
     wrong = [f for i, f in enumerate(question.feedback) if i != question.answer]
-    assert all(f.startswith("You may be thinking") for f in wrong)
-    assert any("the answer waits for the email to be accepted" in f for f in wrong)
+    assert all(f.startswith(("You may believe ", "You may have read the table too quickly")) for f in wrong)
+    assert any("You may believe the answer waits for the email to be accepted" in f for f in wrong)
+    assert not any("believes" in f.lower() for f in wrong), "a misconception tag must not be pasted in as it is"
 
 
 def test_same_trace_and_seed_give_the_same_quiz(recorded_traces) -> None:

@@ -138,7 +138,11 @@ def print_undelivered(report: StopReport, console: Console | None = None) -> Non
     unknown = sum(f.outcome == UNKNOWN for f in failures)
     headings = [f"{len(failures) - unknown} email(s) not delivered"] if len(failures) > unknown else []
     if unknown:
-        headings.append(f"{unknown} email(s) the app cannot tell arrived or not")
+        heading = f"{unknown} email(s) the app cannot tell arrived or not"
+        if report.in_mailbox is not None:
+            arrived = sum(1 for f in failures if f.outcome == UNKNOWN and report.in_mailbox.get(f.trace_id, 0))
+            heading += f" (the sink's mailbox has {arrived} of them)"
+        headings.append(heading)
     rows = [(f.trace_id, f.mode, f.outcome, f.error, f.at) for f in failures]
     columns = ("trace id", "mode", "outcome", "error", "at")
     console.print(_report_table(Table(title="; ".join(headings)), columns, rows, report.in_mailbox))
