@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sandbox.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
 from sandbox.facts import Facts, unanswered
+from sandbox.sink import SINK_THREAD_NAME
 from sandbox.steps import Row, quoted, request_state
 from sandbox.tracer import Event
 
@@ -539,6 +540,14 @@ def _capital(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
+# The sandbox's sink runs in the app's process only so that its side can be watched; a real mail server is another
+# program, usually on another machine.
+LEFT_OUT_SINK = (
+    "Leaving out the sink's thread: here the mail server runs in the same process, on a thread of its own, so that "
+    "its side can be traced (a real one is another program, usually on another machine)"
+)
+
+
 def _thread_count(facts: Facts, rows: list[Row], rng: random.Random) -> Question | None:
     names: list[str] = []
     for row in rows:
@@ -558,7 +567,10 @@ def _thread_count(facts: Facts, rows: list[Row], rng: random.Random) -> Question
         for n, why in (
             (1, "Thinking everything in a web app runs on one thread"),
             (count + 1, "Counting a thread for each SMTP command or template"),
-            (count - 1, "Forgetting that the SMTP sink runs on a thread of its own"),
+            (
+                count - 1,
+                LEFT_OUT_SINK if SINK_THREAD_NAME in names else "Leaving out one of the threads that recorded steps",
+            ),
             (count + 2, "Thinking Flask starts threads for everything"),
         )
         if n >= 1 and n != count
