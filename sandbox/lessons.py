@@ -7,6 +7,11 @@ waited) is shown by its scenario, live, beside the text. The front matter::
     title: Why the blocking route blocks
     summary: One line for the list of lessons.
     order: 1
+    objective: What the student can do after the lesson, in a sentence.
+    predict:                            # asked before "Run it"; the run says which option happened
+      question: Which comes first?
+      check: answer_before_acceptance   # a check in sandbox.predictions, naming the options it can return
+      options: {answer_first: The answer, email_first: The email}
     scenario:
       description: What pressing "Run it" does, in a sentence.
       steps:
@@ -44,24 +49,29 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from sandbox.errors import ConfigError
+from sandbox.facts import Facts, observed_server
 from sandbox.faults import Faults, describe_faults
 from sandbox.modes import BUTTON_LABELS, COMPARED_WITH
+from sandbox.predictions import CHECKS
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.send_request import BadInput
 from sandbox.strategies import SEND_MODES
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
-FRONT_KEYS = ("title", "summary", "order", "scenario", "quiz")
+FRONT_KEYS = ("title", "summary", "order", "objective", "predict", "scenario", "quiz")
+PREDICT_KEYS = ("question", "check", "options")
 SCENARIO_KEYS = ("description", "steps")
 STEP_KEYS = ("title", "sink", "modes", "ping", "compare")
 SERVER_KINDS = ("threaded", "single")
 
 bp = Blueprint("lessons", __name__, url_prefix="/lessons")
+api = Blueprint("lessons_api", __name__, url_prefix="/api/lessons")
+VERDICT_TRACES_MAX = 20
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
@@ -75,6 +85,8 @@ class Lesson:
     title: str
     summary: str
     order: int
+    objective: str
+    predict: dict[str, Any]
     scenario: dict[str, Any]
     quiz: list[str]
     html: Markup
@@ -120,15 +132,44 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
         raise LessonError(
             f"{path.name}: quiz kind other_mode needs a step with compare: true (its answer is the partner's run)"
         )
+    if not isinstance(meta["objective"], str) or not meta["objective"].strip():
+        raise LessonError(f"{path.name}: objective must say, in a sentence, what the student can do afterwards")
     return Lesson(
         path.stem.split("-", 1)[-1],
         str(meta["title"]),
         str(meta["summary"]),
         int(meta["order"]),
+        meta["objective"].strip(),
+        parse_predict(path, meta["predict"]),
         scenario,
         list(quiz),
         Markup(_markdown.render(body)),
     )
+
+
+def parse_predict(path: Path, predict: object) -> dict[str, Any]:
+    """The prediction asked before the run: a question, and one option per answer its check can give."""
+    if not isinstance(predict, dict):
+        raise LessonError(f"{path.name}: predict must be a mapping with {', '.join(PREDICT_KEYS)}")
+    _no_unknown_keys(path, "predict", predict, PREDICT_KEYS)
+    if not isinstance(predict.get("question"), str) or not predict["question"].strip():
+        raise LessonError(f"{path.name}: predict.question must ask something the run will answer")
+    check = predict.get("check")
+    if check not in CHECKS:
+        raise LessonError(f"{path.name}: predict.check must be one of {', '.join(CHECKS)}, not {check!r}")
+    options = predict.get("options")
+    answers = CHECKS[check][1]
+    if (
+        not isinstance(options, dict)
+        or set(options) != set(answers)
+        or any(not isinstance(text, str) or not text.strip() for text in options.values())
+    ):
+        raise LessonError(f"{path.name}: predict.options must give a text for each of {', '.join(answers)}")
+    return {
+        "question": predict["question"].strip(),
+        "check": check,
+        "options": [{"key": key, "text": options[key].strip()} for key in answers],
+    }
 
 
 def parse_scenario(path: Path, scenario: object, modes: frozenset[str]) -> dict[str, Any]:
@@ -240,4 +281,32 @@ def lesson(slug: str) -> str:
         other_server=next(kind for kind in SERVER_KINDS if kind != server),
         embedded_sink=current_app.extensions.get("sandbox.sink") is not None,
         labels=BUTTON_LABELS,
+    )
+
+
+@api.get("/<slug>/verdict")
+def verdict(slug: str) -> Response:
+    """Which option of the lesson's prediction the run shows: ``?traces=<id>,<id>`` names the run's traces."""
+    lesson = next((lesson for lesson in lessons() if lesson.slug == slug), None)
+    if lesson is None:
+        raise BadInput(f"no lesson {slug!r}; see /lessons", 404)
+    ids = [part for part in request.args.get("traces", "").split(",") if part]
+    if not ids or len(ids) > VERDICT_TRACES_MAX:
+        raise BadInput(f"name the run's traces: ?traces=<id>,<id> (1 to {VERDICT_TRACES_MAX})")
+    tracer, log = current_app.extensions["sandbox.tracer"], current_app.extensions.get("sandbox.requests")
+    runs = []
+    for trace_id in ids:
+        trace = tracer.get(trace_id)
+        if trace is None:
+            raise BadInput(f"no trace {trace_id!r}: it never existed or is no longer kept", 404)
+        runs.append(Facts(trace, observed_server(trace, log)))
+    check, _ = CHECKS[lesson.predict["check"]]
+    judged = check(runs)
+    texts = {option["key"]: option["text"] for option in lesson.predict["options"]}
+    return jsonify(
+        lesson=slug,
+        check=lesson.predict["check"],
+        answer=judged.answer,
+        answer_text=texts.get(judged.answer) if judged.answer else None,
+        evidence=judged.evidence,
     )

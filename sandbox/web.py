@@ -47,6 +47,7 @@ CONTENT_SECURITY_POLICY = (
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
+    app.register_blueprint(lessons.api)
     app.register_error_handler(HTTPException, json_error)
     request_finished.connect(record_response, app)
 

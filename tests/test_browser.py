@@ -226,10 +226,52 @@ def test_the_no_context_variant_shows_its_error(page: Page, sandbox: Sandbox) ->
     expect(page.locator("table.steps")).to_contain_text("RuntimeError: Working outside of application context")
 
 
+def predict_and_run(page: Page, option: str | None = None) -> None:
+    """Answer the lesson's prediction (its first option unless one is named), then press Run it."""
+    run = page.get_by_role("button", name="Run it")
+    expect(run).to_be_disabled()  # the prediction comes first
+    choice = page.locator("#prediction input[name=prediction]")
+    (choice.first if option is None else page.locator(f"#prediction input[value='{option}']")).check()
+    expect(run).to_be_enabled()
+    run.click()
+
+
+# What each lesson's run shows on this sandbox (threaded server, embedded sink), so which option the verdict names.
+VERDICTS = {
+    "why-blocking-blocks": "during",
+    "threads-in-flask": "answer_first",
+    "application-context": "accepted",
+    "threaded-send-step-by-step": "sooner",
+    "what-can-still-go-wrong": "several",
+    "beyond-threads": "none",
+}
+
+
+@pytest.mark.parametrize("slug", list(VERDICTS))
+def test_each_lesson_states_its_objective_asks_first_and_judges_the_prediction_by_the_run(
+    page: Page, sandbox: Sandbox, slug: str
+) -> None:
+    page.goto(f"{sandbox.url}lessons/{slug}")
+    expect(page.locator(".objective")).to_contain_text("After this lesson")
+    options = page.locator("#prediction input[name=prediction]")
+    wrong = next(
+        options.nth(i).get_attribute("value")
+        for i in range(options.count())
+        if options.nth(i).get_attribute("value") != VERDICTS[slug]
+    )
+    predict_and_run(page, wrong)
+    verdict = page.locator("#verdict")
+    expect(verdict).to_be_visible(timeout=40_000)
+    expect(verdict).to_have_attribute("data-answer", VERDICTS[slug])
+    expect(verdict).to_have_attribute("data-correct", "false")
+    expect(verdict).to_contain_text("You predicted")
+    expect(verdict).to_contain_text("The run shows otherwise")
+
+
 def test_a_lesson_runs_its_scenario(page: Page, sandbox: Sandbox) -> None:
     page.goto(f"{sandbox.url}lessons")
     page.get_by_role("link", name="The application context").click()
-    page.get_by_role("button", name="Run it").click()
+    predict_and_run(page)
     expect(page.locator("#run-status")).to_contain_text("Done", timeout=20_000)
     expect(page.locator("li.result")).to_have_count(3)
     for mode in ("thread-no-context", "thread-proxy"):
@@ -250,7 +292,7 @@ def test_lesson_one_pings_during_the_blocking_send(page: Page, sandbox: Sandbox)
     before = api(sandbox, "/api/sink")
     page.goto(f"{sandbox.url}lessons/why-blocking-blocks")
     expect(page.locator("#other-command")).to_have_value("python -m sandbox --server single")
-    page.get_by_role("button", name="Run it").click()
+    predict_and_run(page)
     expect(page.locator("#run-status")).to_contain_text("Done", timeout=20_000)
     report = page.locator("#ping-report")
     expect(report).to_be_visible()
@@ -268,7 +310,7 @@ def test_lesson_five_breaks_the_sink_and_puts_the_visitors_settings_back(page: P
     try:
         before = api(sandbox, "/api/sink")
         page.goto(f"{sandbox.url}lessons/what-can-still-go-wrong")
-        page.get_by_role("button", name="Run it").click()
+        predict_and_run(page)
         expect(page.locator("#run-status")).to_contain_text("Done", timeout=30_000)
         expect(page.locator("#run-status")).to_contain_text("back as they were")
         expect(page.locator("li.result")).to_have_count(7)

@@ -4,14 +4,18 @@ import re
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from sandbox.lessons import LESSONS_DIR, LessonError, load_lessons, parse_lesson
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.strategies import SEND_MODES
+from tests.conftest import record_trace
 
 MODES = frozenset(SEND_MODES)
-FRONT = "title: x\nsummary: y\norder: 1\nquiz: [wait_time]\n"
+PREDICT = "predict: {question: q, check: answer_before_acceptance, options: {answer_first: a, email_first: e}}\n"
+FRONT = "title: x\nsummary: y\norder: 1\nobjective: o\n" + PREDICT + "quiz: [wait_time]\n"
+STEP = "scenario: {description: d, steps: [{title: t, modes: [sync]}]}\n"
 BOTH = "modes: [sync, thread]"
 
 
@@ -66,7 +70,7 @@ def test_no_lesson_asserts_what_only_a_run_can_show(pattern: str) -> None:
 @pytest.mark.parametrize(
     ("front", "words"),
     [
-        ("title: x\nsummary: y\norder: 1\nquiz: [wait_time]\n", "lacks scenario"),
+        (FRONT, "lacks scenario"),
         (FRONT + "scenario: {description: d, steps: [{title: t, modes: [fax]}]}\n", r"steps\[0\]\.modes"),
         (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], sink: {delay_s: 99}}]}\n", "delay_s"),
         (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], sink: {colour: red}}]}\n", "colour"),
@@ -78,6 +82,11 @@ def test_no_lesson_asserts_what_only_a_run_can_show(pattern: str) -> None:
         (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], compare: true}]}\n", "compare"),
         (FRONT + "scenario: {description: d, steps: [{modes: [sync]}]}\n", "title"),
         (FRONT + "scenario: {description: d, steps: []}\n", "at least one step"),
+        (FRONT.replace("objective: o", "objective: ''") + STEP, "objective"),
+        (FRONT.replace("answer_before_acceptance", "guesswork") + STEP, "predict.check"),
+        (FRONT.replace("email_first: e", "later: e") + STEP, "predict.options"),
+        (FRONT.replace(PREDICT, "predict: {question: q}\n") + STEP, "predict.check"),
+        (FRONT.replace(PREDICT, "") + STEP, "lacks predict"),
         (FRONT + "scenario: {modes: [sync], delay_s: 1}\n", "unknown keys"),
         (
             FRONT.replace("wait_time", "guess") + "scenario: {description: d, steps: [{title: t, modes: [sync]}]}\n",
@@ -140,3 +149,44 @@ def test_the_dead_server_lesson_says_what_it_does_to_the_sink(client: FlaskClien
     html = client.get("/lessons/what-can-still-go-wrong").get_data(as_text=True)
     assert "not listening: every connection is refused" in html
     assert "rejects 100% at RCPT with 451" in html and "rejects 100% at RCPT with 550" in html
+
+
+def test_every_lesson_states_an_objective_and_a_prediction_its_run_can_judge() -> None:
+    for lesson in load_lessons(LESSONS_DIR, MODES):
+        assert lesson.objective and lesson.predict["question"].endswith("?"), lesson.slug
+        assert len(lesson.predict["options"]) >= 2
+
+
+def test_the_verdict_names_what_the_run_showed(app: Flask, client: FlaskClient) -> None:
+    sync = record_trace(app, "sync")
+    thread = record_trace(app, "thread")
+    body = client.get(f"/api/lessons/threaded-send-step-by-step/verdict?traces={sync.trace_id},{thread.trace_id}")
+    assert body.status_code == 200
+    verdict = body.get_json()
+    assert verdict["check"] == "thread_answers_sooner" and verdict["answer"] in ("sooner", "same")
+    assert "The blocking route answered after" in verdict["evidence"]
+    order = client.get(f"/api/lessons/threads-in-flask/verdict?traces={thread.trace_id}").get_json()
+    assert order["answer"] in ("answer_first", "email_first") and order["answer_text"]
+
+
+def test_a_run_that_cannot_decide_says_so(app: Flask, client: FlaskClient) -> None:
+    sync = record_trace(app, "sync")
+    verdict = client.get(f"/api/lessons/threads-in-flask/verdict?traces={sync.trace_id}").get_json()
+    assert verdict["answer"] is None and verdict["answer_text"] is None
+    assert "no thread send" in verdict["evidence"]
+    ping = client.get(f"/api/lessons/why-blocking-blocks/verdict?traces={sync.trace_id}").get_json()
+    assert ping["answer"] is None, "no ping, and no server log under the test client: nothing to judge by"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/lessons/nope/verdict?traces=a", 404),
+        ("/api/lessons/threads-in-flask/verdict", 400),
+        ("/api/lessons/threads-in-flask/verdict?traces=" + ",".join(["x"] * 21), 400),
+        ("/api/lessons/threads-in-flask/verdict?traces=0123", 404),
+    ],
+)
+def test_bad_verdict_requests_are_4xx_with_a_message(client: FlaskClient, path: str, status: int) -> None:
+    response = client.get(path)
+    assert response.status_code == status and response.get_json()["error"]

@@ -1,5 +1,6 @@
 // A lesson's live sandbox: "Run it" runs the lesson's scenario step by step (see scenario.js), shows each send's
 // result, the ping report of a step that pings, the comparison of a step that compares, and the last trace.
+import { getJSON } from "./api.js";
 import { renderComparison } from "./comparison.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { pingAfterMs, renderPingReport, sendWithPing } from "./ping-report.js";
@@ -38,10 +39,43 @@ function compare(step, traceIds) {
   renderComparison(comparison, traces, JSON.parse(resultList.dataset.labels || "{}"));
 }
 
+// The prediction comes first: "Run it" waits for one, and the run's verdict is shown beside it afterwards.
+const prediction = document.querySelector("#prediction");
+const verdict = document.querySelector("#verdict");
+const chosen = () => prediction.querySelector("input[name=prediction]:checked");
+let running = false;
+
+async function showVerdict(traceIds) {
+  const guess = chosen();
+  const query = encodeURIComponent(traceIds.join(","));
+  const { status, body } = await getJSON(`/api/lessons/${encodeURIComponent(prediction.dataset.slug)}/verdict?traces=${query}`);
+  verdict.replaceChildren();
+  const yours = document.createElement("p");
+  yours.textContent = `You predicted: ${guess.parentElement.textContent.trim()}`;
+  const outcome = document.createElement("p");
+  if (status !== 200) {
+    outcome.textContent = `The run could not be judged: ${body.error}`;
+  } else if (body.answer === null) {
+    outcome.textContent = `The run cannot decide: ${body.evidence}`;
+  } else {
+    const right = body.answer === guess.value;
+    verdict.dataset.answer = body.answer;
+    verdict.dataset.correct = String(right);
+    outcome.textContent = `${right ? "The run agrees" : "The run shows otherwise"}: ${body.answer_text}. ${body.evidence}`;
+  }
+  verdict.append(yours, outcome);
+  verdict.hidden = false;
+}
+
 const run = document.querySelector("#run-it");
+prediction.addEventListener("change", () => {
+  if (!running) run.disabled = !chosen();
+});
 run.addEventListener("click", async () => {
-  if (run.disabled) return;
+  if (run.disabled || !chosen()) return;
   run.disabled = true; // before anything awaits: a double click runs once
+  running = true;
+  verdict.hidden = true;
   let outcome = null;
   try {
     outcome = await runScenario(scenario, {
@@ -53,13 +87,15 @@ run.addEventListener("click", async () => {
   } catch (error) {
     say(`The run stopped: ${error.message || error}`);
   }
-  run.disabled = false;
+  running = false;
+  run.disabled = !chosen();
   if (!outcome) return;
   const back = outcome.restored ? ` Your sink settings are back as they were: ${describeSettings(outcome.restored)}.` :
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
   say(`Done. Step through the last trace below, or any result above.${back}`);
   const last = outcome.traceIds[outcome.traceIds.length - 1];
   if (last) showTrace(traceCard, traceFrame, last, kinds);
+  if (outcome.traceIds.length) await showVerdict(outcome.traceIds);
 });
 
 const copy = document.querySelector("#copy-command");
@@ -76,5 +112,5 @@ if (copy) {
   });
 }
 
-run.disabled = false; // enabled only once the click has somewhere to go
+run.disabled = !chosen(); // enabled once the click has somewhere to go and a prediction is made
 startHeartbeat(document.querySelector("#heartbeat"), document.querySelector("#heartbeat-status"));

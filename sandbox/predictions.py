@@ -1,0 +1,153 @@
+"""The lessons' predictions, judged by the run: each check reads the run's traces and says which option happened.
+
+A lesson asks the student to predict before "Run it" (front matter ``predict:``); once the run is over, the page
+asks ``GET /api/lessons/<slug>/verdict?traces=...`` which option the run shows, with the evidence in numbers. No
+option is right by decree: a run on another server, or with a dead sink, can make another option the true one, and
+a run that cannot decide (the event the check needs never happened) says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sandbox.clock import shown_gap, shown_ms
+from sandbox.facts import Facts, ServerView
+
+Check = Callable[[Sequence[Facts]], "Verdict"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The option the run shows (None: the run cannot decide), and why, in a sentence with this run's numbers."""
+
+    answer: str | None
+    evidence: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"answer": self.answer, "evidence": self.evidence}
+
+
+def _first(runs: Sequence[Facts], mode: str) -> Facts | None:
+    return next((f for f in runs if f.trace.mode == mode), None)
+
+
+def ping_during_send(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 1: was the ping answered while the blocking send still waited, or only after its answer left?"""
+    sync = _first(runs, "sync")
+    if sync is None or sync.send is None or sync.response is None:
+        return Verdict(None, "The run has no blocking send to judge by.")
+    server: ServerView = sync.server
+    pings = [r for r in server.requests if r.path == "/api/ping" and r.finished_ms is not None]
+    if not server.observed or not pings:
+        return Verdict(None, "The run has no answered ping to judge by (the server's log did not show one).")
+    ping = pings[0]
+    sent_ms = sync.ms(sync.response)
+    if ping.finished_ms < sent_ms:
+        early, _ = shown_gap(sent_ms - ping.finished_ms)
+        return Verdict(
+            "during",
+            f"The ping was answered {early} before the blocking send's answer left: the {sync.server_kind} server "
+            "gave it a thread of its own while the send waited.",
+        )
+    late, _ = shown_gap(ping.finished_ms - sent_ms)
+    waited, _ = shown_ms(ping.finished_ms - ping.arrived_ms)
+    return Verdict(
+        "after",
+        f"The ping was answered {late} after the blocking send's answer left; it waited {waited} in all: the "
+        f"{sync.server_kind} server handled the send's request first.",
+    )
+
+
+def answer_before_acceptance(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 2: which came first, the route's 202 or the sink's 250?"""
+    thread = _first(runs, "thread")
+    if thread is None or thread.response is None:
+        return Verdict(None, "The run has no thread send to judge by.")
+    accepted = thread.accepted
+    if accepted is None:
+        return Verdict(None, "The email was not accepted in this run, so there is no 250 to compare the answer with.")
+    gap, _ = shown_gap(abs(thread.gap_ms(thread.response, accepted)))
+    if thread.position(thread.response) < thread.position(accepted):
+        return Verdict("answer_first", f"The HTTP {thread.status} left {gap} before the sink's 250.")
+    return Verdict("email_first", f"The sink's 250 came {gap} before the HTTP {thread.status} left.")
+
+
+def broken_variant_status(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 3: what does the route whose worker forgets the app context answer?"""
+    broken = _first(runs, "thread-no-context")
+    if broken is None or broken.status is None:
+        return Verdict(None, "The run has no answer from the no-context variant to judge by.")
+    failure = broken.final_failure
+    ended = (
+        f" Its worker failed afterwards, on its own thread: {failure.details.get('error', '')}"
+        if failure is not None and broken.position(broken.response) < broken.position(failure)
+        else ""
+    )
+    answer = "accepted" if broken.status == 202 else "error" if broken.status >= 500 else None
+    if answer is None:
+        return Verdict(None, f"The variant answered HTTP {broken.status}, which neither option names.")
+    return Verdict(answer, f"The variant answered HTTP {broken.status}.{ended}")
+
+
+def thread_answers_sooner(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 4: does the thread route answer sooner than the blocking one, by about the sink's wait?"""
+    sync, thread = _first(runs, "sync"), _first(runs, "thread")
+    if sync is None or thread is None or sync.response is None or thread.response is None:
+        return Verdict(None, "The run needs a blocking send and a thread send to compare.")
+    blocking_ms, thread_ms = sync.ms(sync.response), thread.ms(thread.response)
+    shown_blocking, _ = shown_ms(blocking_ms)
+    shown_thread, _ = shown_ms(thread_ms)
+    numbers = f"The blocking route answered after {shown_blocking}, the thread route after {shown_thread}"
+    hold = sync.first("sink.delay_started")
+    held_ms = sync.gap_ms(hold, sync.sink_hold_end(hold)) if hold and sync.sink_hold_end(hold) else None
+    if held_ms is None:
+        return Verdict(None, f"{numbers}; the sink's wait is not in the trace to compare with.")
+    shown_held, _ = shown_ms(held_ms)
+    if blocking_ms - thread_ms >= held_ms / 2:
+        return Verdict("sooner", f"{numbers}: sooner by more than half of the sink's {shown_held} wait.")
+    return Verdict("same", f"{numbers}: the difference is less than half of the sink's {shown_held} wait.")
+
+
+def pool_retries_a_451(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 5: when the sink says "try again later", how many attempts does the pool make?"""
+    pool = _first(runs, "pool")
+    if pool is None:
+        return Verdict(None, "The run has no pool send to judge by.")
+    attempts = len(pool.all("attempt.started"))
+    if attempts == 0:
+        return Verdict(None, "The pool's send made no attempt in this run.")
+    code = pool.failure_code()
+    reply = f" (the sink's reply: {code})" if code else ""
+    if attempts == 1:
+        return Verdict("one", f"The pool made 1 attempt{reply}.")
+    return Verdict("several", f"The pool made {attempts} attempts{reply}, waiting longer before each new one.")
+
+
+def answers_wait_for_email(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 6: does any of thread, pool and queue answer only after its email was accepted?"""
+    judged = [f for f in runs if f.trace.mode in ("thread", "pool", "queue") and f.response is not None]
+    if not judged:
+        return Verdict(None, "The run has no background send to judge by.")
+    parts, late = [], []
+    for facts in judged:
+        shown, _ = shown_ms(facts.ms(facts.response))
+        if facts.accepted is None:
+            parts.append(f"{facts.trace.mode} answered after {shown}, and its email was not accepted")
+            continue
+        accepted, _ = shown_ms(facts.ms(facts.accepted))
+        parts.append(f"{facts.trace.mode} answered after {shown}, its email was accepted after {accepted}")
+        if facts.position(facts.accepted) < facts.position(facts.response):
+            late.append(facts.trace.mode)
+    evidence = "; ".join(parts) + "."
+    return Verdict("some" if late else "none", evidence[0].upper() + evidence[1:])
+
+
+CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
+    "ping_during_send": (ping_during_send, ("during", "after")),
+    "answer_before_acceptance": (answer_before_acceptance, ("answer_first", "email_first")),
+    "broken_variant_status": (broken_variant_status, ("accepted", "error")),
+    "thread_answers_sooner": (thread_answers_sooner, ("sooner", "same")),
+    "pool_retries_a_451": (pool_retries_a_451, ("one", "several")),
+    "answers_wait_for_email": (answers_wait_for_email, ("none", "some")),
+}
