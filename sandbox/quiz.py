@@ -28,6 +28,7 @@ QUIZ_KINDS = (
     "which_first",
     "thread_count",
     "other_mode",
+    "killed_at",
 )
 
 # What a step did, in a few words, for options and feedback.
@@ -122,6 +123,7 @@ def make_quiz(
         "which_first": lambda: _which_first(facts, rng),
         "thread_count": lambda: _thread_count(facts, rows, rng),
         "other_mode": lambda: _other_mode(facts, other, rng),
+        "killed_at": lambda: _killed_at(facts, rng),
     }
     questions = [builders[kind]() for kind in QUIZ_KINDS if kind in kinds]
     return [q for q in questions if q is not None]
@@ -672,3 +674,72 @@ def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Questi
         )
     )
     return _question("other_mode", text, right, wrong, explanation, facts.step(facts.response), rng)
+
+
+# What a SIGKILL just after the data went out does to the email, by where the send lives: the request's own thread,
+# a worker's memory (a thread the route started, or a pool thread), or the queue's store and its outbox. Each with
+# the claim that the send lived there, the misconception of someone who picks it wrongly, and why it is so.
+KILL_FATES = (
+    (
+        "The browser never gets an answer, and nothing in the app can say whether the server kept the email",
+        claim("same_thread", "smtp.data_sent", "request.received"),
+        "Believes a killed request still gets its answer",
+        "The send ran on the request's own thread, so the request dies with it, answer and all.",
+    ),
+    (
+        "It is gone with the process if the server drops the cut conversation, and no record says so",
+        claim("any", claim("happened", "worker.spawned"), claim("happened", "pool.queued")),
+        "Believes a thread's work outlives its process",
+        "The send lived only in a worker's memory, and SIGKILL leaves no time to write anything down.",
+    ),
+    (
+        "The outbox still has it: a restarted consumer sends it again (a second copy, if the server kept it)",
+        claim("happened", "queue.stored"),
+        "Believes a background send is lost in a crash whatever runs it",
+        "The queue wrote the email into its outbox before the 202, and only a 250 crosses it out.",
+    ),
+)
+FATE_BY_ORIGIN = {None: 0, "route": 1, "pool": 1, "consumer": 2}
+ALREADY_DELIVERED = "Nothing happens to it: the server had already answered 250"
+DELIVERED_ONCE_SENT = "Believes the email is delivered once its data is sent"
+
+
+def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
+    """If the app's process were killed just after the whole message went out, what would become of the email?"""
+    data = facts.first("smtp.data_sent")
+    accepted = facts.first("sink.accepted")
+    if data is None or accepted is None or facts.position(accepted) < facts.position(data):
+        return None
+    n = facts.step(data)
+    text, right_claim, _, reason = KILL_FATES[FATE_BY_ORIGIN[facts.worker_origin]]
+    explanation = sentence(
+        f"At step {n} the whole message had gone out, and the 250 came only at step {facts.step(accepted)}. ",
+        claim("step", n, "smtp.data_sent"),
+        claim("before", "smtp.data_sent", "sink.accepted"),
+    ) + sentence(reason, right_claim)
+    wrong = [
+        Choice(other, (negate(c),), why, Sentence(_you_may(why) + ". ") + explanation)
+        for other, c, why, _ in KILL_FATES
+        if other != text
+    ]
+    wrong.append(
+        Choice(
+            ALREADY_DELIVERED,
+            (negate(claim("before", "sink.accepted", f"@{n}")),),
+            DELIVERED_ONCE_SENT,
+            Sentence(_you_may(DELIVERED_ONCE_SENT) + ". ") + explanation,
+        )
+    )
+    return _question(
+        "killed_at",
+        sentence(
+            f"Suppose the app's process were killed (SIGKILL) just after step {n}, while the mail server, on "
+            "another machine, carried on. What would become of this email?",
+            claim("step", n, "smtp.data_sent"),
+        ),
+        Choice(text, (right_claim, claim("before", f"@{n}", "sink.accepted"))),
+        wrong,
+        explanation,
+        n,
+        rng,
+    )

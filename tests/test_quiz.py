@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import pytest
+from flask import Flask
+
 from sandbox.facts import Facts
-from sandbox.quiz import QUIZ_KINDS, make_quiz
+from sandbox.quiz import KILL_FATES, QUIZ_KINDS, make_quiz
 from sandbox.render.document import report, trace_document
+from sandbox.sink import Sink
 from sandbox.steps import rows_from
+from tests.conftest import record_trace
 from tests.truth import evaluate
 
 
@@ -59,3 +64,15 @@ def test_the_what_if_answer_follows_the_partners_fate(recorded_traces) -> None:
     _, thread_dead = recorded_traces[-1]  # the sink was down: the thread's email was not delivered
     question = next(q for q in quiz_of(sync_ok, thread_dead) if q.kind == "other_mode")
     assert question.options[question.answer].endswith("the email was not delivered")
+
+
+@pytest.mark.parametrize(
+    ("mode", "fate"),
+    [("sync", KILL_FATES[0][0]), ("thread", KILL_FATES[1][0]), ("pool", KILL_FATES[1][0])],
+)
+def test_killed_at_answers_from_where_the_send_lived(app: Flask, sink: Sink, mode: str, fate: str) -> None:
+    sink.handler.delay_s = 0.1
+    trace = record_trace(app, mode)
+    [question] = [q for q in quiz_of(trace, None) if q.kind == "killed_at"]
+    assert question.options[question.answer] == fate
+    assert "Nothing happens to it: the server had already answered 250" in question.options
