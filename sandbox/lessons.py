@@ -24,6 +24,7 @@ waited) is shown by its scenario, live, beside the text. The front matter::
           modes: [sync, thread]
           compare: true                 # optional: the step's sends share one comparison id
     quiz: [response_step, wait_time]
+    quiz_mode: thread                   # optional: quiz the run's last send of this mode (default: its last send)
     ---
     The lesson text, in Markdown.
 
@@ -64,6 +65,7 @@ from sandbox.strategies import SEND_MODES
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 FRONT_KEYS = ("title", "summary", "order", "objective", "predict", "scenario", "quiz")
+OPTIONAL_KEYS = ("quiz_mode",)
 PREDICT_KEYS = ("question", "check", "options")
 SCENARIO_KEYS = ("description", "steps")
 STEP_KEYS = ("title", "sink", "modes", "ping", "compare")
@@ -90,6 +92,7 @@ class Lesson:
     scenario: dict[str, Any]
     quiz: list[str]
     html: Markup
+    quiz_mode: str | None = None
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -120,7 +123,7 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
     missing = [key for key in FRONT_KEYS if key not in meta]
     if missing:
         raise LessonError(f"{path.name}: front matter lacks {', '.join(missing)}")
-    _no_unknown_keys(path, "front matter", meta, FRONT_KEYS)
+    _no_unknown_keys(path, "front matter", meta, FRONT_KEYS + OPTIONAL_KEYS)
     quiz = meta["quiz"]
     if not isinstance(quiz, list) or not quiz:
         raise LessonError(f"{path.name}: quiz must be a list of quiz kinds, e.g. [wait_time]")
@@ -132,6 +135,9 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
         raise LessonError(
             f"{path.name}: quiz kind other_mode needs a step with compare: true (its answer is the partner's run)"
         )
+    quiz_mode = meta.get("quiz_mode")
+    if quiz_mode is not None and quiz_mode not in {mode for step in scenario["steps"] for mode in step["modes"]}:
+        raise LessonError(f"{path.name}: quiz_mode {quiz_mode!r} is not a mode the scenario sends by")
     if not isinstance(meta["objective"], str) or not meta["objective"].strip():
         raise LessonError(f"{path.name}: objective must say, in a sentence, what the student can do afterwards")
     return Lesson(
@@ -144,6 +150,7 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
         scenario,
         list(quiz),
         Markup(_markdown.render(body)),
+        quiz_mode,
     )
 
 

@@ -29,6 +29,7 @@ QUIZ_KINDS = (
     "thread_count",
     "other_mode",
     "killed_at",
+    "why_no_context",
 )
 
 # What a step did, in a few words, for options and feedback.
@@ -124,6 +125,7 @@ def make_quiz(
         "thread_count": lambda: _thread_count(facts, rows, rng),
         "other_mode": lambda: _other_mode(facts, other, rng),
         "killed_at": lambda: _killed_at(facts, rng),
+        "why_no_context": lambda: _why_no_context(facts, rng),
     }
     questions = [builders[kind]() for kind in QUIZ_KINDS if kind in kinds]
     return [q for q in questions if q is not None]
@@ -206,9 +208,12 @@ STEP_MISCONCEPTIONS = {
 
 def _you_may(misconception: str) -> str:
     """A misconception tag ("Believes the answer waits...") said to the student: "You may believe the answer..."."""
-    if misconception.startswith("Believes "):
-        return "You may believe " + misconception.removeprefix("Believes ")
-    return "You may have read the table too quickly: the right step is next to this one"
+    for tag, said in (("Believes ", "You may believe "), ("Blames ", "You may be blaming ")):
+        if misconception.startswith(tag):
+            return said + misconception.removeprefix(tag)
+    if misconception == MISREADS:
+        return "You may have read the table too quickly: the right step is next to this one"
+    return "You may be " + misconception[0].lower() + misconception[1:]
 
 
 def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str, event_kind: str) -> Question | None:
@@ -738,6 +743,74 @@ def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
             claim("step", n, "smtp.data_sent"),
         ),
         Choice(text, (right_claim, claim("before", f"@{n}", "sink.accepted"))),
+        wrong,
+        explanation,
+        n,
+        rng,
+    )
+
+
+NO_CONTEXT_ERROR = "Working outside of application context"
+
+
+def _why_no_context(facts: Facts, rng: random.Random) -> Question | None:
+    """A worker that failed for want of an app context: why did it, when the route itself had the app?"""
+    failed = facts.worker_end
+    worker = facts.worker
+    if failed is None or worker is None or failed.kind != "worker.failed" or facts.worker_context is not None:
+        return None
+    if NO_CONTEXT_ERROR not in str(failed.details.get("error", "")):
+        return None
+    n = facts.step(failed)
+    explanation = sentence(
+        f"At step {n} the worker failed with {NO_CONTEXT_ERROR!r}. It ran on a thread of its own, and that thread had "
+        "pushed no app context, so current_app (a proxy that looks the app up in the current thread's context) "
+        "had nothing to find.",
+        claim("step", n, "worker.failed"),
+        quoted(facts.ref(failed), failed.details),
+        claim("other_thread", "worker.started", "request.received"),
+        claim("absent", "context.pushed"),
+    )
+    right = Choice(
+        "current_app finds the app through the current thread's context, and the worker's thread had none",
+        (claim("other_thread", "worker.started", "request.received"), claim("absent", "context.pushed")),
+    )
+    wrong_options = [
+        (
+            "The mail server refused the email",
+            claim("absent", "smtp.connecting"),
+            "Blames the mail server for an error raised before any connection",
+        ),
+        (
+            "The message could not be built from its templates",
+            claim("happened", "message.built"),
+            "Blames the message for an error about the context",
+        ),
+    ]
+    if facts.response is not None and facts.position(failed) < facts.position(facts.response):
+        wrong_options.append(
+            (
+                "The route had already answered, and the request was gone",
+                claim("before", facts.ref(failed), "response.sent"),
+                "Believes the failure comes from the request having ended",
+            )
+        )
+    else:
+        wrong_options.append(
+            (
+                "The worker started before the route had built the message",
+                claim("before", "message.built", "worker.started"),
+                "Believes the worker raced the route's setup",
+            )
+        )
+    wrong = [Choice(text, (c,), why, Sentence(_you_may(why) + ". ") + explanation) for text, c, why in wrong_options]
+    return _question(
+        "why_no_context",
+        sentence(
+            f"The worker failed at step {n}, though the route that started it had the app at hand. Why?",
+            claim("step", n, "worker.failed"),
+        ),
+        right,
         wrong,
         explanation,
         n,

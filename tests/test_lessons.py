@@ -87,6 +87,7 @@ def test_no_lesson_asserts_what_only_a_run_can_show(pattern: str) -> None:
         (FRONT.replace("email_first: e", "later: e") + STEP, "predict.options"),
         (FRONT.replace(PREDICT, "predict: {question: q}\n") + STEP, "predict.check"),
         (FRONT.replace(PREDICT, "") + STEP, "lacks predict"),
+        (FRONT + "quiz_mode: thread\n" + STEP, "quiz_mode"),
         (FRONT + "scenario: {modes: [sync], delay_s: 1}\n", "unknown keys"),
         (
             FRONT.replace("wait_time", "guess") + "scenario: {description: d, steps: [{title: t, modes: [sync]}]}\n",

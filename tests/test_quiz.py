@@ -76,3 +76,15 @@ def test_killed_at_answers_from_where_the_send_lived(app: Flask, sink: Sink, mod
     [question] = [q for q in quiz_of(trace, None) if q.kind == "killed_at"]
     assert question.options[question.answer] == fate
     assert "Nothing happens to it: the server had already answered 250" in question.options
+
+
+@pytest.mark.parametrize("mode", ["thread-proxy", "thread-no-context"])
+def test_why_no_context_points_at_the_workers_missing_context(app: Flask, mode: str) -> None:
+    trace = record_trace(app, mode)
+    [question] = [q for q in quiz_of(trace) if q.kind == "why_no_context"]
+    assert question.options[question.answer].startswith("current_app finds the app through the current thread's")
+    assert all(f.startswith("You may ") for i, f in enumerate(question.feedback) if i != question.answer)
+
+
+def test_a_working_worker_gets_no_why_no_context_question(app: Flask) -> None:
+    assert not [q for q in quiz_of(record_trace(app, "thread")) if q.kind == "why_no_context"]

@@ -92,8 +92,11 @@ run.addEventListener("click", async () => {
   if (!outcome) return;
   const back = outcome.restored ? ` Your sink settings are back as they were: ${describeSettings(outcome.restored)}.` :
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
-  say(`Done. Step through the last trace below, or any result above.${back}`);
-  const last = outcome.traceIds[outcome.traceIds.length - 1];
+  const which = panel.dataset.quizMode ? `the ${panel.dataset.quizMode} send's trace` : "the last trace";
+  say(`Done. Step through ${which} below, or any result above.${back}`);
+  // The lesson's quiz is about one send: the last of its quiz_mode, if it names one, else the run's last.
+  const quizzed = outcome.traceIds.filter((id) => !panel.dataset.quizMode || results.mode(id) === panel.dataset.quizMode);
+  const last = quizzed[quizzed.length - 1];
   if (last) showTrace(traceCard, traceFrame, last, kinds);
   if (outcome.traceIds.length) await showVerdict(outcome.traceIds);
 });

@@ -98,6 +98,11 @@ export class ResultList {
     return sent.trace.accepted_ms;
   }
 
+  mode(traceId) {
+    const sent = this.sends.get(traceId);
+    return sent ? sent.mode : null;
+  }
+
   trace(traceId) {
     const sent = this.sends.get(traceId);
     return sent ? sent.trace || null : null;
