@@ -23,6 +23,9 @@ waited) is shown by its scenario, live, beside the text. The front matter::
           sink: {delay_s: 2.0}
           modes: [sync, thread]
           compare: true                 # optional: the step's sends share one comparison id
+        - title: A burst
+          modes: [pool]
+          clients: 8                    # optional: this many sends of each mode at once (1 to 20), as a burst
     quiz: [response_step, wait_time]
     quiz_mode: thread                   # optional: quiz the run's last send of this mode (default: its last send)
     ---
@@ -68,7 +71,8 @@ FRONT_KEYS = ("title", "summary", "order", "objective", "predict", "scenario", "
 OPTIONAL_KEYS = ("quiz_mode",)
 PREDICT_KEYS = ("question", "check", "options")
 SCENARIO_KEYS = ("description", "steps")
-STEP_KEYS = ("title", "sink", "modes", "ping", "compare")
+STEP_KEYS = ("title", "sink", "modes", "ping", "compare", "clients")
+MAX_CLIENTS = 20
 SERVER_KINDS = ("threaded", "single")
 
 bp = Blueprint("lessons", __name__, url_prefix="/lessons")
@@ -218,12 +222,18 @@ def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> 
         raise LessonError(
             f"{path.name}: {where}.compare needs a blocking send and a background one (thread, pool or queue)"
         )
+    clients = step.get("clients", 1)
+    if isinstance(clients, bool) or not isinstance(clients, int) or not 1 <= clients <= MAX_CLIENTS:
+        raise LessonError(f"{path.name}: {where}.clients must be a whole number from 1 to {MAX_CLIENTS}")
+    if clients > 1 and (flags["ping"] or flags["compare"]):
+        raise LessonError(f"{path.name}: {where}.clients above 1 cannot go with ping or compare (one send each)")
     sink = _parse_sink(path, f"{where}.sink", step.get("sink", {}))
     return {
         "title": step["title"].strip(),
         "modes": list(step_modes),
         "sink": sink,
         **flags,
+        "clients": clients,
         "sink_text": describe_sink(sink),
     }
 

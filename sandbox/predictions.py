@@ -124,23 +124,27 @@ def pool_retries_a_451(runs: Sequence[Facts]) -> Verdict:
     return Verdict("several", f"The pool made {attempts} attempts{reply}, waiting longer before each new one.")
 
 
-def answers_wait_for_email(runs: Sequence[Facts]) -> Verdict:
-    """Lesson 6: does any of thread, pool and queue answer only after its email was accepted?"""
-    judged = [f for f in runs if f.trace.mode in ("thread", "pool", "queue") and f.response is not None]
-    if not judged:
-        return Verdict(None, "The run has no background send to judge by.")
-    parts, late = [], []
-    for facts in judged:
-        shown, _ = shown_ms(facts.ms(facts.response))
-        if facts.accepted is None:
-            parts.append(f"{facts.trace.mode} answered after {shown}, and its email was not accepted")
-            continue
-        accepted, _ = shown_ms(facts.ms(facts.accepted))
-        parts.append(f"{facts.trace.mode} answered after {shown}, its email was accepted after {accepted}")
-        if facts.position(facts.accepted) < facts.position(facts.response):
-            late.append(facts.trace.mode)
-    evidence = "; ".join(parts) + "."
-    return Verdict("some" if late else "none", evidence[0].upper() + evidence[1:])
+def pool_bounds_concurrency(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 6: a burst of sends to the pool: were they all sent at once, or at most the pool's size at a time?"""
+    pool = [f for f in runs if f.trace.mode == "pool" and f.worker is not None and f.worker_end is not None]
+    queued = pool[0].first("pool.queued") if pool else None
+    if len(pool) < 2 or queued is None:
+        return Verdict(None, "The run has no burst of finished pool sends to judge by.")
+    size = int(queued.details.get("pool_size", 0))
+    # A pool thread is busy with an email from the moment it takes it to the moment it is done with it.
+    edges = sorted(
+        [(f.worker.t_ns, 1) for f in pool] + [(f.worker_end.t_ns, -1) for f in pool], key=lambda e: (e[0], e[1])
+    )
+    busy = most = 0
+    for _, change in edges:
+        busy += change
+        most = max(most, busy)
+    longest, _ = shown_ms(max(f.gap_ms(f.first("pool.queued"), f.worker) for f in pool))
+    numbers = (
+        f"{len(pool)} sends reached the pool together; at most {most} were being sent at the same time (the pool "
+        f"has {size} threads), and the longest wait for a free thread was {longest}."
+    )
+    return Verdict("all_at_once" if most == len(pool) else "bounded", numbers)
 
 
 CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
@@ -149,5 +153,5 @@ CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
     "broken_variant_status": (broken_variant_status, ("accepted", "error")),
     "thread_answers_sooner": (thread_answers_sooner, ("sooner", "same")),
     "pool_retries_a_451": (pool_retries_a_451, ("one", "several")),
-    "answers_wait_for_email": (answers_wait_for_email, ("none", "some")),
+    "pool_bounds_concurrency": (pool_bounds_concurrency, ("bounded", "all_at_once")),
 }

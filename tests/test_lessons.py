@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from sandbox import create_app
 from sandbox.lessons import LESSONS_DIR, LessonError, load_lessons, parse_lesson
 from sandbox.quiz import QUIZ_KINDS
+from sandbox.sink import Sink
 from sandbox.strategies import SEND_MODES
 from tests.conftest import record_trace
 
@@ -88,6 +91,9 @@ def test_no_lesson_asserts_what_only_a_run_can_show(pattern: str) -> None:
         (FRONT.replace(PREDICT, "predict: {question: q}\n") + STEP, "predict.check"),
         (FRONT.replace(PREDICT, "") + STEP, "lacks predict"),
         (FRONT + "quiz_mode: thread\n" + STEP, "quiz_mode"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [pool], clients: 0}]}\n", "clients"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [pool], clients: 21}]}\n", "clients"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], clients: 3, ping: true}]}\n", "ping"),
         (FRONT + "scenario: {modes: [sync], delay_s: 1}\n", "unknown keys"),
         (
             FRONT.replace("wait_time", "guess") + "scenario: {description: d, steps: [{title: t, modes: [sync]}]}\n",
@@ -191,3 +197,19 @@ def test_a_run_that_cannot_decide_says_so(app: Flask, client: FlaskClient) -> No
 def test_bad_verdict_requests_are_4xx_with_a_message(client: FlaskClient, path: str, status: int) -> None:
     response = client.get(path)
     assert response.status_code == status and response.get_json()["error"]
+
+
+@pytest.mark.parametrize(("pool_size", "sends", "answer"), [(2, 6, "bounded"), (8, 3, "all_at_once")])
+def test_the_burst_verdict_counts_what_the_pool_really_ran_at_once(
+    sink: Sink, pool_size: int, sends: int, answer: str
+) -> None:
+    sink.handler.delay_s = 0.3
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_POOL_SIZE": pool_size}, sink=sink)
+    client = app.test_client()
+    ids = [client.post("/send-email/pool", json={}).get_json()["trace_id"] for _ in range(sends)]
+    assert app.extensions["sandbox.delivery"].wait_settled(15)
+    time.sleep(0.1)
+    verdict = client.get(f"/api/lessons/beyond-threads/verdict?traces={','.join(ids)}").get_json()
+    assert verdict["answer"] == answer, verdict
+    assert f"the pool has {pool_size} threads" in verdict["evidence"]
+    app.extensions["sandbox.pool"].stop(app.extensions["sandbox.delivery"])

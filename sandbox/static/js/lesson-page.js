@@ -6,6 +6,7 @@ import { startHeartbeat } from "./heartbeat.js";
 import { pingAfterMs, renderPingReport, sendWithPing } from "./ping-report.js";
 import { ResultList } from "./results.js";
 import { describeSettings, runScenario } from "./scenario.js";
+import { startStats } from "./stats.js";
 import { showTrace } from "./trace-frame.js";
 
 const panel = document.querySelector("[data-scenario]");
@@ -117,3 +118,4 @@ if (copy) {
 
 run.disabled = !chosen(); // enabled once the click has somewhere to go and a prediction is made
 startHeartbeat(document.querySelector("#heartbeat"), document.querySelector("#heartbeat-status"));
+startStats(document.querySelector("#delivery-stats"));

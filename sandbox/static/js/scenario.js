@@ -20,9 +20,11 @@ export async function runScenario(scenario, { send, say, embeddedSink, onStepDon
       const fields = step.compare ? { comparison: newComparisonId() } : {};
       const traceIds = [];
       for (const mode of step.modes) {
-        say(`${where}sending by ${mode}…`);
-        const traceId = await send(mode, fields, step, index);
-        if (traceId) traceIds.push(traceId);
+        const clients = step.clients || 1;
+        say(`${where}sending ${clients > 1 ? `${clients} emails at once ` : ""}by ${mode}…`);
+        // A burst: every send starts before any has answered, as if that many visitors pressed the button together.
+        const ids = await Promise.all(Array.from({ length: clients }, () => send(mode, fields, step, index)));
+        traceIds.push(...ids.filter(Boolean));
       }
       sent.push(...traceIds);
       if (onStepDone) onStepDone(step, traceIds);
