@@ -9,6 +9,7 @@ BUTTON_LABELS = {
     "queue": "Send (queue)",
     "thread-no-context": "Send (thread, no app context)",
     "thread-proxy": "Send (thread, proxy instead of app)",
+    "thread-cpu": "Send (thread that computes first)",
 }
 TITLES = {
     "sync": "Blocking send (sync)",
@@ -17,6 +18,7 @@ TITLES = {
     "queue": "Send through a durable task queue (queue)",
     "thread-no-context": "Threaded send without an app context (broken on purpose)",
     "thread-proxy": "Threaded send given the current_app proxy (broken on purpose)",
+    "thread-cpu": "Threaded send whose worker computes first (CPU-bound work and the GIL)",
 }
 SHORT_LABELS = {"sync": "sync (blocking)"}
 

@@ -45,6 +45,7 @@ def key_moments(facts: Facts) -> list[Moment]:
             _failure(facts),
             _retries(facts),
             _pickup(facts),
+            _cpu_work(facts),
             _sink_hold(facts),
             _arrival(facts),
         )
@@ -415,6 +416,46 @@ def _pickup(facts: Facts) -> Moment | None:
         claim("other_thread", "worker.started", "request.received"),
     )
     return _moment("Who picks the send up?", text, facts.step(handoff))
+
+
+def _cpu_work(facts: Facts) -> Moment | None:
+    """A worker that computed: what its computation cost the requests the server answered meanwhile."""
+    started, finished = facts.first("cpu.started"), facts.first("cpu.finished")
+    if started is None or finished is None:
+        return None
+    took, took_claim = gap_phrase(facts, started, finished)
+    parts = [
+        sentence(
+            f"From step {facts.step(started)} to step {facts.step(finished)} the worker computed in pure Python for "
+            f"{took}, holding the GIL except when the interpreter passed it on.",
+            took_claim,
+        )
+    ]
+    server = facts.server
+    if not server.observed:
+        parts.append(
+            sentence(
+                " What it cost other requests needs the web server's log, and none was watched in this run.",
+                negate(claim("server_observed")),
+            )
+        )
+        return _moment("What did the computation cost the others?", join(parts, ""), facts.step(started))
+    answered = server.answered(facts.ms(started), facts.ms(finished))
+    span = claim(
+        "server_answered", facts.ref(started), facts.ref(finished), len(answered), _slowest(answered), _tol(answered)
+    )
+    if answered:
+        slowest, _ = shown_ms(_slowest(answered))
+        parts.append(
+            sentence(
+                f" Meanwhile the server answered {_count(len(answered), 'other request')}, the slowest in {slowest}: "
+                "a computing thread does not stop the others, it takes turns with them, one at a time.",
+                span,
+            )
+        )
+    else:
+        parts.append(sentence(" No other request was answered meanwhile.", span))
+    return _moment("What did the computation cost the others?", join(parts, ""), facts.step(started))
 
 
 def _sink_hold(facts: Facts) -> Moment | None:

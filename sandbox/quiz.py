@@ -39,6 +39,8 @@ LABELS = {
     "message.built": "the route built the message",
     "worker.spawned": "the route started the worker thread",
     "worker.started": "the worker began",
+    "cpu.started": "the worker began computing",
+    "cpu.finished": "the worker finished computing",
     "context.pushed": "the worker pushed the app context",
     "send.started": "mail.send() was called",
     "smtp.connected": "smtplib connected to the server",

@@ -156,6 +156,8 @@ WORKER_KINDS = (
     "pool.queued",
     "queue.stored",
     "worker.started",
+    "cpu.started",
+    "cpu.finished",
     "smtp.data_sent",
     "smtp.accepted",
     "smtp.failed",
@@ -190,8 +192,10 @@ def worker_state(facts: Facts, n: int) -> Sentence:
             text = "Send queued for a pool thread"
         case "queue.stored":
             text = "Task stored, waiting for a consumer"
-        case "worker.started" | "attempt.started":
+        case "worker.started" | "attempt.started" | "cpu.finished":
             text = f"Worker {name}: running"
+        case "cpu.started":
+            text = f"Worker {name}: computing, holding the GIL between the interpreter's switches"
         case "smtp.data_sent":
             text = f"Worker {name}: waiting for the server's reply"
         case "smtp.accepted":
@@ -442,6 +446,18 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                 f"({_count(int(d.get('ahead', 0)), 'send')} already waiting or running)",
                 claim("detail", ref, "pool_size", Literal(d.get("pool_size"))),
                 claim("detail", ref, "ahead", Literal(d.get("ahead", 0))),
+            )
+        case "cpu.started":
+            return sentence(
+                f"The worker computes in pure Python for {float(d.get('work_s', 0)):g} s before it sends; CPython "
+                f"passes the GIL between threads every {float(d.get('switch_interval_s', 0)) * 1000:g} ms",
+                claim("detail", ref, "work_s", Literal(d.get("work_s"))),
+                claim("detail", ref, "switch_interval_s", Literal(d.get("switch_interval_s"))),
+            )
+        case "cpu.finished":
+            return sentence(
+                f"The computation ends ({d.get('rounds')} rounds of arithmetic); now the send",
+                claim("detail", ref, "rounds", Literal(d.get("rounds"))),
             )
         case "queue.unavailable":
             return sentence(

@@ -8,6 +8,8 @@ from typing import Any
 from flask_mail import Message
 
 from sandbox.broken import BROKEN_VARIANTS
+from sandbox.cpu_bound import MODE as CPU_MODE
+from sandbox.cpu_bound import send_after_cpu_work
 from sandbox.mailer import send_in_thread, send_sync
 from sandbox.pool import send_in_pool
 from sandbox.task_queue import send_in_queue
@@ -22,4 +24,6 @@ STRATEGIES: dict[str, Strategy] = {
 }
 # Sends in these modes are stored outside the process: stopping the sandbox does not lose them.
 DURABLE_MODES = frozenset({"queue"})
-SEND_MODES: dict[str, Strategy] = {**STRATEGIES, **BROKEN_VARIANTS}
+# Variants for the lessons: they work, but teach something the strategies above do not (here: CPU-bound work).
+VARIANTS: dict[str, Strategy] = {CPU_MODE: send_after_cpu_work}
+SEND_MODES: dict[str, Strategy] = {**STRATEGIES, **BROKEN_VARIANTS, **VARIANTS}

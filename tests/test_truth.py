@@ -918,3 +918,21 @@ def test_every_claim_holds_in_the_live_matrix(server: str, record_property: Call
     )
     record_property("matrix", size)
     assert not problems, _summary(problems, f"{size}\n{len(problems)} problem(s):")
+
+
+@pytest.mark.parametrize("server", ["threaded", "single"])
+def test_every_claim_holds_for_a_computing_worker_with_pings_meanwhile(server: str, tmp_path: Any) -> None:
+    """The CPU-bound variant: its moment counts the requests answered while it computed, on either server."""
+    settings = settings_for_tests(delay_s=0.1, server=server, queue_url=f"sqlite:///{tmp_path}/q.db")
+    with Sandbox(settings) as sandbox:
+        trace_id = call(f"{sandbox.url}send-email/thread-cpu", "POST", {}).body["trace_id"]
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            call(f"{sandbox.url}api/ping")
+            time.sleep(0.1)
+        assert sandbox.delivery.wait_settled(10)
+        time.sleep(0.2)
+        document = call(f"{sandbox.url}api/traces/{trace_id}").body
+    assert any(m["title"] == "What did the computation cost the others?" for m in document["key_moments"])
+    problems = check_document(document, f"{server}/thread-cpu")
+    assert not problems, _summary(problems, f"{len(problems)} problem(s):")
