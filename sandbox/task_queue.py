@@ -60,8 +60,11 @@ def open_huey(url: str | None, instance_path: str) -> Huey:
 
 
 def message_data(msg: Message) -> dict[str, Any]:
-    """What a task stores: plain values only, so it survives pickling, a restart and another process."""
+    """What a task stores: plain values only, so it survives pickling, a restart and another process. The
+    Message-ID is kept too, so every attempt (a retry, a resend after a crash) carries the same one: a receiver
+    that ignores a Message-ID it has seen makes a second copy harmless."""
     return {
+        "msg_id": msg.msgId,
         "subject": msg.subject,
         "recipients": list(msg.recipients),
         "sender": msg.sender,
@@ -179,6 +182,16 @@ class MailQueue:
         deliver_task(self.app, data, trace_id, task)
 
 
+def message_from_data(data: dict[str, Any]) -> FoldedMessage:
+    """The message a task stored, rebuilt for one attempt with its original Message-ID."""
+    fields = dict(data)
+    msg_id = fields.pop("msg_id", None)  # absent from tasks stored before it was kept
+    msg = FoldedMessage(**fields)
+    if msg_id:
+        msg.msgId = msg_id
+    return msg
+
+
 def send_in_queue(msg: Message, trace_id: str) -> None:
     """Store the send as a task and return: the 202 means "stored", not "sent"."""
     app = current_app._get_current_object()
@@ -211,7 +224,7 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
         trace.record(trace_id, "context.pushed", app=app.name)
         trace.record(trace_id, "attempt.started", attempt=attempt, attempts=attempts)
         try:
-            traced_send(FoldedMessage(**data), trace_id, trace)
+            traced_send(message_from_data(data), trace_id, trace)
         except SendError as err:
             if err.retryable and retries_left > 0:
                 trace.record(
