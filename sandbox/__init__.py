@@ -41,7 +41,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     app.extensions["sandbox.sink"] = sink
     if sink is not None:
         sink.handler.on_event = tracer.record
-    app.extensions["sandbox.pool"] = MailPool(int(app.config["SANDBOX_POOL_SIZE"]))
+    backlog = app.config.get("SANDBOX_POOL_BACKLOG")
+    app.extensions["sandbox.pool"] = MailPool(
+        int(app.config["SANDBOX_POOL_SIZE"]), None if backlog is None else int(backlog)
+    )
     app.extensions["sandbox.queue"] = MailQueue(app)
     for refuse in (refuse_untrusted_host, refuse_unclear_length, refuse_cross_site):  # before any route runs
         app.before_request(refuse)

@@ -54,6 +54,7 @@ class Settings:
     disconnect_probability: float = Faults.disconnect_probability
     seed: int | None = Faults.seed
     pool_size: int = 4
+    pool_backlog: int | None = None  # sends that may wait for a pool thread; None: no limit (ThreadPoolExecutor's way)
     pool_attempts: int = 3
     retry_backoff_s: float = 0.2
     queue_url: str | None = None
@@ -69,6 +70,8 @@ class Settings:
         self.faults()
         if not 1 <= self.pool_size <= 256:
             raise ConfigError(f"pool_size must be between 1 and 256 threads, not {self.pool_size}")
+        if self.pool_backlog is not None and not 0 <= self.pool_backlog <= 100_000:
+            raise ConfigError(f"pool_backlog must be between 0 and 100000 waiting sends, not {self.pool_backlog}")
         if not 1 <= self.pool_attempts <= 10:
             raise ConfigError(f"pool_attempts must be between 1 and 10, not {self.pool_attempts}")
         if not 0 <= self.retry_backoff_s <= 60:
@@ -114,6 +117,7 @@ class Settings:
             "SANDBOX_TRACE": self.trace,
             TRUSTED_HOSTS_KEY: trusted_hosts(self.host, self.allow_hosts),
             "SANDBOX_POOL_SIZE": self.pool_size,
+            "SANDBOX_POOL_BACKLOG": self.pool_backlog,
             "SANDBOX_POOL_ATTEMPTS": self.pool_attempts,
             "SANDBOX_RETRY_BACKOFF": self.retry_backoff_s,
             "SANDBOX_QUEUE_URL": self.queue_url,
@@ -145,6 +149,7 @@ ENV_NAMES = {
     "disconnect_probability": "SANDBOX_DISCONNECT_PROBABILITY",
     "seed": "SANDBOX_SEED",
     "pool_size": "SANDBOX_POOL_SIZE",
+    "pool_backlog": "SANDBOX_POOL_BACKLOG",
     "pool_attempts": "SANDBOX_POOL_ATTEMPTS",
     "retry_backoff_s": "SANDBOX_RETRY_BACKOFF",
     "queue_url": "SANDBOX_QUEUE_URL",
@@ -279,6 +284,15 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
         type=int,
         default=defaults.pool_size,
         help=f"worker threads of the pool strategy (default {defaults.pool_size})",
+    )
+    parser.add_argument(
+        "--pool-backlog",
+        dest="pool_backlog",
+        type=int,
+        metavar="N",
+        default=defaults.pool_backlog,
+        help="sends that may wait for a pool thread; past that, the pool route answers 503 with Retry-After "
+        "(default: no limit)",
     )
     parser.add_argument(
         "--queue-url",

@@ -8,13 +8,16 @@ attempts: a 4xx answer or a connection error is retried after a backoff that dou
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from flask import Flask, current_app
 from flask_mail import Message
 
 from sandbox.delivery import DeliveryLog
 from sandbox.mailer import SendError, delivery_log, traced_send, tracer, worker_outcome
+from sandbox.send_request import BadInput
 
 MODE = "pool"
 
@@ -22,19 +25,14 @@ MODE = "pool"
 class MailPool:
     """One executor per app, created on first use so an app that never uses the pool starts no threads."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, backlog: int | None = None) -> None:
         self.size = size
+        self.backlog = backlog
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._queued: dict[str, Future[None]] = {}  # trace id -> its send, waiting for a worker or being sent
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
-
-    @property
-    def busy(self) -> int:
-        """Sends waiting for a worker or being sent right now."""
-        with self._lock:
-            return len(self._queued)
 
     @property
     def stopping(self) -> bool:
@@ -45,8 +43,14 @@ class MailPool:
         with self._lock:
             return sum(thread.is_alive() for thread in self._threads)
 
-    def submit(self, app: Flask, msg: Message, trace_id: str) -> None:
+    def submit(self, app: Flask, msg: Message, trace_id: str, accepted: Callable[[int], None]) -> None:
+        """Queue the send, first calling ``accepted(ahead)`` (sends already queued or running), so the email is
+        registered before any worker can take it; PoolFull, with nothing accepted, if the backlog is full."""
         with self._lock:
+            waiting = max(0, len(self._queued) - self.size)
+            if self.backlog is not None and waiting >= self.backlog:
+                raise PoolFull(waiting, self.size)
+            accepted(len(self._queued))
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.size, thread_name_prefix="pool", initializer=self._worker_started
@@ -89,15 +93,38 @@ class MailPool:
 
 
 NEVER_SENT = "not sent: the sandbox stopped before a pool worker took this email"
+RETRY_AFTER_S = 1
+
+
+class PoolFull(BadInput):
+    """Back-pressure: the pool's bounded backlog is full, so the email is refused (not accepted): 503, try later."""
+
+    def __init__(self, waiting: int, size: int) -> None:
+        super().__init__(
+            f"not accepted: the pool's queue is full ({waiting} sends wait for its {size} threads); "
+            f"try again in {RETRY_AFTER_S} s",
+            503,
+        )
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [*super().get_headers(*args, **kwargs), ("Retry-After", str(RETRY_AFTER_S))]
 
 
 def send_in_pool(msg: Message, trace_id: str) -> None:
     """Queue the send for the pool and return at once."""
     app = current_app._get_current_object()
     pool: MailPool = app.extensions["sandbox.pool"]
-    delivery_log().accepted(trace_id, MODE)
-    tracer().record(trace_id, "pool.queued", pool_size=pool.size, ahead=pool.busy)
-    pool.submit(app, msg, trace_id)
+    log, trace = delivery_log(), tracer()
+
+    def accepted(ahead: int) -> None:
+        log.accepted(trace_id, MODE)
+        trace.record(trace_id, "pool.queued", pool_size=pool.size, ahead=ahead)
+
+    try:
+        pool.submit(app, msg, trace_id, accepted)
+    except PoolFull as full:
+        trace.record(trace_id, "pool.full", error=full.description, pool_size=pool.size, backlog=pool.backlog)
+        raise
 
 
 def send_with_retries(app: Flask, msg: Message, trace_id: str) -> None:

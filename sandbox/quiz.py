@@ -53,6 +53,7 @@ LABELS = {
     "pool.queued": "the route queued the send for the pool",
     "queue.stored": "the route stored the task",
     "queue.unavailable": "the route found the queue's store out of reach",
+    "pool.full": "the route found the pool's queue full",
     "attempt.started": "an attempt began",
     "attempt.failed": "an attempt failed",
     "sink.rejected": "the sink rejected the message",

@@ -459,6 +459,13 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                 f"The computation ends ({d.get('rounds')} rounds of arithmetic); now the send",
                 claim("detail", ref, "rounds", Literal(d.get("rounds"))),
             )
+        case "pool.full":
+            return sentence(
+                f"The pool's queue is full ({d.get('backlog')} sends already wait for its {d.get('pool_size')} "
+                "threads), so the route refuses the email instead of queueing it",
+                claim("detail", ref, "backlog", Literal(d.get("backlog"))),
+                claim("detail", ref, "pool_size", Literal(d.get("pool_size"))),
+            )
         case "queue.unavailable":
             return sentence(
                 f"The queue's store cannot be reached, so nothing is queued: {d.get('error', '')}", quoted(ref, d)

@@ -34,6 +34,8 @@ def test_environment_overrides_defaults() -> None:
     assert config["MAIL_SERVER"] == "127.0.0.1" and config["MAIL_PORT"] == 2525
     assert config["SANDBOX_SMTP_TIMEOUT"] == 3.0
     assert Settings.from_env({"SANDBOX_TRACE": "off"}).flask_config()["SANDBOX_TRACE"] is False
+    assert Settings.from_env({}).pool_backlog is None, "the pool's backlog is unbounded unless asked"
+    assert Settings.from_env({"SANDBOX_POOL_BACKLOG": "8"}).flask_config()["SANDBOX_POOL_BACKLOG"] == 8
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,8 @@ def test_environment_overrides_defaults() -> None:
         ({"SANDBOX_HOST": "http://0.0.0.0"}, "host"),
         ({"SANDBOX_ALLOW_HOSTS": "class.example:8000"}, "allow_hosts.*class.example:8000"),
         ({"SANDBOX_ALLOW_HOSTS": "ok.example,bad name"}, "allow_hosts.*bad name"),
+        ({"SANDBOX_POOL_BACKLOG": "-1"}, "pool_backlog"),
+        ({"SANDBOX_POOL_BACKLOG": "many"}, "SANDBOX_POOL_BACKLOG"),
     ],
 )
 def test_bad_environment_values_say_what_is_wrong(environ: dict[str, str], words: str) -> None:

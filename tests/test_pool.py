@@ -9,6 +9,7 @@ import time
 from flask import Flask
 from flask.testing import FlaskClient
 
+from sandbox import create_app
 from sandbox.client import call
 from sandbox.runtime import Sandbox
 from sandbox.sink import Sink
@@ -102,3 +103,34 @@ def test_shutdown_delivers_or_reports_every_pending_send() -> None:
     assert delivered and undelivered, "with one worker and a short wait, some arrive and some cannot"
     assert delivered.isdisjoint(undelivered)
     assert delivered | undelivered == set(ids)
+
+
+def test_a_bounded_backlog_refuses_with_503_and_retry_after_and_accepts_nothing(sink: Sink) -> None:
+    sink.handler.delay_s = 0.5
+    app = create_app(
+        {"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_POOL_SIZE": 1, "SANDBOX_POOL_BACKLOG": 1}, sink=sink
+    )
+    client = app.test_client()
+    running, waiting, refused = (client.post("/send-email/pool", json={}) for _ in range(3))
+    assert (running.status_code, waiting.status_code, refused.status_code) == (202, 202, 503)
+    assert refused.headers["Retry-After"] == "1"
+    body = refused.get_json()
+    assert "queue is full" in body["error"] and body["trace_id"]
+    log = app.extensions["sandbox.delivery"]
+    assert log.stats()["sent"] == 2, "a refused email was never accepted"
+    assert log.wait_settled(10) and log.failures() == []
+    document = client.get(f"/api/traces/{body['trace_id']}").get_json()
+    assert document["outcome"] == "refused"
+    assert any("The pool's queue is full" in row["action"] for row in document["steps"])
+    assert sorted(m.trace_id for m in sink.mailbox.messages()) == sorted(
+        r.get_json()["trace_id"] for r in (running, waiting)
+    )
+    app.extensions["sandbox.pool"].stop(log)
+
+
+def test_an_unbounded_backlog_accepts_every_send(sink: Sink) -> None:
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_POOL_SIZE": 1}, sink=sink)
+    client = app.test_client()
+    assert [client.post("/send-email/pool", json={}).status_code for _ in range(5)] == [202] * 5
+    assert app.extensions["sandbox.delivery"].wait_settled(10)
+    app.extensions["sandbox.pool"].stop(app.extensions["sandbox.delivery"])
