@@ -30,6 +30,7 @@ QUIZ_KINDS = (
     "other_mode",
     "killed_at",
     "why_no_context",
+    "who_waits",
 )
 
 # What a step did, in a few words, for options and feedback.
@@ -129,6 +130,7 @@ def make_quiz(
         "other_mode": lambda: _other_mode(facts, other, rng),
         "killed_at": lambda: _killed_at(facts, rng),
         "why_no_context": lambda: _why_no_context(facts, rng),
+        "who_waits": lambda: _who_waits(facts, rng),
     }
     questions = [builders[kind]() for kind in QUIZ_KINDS if kind in kinds]
     return [q for q in questions if q is not None]
@@ -819,3 +821,64 @@ def _why_no_context(facts: Facts, rng: random.Random) -> Question | None:
         n,
         rng,
     )
+
+
+ANSWERED_MEANWHILE = "They were answered meanwhile, each on a thread of its own"
+WAITED_MEANWHILE = "They waited until this request was done: the server handles one request at a time"
+EVERYTHING_FROZE = "Nothing ran at all: the whole process, the sink included, stood still"
+
+
+def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
+    """A blocking send on an observed server, with other requests during it: what did they get meanwhile?"""
+    send, end = facts.send, facts.first("smtp.accepted", "smtp.failed")
+    server = facts.server
+    if send is None or end is None or facts.handoff is not None or not server.observed:
+        return None
+    if facts.first("sink.data_received") is None:  # no sink lane: nothing to show the process kept working
+        return None
+    kind = facts.server_kind
+    answered = server.answered(facts.ms(send), facts.ms(end))
+    waiting = server.waiting(facts.ms(end))
+    slowest = round(max((r.wait_ms() or 0.0 for r in answered), default=0.0), 3)
+    tol = shown_ms(slowest)[1] if answered else 0.0
+    answered_claim = claim("server_answered", "send.started", facts.ref(end), len(answered), slowest, tol)
+    oldest = round(max((facts.ms(end) - r.arrived_ms for r in waiting), default=0.0), 3)
+    waiting_claim = claim("server_waiting", facts.ref(end), len(waiting), oldest, shown_ms(oldest)[1] if waiting else 0)
+    kind_claim = claim("detail", "request.arrived", "server", Literal(kind))
+    if kind == "threaded" and answered and not waiting:
+        right, right_claims = ANSWERED_MEANWHILE, (kind_claim, answered_claim, waiting_claim)
+        others = [(WAITED_MEANWHILE, (waiting_claim,), "Believes every Flask server handles one request at a time")]
+    elif kind == "single" and waiting and not answered:
+        right, right_claims = WAITED_MEANWHILE, (kind_claim, waiting_claim, answered_claim)
+        others = [(ANSWERED_MEANWHILE, (answered_claim,), "Believes every server gives each request a thread")]
+    else:
+        return None
+    sink_worked = claim("other_thread", "sink.data_received", "send.started")
+    others.append((EVERYTHING_FROZE, (sink_worked,), "Believes a blocked thread blocks the whole process"))
+    shown_others = _count_requests(len(answered) if answered else len(waiting))
+    explanation = sentence(
+        f"From step {facts.step(send)} to step {facts.step(end)} this request's thread sat in mail.send(). The "
+        f"{kind} server {'answered' if answered else 'kept waiting'} {shown_others} meanwhile, and the sink worked "
+        "on a thread of its own all along.",
+        kind_claim,
+        answered_claim if answered else waiting_claim,
+        sink_worked,
+    )
+    wrong = [Choice(text, claims, why, Sentence(_you_may(why) + ". ") + explanation) for text, claims, why in others]
+    return _question(
+        "who_waits",
+        sentence(
+            f"From step {facts.step(send)} to step {facts.step(end)} this request's thread sat in mail.send(). What "
+            "happened to the other requests that reached the server meanwhile?",
+            claim("step", facts.step(send), "send.started"),
+        ),
+        Choice(right, right_claims),
+        wrong,
+        explanation,
+        facts.step(send),
+        rng,
+    )
+
+
+def _count_requests(number: int) -> str:
+    return f"{number} other request{'' if number == 1 else 's'}"

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 from flask import Flask
 
+from sandbox.client import call
 from sandbox.facts import Facts
-from sandbox.quiz import KILL_FATES, QUIZ_KINDS, make_quiz
+from sandbox.quiz import ANSWERED_MEANWHILE, KILL_FATES, QUIZ_KINDS, WAITED_MEANWHILE, make_quiz
 from sandbox.render.document import report, trace_document
+from sandbox.runtime import Sandbox
 from sandbox.sink import Sink
 from sandbox.steps import rows_from
-from tests.conftest import record_trace
+from tests.conftest import record_trace, settings_for_tests
 from tests.truth import evaluate
 
 
@@ -88,3 +94,17 @@ def test_why_no_context_points_at_the_workers_missing_context(app: Flask, mode: 
 
 def test_a_working_worker_gets_no_why_no_context_question(app: Flask) -> None:
     assert not [q for q in quiz_of(record_trace(app, "thread")) if q.kind == "why_no_context"]
+
+
+@pytest.mark.parametrize(("server", "right"), [("threaded", ANSWERED_MEANWHILE), ("single", WAITED_MEANWHILE)])
+def test_who_waits_is_answered_by_the_server_that_really_ran(server: str, right: str, tmp_path: Path) -> None:
+    settings = settings_for_tests(delay_s=0.4, server=server, queue_url=f"sqlite:///{tmp_path}/q.db")
+    with Sandbox(settings) as sandbox, ThreadPoolExecutor(3) as clients:
+        blocking = clients.submit(call, f"{sandbox.url}send-email/sync", "POST", {})
+        time.sleep(0.1)
+        pings = [clients.submit(call, f"{sandbox.url}api/ping") for _ in range(2)]
+        trace_id = blocking.result().body["trace_id"]
+        assert all(p.result().status == 200 for p in pings)
+        document = call(f"{sandbox.url}api/traces/{trace_id}").body
+    [question] = [q for q in document["quiz"] if q["kind"] == "who_waits"]
+    assert question["options"][question["answer"]] == right
