@@ -56,9 +56,12 @@ def _span(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
     return first, node.end_lineno or node.lineno
 
 
-# One parse at a time: CPython 3.11 before 3.11.9 keeps the AST builder's recursion depth in global state, so two
-# threads parsing at once can fail with "AST constructor recursion depth mismatch" (gh-106905).
+# CPython 3.11 before 3.11.9 keeps the AST builder's recursion depth in global state, so two threads parsing at once
+# can fail with "AST constructor recursion depth mismatch" (gh-106905). The lock keeps the sandbox's own parses
+# apart; the traceback module parses too (for its error carets), on whatever thread formats one, so a clash with
+# it is retried: the error says nothing about the source, only that another parse ran at the same moment.
 _PARSING = threading.Lock()
+PARSE_ATTEMPTS = 3
 
 
 @functools.cache
@@ -67,5 +70,15 @@ def _source(file: str) -> tuple[str, ast.Module] | None:
     if Path(PROJECT_DIR) not in path.parents or path.suffix != ".py" or not path.is_file():
         return None
     text = path.read_text(encoding="utf-8")
+    return text, _parse(text)
+
+
+def _parse(text: str) -> ast.Module:
+    for _ in range(PARSE_ATTEMPTS - 1):
+        try:
+            with _PARSING:
+                return ast.parse(text)
+        except SystemError:  # the clash described above; the last attempt lets it through
+            continue
     with _PARSING:
-        return text, ast.parse(text)
+        return ast.parse(text)
