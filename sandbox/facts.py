@@ -7,10 +7,11 @@ can say what it claims. See :mod:`sandbox.claims`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from sandbox.clock import shown_ms
 from sandbox.tracer import Event, Trace
 
 # Events too fine-grained for the table (they stay in the JSON and the Perfetto timeline).
@@ -37,6 +38,16 @@ NOT_ACCEPTED = {
     "refused": "never sent",
     "pending": "not accepted yet",
 }
+
+
+def slowest_wait_ms(requests: Sequence[ServedRequest]) -> float:
+    """The longest any of ``requests`` waited for its answer (0 for none), as claims give it."""
+    return round(max((r.wait_ms() or 0.0 for r in requests), default=0.0), 3)
+
+
+def wait_tol(requests: Sequence[ServedRequest]) -> float:
+    """The rounding of that longest wait as it is shown (0 for none)."""
+    return shown_ms(slowest_wait_ms(requests))[1] if requests else 0.0
 
 
 def unanswered(event: Event) -> bool:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import HOLD_ENDINGS, Facts, unanswered
-from sandbox.steps import quoted
+from sandbox.facts import HOLD_ENDINGS, Facts, slowest_wait_ms, unanswered, wait_tol
+from sandbox.steps import counted, quoted
 from sandbox.tracer import Event
 
 MOMENTS_SHOWN = 5
@@ -152,14 +152,14 @@ def _queued(facts: Facts) -> Moment | None:
     if answered:
         parts.append(
             sentence(
-                f" Meanwhile the server finished {_count(len(answered), 'other request')}.",
+                f" Meanwhile the server finished {counted(len(answered), 'other request')}.",
                 claim(
                     "server_answered",
                     "request.arrived",
                     "request.received",
                     len(answered),
-                    _slowest(answered),
-                    _tol(answered),
+                    slowest_wait_ms(answered),
+                    wait_tol(answered),
                 ),
             )
         )
@@ -201,12 +201,14 @@ def _blocked(facts: Facts) -> Moment | None:
     answered = server.answered(facts.ms(send), facts.ms(end))
     waiting = server.waiting(facts.ms(end))
     busy = server.busy(facts.ms(end))
-    span = claim("server_answered", facts.ref(send), facts.ref(end), len(answered), _slowest(answered), _tol(answered))
+    span = claim(
+        "server_answered", facts.ref(send), facts.ref(end), len(answered), slowest_wait_ms(answered), wait_tol(answered)
+    )
     if answered:
-        slowest, _ = shown_ms(_slowest(answered))
+        slowest, _ = shown_ms(slowest_wait_ms(answered))
         parts.append(
             sentence(
-                f" Meanwhile the server answered {_count(len(answered), 'other request')}, the slowest in {slowest}: "
+                f" Meanwhile the server answered {counted(len(answered), 'other request')}, the slowest in {slowest}: "
                 "this request's wait did not stop the server answering others.",
                 span,
             )
@@ -215,7 +217,7 @@ def _blocked(facts: Facts) -> Moment | None:
         oldest_ms = max(facts.ms(end) - r.arrived_ms for r in waiting)
         oldest, tol = shown_ms(oldest_ms)
         waited = sentence(
-            f" When it returned, {_count(len(waiting), 'other request')} had been waiting for a handler, the "
+            f" When it returned, {counted(len(waiting), 'other request')} had been waiting for a handler, the "
             f"oldest for {oldest}",
             claim("server_waiting", facts.ref(end), len(waiting), round(oldest_ms, 3), tol),
         )
@@ -228,7 +230,7 @@ def _blocked(facts: Facts) -> Moment | None:
     if busy:
         parts.append(
             sentence(
-                f" When it returned, {_count(len(busy), 'other request')} {'was' if len(busy) == 1 else 'were'} "
+                f" When it returned, {counted(len(busy), 'other request')} {'was' if len(busy) == 1 else 'were'} "
                 "still being handled, each on a thread of its own.",
                 claim("server_busy", facts.ref(end), len(busy)),
             )
@@ -251,18 +253,6 @@ def _blocked(facts: Facts) -> Moment | None:
             )
         )
     return _moment("What does 'blocked' mean here?", join(parts, ""), facts.step(send))
-
-
-def _slowest(requests: list) -> float:
-    return round(max((r.wait_ms() or 0.0 for r in requests), default=0.0), 3)
-
-
-def _tol(requests: list) -> float:
-    return shown_ms(_slowest(requests))[1] if requests else 0.0
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 ENDED = {False: "failed", True: "gave up waiting for an answer"}  # a worker's end, by whether an answer came
@@ -442,13 +432,18 @@ def _cpu_work(facts: Facts) -> Moment | None:
         return _moment("What did the computation cost the others?", join(parts, ""), facts.step(started))
     answered = server.answered(facts.ms(started), facts.ms(finished))
     span = claim(
-        "server_answered", facts.ref(started), facts.ref(finished), len(answered), _slowest(answered), _tol(answered)
+        "server_answered",
+        facts.ref(started),
+        facts.ref(finished),
+        len(answered),
+        slowest_wait_ms(answered),
+        wait_tol(answered),
     )
     if answered:
-        slowest, _ = shown_ms(_slowest(answered))
+        slowest, _ = shown_ms(slowest_wait_ms(answered))
         parts.append(
             sentence(
-                f" Meanwhile the server answered {_count(len(answered), 'other request')}, the slowest in {slowest}: "
+                f" Meanwhile the server answered {counted(len(answered), 'other request')}, the slowest in {slowest}: "
                 "a computing thread does not stop the others, it takes turns with them, one at a time.",
                 span,
             )

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from sandbox.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import Facts, unanswered
+from sandbox.facts import Facts, slowest_wait_ms, unanswered, wait_tol
 from sandbox.sink import SINK_THREAD_NAME
-from sandbox.steps import Row, quoted, request_state
+from sandbox.steps import Row, counted, quoted, request_state
 from sandbox.tracer import Event
 
 OPTIONS_PER_QUESTION = 4
@@ -574,7 +574,7 @@ def _thread_count(facts: Facts, rows: list[Row], rng: random.Random) -> Question
             str(n),
             (negate(claim("threads", n)),),
             why,
-            Sentence("You may be " + why[0].lower() + why[1:] + ". ") + fact,
+            Sentence(_you_may(why) + ". ") + fact,
         )
         for n, why in (
             (1, "Thinking everything in a web app runs on one thread"),
@@ -839,9 +839,9 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
     kind = facts.server_kind
     answered = server.answered(facts.ms(send), facts.ms(end))
     waiting = server.waiting(facts.ms(end))
-    slowest = round(max((r.wait_ms() or 0.0 for r in answered), default=0.0), 3)
-    tol = shown_ms(slowest)[1] if answered else 0.0
-    answered_claim = claim("server_answered", "send.started", facts.ref(end), len(answered), slowest, tol)
+    answered_claim = claim(
+        "server_answered", "send.started", facts.ref(end), len(answered), slowest_wait_ms(answered), wait_tol(answered)
+    )
     oldest = round(max((facts.ms(end) - r.arrived_ms for r in waiting), default=0.0), 3)
     waiting_claim = claim("server_waiting", facts.ref(end), len(waiting), oldest, shown_ms(oldest)[1] if waiting else 0)
     kind_claim = claim("detail", "request.arrived", "server", Literal(kind))
@@ -855,7 +855,7 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
         return None
     sink_worked = claim("other_thread", "sink.data_received", "send.started")
     others.append((EVERYTHING_FROZE, (sink_worked,), "Believes a blocked thread blocks the whole process"))
-    shown_others = _count_requests(len(answered) if answered else len(waiting))
+    shown_others = counted(len(answered) if answered else len(waiting), "other request")
     explanation = sentence(
         f"From step {facts.step(send)} to step {facts.step(end)} this request's thread sat in mail.send(). The "
         f"{kind} server {'answered' if answered else 'kept waiting'} {shown_others} meanwhile, and the sink worked "
@@ -878,7 +878,3 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
         facts.step(send),
         rng,
     )
-
-
-def _count_requests(number: int) -> str:
-    return f"{number} other request{'' if number == 1 else 's'}"

@@ -247,7 +247,7 @@ def server_state(facts: Facts, n: int) -> Sentence:
             text, tol = shown_gap(slowest)
             parts.append(
                 sentence(
-                    f"Answered {_count(len(answered), 'other request')} since step {n - 1} (slowest {text})",
+                    f"Answered {counted(len(answered), 'other request')} since step {n - 1} (slowest {text})",
                     claim("server_answered", f"@{n - 1}", f"@{n}", len(answered), round(slowest, 3), tol),
                 )
             )
@@ -257,14 +257,14 @@ def server_state(facts: Facts, n: int) -> Sentence:
         text, tol = shown_gap(oldest)
         parts.append(
             sentence(
-                f"{_count(len(waiting), 'other request')} waiting for a handler, the oldest for {text}",
+                f"{counted(len(waiting), 'other request')} waiting for a handler, the oldest for {text}",
                 claim("server_waiting", f"@{n}", len(waiting), round(oldest, 3), tol),
             )
         )
     busy = server.busy(at)
     if busy:
         parts.append(
-            sentence(f"Handling {_count(len(busy), 'other request')}", claim("server_busy", f"@{n}", len(busy)))
+            sentence(f"Handling {counted(len(busy), 'other request')}", claim("server_busy", f"@{n}", len(busy)))
         )
     if not parts:
         none = [claim("server_waiting", f"@{n}", 0, 0, 0), claim("server_busy", f"@{n}", 0)]
@@ -297,7 +297,8 @@ def _capacity(facts: Facts, event: Event, n: int) -> Sentence:
     return sentence("one request at a time", kind_claim)
 
 
-def _count(number: int, noun: str) -> str:
+def counted(number: int, noun: str) -> str:
+    """``1 send``, ``3 sends``: a number with its noun."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
@@ -443,7 +444,7 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "pool.queued":
             return sentence(
                 f"The route queues the send for a pool of {d.get('pool_size')} threads "
-                f"({_count(int(d.get('ahead', 0)), 'send')} already waiting or running)",
+                f"({counted(int(d.get('ahead', 0)), 'send')} already waiting or running)",
                 claim("detail", ref, "pool_size", Literal(d.get("pool_size"))),
                 claim("detail", ref, "ahead", Literal(d.get("ahead", 0))),
             )
