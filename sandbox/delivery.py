@@ -17,7 +17,6 @@ from sandbox.clock import utc_timestamp
 
 DELIVERED, FAILED, UNKNOWN = "delivered", "failed", "unknown"
 FAILURES_KEPT = 500
-PAGE_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -128,13 +127,6 @@ class DeliveryLog:
         """The newest failures, oldest first."""
         with self._lock:
             return list(self._failures)
-
-    def failures_after(self, after: int, limit: int = PAGE_SIZE) -> tuple[list[Failure], int]:
-        """Up to ``limit`` failures newer than id ``after``, oldest first, and how many newer ones were dropped
-        from memory before they could be read (so a client paging through knows whether it saw them all)."""
-        with self._lock:
-            newer = [f for f in self._failures if f.id > after]
-            return newer[:limit], newer[0].id - after - 1 if newer else 0
 
     def duplicates(self) -> list[Duplicate]:
         with self._lock:

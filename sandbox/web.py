@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import (
@@ -23,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox import lessons
 from sandbox.broken import BROKEN_VARIANTS
-from sandbox.delivery import FAILURES_KEPT, PAGE_SIZE
+from sandbox.delivery import FAILURES_KEPT, Failure
 from sandbox.errors import ConfigError
 from sandbox.facts import NOT_OBSERVED, observed_server
 from sandbox.mailer import SendError, build_message, delivery_log, tracer
@@ -37,6 +38,7 @@ from sandbox.strategies import SEND_MODES, STRATEGIES
 from sandbox.tracer import TRACES_KEPT, thread_identity
 
 bp = Blueprint("sandbox", __name__)
+PAGE_SIZE = 500  # entries per page of /api/messages and /api/failures with ?after=
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -219,9 +221,7 @@ def messages() -> Response:
     after = after_id()
     if after is None:
         return jsonify(messages=[m.summary() for m in reversed(stored)])
-    newer = [m for m in stored if m.id > after]
-    dropped = newer[0].id - after - 1 if newer else 0
-    return jsonify(page_after("messages", after, [m.summary() for m in newer[:PAGE_SIZE]], dropped, MAILBOX_SIZE))
+    return jsonify(page_after("messages", after, stored, StoredMessage.summary, MAILBOX_SIZE))
 
 
 def after_id() -> int | None:
@@ -234,12 +234,27 @@ def after_id() -> int | None:
     return int(text)
 
 
-def page_after(key: str, after: int, entries: list[dict[str, Any]], dropped: int, kept: int) -> dict[str, Any]:
-    """One page for a client that reads a list in order, however long the run: ``next_after`` is the id to ask for
-    next, and ``dropped`` counts entries after ``after`` no longer in memory (only the newest ``kept`` are), so a
-    client polling often enough knows it saw everything."""
-    next_after = entries[-1]["id"] if entries else after
-    return {key: entries, "after": after, "next_after": next_after, "dropped": dropped, "kept": kept}
+def page_after(
+    key: str,
+    after: int,
+    entries: Sequence[Any],
+    as_dict: Callable[[Any], dict[str, Any]],
+    kept: int,
+    limit: int = PAGE_SIZE,
+) -> dict[str, Any]:
+    """One page of ``entries`` (oldest first, each with an ``id``) for a client that reads a list in order, however
+    long the run: up to ``limit`` entries after id ``after``; ``next_after`` is the id to ask for next, and ``dropped``
+    counts entries after ``after`` no longer in memory (only the newest ``kept`` are), so a client polling often
+    enough knows it saw everything."""
+    newer = [entry for entry in entries if entry.id > after]
+    page = [as_dict(entry) for entry in newer[:limit]]
+    return {
+        key: page,
+        "after": after,
+        "next_after": page[-1]["id"] if page else after,
+        "dropped": newer[0].id - after - 1 if newer else 0,
+        "kept": kept,
+    }
 
 
 @bp.get("/api/messages/<int:message_id>")
@@ -301,8 +316,7 @@ def failures() -> Response:
     after = after_id()
     if after is None:
         return jsonify(failures=[f.to_dict() for f in log.failures()], possibly_duplicated=duplicates)
-    page, dropped = log.failures_after(after, PAGE_SIZE)
-    body = page_after("failures", after, [f.to_dict() for f in page], dropped, FAILURES_KEPT)
+    body = page_after("failures", after, log.failures(), Failure.to_dict, FAILURES_KEPT)
     return jsonify(body | {"possibly_duplicated": duplicates})
 
 

@@ -19,7 +19,7 @@ from flask import Flask
 
 from sandbox import create_app
 from sandbox.client import call
-from sandbox.delivery import FAILED, UNKNOWN, DeliveryLog
+from sandbox.delivery import FAILED, FAILURES_KEPT, UNKNOWN, DeliveryLog, Failure
 from sandbox.facts import Facts
 from sandbox.pool import NEVER_SENT
 from sandbox.render.document import report
@@ -27,6 +27,7 @@ from sandbox.runtime import Sandbox
 from sandbox.sink import Sink
 from sandbox.testing import free_port
 from sandbox.tracer import Trace
+from sandbox.web import page_after
 from tests.conftest import record_trace, settings_for_tests
 
 
@@ -61,11 +62,12 @@ def test_failures_page_in_order_and_say_what_was_dropped() -> None:
     for n in range(600):
         log.accepted(str(n), "thread")
         log.failed(str(n), "thread", "x")
-    page, dropped = log.failures_after(0, 50)
-    assert [f.id for f in page] == list(range(101, 151)) and dropped == 100
-    page, dropped = log.failures_after(590, 50)
-    assert [f.id for f in page] == list(range(591, 601)) and dropped == 0
-    assert log.failures_after(600) == ([], 0)
+    body = page_after("failures", 0, log.failures(), Failure.to_dict, FAILURES_KEPT, limit=50)
+    assert [f["id"] for f in body["failures"]] == list(range(101, 151)) and body["dropped"] == 100
+    body = page_after("failures", 590, log.failures(), Failure.to_dict, FAILURES_KEPT, limit=50)
+    assert [f["id"] for f in body["failures"]] == list(range(591, 601)) and body["dropped"] == 0
+    body = page_after("failures", 600, log.failures(), Failure.to_dict, FAILURES_KEPT)
+    assert (body["failures"], body["dropped"]) == ([], 0)
 
 
 class HangUpOnQuit(SMTP):
