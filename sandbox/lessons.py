@@ -142,14 +142,13 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
     quiz_mode = meta.get("quiz_mode")
     if quiz_mode is not None and quiz_mode not in {mode for step in scenario["steps"] for mode in step["modes"]}:
         raise LessonError(f"{path.name}: quiz_mode {quiz_mode!r} is not a mode the scenario sends by")
-    if not isinstance(meta["objective"], str) or not meta["objective"].strip():
-        raise LessonError(f"{path.name}: objective must say, in a sentence, what the student can do afterwards")
+    objective = _text(path, "objective", meta["objective"], "say, in a sentence, what the student can do afterwards")
     return Lesson(
         path.stem.split("-", 1)[-1],
         str(meta["title"]),
         str(meta["summary"]),
         int(meta["order"]),
-        meta["objective"].strip(),
+        objective,
         parse_predict(path, meta["predict"]),
         scenario,
         list(quiz),
@@ -160,11 +159,8 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
 
 def parse_predict(path: Path, predict: object) -> dict[str, Any]:
     """The prediction asked before the run: a question, and one option per answer its check can give."""
-    if not isinstance(predict, dict):
-        raise LessonError(f"{path.name}: predict must be a mapping with {', '.join(PREDICT_KEYS)}")
-    _no_unknown_keys(path, "predict", predict, PREDICT_KEYS)
-    if not isinstance(predict.get("question"), str) or not predict["question"].strip():
-        raise LessonError(f"{path.name}: predict.question must ask something the run will answer")
+    predict = _mapping(path, "predict", predict, PREDICT_KEYS)
+    question = _text(path, "predict.question", predict.get("question"), "ask something the run will answer")
     check = predict.get("check")
     if check not in CHECKS:
         raise LessonError(f"{path.name}: predict.check must be one of {', '.join(CHECKS)}, not {check!r}")
@@ -177,7 +173,7 @@ def parse_predict(path: Path, predict: object) -> dict[str, Any]:
     ):
         raise LessonError(f"{path.name}: predict.options must give a text for each of {', '.join(answers)}")
     return {
-        "question": predict["question"].strip(),
+        "question": question,
         "check": check,
         "options": [{"key": key, "text": options[key].strip()} for key in answers],
     }
@@ -185,26 +181,22 @@ def parse_predict(path: Path, predict: object) -> dict[str, Any]:
 
 def parse_scenario(path: Path, scenario: object, modes: frozenset[str]) -> dict[str, Any]:
     """The checked scenario, each step's sink settings resolved in full (what the page sends and shows)."""
-    if not isinstance(scenario, dict):
-        raise LessonError(f"{path.name}: scenario must be a mapping with {', '.join(SCENARIO_KEYS)}")
-    _no_unknown_keys(path, "scenario", scenario, SCENARIO_KEYS)
-    if not isinstance(scenario.get("description"), str) or not scenario["description"].strip():
-        raise LessonError(f"{path.name}: scenario.description must say, in a sentence, what the run does")
+    scenario = _mapping(path, "scenario", scenario, SCENARIO_KEYS)
+    description = _text(
+        path, "scenario.description", scenario.get("description"), "say, in a sentence, what the run does"
+    )
     steps = scenario.get("steps")
     if not isinstance(steps, list) or not steps:
         raise LessonError(f"{path.name}: scenario.steps must be a list of at least one step")
     return {
-        "description": scenario["description"].strip(),
+        "description": description,
         "steps": [_parse_step(path, f"scenario.steps[{n}]", step, modes) for n, step in enumerate(steps)],
     }
 
 
 def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(step, dict):
-        raise LessonError(f"{path.name}: {where} must be a mapping with {', '.join(STEP_KEYS)}")
-    _no_unknown_keys(path, where, step, STEP_KEYS)
-    if not isinstance(step.get("title"), str) or not step["title"].strip():
-        raise LessonError(f"{path.name}: {where}.title must name the step in a few words")
+    step = _mapping(path, where, step, STEP_KEYS)
+    title = _text(path, f"{where}.title", step.get("title"), "name the step in a few words")
     step_modes = step.get("modes")
     if (
         not isinstance(step_modes, list)
@@ -229,7 +221,7 @@ def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> 
         raise LessonError(f"{path.name}: {where}.clients above 1 cannot go with ping or compare (one send each)")
     sink = _parse_sink(path, f"{where}.sink", step.get("sink", {}))
     return {
-        "title": step["title"].strip(),
+        "title": title,
         "modes": list(step_modes),
         "sink": sink,
         **flags,
@@ -259,6 +251,21 @@ def describe_sink(settings: Mapping[str, Any]) -> str:
         return "not listening: every connection is refused, as by a dead server"
     fields = {key: value for key, value in settings.items() if key != "listening"}
     return describe_faults(Faults(**fields))
+
+
+def _mapping(path: Path, where: str, value: object, known: tuple[str, ...]) -> dict[str, Any]:
+    """``value`` if it is a mapping of ``known`` keys only; a LessonError naming the place otherwise."""
+    if not isinstance(value, dict):
+        raise LessonError(f"{path.name}: {where} must be a mapping with {', '.join(known)}")
+    _no_unknown_keys(path, where, value, known)
+    return value
+
+
+def _text(path: Path, where: str, value: object, must: str) -> str:
+    """``value`` stripped, if it is text that is not blank; a LessonError saying what it ``must`` do otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise LessonError(f"{path.name}: {where} must {must}")
+    return value.strip()
 
 
 def _no_unknown_keys(path: Path, where: str, mapping: Mapping[str, Any], known: tuple[str, ...]) -> None:
