@@ -112,11 +112,11 @@ class Sandbox:
         if self.app is not None:
             log = self.delivery
             timeout = self.settings.smtp_timeout_s
-            if not log.wait_settled(timeout, ignore=DURABLE_MODES):
-                self.app.extensions["sandbox.pool"].stop(log)
+            settled = log.wait_settled(timeout, ignore=DURABLE_MODES)
+            self.app.extensions["sandbox.pool"].stop(log)  # the backlog no worker took: never sent
+            if not settled:
                 log.wait_settled(timeout, ignore=DURABLE_MODES)
             log.abandon_pending(SHUTDOWN_REASON, keep=DURABLE_MODES)
-            self.app.extensions["sandbox.pool"].stop(log)
             mail_queue = self.app.extensions["sandbox.queue"]
             mail_queue.stop_consumer(timeout)
             try:
