@@ -100,7 +100,8 @@ def thread_answers_sooner(runs: Sequence[Facts]) -> Verdict:
     shown_thread, _ = shown_ms(thread_ms)
     numbers = f"The blocking route answered after {shown_blocking}, the thread route after {shown_thread}"
     hold = sync.first("sink.delay_started")
-    held_ms = sync.gap_ms(hold, sync.sink_hold_end(hold)) if hold and sync.sink_hold_end(hold) else None
+    hold_end = sync.sink_hold_end(hold) if hold is not None else None
+    held_ms = sync.gap_ms(hold, hold_end) if hold is not None and hold_end is not None else None
     if held_ms is None:
         return Verdict(None, f"{numbers}; the sink's wait is not in the trace to compare with.")
     shown_held, _ = shown_ms(held_ms)

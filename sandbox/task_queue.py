@@ -122,12 +122,13 @@ class MailQueue:
         data = message_data(msg)
         try:
             huey, deliver = self._open()
-            Outbox(huey).add(trace_id, data)
+            outbox = Outbox(huey)
+            outbox.add(trace_id, data)
             task = deliver.s(data, trace_id)
             try:
                 huey.enqueue(task)
             except STORE_ERRORS:
-                Outbox(huey).settle(trace_id)  # refused with a 503: it must not be sent after a restart either
+                outbox.settle(trace_id)  # refused with a 503: it must not be sent after a restart either
                 raise
         except STORE_ERRORS as err:
             raise QueueUnavailable(err) from err
