@@ -5,6 +5,27 @@ export async function getJSON(url) {
   return { status: response.status, body: await response.json() };
 }
 
+// Ask `url` every `everyMs` and hand each 200 answer's body to `onBody`; one request at a time, and a failed one
+// keeps what was shown (the next poll tries again). Returns the refresh, for an extra poll at once.
+export function poll(url, everyMs, onBody) {
+  let busy = false;
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const { status, body } = await getJSON(url);
+      if (status === 200) onBody(body);
+    } catch (error) {
+      // Keep the last view; the next poll will try again.
+    } finally {
+      busy = false;
+    }
+  }
+  refresh();
+  setInterval(refresh, everyMs);
+  return refresh;
+}
+
 // One send. `elapsedMs` is the browser's own clock, from just before the request left to the parsed answer: it
 // includes the network and the browser. The server's clock is in the answer, `body.response_ms`.
 export async function send(mode, fields) {

@@ -1,21 +1,7 @@
 // The mailbox panel: what the sink accepted, newest first, polled once a second.
-import { formatMs, getJSON } from "./api.js";
+import { formatMs, poll } from "./api.js";
 
 export function startMailbox(list, results) {
-  let busy = false;
-  async function refresh() {
-    if (busy) return;
-    busy = true;
-    try {
-      const { status, body } = await getJSON("/api/messages");
-      if (status === 200) render(body.messages.slice(0, 20));
-    } catch (error) {
-      // Keep the last list; the next poll will try again.
-    } finally {
-      busy = false;
-    }
-  }
-
   function render(messages) {
     const items = messages.map((message) => {
       const item = document.createElement("li");
@@ -41,7 +27,5 @@ export function startMailbox(list, results) {
     list.dataset.count = String(messages.length);
   }
 
-  setInterval(refresh, 1000);
-  refresh();
-  return refresh;
+  return poll("/api/messages", 1000, (body) => render(body.messages.slice(0, 20)));
 }

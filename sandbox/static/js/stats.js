@@ -1,23 +1,9 @@
 // The app's own count of its sends and of the worker threads alive right now (all modes: one thread per email
 // in thread mode, the pool's workers, the queue consumer's), polled once a second from /api/stats.
-import { getJSON } from "./api.js";
+import { poll } from "./api.js";
 
 export function startStats(element) {
-  let busy = false;
-  async function refresh() {
-    if (busy) return;
-    busy = true;
-    try {
-      const { status, body } = await getJSON("/api/stats");
-      if (status === 200) element.textContent = describe(body);
-    } catch (error) {
-      // Keep the last line; the next poll will try again.
-    } finally {
-      busy = false;
-    }
-  }
-  refresh();
-  setInterval(refresh, 1000);
+  poll("/api/stats", 1000, (stats) => { element.textContent = describe(stats); });
 }
 
 function describe(stats) {
