@@ -18,7 +18,7 @@ from sandbox import create_app
 os.environ.setdefault("SANDBOX_QUEUE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='sandbox-tests-')}/queue.db")
 from sandbox.config import Settings
 from sandbox.serving import AppServer
-from sandbox.sink import Sink
+from sandbox.sink import Mailbox, Sink, StoredMessage
 from sandbox.testing import free_port, redis_server
 from sandbox.tracer import Trace
 
@@ -82,6 +82,20 @@ def live_server(app: Flask) -> Iterator[Callable[[str], AppServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+def store(mailbox: Mailbox, subject: str = "m") -> StoredMessage:
+    """A message put straight into the mailbox, as the sink does after its 250."""
+    return mailbox.add(
+        mail_from="a@example.com",
+        rcpt_tos=("b@example.com",),
+        subject=subject,
+        received_at="",
+        size=1,
+        raw=b"Subject: m\r\n\r\nx\r\n",
+        trace_id=None,
+        accepted_ns=0,
+    )
 
 
 def record_trace(app: Flask, mode: str, **fields: str) -> Trace:

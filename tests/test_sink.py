@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from sandbox.errors import ConfigError
 from sandbox.sink import DATA_SIZE_LIMIT, Mailbox, Sink, StoredMessage
+from tests.conftest import store
 
 TRACE_ID = "5f0c3a1e9b7d4c2a8e6f1b3d5a7c9e0f"  # the shape the app makes: uuid.uuid4().hex
 MESSAGE = b"Subject: Hello\r\nX-Sandbox-Trace: " + TRACE_ID.encode() + b"\r\n\r\nHi there\r\n"
@@ -78,16 +79,7 @@ def test_a_client_that_leaves_during_the_delay_is_not_counted_as_delivered(sink:
 def test_mailbox_keeps_the_newest() -> None:
     mailbox = Mailbox(capacity=3)
     for n in range(5):
-        mailbox.add(
-            mail_from="a@example.com",
-            rcpt_tos=("b@example.com",),
-            subject=f"#{n}",
-            received_at="",
-            size=0,
-            raw=b"",
-            trace_id=None,
-            accepted_ns=0,
-        )
+        store(mailbox, f"#{n}")
     assert [m.subject for m in mailbox.messages()] == ["#2", "#3", "#4"]
     assert [m.id for m in mailbox.messages()] == [3, 4, 5]
 

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from sandbox import create_app
 from sandbox.sink import Sink
+from tests.conftest import store
 
 
 def wait_for_messages(sink: Sink, count: int, timeout: float = 10) -> list:
@@ -256,32 +257,14 @@ def test_no_context_variant_fails_in_the_worker_and_is_reported(client: FlaskCli
 
 def test_messages_page_after_an_id_in_order_and_say_what_was_dropped(client: FlaskClient, sink: Sink) -> None:
     for n in range(5):
-        sink.mailbox.add(
-            mail_from="a@example.com",
-            rcpt_tos=("b@example.com",),
-            subject=f"m{n}",
-            received_at="",
-            size=1,
-            raw=b"Subject: m\r\n\r\nx\r\n",
-            trace_id=None,
-            accepted_ns=0,
-        )
+        store(sink.mailbox, f"m{n}")
     page = client.get("/api/messages?after=2").get_json()
     assert [m["id"] for m in page["messages"]] == [3, 4, 5]
     assert (page["after"], page["next_after"], page["dropped"]) == (2, 5, 0)
     assert client.get("/api/messages?after=5").get_json()["messages"] == []
     assert [m["id"] for m in client.get("/api/messages").get_json()["messages"]] == [5, 4, 3, 2, 1]
     sink.mailbox.clear()  # as if ids 1 to 5 had been pushed out by newer mail
-    sink.mailbox.add(
-        mail_from="a@example.com",
-        rcpt_tos=("b@example.com",),
-        subject="m6",
-        received_at="",
-        size=1,
-        raw=b"Subject: m\r\n\r\nx\r\n",
-        trace_id=None,
-        accepted_ns=0,
-    )
+    store(sink.mailbox, "m6")
     page = client.get("/api/messages?after=2").get_json()
     assert [m["id"] for m in page["messages"]] == [6] and page["dropped"] == 3
 
