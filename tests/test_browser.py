@@ -338,6 +338,9 @@ def test_keyboard_only_and_phone_width(browser: Browser, sandbox: Sandbox) -> No
         page.keyboard.press("Enter")
         expect(page.locator("li.result[data-mode='thread'][data-status='202']")).to_have_count(1)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for slug in VERDICTS:  # long code lines and tables scroll inside the lesson, not the page
+            page.goto(f"{sandbox.url}lessons/{slug}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, slug
     finally:
         context.close()
 
