@@ -238,7 +238,8 @@ def _blocked(facts: Facts) -> Moment | None:
     if not answered and not waiting and not busy:
         kind = facts.server_kind
         other = (
-            "a threaded server would have answered them on threads of their own"
+            "this one-request-at-a-time server would have kept them waiting, where a threaded server answers them "
+            "on threads of their own"
             if kind == "single"
             else "this threaded server would have answered them on threads of their own; a one-request-at-a-time "
             "server would have kept them waiting"
@@ -263,7 +264,7 @@ def _how_it_ended(facts: Facts, failed: Event, error: str) -> Sentence:
     came, the client cannot know; the sink's lane, if the trace has one, can."""
     quote = quoted(facts.ref(failed), failed.details)
     if not unanswered(failed):
-        return sentence(f"At step {facts.step(failed)} the send failed for good: {error}.", quote)
+        return sentence(f"By step {facts.step(failed)} the send had failed for good: {error}.", quote)
     ended = sentence(f"At step {facts.step(failed)} the send ended without an answer: {error}.", quote)
     stored = facts.first("sink.accepted")
     if stored is not None:
@@ -356,7 +357,7 @@ def _retries(facts: Facts) -> Moment | None:
     planned = first.details.get("retry_in_s")
     parts = [
         sentence(
-            f"At step {facts.step(first)} attempt {attempt} failed with an answer worth retrying "
+            f"At step {facts.step(first)} attempt {attempt} failed in a way worth retrying "
             f"({first.details.get('error', '')}); a retry was planned after {float(planned or 0):g} s.",
             claim("detail", facts.ref(first), "retry_in_s", Literal(planned)),
             claim("detail", facts.ref(first), "final", Literal(False)),
@@ -525,13 +526,17 @@ def _arrival(facts: Facts) -> Moment | None:
         if facts.position(response) < facts.position(accepted):
             parts.append(
                 sentence(
-                    f" That was {gap} after the client had its answer.", order(facts, response, accepted), gap_claim
+                    f" The sink's 250 came {gap} after the client had its answer.",
+                    order(facts, response, accepted),
+                    gap_claim,
                 )
             )
         else:
             parts.append(
                 sentence(
-                    f" That was {gap} before the answer left, this time.", order(facts, accepted, response), gap_claim
+                    f" The sink's 250 came {gap} before the answer left, this time.",
+                    order(facts, accepted, response),
+                    gap_claim,
                 )
             )
     return _moment("How do we know the email arrived?", join(parts, ""), facts.step(accepted))

@@ -286,6 +286,8 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
     send, received = facts.send, facts.received
     if send is None or received is None:
         return None
+    if len({e.thread_id for e in facts.all("send.started")}) > 1:
+        return None  # retries ran on several consumer threads: no one thread is the answer
     request_choice = f"{received.thread} (the thread handling the request)"
     on_request = facts.on_request(send)
     same = claim("same_thread", "send.started", "request.received")

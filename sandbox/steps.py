@@ -131,7 +131,11 @@ def request_state(facts: Facts, n: int) -> Sentence:
         received = facts.received
         if received is None:
             return sentence("Request: not handled", claim("absent", "request.received"))
-        return sentence("Request: waiting for a handler thread", claim("before", f"@{n}", facts.ref(received)))
+        before = claim("before", f"@{n}", facts.ref(received))
+        if facts.server_kind == "single":
+            single = claim("detail", "request.arrived", "server", Literal("single"))
+            return sentence("Request: waiting for the server's only thread", before, single)
+        return sentence("Request: waiting for a handler thread", before)
     ends = tuple(k for k in REQUEST_KINDS if all(facts.on_request(e) for e in facts.all(k)))
     claims = holds(facts, event, n, ends)
     match event.kind:
@@ -156,6 +160,7 @@ WORKER_KINDS = (
     "pool.queued",
     "queue.stored",
     "worker.started",
+    "context.pushed",
     "cpu.started",
     "cpu.finished",
     "smtp.data_sent",
@@ -192,7 +197,7 @@ def worker_state(facts: Facts, n: int) -> Sentence:
             text = "Send queued for a pool thread"
         case "queue.stored":
             text = "Task stored, waiting for a consumer"
-        case "worker.started" | "attempt.started" | "cpu.finished":
+        case "worker.started" | "context.pushed" | "attempt.started" | "cpu.finished":
             text = f"Worker {name}: running"
         case "cpu.started":
             text = f"Worker {name}: computing, holding the GIL between the interpreter's switches"
