@@ -32,7 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
     from sandbox import mailer, web
     from sandbox.pool import MailPool
-    from sandbox.security import refuse_cross_site, refuse_unclear_length, refuse_untrusted_host
+    from sandbox.security import allow_own_origins, refuse_cross_site, refuse_unclear_length, refuse_untrusted_host
     from sandbox.task_queue import MailQueue
 
     tracer = Tracer(enabled=app.config["SANDBOX_TRACE"])
@@ -48,6 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     app.extensions["sandbox.queue"] = MailQueue(app)
     for refuse in (refuse_untrusted_host, refuse_unclear_length, refuse_cross_site):  # before any route runs
         app.before_request(refuse)
+    app.after_request(allow_own_origins)
     mailer.init_app(app)
 
     web.init_app(app)

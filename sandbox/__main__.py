@@ -40,6 +40,9 @@ def print_serving(sandbox: Sandbox) -> None:
     )
     print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server} server), sending to {target}.")
     print(f"Lessons: {sandbox.url}lessons    Mailbox: {sandbox.url}mailbox")
+    if sandbox.other_server is not None:
+        other = sandbox.other_server
+        print(f"The same app on a {other.server_mode} server, for the lessons that compare: {other.url}")
     if sandbox.requeued:
         print(
             f"{len(sandbox.requeued)} email(s) a stopped run had taken from the queue were queued again "

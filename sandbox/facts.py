@@ -316,13 +316,17 @@ class Facts:
 
 
 def observed_server(trace: Trace, log: object | None) -> ServerView:
-    """What the web server did for everyone else from this request's arrival to the trace's last event, read from
-    the server's requests log (:mod:`sandbox.requests_log`); not observed without a log or an arrival stamp."""
+    """What the web server that had this request did for everyone else from its arrival to the trace's last event,
+    read from the requests log (:mod:`sandbox.requests_log`), which a sandbox's two servers share; not observed
+    without a log or an arrival stamp."""
     arrived = next((e for e in trace.events if e.kind == "request.arrived"), None)
     if log is None or arrived is None:
         return NOT_OBSERVED
-    others = log.between(trace.started_ns, trace.events[-1].t_ns, exclude=arrived.details.get("request_id"))  # type: ignore[attr-defined]
-    return server_view(trace, others, arrived.details.get("server"))
+    kind = arrived.details.get("server")
+    others = log.between(  # type: ignore[attr-defined]
+        trace.started_ns, trace.events[-1].t_ns, exclude=arrived.details.get("request_id"), server=kind
+    )
+    return server_view(trace, others, kind)
 
 
 def server_view(trace: Trace, requests: Iterable[object], kind: str | None) -> ServerView:

@@ -26,8 +26,10 @@ waited) is shown by its scenario, live, beside the text. The front matter::
         - title: A burst
           modes: [pool]
           clients: 8                    # optional: this many sends of each mode at once (1 to 20), as a burst
+          server: single                # optional: send to the sandbox's server of this kind (default: the page's)
     quiz: [response_step, wait_time]
     quiz_mode: thread                   # optional: quiz the run's last send of this mode (default: its last send)
+    quiz_step: 2                        # optional: quiz the last send of this step (with quiz_mode: of that mode)
     ---
     The lesson text, in Markdown.
 
@@ -36,6 +38,9 @@ waited) is shown by its scenario, live, beside the text. The front matter::
 A step's settings are complete: a key it leaves out takes the sandbox's default (no delay, no faults, listening),
 never whatever the visitor had set, so the panel can say exactly what the run uses. The page reads the visitor's
 own settings before the run and puts them back after it.
+
+A sandbox runs the app in a server of each kind (:mod:`sandbox.runtime`): a step with ``server:`` sends, and pings,
+through that one, whichever the visitor opened the page on.
 
 ``compare: true`` needs a blocking send and a background one (``thread``, ``pool`` or ``queue``) in the step; the
 quiz kind ``other_mode`` needs such a step, since the "what if" question is answered from the partner's real run.
@@ -57,23 +62,25 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from sandbox.config import SERVER_MODES
 from sandbox.errors import ConfigError
 from sandbox.facts import Facts, observed_server
 from sandbox.faults import Faults, describe_faults
 from sandbox.modes import BUTTON_LABELS, COMPARED_WITH
 from sandbox.predictions import CHECKS
 from sandbox.quiz import QUIZ_KINDS
+from sandbox.security import CONTENT_SECURITY_POLICY, other_server_origin
 from sandbox.send_request import BadInput
+from sandbox.serving import SERVER_KIND
 from sandbox.strategies import SEND_MODES
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 FRONT_KEYS = ("title", "summary", "order", "objective", "predict", "scenario", "quiz")
-OPTIONAL_KEYS = ("quiz_mode",)
+OPTIONAL_KEYS = ("quiz_mode", "quiz_step")
 PREDICT_KEYS = ("question", "check", "options")
 SCENARIO_KEYS = ("description", "steps")
-STEP_KEYS = ("title", "sink", "modes", "ping", "compare", "clients")
+STEP_KEYS = ("title", "sink", "modes", "ping", "compare", "clients", "server")
 MAX_CLIENTS = 20
-SERVER_KINDS = ("threaded", "single")
 
 bp = Blueprint("lessons", __name__, url_prefix="/lessons")
 api = Blueprint("lessons_api", __name__, url_prefix="/api/lessons")
@@ -97,6 +104,7 @@ class Lesson:
     quiz: list[str]
     html: Markup
     quiz_mode: str | None = None
+    quiz_step: int | None = None  # 1-based
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -106,6 +114,11 @@ class Lesson:
     def pings(self) -> bool:
         """Whether some step pings the server during a send (the page then shows the ping's report)."""
         return any(step["ping"] for step in self.steps)
+
+    @property
+    def servers(self) -> set[str]:
+        """The kinds of server the steps name (a step that names none uses the page's own)."""
+        return {step["server"] for step in self.steps if step["server"]}
 
     @property
     def compares(self) -> bool:
@@ -139,9 +152,16 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
         raise LessonError(
             f"{path.name}: quiz kind other_mode needs a step with compare: true (its answer is the partner's run)"
         )
+    quiz_step = meta.get("quiz_step")
+    steps = scenario["steps"]
+    if quiz_step is not None and (
+        isinstance(quiz_step, bool) or not isinstance(quiz_step, int) or not 1 <= quiz_step <= len(steps)
+    ):
+        raise LessonError(f"{path.name}: quiz_step must be a step's number, from 1 to {len(steps)}")
     quiz_mode = meta.get("quiz_mode")
-    if quiz_mode is not None and quiz_mode not in {mode for step in scenario["steps"] for mode in step["modes"]}:
-        raise LessonError(f"{path.name}: quiz_mode {quiz_mode!r} is not a mode the scenario sends by")
+    quizzed_steps = steps if quiz_step is None else [steps[quiz_step - 1]]
+    if quiz_mode is not None and quiz_mode not in {mode for step in quizzed_steps for mode in step["modes"]}:
+        raise LessonError(f"{path.name}: quiz_mode {quiz_mode!r} is not a mode the quizzed steps send by")
     objective = _text(path, "objective", meta["objective"], "say, in a sentence, what the student can do afterwards")
     return Lesson(
         path.stem.split("-", 1)[-1],
@@ -154,6 +174,7 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
         list(quiz),
         Markup(_markdown.render(body)),
         quiz_mode,
+        quiz_step,
     )
 
 
@@ -219,6 +240,9 @@ def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> 
         raise LessonError(f"{path.name}: {where}.clients must be a whole number from 1 to {MAX_CLIENTS}")
     if clients > 1 and (flags["ping"] or flags["compare"]):
         raise LessonError(f"{path.name}: {where}.clients above 1 cannot go with ping or compare (one send each)")
+    server = step.get("server")
+    if server is not None and server not in SERVER_MODES:
+        raise LessonError(f"{path.name}: {where}.server must be one of {', '.join(SERVER_MODES)}")
     sink = _parse_sink(path, f"{where}.sink", step.get("sink", {}))
     return {
         "title": title,
@@ -226,6 +250,7 @@ def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> 
         "sink": sink,
         **flags,
         "clients": clients,
+        "server": server,
         "sink_text": describe_sink(sink),
     }
 
@@ -290,22 +315,30 @@ def index() -> str:
 
 
 @bp.get("/<slug>")
-def lesson(slug: str) -> str:
+def lesson(slug: str) -> Response:
     ordered = lessons()
     position = next((i for i, lesson in enumerate(ordered) if lesson.slug == slug), None)
     if position is None:
         raise BadInput(f"no lesson {slug!r}; see /lessons", 404)
-    server = current_app.config["SANDBOX_SERVER"]
-    return render_template(
+    server = request.environ.get(SERVER_KIND, current_app.config["SANDBOX_SERVER"])
+    # Where each kind of server is, from this page: "" for its own, None for a kind the sandbox does not run.
+    servers = {kind: "" if kind == server else other_server_origin(kind) for kind in SERVER_MODES}
+    page = render_template(
         "pages/lesson.html",
         lesson=ordered[position],
         previous=ordered[position - 1] if position > 0 else None,
         next=ordered[position + 1] if position + 1 < len(ordered) else None,
         server=server,
-        other_server=next(kind for kind in SERVER_KINDS if kind != server),
+        servers=servers,
+        elsewhere=[kind for kind in SERVER_MODES if kind != server and kind in ordered[position].servers],
         embedded_sink=current_app.extensions.get("sandbox.sink") is not None,
         labels=BUTTON_LABELS,
     )
+    response = Response(page, mimetype="text/html")
+    others = " ".join(origin for origin in servers.values() if origin)
+    if others:
+        response.headers["Content-Security-Policy"] = f"{CONTENT_SECURITY_POLICY}; connect-src 'self' {others}"
+    return response
 
 
 @api.get("/<slug>/verdict")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from sandbox.clock import shown_gap, shown_ms
 from sandbox.facts import Facts, ServerView
@@ -56,6 +57,52 @@ def ping_during_send(runs: Sequence[Facts]) -> Verdict:
         "after",
         f"The ping was answered {late} after the blocking send's answer left; it waited {waited} in all: the "
         f"{sync.server_kind} server handled the send's request first.",
+    )
+
+
+def visitors_in_turn(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 1: visitors press the blocking button together on the one-at-a-time server: are they answered
+    together, or one after another?"""
+    single = _burst(runs, "single")
+    if len(single) < 2:
+        return Verdict(None, "The run has no two blocking sends that reached the single server together.")
+    numbers = f"On {_answers(single)}"
+    threaded = _burst(runs, "threaded")
+    contrast = f" For contrast, on {_answers(threaded)}" if len(threaded) > 1 else ""
+    by_start = sorted(single, key=lambda f: f.received.t_ns)  # type: ignore[union-attr]
+    if all(b.received.t_ns >= a.response.t_ns for a, b in pairwise(by_start)):  # type: ignore[union-attr]
+        waits = [shown_ms(f.queue_wait_ms or 0.0)[0] for f in by_start[1:]]
+        return Verdict(
+            "in_turn",
+            f"{numbers} The server's only thread took each request after the one before had its answer; the later "
+            f"requests waited {', '.join(waits)} for it.{contrast}",
+        )
+    if max(f.received.t_ns for f in single) < min(f.response.t_ns for f in single):  # type: ignore[union-attr]
+        return Verdict("together", f"{numbers} All of them were being handled at the same moment.{contrast}")
+    return Verdict(None, f"{numbers} Some were handled at the same time, others after one another.{contrast}")
+
+
+def _burst(runs: Sequence[Facts], kind: str) -> list[Facts]:
+    """The first burst of blocking sends that a ``kind`` server had and answered: the first of them, and those that
+    reached the server before it was answered (as visitors pressing together do)."""
+    sends = sorted(
+        (
+            f
+            for f in runs
+            if f.trace.mode == "sync" and f.server_kind == kind and f.received is not None and f.response is not None
+        ),
+        key=lambda f: f.arrived.t_ns,  # type: ignore[union-attr]
+    )
+    return [f for f in sends if f.arrived.t_ns <= sends[0].response.t_ns] if sends else []  # type: ignore[union-attr]
+
+
+def _answers(sends: Sequence[Facts]) -> str:
+    """When each of a burst's visitors had an answer, from the moment the first of them reached the server."""
+    first = sends[0].arrived.t_ns  # type: ignore[union-attr]
+    shown = [shown_ms((t - first) / 1e6)[0] for t in sorted(f.response.t_ns for f in sends)]  # type: ignore[union-attr]
+    return (
+        f"the {sends[0].server_kind} server, the {len(sends)} visitors were answered {', '.join(shown[:-1])} and "
+        f"{shown[-1]} after the first of their requests arrived."
     )
 
 
@@ -150,6 +197,7 @@ def pool_bounds_concurrency(runs: Sequence[Facts]) -> Verdict:
 
 CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
     "ping_during_send": (ping_during_send, ("during", "after")),
+    "visitors_in_turn": (visitors_in_turn, ("in_turn", "together")),
     "answer_before_acceptance": (answer_before_acceptance, ("answer_first", "email_first")),
     "broken_variant_status": (broken_variant_status, ("accepted", "error")),
     "thread_answers_sooner": (thread_answers_sooner, ("sooner", "same")),

@@ -28,6 +28,7 @@ class ServedRequest:
     path: str
     method: str
     status: int | None
+    server: str = ""  # the kind of server that had it, when one sandbox runs two
 
 
 class RequestsLog:
@@ -39,11 +40,11 @@ class RequestsLog:
         self._lock = threading.Lock()
         self._entries: OrderedDict[int, ServedRequest] = OrderedDict()
 
-    def arrived(self, arrived_ns: int) -> int:
-        """Add a request the server has just got; returns its id."""
+    def arrived(self, arrived_ns: int, server: str = "") -> int:
+        """Add a request the ``server`` (its kind) has just got; returns its id."""
         with self._lock:
             request_id = next(self._ids)
-            self._entries[request_id] = ServedRequest(request_id, arrived_ns, None, None, "", "", None)
+            self._entries[request_id] = ServedRequest(request_id, arrived_ns, None, None, "", "", None, server)
             if len(self._entries) > self._kept:
                 self._entries.popitem(last=False)
         return request_id
@@ -58,9 +59,11 @@ class RequestsLog:
         finished_ns = time.perf_counter_ns() if finished_ns is None else finished_ns
         self._update(request_id, finished_ns=finished_ns, status=status)
 
-    def between(self, start_ns: int, end_ns: int, exclude: int | None = None) -> list[ServedRequest]:
+    def between(
+        self, start_ns: int, end_ns: int, exclude: int | None = None, server: str | None = None
+    ) -> list[ServedRequest]:
         """Requests under way at some moment of ``[start_ns, end_ns]`` (unfinished ones count as running until
-        now), except ``exclude``, in arrival order."""
+        now), except ``exclude``, in arrival order; only those the ``server`` kind had, if it is given."""
         now = time.perf_counter_ns()
         with self._lock:
             entries = list(self._entries.values())
@@ -68,6 +71,7 @@ class RequestsLog:
             entry
             for entry in entries
             if entry.id != exclude
+            and (server is None or entry.server == server)
             and entry.arrived_ns <= end_ns
             and (now if entry.finished_ns is None else entry.finished_ns) >= start_ns
         ]

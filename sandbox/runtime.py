@@ -1,4 +1,8 @@
-"""Start the sink and the app server together and stop them in the order that loses no email.
+"""Start the sink and the app's servers together and stop them in the order that loses no email.
+
+The app runs in two servers at once, one of each kind, on two loopback ports: the one the settings name, where
+visitors go, and the other kind beside it, so a lesson can show both without a restart (its page sends to the
+other server's port; see :mod:`sandbox.security` for why the browser allows it).
 
 Stopping order matters: first stop taking requests, then give workers still talking to the sink up to one SMTP
 timeout to finish, then report every send that did not deliver, and only then stop the sink.
@@ -14,10 +18,10 @@ from types import FrameType
 from flask import Flask
 
 from sandbox import create_app
-from sandbox.config import Settings
+from sandbox.config import SERVER_MODES, Settings
 from sandbox.delivery import DeliveryLog, Duplicate, Failure, StopReport
 from sandbox.requests_log import RequestsLog
-from sandbox.security import warn_if_exposed
+from sandbox.security import SERVER_PORTS_KEY, warn_if_exposed
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
 from sandbox.strategies import DURABLE_MODES
@@ -35,6 +39,7 @@ class Sandbox:
         self.sink = None if settings.mail_server else Sink("127.0.0.1", settings.smtp_port, settings.faults())
         self.app: Flask | None = None
         self.server: AppServer | None = None
+        self.other_server: AppServer | None = None  # the other kind of server, for the lessons
         self.undelivered: list[Failure] = []
         self.duplicates: list[Duplicate] = []
         self.requeued: list[str] = []
@@ -77,8 +82,13 @@ class Sandbox:
             self.app = create_app(self.settings.flask_config(), sink=self.sink)
             if self.settings.queue_consumer == "embedded":
                 self._start_queue()
-            self.server = AppServer(self.app, self.settings.host, self.settings.port, self.settings.server).start()
+            kind, host = self.settings.server, self.settings.host
+            self.server = AppServer(self.app, host, self.settings.port, kind).start()
+            other = next(k for k in SERVER_MODES if k != kind)
+            self.other_server = AppServer(self.app, host, 0, other).start()
+            self.app.config[SERVER_PORTS_KEY] = {kind: self.server.port, other: self.other_server.port}
         except BaseException:
+            self._stop_servers()
             if self.sink is not None:
                 self.sink.stop()
             raise
@@ -106,9 +116,7 @@ class Sandbox:
         cancelled (failed: never sent) and the sends under way get one more timeout to end on their own (each
         socket operation has that timeout). Only what is still under way after that is reported as unknown.
         """
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        self._stop_servers()
         if self.app is not None:
             log = self.delivery
             timeout = self.settings.smtp_timeout_s
@@ -133,6 +141,12 @@ class Sandbox:
             self.sink.stop()
             self.sink = None
         return self.undelivered
+
+    def _stop_servers(self) -> None:
+        for server in (self.server, self.other_server):
+            if server is not None:
+                server.stop()
+        self.server = self.other_server = None
 
     @property
     def report(self) -> StopReport:

@@ -1,7 +1,9 @@
 """Keeping the sandbox a local toy: loopback by default, a loud warning otherwise, and no cross-site sends.
 
 Any web page a student has open could otherwise POST to http://127.0.0.1:PORT/send-email/sync. Browsers mark such
-requests (``Origin``, ``Referer``, ``Sec-Fetch-Site``), so changing requests from another site are refused. A
+requests (``Origin``, ``Referer``, ``Sec-Fetch-Site``), so changing requests from another site are refused, except
+from the sandbox's other server (same scheme and host name, the other port: see ``SERVER_PORTS_KEY``), which may
+also read the answers (CORS), so a lesson page on one server can send through the other. A
 trusted-host list stops DNS rebinding (another site's name pointed at this machine) from looking same-origin, bound
 to loopback or not. The sandbox checks hosts itself rather than through Flask's ``TRUSTED_HOSTS``: Werkzeug 3.1 cuts
 each trusted name at its first ``:``, so it can never trust an IPv6 address such as ``[::1]``.
@@ -17,13 +19,18 @@ import sys
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import Response, current_app, request
 
 from sandbox.send_request import BadInput
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 TRUSTED_HOSTS_KEY = "SANDBOX_TRUSTED_HOSTS"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SERVER_PORTS_KEY = "SANDBOX_SERVER_PORTS"  # {server kind: port} of the servers one sandbox runs
 HOST_NAME = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*")
 CONTENT_LENGTH = re.compile(r"[0-9]+")
 # Documentation addresses: connecting a UDP socket to one sends nothing, it only picks the route (and its address).
@@ -148,15 +155,56 @@ def refuse_cross_site() -> None:
     """
     if request.method in SAFE_METHODS:
         return
-    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+    origin = request.headers.get("Origin")
+    site = request.headers.get("Sec-Fetch-Site")
+    if site == "cross-site" or (site == "same-site" and (origin is None or not is_other_server(origin))):
         raise BadInput("cross-site request refused: only the sandbox's own pages may send", 403)
-    own = _origin(request.host_url)
     for header in ("Origin", "Referer"):
         sender = request.headers.get(header)
         if sender is not None:
-            if own is None or _origin(sender) != own:
+            if not is_own_origin(sender):
                 raise BadInput(f"cross-site request refused: {header.lower()} {sender!r} is not this sandbox", 403)
             return
+
+
+def is_own_origin(url: str) -> bool:
+    """Whether ``url`` is on this request's server or the sandbox's other one, by the same scheme and host name."""
+    own, theirs = _origin(request.host_url), _origin(url)
+    if own is None or theirs is None:
+        return False
+    ports = {own[2], *current_app.config.get(SERVER_PORTS_KEY, {}).values()}
+    return theirs[:2] == own[:2] and theirs[2] in ports
+
+
+def is_other_server(url: str) -> bool:
+    """Whether ``url`` is on the sandbox's other server (not this request's)."""
+    return _origin(url) != _origin(request.host_url) and is_own_origin(url)
+
+
+def other_server_origin(kind: str) -> str | None:
+    """The origin of this sandbox's server of ``kind`` as this request's client reaches it (its host name, the
+    other port); None when the sandbox runs no such server apart from this one."""
+    own = _origin(request.host_url)
+    port = current_app.config.get(SERVER_PORTS_KEY, {}).get(kind)
+    if own is None or port is None or port == own[2]:
+        return None
+    host = f"[{own[1]}]" if ":" in own[1] else own[1]
+    return f"{own[0]}://{host}:{port}"
+
+
+def allow_own_origins(response: Response) -> Response:
+    """An ``after_request`` hook: a page on the sandbox's other server may read this answer (CORS), and a preflight
+    from it learns that it may POST JSON; nobody else is named."""
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if origin is None or not is_other_server(origin):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = origin
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:

@@ -124,7 +124,7 @@ class StampedRequestHandler(WSGIRequestHandler):
     def parse_request(self) -> bool:
         if self._arrival is None:  # a later request on a kept-alive connection: its request line was just read
             arrived_ns = time.perf_counter_ns()
-            self._arrival = (self.server.requests.arrived(arrived_ns), arrived_ns)
+            self._arrival = (self.server.requests.arrived(arrived_ns, self.server.kind), arrived_ns)
         if not super().parse_request():
             return False
         if self._reader.at_eof:  # http.server would pass on the headers read so far, as if they were all
@@ -185,7 +185,7 @@ class _StampedServer(BaseWSGIServer):
         connection, address = super().get_request()
         arrived_ns = time.perf_counter_ns()
         self.acceptor = (threading.current_thread().name, threading.get_native_id())
-        self._arrivals[connection] = (self.requests.arrived(arrived_ns), arrived_ns)
+        self._arrivals[connection] = (self.requests.arrived(arrived_ns, self.kind), arrived_ns)
         return connection, address
 
     def claim_arrival(self, connection: socket.socket) -> Arrival | None:
@@ -355,6 +355,10 @@ class AppServer:
             self._threads = [threading.Thread(target=server.work_forever, name="http-server", daemon=True)]
         accept = threading.Thread(target=self._server.serve_forever, args=(STOP_POLL_S,), name=accepting, daemon=True)
         self._threads.insert(0, accept)  # stop() joins the accepting thread
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:

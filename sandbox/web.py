@@ -32,6 +32,7 @@ from sandbox.modes import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISE
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
+from sandbox.security import CONTENT_SECURITY_POLICY
 from sandbox.send_request import BadInput, parse_send_request, read_json
 from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
 from sandbox.strategies import SEND_MODES, STRATEGIES
@@ -39,11 +40,6 @@ from sandbox.tracer import TRACES_KEPT, thread_identity
 
 bp = Blueprint("sandbox", __name__)
 PAGE_SIZE = 500  # entries per page of /api/messages and /api/failures with ?after=
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 
 
 def init_app(app: Flask) -> None:
@@ -67,14 +63,14 @@ def start_request() -> None:
     g.trace_id = None
     g.response_ms = None
     mode = (request.view_args or {}).get("mode")
-    if request.endpoint == "sandbox.send_email" and mode in SEND_MODES:
+    if request.endpoint == "sandbox.send_email" and request.method == "POST" and mode in SEND_MODES:
         g.trace_id = uuid.uuid4().hex
         sink = current_sink(required=False)
         config = current_app.config
         tracer().start(
             g.trace_id,
             mode,
-            config["SANDBOX_SERVER"],
+            request.environ.get("sandbox.server", config["SANDBOX_SERVER"]),  # the server that really had it
             sink.handler.delay_s if sink else None,
             {
                 "smtp_timeout_s": config["SANDBOX_SMTP_TIMEOUT"],

@@ -240,7 +240,7 @@ def predict_and_run(page: Page, option: str | None = None) -> None:
 
 # What each lesson's run shows on this sandbox (threaded server, embedded sink), so which option the verdict names.
 VERDICTS = {
-    "why-blocking-blocks": "during",
+    "why-blocking-blocks": "in_turn",
     "threads-in-flask": "answer_first",
     "application-context": "accepted",
     "threaded-send-step-by-step": "sooner",
@@ -291,19 +291,31 @@ def test_a_lesson_runs_its_scenario(page: Page, sandbox: Sandbox) -> None:
     assert kinds <= {"why_no_context", "send_thread", "which_first", "request_thread_at"}
 
 
-def test_lesson_one_pings_during_the_blocking_send(page: Page, sandbox: Sandbox) -> None:
+def test_lesson_one_sends_through_both_servers_and_pings_during_the_blocking_send(page: Page, sandbox: Sandbox) -> None:
     before = api(sandbox, "/api/sink")
     page.goto(f"{sandbox.url}lessons/why-blocking-blocks")
-    expect(page.locator("#other-command")).to_have_value("python -m sandbox --server single")
-    predict_and_run(page)
-    expect(page.locator("#run-status")).to_contain_text("Done", timeout=20_000)
+    expect(page.locator("#server-mode")).to_have_text("threaded")
+    expect(page.locator(".lesson-live")).to_contain_text(sandbox.other_server.url.rstrip("/"))
+    predict_and_run(page, "in_turn")
+    expect(page.locator("#run-status")).to_contain_text("Done", timeout=30_000)
+    expect(page.locator("#run-status")).to_contain_text("the last send of step 1")
+    single = page.locator("li.result", has_text="single server")
+    expect(single).to_have_count(3)
+    times = sorted(float(single.nth(i).get_attribute("data-response-ms")) for i in range(3))
+    assert times[2] > times[0] + 2000, f"one at a time: the last visitor waits for the others' sends too, {times}"
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-answer", "in_turn")
+    expect(verdict).to_contain_text("On the single server, the 3 visitors were answered")
+    expect(verdict).to_contain_text("For contrast, on the threaded server, the 3 visitors were answered")
     report = page.locator("#ping-report")
     expect(report).to_be_visible()
     expect(report).to_contain_text("Your ping")
-    expect(report).to_contain_text("Your server is threaded")
+    expect(report).to_contain_text("This step's server is threaded")
     expect(report).to_contain_text("The server's own log of this send")
     assert report.get_attribute("data-order") == "ping-first"
     assert float(report.get_attribute("data-ping-ms")) < float(report.get_attribute("data-send-ms"))
+    frame = page.frame_locator("#trace-frame")
+    expect(frame.locator("table.steps")).to_contain_text("waiting for the server's only thread")
     assert api(sandbox, "/api/sink") == before
 
 

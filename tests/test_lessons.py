@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sandbox import create_app
+from sandbox.client import call
+from sandbox.facts import observed_server
 from sandbox.lessons import LESSONS_DIR, LessonError, load_lessons, parse_lesson
 from sandbox.quiz import QUIZ_KINDS
+from sandbox.serving import AppServer
 from sandbox.sink import Sink
 from sandbox.strategies import SEND_MODES
 from tests.conftest import record_trace
@@ -41,7 +46,10 @@ def test_every_lesson_loads_with_a_runnable_scenario() -> None:
 
 
 def test_the_lessons_run_what_they_teach() -> None:
-    assert any(step["ping"] and "sync" in step["modes"] for step in by_slug("why-blocking-blocks").steps)
+    blocking = by_slug("why-blocking-blocks")
+    assert any(step["ping"] and "sync" in step["modes"] for step in blocking.steps)
+    visitors = blocking.steps[blocking.quiz_step - 1]
+    assert visitors["server"] == "single" and visitors["clients"] >= 3 and visitors["modes"] == ["sync"]
     context_modes = {mode for step in by_slug("application-context").steps for mode in step["modes"]}
     assert {"thread-no-context", "thread-proxy", "thread"} <= context_modes
     wrong = by_slug("what-can-still-go-wrong").steps
@@ -91,6 +99,9 @@ def test_no_lesson_asserts_what_only_a_run_can_show(pattern: str) -> None:
         (FRONT.replace(PREDICT, "predict: {question: q}\n") + STEP, "predict.check"),
         (FRONT.replace(PREDICT, "") + STEP, "lacks predict"),
         (FRONT + "quiz_mode: thread\n" + STEP, "quiz_mode"),
+        (FRONT + "quiz_step: 2\n" + STEP, "quiz_step"),
+        (FRONT + "quiz_step: true\n" + STEP, "quiz_step"),
+        (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], server: gunicorn}]}\n", "server"),
         (FRONT + "scenario: {description: d, steps: [{title: t, modes: [pool], clients: 0}]}\n", "clients"),
         (FRONT + "scenario: {description: d, steps: [{title: t, modes: [pool], clients: 21}]}\n", "clients"),
         (FRONT + "scenario: {description: d, steps: [{title: t, modes: [sync], clients: 3, ping: true}]}\n", "ping"),
@@ -146,10 +157,47 @@ def test_lesson_pages(client: FlaskClient) -> None:
     assert client.get("/lessons/nope").status_code == 404
 
 
-def test_the_ping_lesson_offers_the_other_server_kind(client: FlaskClient) -> None:
-    html = client.get("/lessons/why-blocking-blocks").get_data(as_text=True)
-    assert 'id="ping-report"' in html and 'value="python -m sandbox --server single"' in html
+def test_a_lesson_page_says_where_its_steps_send_and_lets_the_browser_go_there(app: Flask) -> None:
+    client = app.test_client()
+    alone = client.get("/lessons/why-blocking-blocks")
+    html = alone.get_data(as_text=True)
+    assert 'id="ping-report"' in html and "a server this sandbox does not run" in html
+    assert "connect-src" not in alone.headers["Content-Security-Policy"]
     assert 'id="ping-report"' not in client.get("/lessons/threads-in-flask").get_data(as_text=True)
+    app.config["SANDBOX_SERVER_PORTS"] = {"threaded": 80, "single": 8081}
+    both = client.get("/lessons/why-blocking-blocks")
+    html = both.get_data(as_text=True)
+    assert "the steps on its single server send to\n      http://localhost:8081" in html
+    assert "&#34;single&#34;: &#34;http://localhost:8081&#34;" in html and "on the sandbox's single server" in html
+    assert both.headers["Content-Security-Policy"].endswith("; connect-src 'self' http://localhost:8081")
+
+
+def test_visitors_on_the_single_server_are_answered_in_turn_and_the_verdict_says_when(
+    app: Flask, sink: Sink, live_server: Callable[[str], AppServer]
+) -> None:
+    """The two servers share one requests log; each trace sees only its own server's other requests."""
+    sink.handler.delay_s = 0.3
+    single, threaded = live_server("single"), live_server("threaded")
+
+    def burst(server: AppServer) -> list[str]:
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda _: call(server.url + "send-email/sync", "POST", {}), range(3)))
+        return [reply.body["trace_id"] for reply in answers]
+
+    ids = burst(single) + burst(threaded)
+    verdict = app.test_client().get(f"/api/lessons/why-blocking-blocks/verdict?traces={','.join(ids)}").get_json()
+    assert verdict["answer"] == "in_turn", verdict
+    assert "On the single server, the 3 visitors were answered" in verdict["evidence"]
+    assert "For contrast, on the threaded server, the 3 visitors were answered" in verdict["evidence"]
+    tracer, log = app.extensions["sandbox.tracer"], app.extensions["sandbox.requests"]
+    for trace_id, kind in zip(ids, ["single"] * 3 + ["threaded"] * 3, strict=True):
+        trace = tracer.get(trace_id)
+        assert trace.server == kind
+        others = observed_server(trace, log).requests
+        assert all(r.path == "/send-email/sync" for r in others)
+        assert len(others) <= 2 and all(o.id in {e.id for e in log.between(0, 2**63, server=kind)} for o in others)
+    together = app.test_client().get(f"/api/lessons/why-blocking-blocks/verdict?traces={','.join(ids[3:])}")
+    assert together.get_json()["answer"] is None, "no single-server sends: nothing to judge the prediction by"
 
 
 def test_the_dead_server_lesson_says_what_it_does_to_the_sink(client: FlaskClient) -> None:

@@ -59,6 +59,29 @@ def test_same_origin_and_plain_clients_may_send(client: FlaskClient) -> None:
     assert client.get("/api/ping", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
 
 
+def test_the_sandboxs_other_server_may_send_and_read_the_answer_and_no_one_else(app, sink: Sink) -> None:
+    """A lesson page on one server sends through the other: same scheme and host name, the other server's port."""
+    app.config["SANDBOX_SERVER_PORTS"] = {"threaded": 80, "single": 8081}
+    client = app.test_client()
+    sibling = {"Origin": "http://localhost:8081", "Sec-Fetch-Site": "same-site"}
+    preflight = client.options("/send-email/sync", headers={**sibling, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == sibling["Origin"]
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
+    sent = client.post("/send-email/sync", json={}, headers=sibling)
+    assert sent.status_code == 200 and sent.headers["Access-Control-Allow-Origin"] == sibling["Origin"]
+    assert "Origin" in sent.headers["Vary"]
+    assert len(sink.mailbox.messages()) == 1
+    for origin in ("http://localhost:8082", "https://localhost:8081", "http://127.0.0.1:8081", "http://evil:8081"):
+        refused = client.post("/send-email/sync", json={}, headers={"Origin": origin, "Sec-Fetch-Site": "same-site"})
+        assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers, origin
+        preflight = client.options("/send-email/sync", headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in preflight.headers, origin
+    same = client.post("/send-email/sync", json={}, headers={"Origin": "http://localhost"})
+    assert same.status_code == 200 and "Access-Control-Allow-Origin" not in same.headers
+    assert len(sink.mailbox.messages()) == 2
+
+
 def test_other_host_names_are_refused(client: FlaskClient) -> None:
     response = client.get("/api/ping", headers={"Host": "rebound.evil.example"})
     assert response.status_code == 400 and "error" in response.get_json()

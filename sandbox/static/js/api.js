@@ -27,10 +27,11 @@ export function poll(url, everyMs, onBody) {
 }
 
 // One send. `elapsedMs` is the browser's own clock, from just before the request left to the parsed answer: it
-// includes the network and the browser. The server's clock is in the answer, `body.response_ms`.
-export async function send(mode, fields) {
+// includes the network and the browser. The server's clock is in the answer, `body.response_ms`. `base` is the
+// origin of the sandbox's other server, for a send through it ("" for this page's own server).
+export async function send(mode, fields, base = "") {
   const clickedAt = performance.now();
-  const response = await fetch(`/send-email/${encodeURIComponent(mode)}`, {
+  const response = await fetch(`${base}/send-email/${encodeURIComponent(mode)}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(fields),
@@ -39,10 +40,10 @@ export async function send(mode, fields) {
   return { status: response.status, body, clickedAt, elapsedMs: performance.now() - clickedAt };
 }
 
-// One GET /api/ping, timed by the browser: when it left and when its answer had arrived.
-export async function ping() {
+// One GET /api/ping, timed by the browser: when it left and when its answer had arrived (`base` as for send).
+export async function ping(base = "") {
   const started = performance.now();
-  const response = await fetch("/api/ping", { cache: "no-store" });
+  const response = await fetch(`${base}/api/ping`, { cache: "no-store" });
   await response.json();
   return { status: response.status, started, ended: performance.now() };
 }

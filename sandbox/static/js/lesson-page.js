@@ -13,6 +13,7 @@ const panel = document.querySelector("[data-scenario]");
 const scenario = JSON.parse(panel.dataset.scenario);
 const kinds = JSON.parse(panel.dataset.kinds);
 const serverKind = panel.dataset.server;
+const servers = JSON.parse(panel.dataset.servers); // kind -> origin ("" for this page's server, null if not run)
 const traceCard = document.querySelector("#trace-card");
 const traceFrame = document.querySelector("#trace-frame");
 const status = document.querySelector("#run-status");
@@ -25,11 +26,22 @@ const results = new ResultList(resultList, {
 const say = (text) => { status.textContent = text; };
 
 async function send(mode, fields, step, index) {
-  const options = { note: scenario.steps.length > 1 ? `Step ${index + 1}` : "" };
+  const kind = step.server || serverKind;
+  const base = servers[kind];
+  if (base === null || base === undefined) throw new Error(`this sandbox runs no ${kind} server for this step`);
+  const where = [scenario.steps.length > 1 ? `Step ${index + 1}` : "", kind !== serverKind ? `${kind} server` : ""];
+  const options = { note: where.filter(Boolean).join(", "), base };
   if (!step.ping) return results.run(mode, fields, options);
   const outcome = await sendWithPing(results, mode, fields, pingAfterMs(step.sink.delay_s), options);
-  renderPingReport(pingReport, outcome, serverKind);
+  renderPingReport(pingReport, outcome, kind);
   return outcome.traceId;
+}
+
+const stepTraces = []; // the trace ids of each step of the current run
+
+function stepDone(step, traceIds) {
+  stepTraces.push(traceIds);
+  compare(step, traceIds);
 }
 
 function compare(step, traceIds) {
@@ -77,13 +89,14 @@ run.addEventListener("click", async () => {
   run.disabled = true; // before anything awaits: a double click runs once
   running = true;
   verdict.hidden = true;
+  stepTraces.length = 0;
   let outcome = null;
   try {
     outcome = await runScenario(scenario, {
       send,
       say,
       embeddedSink: panel.dataset.embeddedSink === "yes",
-      onStepDone: compare,
+      onStepDone: stepDone,
     });
   } catch (error) {
     say(`The run stopped: ${error.message || error}`);
@@ -93,28 +106,16 @@ run.addEventListener("click", async () => {
   if (!outcome) return;
   const back = outcome.restored ? ` Your sink settings are back as they were: ${describeSettings(outcome.restored)}.` :
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
-  const which = panel.dataset.quizMode ? `the ${panel.dataset.quizMode} send's trace` : "the last trace";
-  say(`Done. Step through ${which} below, or any result above.${back}`);
-  // The lesson's quiz is about one send: the last of its quiz_mode, if it names one, else the run's last.
-  const quizzed = outcome.traceIds.filter((id) => !panel.dataset.quizMode || results.mode(id) === panel.dataset.quizMode);
+  const { quizMode, quizStep } = panel.dataset;
+  const which = [quizMode ? `the last ${quizMode} send` : "the last send", quizStep ? ` of step ${quizStep}` : ""].join("");
+  say(`Done. Step through the trace of ${which} below, or any result above.${back}`);
+  // The lesson's quiz is about one send: the last of its quiz_step and quiz_mode, where it names them.
+  const candidates = quizStep ? stepTraces[Number(quizStep) - 1] || [] : outcome.traceIds;
+  const quizzed = candidates.filter((id) => !quizMode || results.mode(id) === quizMode);
   const last = quizzed[quizzed.length - 1];
   if (last) showTrace(traceCard, traceFrame, last, kinds);
   if (outcome.traceIds.length) await showVerdict(outcome.traceIds);
 });
-
-const copy = document.querySelector("#copy-command");
-if (copy) {
-  const command = document.querySelector("#other-command");
-  copy.addEventListener("click", async () => {
-    command.select();
-    try {
-      await navigator.clipboard.writeText(command.value);
-      copy.textContent = "Copied";
-    } catch (error) {
-      copy.textContent = "Selected: press Ctrl+C";
-    }
-  });
-}
 
 run.disabled = !chosen(); // enabled once the click has somewhere to go and a prediction is made
 startHeartbeat(document.querySelector("#heartbeat"), document.querySelector("#heartbeat-status"));

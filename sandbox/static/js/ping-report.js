@@ -14,7 +14,7 @@ export async function sendWithPing(results, mode, fields, afterMs, options = {})
   await sleep(afterMs);
   let pinged;
   try {
-    pinged = await ping();
+    pinged = await ping(options.base);
   } catch (error) {
     pinged = { error: String(error) };
   }
@@ -60,15 +60,15 @@ function meaning(order, kind) {
     return "The send had already been answered when the ping left, so this run cannot show whether the server would have made the ping wait. Press Run it again.";
   }
   if (kind === "threaded" && order === "ping-first") {
-    return "Your server is threaded: while the send's request was still held in mail.send(), another thread took the ping and answered it. Only the sender waited.";
+    return "This step's server is threaded: while the send's request was still held in mail.send(), another thread took the ping and answered it. Only the sender waited.";
   }
   if (kind === "single" && order === "send-first") {
-    return "Your server is single: it took the ping only after the blocking send's answer had left, so the ping waited for the rest of the send. Every visitor waits behind a blocking send here.";
+    return "This step's server is single: it took the ping only after the blocking send's answer had left, so the ping waited for the rest of the send. On this server every visitor waits behind a blocking send.";
   }
   if (kind === "threaded") {
-    return "Your server is threaded, yet this ping was answered only after the send. Something other than the server's kind held it up (a busy machine, or the browser's limit on open connections). Press Run it again, and read the Main App State column of the trace.";
+    return "This step's server is threaded, yet this ping was answered only after the send. Something other than the server's kind held it up (a busy machine, or the browser's limit on open connections). Press Run it again, and read the Main App State column of the trace.";
   }
-  return "Your server is single, yet this ping was answered before the send's answer. Read the Main App State column of the trace to see what the server did meanwhile.";
+  return "This step's server is single, yet this ping was answered before the send's answer. Read the Main App State column of the trace to see what the server did meanwhile.";
 }
 
 // The web server's own record of the other requests during this send, from the trace (server clock).

@@ -16,8 +16,9 @@ export class ResultList {
     this.sends = new Map(); // trace id -> {clickedAt, elapsedMs, body, mode, trace}
   }
 
-  // `note` (optional) goes before the mode's name, e.g. the lesson step the send belongs to.
-  async run(mode, fields, { note = "" } = {}) {
+  // `note` (optional) goes before the mode's name, e.g. the lesson step the send belongs to; `base` is the origin of
+  // the server to send through ("" for this page's own).
+  async run(mode, fields, { note = "", base = "" } = {}) {
     const item = document.createElement("li");
     item.className = "result pending";
     item.dataset.mode = mode;
@@ -41,7 +42,7 @@ export class ResultList {
 
     let result;
     try {
-      result = await send(mode, fields);
+      result = await send(mode, fields, base);
     } catch (error) {
       ticking = false;
       item.className = "result failed";
