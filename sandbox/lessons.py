@@ -27,6 +27,10 @@ waited) is shown by its scenario, live, beside the text. The front matter::
           modes: [pool]
           clients: 8                    # optional: this many sends of each mode at once (1 to 20), as a burst
           server: single                # optional: send to the sandbox's server of this kind (default: the page's)
+        - title: A mail server slower than the app's patience
+          sink: {greet_delay_s: 2.0}
+          app: {smtp_timeout_s: 1.0}    # optional: the app's settings for this step (keys of PUT /api/app)
+          modes: [sync]
     quiz: [response_step, wait_time]
     quiz_mode: thread                   # optional: quiz the run's last send of this mode (default: its last send)
     quiz_step: 2                        # optional: quiz the last send of this step (with quiz_mode: of that mode)
@@ -36,8 +40,9 @@ waited) is shown by its scenario, live, beside the text. The front matter::
 ``sink`` takes the keys of ``PUT /api/sink`` (``delay_s``, ``greet_delay_s``, ``jitter_s``, ``reject_probability``,
 ``reject_code``, ``reject_stage``, ``disconnect_probability``, ``seed``, and ``listening: false`` for a dead server).
 A step's settings are complete: a key it leaves out takes the sandbox's default (no delay, no faults, listening),
-never whatever the visitor had set, so the panel can say exactly what the run uses. The page reads the visitor's
-own settings before the run and puts them back after it.
+never whatever the visitor had set, so the panel can say exactly what the run uses. ``app`` takes the keys of
+``PUT /api/app`` (``smtp_timeout_s``, ``pool_backlog``); a key it leaves out stays as the sandbox has it. The page
+reads the visitor's own settings (sink and app) before the run and puts them back after it.
 
 A sandbox runs the app in a server of each kind (:mod:`sandbox.runtime`): a step with ``server:`` sends, and pings,
 through that one, whichever the visitor opened the page on.
@@ -62,6 +67,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from sandbox.app_settings import checked_app_settings, describe_app_settings
 from sandbox.config import SERVER_MODES
 from sandbox.errors import ConfigError
 from sandbox.facts import Facts, observed_server
@@ -79,7 +85,7 @@ FRONT_KEYS = ("title", "summary", "order", "objective", "predict", "scenario", "
 OPTIONAL_KEYS = ("quiz_mode", "quiz_step")
 PREDICT_KEYS = ("question", "check", "options")
 SCENARIO_KEYS = ("description", "steps")
-STEP_KEYS = ("title", "sink", "modes", "ping", "compare", "clients", "server")
+STEP_KEYS = ("title", "sink", "app", "modes", "ping", "compare", "clients", "server")
 MAX_CLIENTS = 20
 
 bp = Blueprint("lessons", __name__, url_prefix="/lessons")
@@ -119,6 +125,11 @@ class Lesson:
     def servers(self) -> set[str]:
         """The kinds of server the steps name (a step that names none uses the page's own)."""
         return {step["server"] for step in self.steps if step["server"]}
+
+    @property
+    def changes_app(self) -> bool:
+        """Whether some step changes the app's settings (the page then saves and restores them too)."""
+        return any(step["app"] for step in self.steps)
 
     @property
     def compares(self) -> bool:
@@ -244,10 +255,19 @@ def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> 
     if server is not None and server not in SERVER_MODES:
         raise LessonError(f"{path.name}: {where}.server must be one of {', '.join(SERVER_MODES)}")
     sink = _parse_sink(path, f"{where}.sink", step.get("sink", {}))
+    app = step.get("app", {})
+    if not isinstance(app, Mapping):
+        raise LessonError(f"{path.name}: {where}.app must be a mapping of app settings, e.g. {{smtp_timeout_s: 1}}")
+    try:
+        app = checked_app_settings(app)
+    except ConfigError as err:
+        raise LessonError(f"{path.name}: {where}.app: {err}") from err
     return {
         "title": title,
         "modes": list(step_modes),
         "sink": sink,
+        "app": app,
+        "app_text": describe_app_settings(app),
         **flags,
         "clients": clients,
         "server": server,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import Facts, ServerView
+from sandbox.facts import NOT_ACCEPTED, Facts
 
 Check = Callable[[Sequence[Facts]], "Verdict"]
 
@@ -33,31 +33,8 @@ def _first(runs: Sequence[Facts], mode: str) -> Facts | None:
     return next((f for f in runs if f.trace.mode == mode), None)
 
 
-def ping_during_send(runs: Sequence[Facts]) -> Verdict:
-    """Lesson 1: was the ping answered while the blocking send still waited, or only after its answer left?"""
-    sync = _first(runs, "sync")
-    if sync is None or sync.send is None or sync.response is None:
-        return Verdict(None, "The run has no blocking send to judge by.")
-    server: ServerView = sync.server
-    pings = [r for r in server.requests if r.path == "/api/ping" and r.finished_ms is not None]
-    if not server.observed or not pings:
-        return Verdict(None, "The run has no answered ping to judge by (the server's log did not show one).")
-    ping = pings[0]
-    sent_ms = sync.ms(sync.response)
-    if ping.finished_ms < sent_ms:
-        early, _ = shown_gap(sent_ms - ping.finished_ms)
-        return Verdict(
-            "during",
-            f"The ping was answered {early} before the blocking send's answer left: the {sync.server_kind} server "
-            "gave it a thread of its own while the send waited.",
-        )
-    late, _ = shown_gap(ping.finished_ms - sent_ms)
-    waited, _ = shown_ms(ping.finished_ms - ping.arrived_ms)
-    return Verdict(
-        "after",
-        f"The ping was answered {late} after the blocking send's answer left; it waited {waited} in all: the "
-        f"{sync.server_kind} server handled the send's request first.",
-    )
+def _last(runs: Sequence[Facts], mode: str) -> Facts | None:
+    return next((f for f in reversed(runs) if f.trace.mode == mode), None)
 
 
 def visitors_in_turn(runs: Sequence[Facts]) -> Verdict:
@@ -137,70 +114,152 @@ def broken_variant_status(runs: Sequence[Facts]) -> Verdict:
     return Verdict(answer, f"The variant answered HTTP {broken.status}.{ended}")
 
 
-def thread_answers_sooner(runs: Sequence[Facts]) -> Verdict:
-    """Lesson 4: does the thread route answer sooner than the blocking one, by about the sink's wait?"""
-    sync, thread = _first(runs, "sync"), _first(runs, "thread")
-    if sync is None or thread is None or sync.response is None or thread.response is None:
-        return Verdict(None, "The run needs a blocking send and a thread send to compare.")
-    blocking_ms, thread_ms = sync.ms(sync.response), thread.ms(thread.response)
-    shown_blocking, _ = shown_ms(blocking_ms)
-    shown_thread, _ = shown_ms(thread_ms)
-    numbers = f"The blocking route answered after {shown_blocking}, the thread route after {shown_thread}"
-    hold = sync.first("sink.delay_started")
-    hold_end = sync.sink_hold_end(hold) if hold is not None else None
-    held_ms = sync.gap_ms(hold, hold_end) if hold is not None and hold_end is not None else None
-    if held_ms is None:
-        return Verdict(None, f"{numbers}; the sink's wait is not in the trace to compare with.")
-    shown_held, _ = shown_ms(held_ms)
-    if blocking_ms - thread_ms >= held_ms / 2:
-        return Verdict("sooner", f"{numbers}: sooner by more than half of the sink's {shown_held} wait.")
-    return Verdict("same", f"{numbers}: the difference is less than half of the sink's {shown_held} wait.")
+def slow_server_answer(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 4: the mail server takes longer to greet than the app will wait: what does the blocking route answer?
+    Judged by the run's last blocking send (the lesson's slow-server step is its last)."""
+    sync = _last(runs, "sync")
+    if sync is None or sync.response is None or sync.status is None:
+        return Verdict(None, "The run has no answered blocking send to judge by.")
+    took, _ = shown_ms(sync.ms(sync.response))
+    numbers = f"The blocking route answered HTTP {sync.status} after {took}"
+    timeout = sync.trace.settings.get("smtp_timeout_s")
+    limit = f" (the app's SMTP timeout was {timeout:g} s)" if isinstance(timeout, (int, float)) else ""
+    thread = _last(runs, "thread")
+    worker = ""
+    if thread is not None and thread.response is not None and thread.final_failure is not None:
+        gap, _ = shown_gap(abs(thread.gap_ms(thread.response, thread.final_failure)))
+        when = "after" if thread.position(thread.response) < thread.position(thread.final_failure) else "before"
+        worker = (
+            f" The thread route answered HTTP {thread.status}; its worker recorded the failure {gap} {when} that "
+            f"answer left: {thread.failure_error()}."
+        )
+    if sync.status == 504:
+        return Verdict("gives_up", f"{numbers}{limit}: {sync.failure_error()}.{worker}")
+    if 200 <= sync.status < 300:
+        return Verdict("waits", f"{numbers}{limit}: the mail server answered in time.{worker}")
+    return Verdict(None, f"{numbers}{limit}, which neither option names: {sync.failure_error()}.{worker}")
 
 
-def pool_retries_a_451(runs: Sequence[Facts]) -> Verdict:
-    """Lesson 5: when the sink says "try again later", how many attempts does the pool make?"""
-    pool = _first(runs, "pool")
-    if pool is None:
-        return Verdict(None, "The run has no pool send to judge by.")
-    attempts = len(pool.all("attempt.started"))
-    if attempts == 0:
-        return Verdict(None, "The pool's send made no attempt in this run.")
-    code = pool.failure_code()
-    reply = f" (the sink's reply: {code})" if code else ""
-    if attempts == 1:
-        return Verdict("one", f"The pool made 1 attempt{reply}.")
-    return Verdict("several", f"The pool made {attempts} attempts{reply}, waiting longer before each new one.")
-
-
-def pool_bounds_concurrency(runs: Sequence[Facts]) -> Verdict:
-    """Lesson 6: a burst of sends to the pool: were they all sent at once, or at most the pool's size at a time?"""
-    pool = [f for f in runs if f.trace.mode == "pool" and f.worker is not None and f.worker_end is not None]
-    queued = pool[0].first("pool.queued") if pool else None
-    if len(pool) < 2 or queued is None:
-        return Verdict(None, "The run has no burst of finished pool sends to judge by.")
-    size = int(queued.details.get("pool_size", 0))
-    # A pool thread is busy with an email from the moment it takes it to the moment it is done with it.
-    edges = sorted(
-        [(f.worker.t_ns, 1) for f in pool] + [(f.worker_end.t_ns, -1) for f in pool], key=lambda e: (e[0], e[1])
+def pool_pushes_back(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 5: a burst larger than the pool's threads and its waiting room: are the extra sends refused or queued?
+    The evidence also counts how many the pool sent at the same time (its bound on concurrency)."""
+    pool = _pool_burst([f for f in runs if f.trace.mode == "pool" and f.status is not None])
+    if len(pool) < 2:
+        return Verdict(None, "The run has no burst of answered pool sends to judge by.")
+    refused = [f for f in pool if f.first("pool.full") is not None]
+    taken = [f for f in pool if f.first("pool.queued") is not None]
+    size = (taken or refused)[0].first("pool.queued", "pool.full").details.get("pool_size")  # type: ignore[union-attr]
+    sent = f" It sent at most {_most_at_once(taken)} at the same time (it has {size} threads)." if taken else ""
+    if refused:
+        backlog = refused[0].first("pool.full").details.get("backlog")  # type: ignore[union-attr]
+        statuses = ", ".join(str(status) for status in sorted({f.status for f in refused}))
+        return Verdict(
+            "refused",
+            f"Of {len(pool)} sends made together, the pool took {len(taken)} and refused {len(refused)} at once with "
+            f"HTTP {statuses}: its threads were busy and {backlog} send{'' if backlog == 1 else 's'} already waited, "
+            "the most it lets wait. "
+            f"The refused emails were never accepted, so their visitors can try again.{sent}",
+        )
+    waits = [f.gap_ms(f.first("pool.queued"), f.worker) for f in taken if f.worker is not None]  # type: ignore[arg-type]
+    longest, _ = shown_ms(max(waits, default=0.0))
+    return Verdict(
+        "queued",
+        f"The pool took all {len(pool)} sends and refused none; the longest wait for a free thread was "
+        f"{longest}.{sent}",
     )
+
+
+def _pool_burst(sends: list[Facts]) -> list[Facts]:
+    """The first burst of pool sends: those that reached the server before any of them had been sent."""
+    ends = [f.worker_end.t_ns for f in sends if f.worker_end is not None]
+    cutoff = min(ends, default=None)
+    return [f for f in sends if cutoff is None or f.trace.started_ns <= cutoff]
+
+
+def _most_at_once(sends: Sequence[Facts]) -> int:
+    """The most of ``sends`` a worker was busy with at one moment (from taking the email to being done with it)."""
+    busy_spans = [(f.worker.t_ns, f.worker_end.t_ns) for f in sends if f.worker and f.worker_end]
+    edges = sorted([(start, 1) for start, _ in busy_spans] + [(end, -1) for _, end in busy_spans])
     busy = most = 0
     for _, change in edges:
         busy += change
         most = max(most, busy)
-    longest, _ = shown_ms(max(f.gap_ms(f.first("pool.queued"), f.worker) for f in pool))
+    return most
+
+
+def queue_worker_sends(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 6: the route stores a task and answers: which thread sends the email?"""
+    queued = _first(runs, "queue")
+    if queued is None or queued.handoff is None or queued.worker is None:
+        return Verdict(None, "The run has no queued send that a worker took to judge by.")
+    waited, _ = shown_gap(queued.gap_ms(queued.handoff, queued.worker))
     numbers = (
-        f"{len(pool)} sends reached the pool together; at most {most} were being sent at the same time (the pool "
-        f"has {size} threads), and the longest wait for a free thread was {longest}."
+        f"The route stored the task and answered HTTP {queued.status}; {waited} after the task was stored, "
+        f"{queued.worker.thread} took it"
     )
-    return Verdict("all_at_once" if most == len(pool) else "bounded", numbers)
+    thread = _first(runs, "thread")
+    contrast = (
+        f" The thread route's email went by {thread.spawned_worker_name}, a thread that route started itself."
+        if thread is not None and thread.spawned_worker_name
+        else ""
+    )
+    if queued.worker_origin == "consumer":
+        return Verdict("consumer", f"{numbers}: a worker of the queue's consumer.{contrast}")
+    return Verdict("route", f"{numbers}.{contrast}")
+
+
+def copies_delivered(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 7: the sink stores each email but its 250 is lost, and the worker retries blindly: how many copies
+    does the mailbox get? Counted from the sink's own events for the run's first ``thread-retry`` send."""
+    retried = _first(runs, "thread-retry")
+    if retried is None or not retried.sink_lane_ended:
+        return Verdict(None, "The run has no blind-retry send whose sink's side was watched, to count copies by.")
+    attempts = len(retried.all("attempt.started"))
+    stored = len(retried.all("sink.reply_lost")) + sum(
+        1 for e in retried.all("sink.accepted") if e.details.get("duplicate_of") is None
+    )
+    repeats = sum(1 for e in retried.all("sink.accepted") if e.details.get("duplicate_of") is not None)
+    numbers = (
+        f"The worker made {attempts} attempt{'' if attempts == 1 else 's'} with the same Message-ID, and the sink "
+        f"stored {stored} cop{'y' if stored == 1 else 'ies'}"
+    )
+    if repeats:
+        numbers += f", recognising {repeats} repeat{'' if repeats == 1 else 's'} by its Message-ID"
+    numbers += f"; the sender's last word on it: {NOT_ACCEPTED.get(retried.outcome, retried.outcome)}."
+    if stored == 0:
+        return Verdict(None, numbers)
+    return Verdict("one" if stored == 1 else "several", numbers)
+
+
+def only_blocking_waits(runs: Sequence[Facts]) -> Verdict:
+    """Summary: in which routes did the answer have to wait for the mail server? Decided by where ``mail.send()``
+    ran: on the request's own thread, the answer can only leave after it returns."""
+    firsts = [f for mode in ("sync", "thread", "pool", "queue") if (f := _first(runs, mode)) is not None]
+    judged = [f for f in firsts if f.send is not None and f.response is not None]
+    if len(judged) < 2:
+        return Verdict(None, "The run has too few sends that reached mail.send() to compare the routes.")
+    waited = [f for f in judged if f.on_request(f.send)]  # type: ignore[arg-type]
+    lines = []
+    for f in judged:
+        answered, _ = shown_ms(f.ms(f.response))  # type: ignore[arg-type]
+        where = "on the request's thread" if f in waited else f"on {f.send.thread}"  # type: ignore[union-attr]
+        accepted = f", the email accepted after {shown_ms(f.ms(f.accepted))[0]}" if f.accepted else ""
+        lines.append(f"{f.trace.mode}: mail.send() ran {where}; answered after {answered}{accepted}")
+    numbers = "; ".join(lines) + "."
+    if [f.trace.mode for f in waited] == ["sync"]:
+        return Verdict("only_blocking", numbers)
+    if len(waited) == len(judged):
+        return Verdict("all", numbers)
+    return Verdict(None, numbers)
 
 
 CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
-    "ping_during_send": (ping_during_send, ("during", "after")),
     "visitors_in_turn": (visitors_in_turn, ("in_turn", "together")),
     "answer_before_acceptance": (answer_before_acceptance, ("answer_first", "email_first")),
     "broken_variant_status": (broken_variant_status, ("accepted", "error")),
-    "thread_answers_sooner": (thread_answers_sooner, ("sooner", "same")),
-    "pool_retries_a_451": (pool_retries_a_451, ("one", "several")),
-    "pool_bounds_concurrency": (pool_bounds_concurrency, ("bounded", "all_at_once")),
+    "slow_server_answer": (slow_server_answer, ("gives_up", "waits")),
+    "pool_pushes_back": (pool_pushes_back, ("refused", "queued")),
+    "queue_worker_sends": (queue_worker_sends, ("consumer", "route")),
+    "only_blocking_waits": (only_blocking_waits, ("only_blocking", "all")),
+    "copies_delivered": (copies_delivered, ("one", "several")),
 }

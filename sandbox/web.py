@@ -23,6 +23,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from sandbox import lessons
+from sandbox.app_settings import app_settings, change_app_settings
 from sandbox.broken import BROKEN_VARIANTS
 from sandbox.delivery import FAILURES_KEPT, Failure
 from sandbox.errors import ConfigError
@@ -299,6 +300,23 @@ def change_sink() -> Response:
         raise BadInput('send a JSON object, e.g. {"delay_s": 1.5}')
     try:
         return jsonify(sink.update_settings(changes))
+    except ConfigError as err:
+        raise BadInput(str(err)) from err
+
+
+@bp.get("/api/app")
+def get_app_settings() -> Response:
+    return jsonify(app_settings(current_app))
+
+
+@bp.put("/api/app")
+def put_app_settings() -> Response:
+    """Change how the app sends (its SMTP timeout, its pool's backlog) from the next send on."""
+    changes = read_json(request) if request.is_json else None
+    if not isinstance(changes, dict):
+        raise BadInput('send a JSON object, e.g. {"smtp_timeout_s": 1}')
+    try:
+        return jsonify(change_app_settings(current_app, changes))
     except ConfigError as err:
         raise BadInput(str(err)) from err
 

@@ -243,9 +243,11 @@ VERDICTS = {
     "why-blocking-blocks": "in_turn",
     "threads-in-flask": "answer_first",
     "application-context": "accepted",
-    "threaded-send-step-by-step": "sooner",
-    "what-can-still-go-wrong": "several",
-    "beyond-threads": "bounded",
+    "failures-and-timeouts": "gives_up",
+    "a-pool-of-threads": "refused",
+    "a-task-queue": "consumer",
+    "stopping-and-guarantees": "several",
+    "summary": "only_blocking",
 }
 
 
@@ -319,23 +321,47 @@ def test_lesson_one_sends_through_both_servers_and_pings_during_the_blocking_sen
     assert api(sandbox, "/api/sink") == before
 
 
-def test_lesson_five_breaks_the_sink_and_puts_the_visitors_settings_back(page: Page, sandbox: Sandbox) -> None:
+def test_the_failures_lesson_breaks_the_sink_and_the_app_and_puts_the_visitors_settings_back(
+    page: Page, sandbox: Sandbox
+) -> None:
     own = {"delay_s": 0.3, "jitter_s": 0.1, "seed": 7, "reject_code": 552, "reject_stage": "DATA"}
     sandbox.sink.update_settings(own)
     try:
-        before = api(sandbox, "/api/sink")
-        page.goto(f"{sandbox.url}lessons/what-can-still-go-wrong")
+        before, app_before = api(sandbox, "/api/sink"), api(sandbox, "/api/app")
+        page.goto(f"{sandbox.url}lessons/failures-and-timeouts")
+        expect(page.locator(".lesson-live")).to_contain_text("App: the app gives up on the mail server after 1 s")
         predict_and_run(page)
-        expect(page.locator("#run-status")).to_contain_text("Done", timeout=30_000)
+        expect(page.locator("#run-status")).to_contain_text("Done", timeout=40_000)
         expect(page.locator("#run-status")).to_contain_text("back as they were")
-        expect(page.locator("li.result")).to_have_count(7)
-        dead = page.locator("li.result[data-mode='sync']")
-        expect(dead).to_have_attribute("data-status", "502")
-        expect(dead).to_contain_text("refused the connection")
-        expect(page.locator("li.result.failed")).to_have_count(7)
-        assert api(sandbox, "/api/sink") == before
+        expect(page.locator("li.result")).to_have_count(9)
+        blocking = page.locator("li.result[data-mode='sync']")
+        expect(blocking.filter(has_text="Step 3")).to_have_attribute("data-status", "502")
+        expect(blocking.filter(has_text="Step 3")).to_contain_text("refused the connection")
+        slow = blocking.filter(has_text="Step 4")
+        expect(slow).to_have_attribute("data-status", "504")
+        expect(slow).to_contain_text("did not answer within 1 s")
+        expect(page.locator("li.result.failed")).to_have_count(9)
+        expect(page.locator("#verdict")).to_contain_text("the app's SMTP timeout was 1 s")
+        assert api(sandbox, "/api/sink") == before and api(sandbox, "/api/app") == app_before
     finally:
         sandbox.sink.update_settings({**own, "delay_s": DELAY_S, "jitter_s": 0.0, "seed": None, "listening": True})
+
+
+def test_a_full_pool_answers_503_with_retry_after_and_nothing_is_lost(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}lessons/a-pool-of-threads")
+    predict_and_run(page, "refused")
+    expect(page.locator("#run-status")).to_contain_text("Done", timeout=40_000)
+    expect(page.locator("li.result")).to_have_count(16)
+    refused = page.locator("li.result[data-status='503']")
+    assert refused.count() >= 1, "eight at once against 4 threads and 2 places to wait: some find no room"
+    expect(refused.first).to_contain_text("not accepted: the pool's queue is full")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-answer", "refused")
+    expect(verdict).to_contain_text(f"refused {refused.count()} at once with HTTP 503")
+    accepted = page.locator("li.result[data-status='202']")
+    expect(accepted).to_have_count(16 - refused.count())
+    assert sandbox.delivery.wait_settled(30)
+    assert api(sandbox, "/api/app")["pool_backlog"] is None, "the visitor's setting (no limit) is back"
 
 
 def test_keyboard_only_and_phone_width(browser: Browser, sandbox: Sandbox) -> None:

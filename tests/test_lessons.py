@@ -14,6 +14,7 @@ from sandbox import create_app
 from sandbox.client import call
 from sandbox.facts import observed_server
 from sandbox.lessons import LESSONS_DIR, LessonError, load_lessons, parse_lesson
+from sandbox.predictions import CHECKS
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.serving import AppServer
 from sandbox.sink import Sink
@@ -33,8 +34,8 @@ def by_slug(slug: str):
 
 def test_every_lesson_loads_with_a_runnable_scenario() -> None:
     lessons = load_lessons(LESSONS_DIR, MODES)
-    assert [lesson.order for lesson in lessons] == [1, 2, 3, 4, 5, 6]
-    assert len({lesson.slug for lesson in lessons}) == 6
+    assert [lesson.order for lesson in lessons] == list(range(1, len(lessons) + 1))
+    assert len({lesson.slug for lesson in lessons}) == len(lessons)
     for lesson in lessons:
         assert lesson.quiz and set(lesson.quiz) <= set(QUIZ_KINDS), lesson.slug
         assert lesson.steps, lesson.slug
@@ -52,13 +53,23 @@ def test_the_lessons_run_what_they_teach() -> None:
     assert visitors["server"] == "single" and visitors["clients"] >= 3 and visitors["modes"] == ["sync"]
     context_modes = {mode for step in by_slug("application-context").steps for mode in step["modes"]}
     assert {"thread-no-context", "thread-proxy", "thread"} <= context_modes
-    wrong = by_slug("what-can-still-go-wrong").steps
+    wrong = by_slug("failures-and-timeouts").steps
     assert any(step["sink"]["reject_probability"] == 1 and step["sink"]["reject_code"] == 451 for step in wrong)
     assert any(step["sink"]["reject_probability"] == 1 and step["sink"]["reject_code"] >= 500 for step in wrong)
     assert any(step["sink"]["listening"] is False for step in wrong)
     assert {"pool", "thread"} <= {mode for step in wrong for mode in step["modes"]}
-    side_by_side = by_slug("threaded-send-step-by-step")
+    slow = wrong[-1]
+    assert slow["sink"]["greet_delay_s"] > slow["app"]["smtp_timeout_s"] and "sync" in slow["modes"]
+    side_by_side = by_slug("threads-in-flask")
     assert "other_mode" in side_by_side.quiz and any(step["compare"] for step in side_by_side.steps)
+    burst = by_slug("a-pool-of-threads").steps[0]
+    assert burst["app"]["pool_backlog"] is not None and burst["clients"] > 4 + burst["app"]["pool_backlog"]
+    assert {"sync", "thread", "pool", "queue"} <= set(by_slug("summary").steps[0]["modes"])
+
+
+def test_every_prediction_check_is_asked_by_a_lesson() -> None:
+    asked = {lesson.predict["check"] for lesson in load_lessons(LESSONS_DIR, MODES)}
+    assert asked == set(CHECKS)
 
 
 # Sentences a run can contradict: the lessons must point at the run instead.
@@ -148,7 +159,7 @@ def test_a_step_leaves_nothing_to_the_visitors_settings(tmp_path: Path) -> None:
 
 def test_lesson_pages(client: FlaskClient) -> None:
     listing = client.get("/lessons").get_data(as_text=True)
-    assert listing.count('href="/lessons/') == 6
+    assert listing.count('href="/lessons/') == len(load_lessons(LESSONS_DIR, MODES))
     page = client.get("/lessons/application-context")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Run it" in html and "Working outside of application context" in html
@@ -201,7 +212,7 @@ def test_visitors_on_the_single_server_are_answered_in_turn_and_the_verdict_says
 
 
 def test_the_dead_server_lesson_says_what_it_does_to_the_sink(client: FlaskClient) -> None:
-    html = client.get("/lessons/what-can-still-go-wrong").get_data(as_text=True)
+    html = client.get("/lessons/failures-and-timeouts").get_data(as_text=True)
     assert "not listening: every connection is refused" in html
     assert "rejects 100% at RCPT with 451" in html and "rejects 100% at RCPT with 550" in html
 
@@ -213,15 +224,44 @@ def test_every_lesson_states_an_objective_and_a_prediction_its_run_can_judge() -
 
 
 def test_the_verdict_names_what_the_run_showed(app: Flask, client: FlaskClient) -> None:
-    sync = record_trace(app, "sync")
-    thread = record_trace(app, "thread")
-    body = client.get(f"/api/lessons/threaded-send-step-by-step/verdict?traces={sync.trace_id},{thread.trace_id}")
-    assert body.status_code == 200
-    verdict = body.get_json()
-    assert verdict["check"] == "thread_answers_sooner" and verdict["answer"] in ("sooner", "same")
-    assert "The blocking route answered after" in verdict["evidence"]
+    sync, thread, pool = record_trace(app, "sync"), record_trace(app, "thread"), record_trace(app, "pool")
+    summary = client.get(f"/api/lessons/summary/verdict?traces={sync.trace_id},{thread.trace_id},{pool.trace_id}")
+    verdict = summary.get_json()
+    assert summary.status_code == 200 and verdict["check"] == "only_blocking_waits"
+    assert verdict["answer"] == "only_blocking", verdict
+    assert "sync: mail.send() ran on the request's thread" in verdict["evidence"]
+    assert (
+        "thread: mail.send() ran on mail-" in verdict["evidence"]
+        and "pool: mail.send() ran on pool" in verdict["evidence"]
+    )
     order = client.get(f"/api/lessons/threads-in-flask/verdict?traces={thread.trace_id}").get_json()
     assert order["answer"] in ("answer_first", "email_first") and order["answer_text"]
+
+
+def test_a_server_slower_than_the_timeout_makes_the_blocking_route_give_up(sink: Sink) -> None:
+    sink.update_settings({"greet_delay_s": 0.6})
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_SMTP_TIMEOUT": 0.2}, sink=sink)
+    sync, thread = record_trace(app, "sync"), record_trace(app, "thread")
+    verdict = app.test_client().get(
+        f"/api/lessons/failures-and-timeouts/verdict?traces={sync.trace_id},{thread.trace_id}"
+    )
+    body = verdict.get_json()
+    assert body["answer"] == "gives_up", body
+    assert "The blocking route answered HTTP 504" in body["evidence"] and "SMTP timeout was 0.2 s" in body["evidence"]
+    assert "its worker recorded the failure" in body["evidence"] and "after that answer left" in body["evidence"]
+    assert sink.mailbox.messages() == []
+
+
+def test_the_queue_verdict_names_the_consumer_thread(app: Flask, client: FlaskClient) -> None:
+    app.extensions["sandbox.queue"].start_consumer(1)
+    try:
+        queued, thread = record_trace(app, "queue"), record_trace(app, "thread")
+    finally:
+        app.extensions["sandbox.queue"].stop_consumer(5)
+    verdict = client.get(f"/api/lessons/a-task-queue/verdict?traces={queued.trace_id},{thread.trace_id}").get_json()
+    assert verdict["answer"] == "consumer", verdict
+    assert "a worker of the queue's consumer" in verdict["evidence"]
+    assert "a thread that route started itself" in verdict["evidence"]
 
 
 def test_a_run_that_cannot_decide_says_so(app: Flask, client: FlaskClient) -> None:
@@ -229,8 +269,8 @@ def test_a_run_that_cannot_decide_says_so(app: Flask, client: FlaskClient) -> No
     verdict = client.get(f"/api/lessons/threads-in-flask/verdict?traces={sync.trace_id}").get_json()
     assert verdict["answer"] is None and verdict["answer_text"] is None
     assert "no thread send" in verdict["evidence"]
-    ping = client.get(f"/api/lessons/why-blocking-blocks/verdict?traces={sync.trace_id}").get_json()
-    assert ping["answer"] is None, "no ping, and no server log under the test client: nothing to judge by"
+    visitors = client.get(f"/api/lessons/why-blocking-blocks/verdict?traces={sync.trace_id}").get_json()
+    assert visitors["answer"] is None, "one blocking send, on no single server: nothing to judge the prediction by"
 
 
 @pytest.mark.parametrize(
@@ -247,17 +287,25 @@ def test_bad_verdict_requests_are_4xx_with_a_message(client: FlaskClient, path: 
     assert response.status_code == status and response.get_json()["error"]
 
 
-@pytest.mark.parametrize(("pool_size", "sends", "answer"), [(2, 6, "bounded"), (8, 3, "all_at_once")])
-def test_the_burst_verdict_counts_what_the_pool_really_ran_at_once(
-    sink: Sink, pool_size: int, sends: int, answer: str
+@pytest.mark.parametrize(("backlog", "answer"), [(1, "refused"), (None, "queued")])
+def test_the_pool_verdict_counts_refusals_and_what_the_pool_ran_at_once(
+    sink: Sink, backlog: int | None, answer: str
 ) -> None:
     sink.handler.delay_s = 0.3
-    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_POOL_SIZE": pool_size}, sink=sink)
+    config = {"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_POOL_SIZE": 2, "SANDBOX_POOL_BACKLOG": backlog}
+    app = create_app(config, sink=sink)
     client = app.test_client()
-    ids = [client.post("/send-email/pool", json={}).get_json()["trace_id"] for _ in range(sends)]
+    ids = [client.post("/send-email/pool", json={}).get_json()["trace_id"] for _ in range(6)]
     assert app.extensions["sandbox.delivery"].wait_settled(15)
     time.sleep(0.1)
-    verdict = client.get(f"/api/lessons/beyond-threads/verdict?traces={','.join(ids)}").get_json()
+    verdict = client.get(f"/api/lessons/a-pool-of-threads/verdict?traces={','.join(ids)}").get_json()
     assert verdict["answer"] == answer, verdict
-    assert f"the pool has {pool_size} threads" in verdict["evidence"]
+    assert "It sent at most 2 at the same time (it has 2 threads)" in verdict["evidence"]
+    if backlog is not None:
+        assert "the pool took 3 and refused 3 at once with HTTP 503" in verdict["evidence"]
+        assert len(sink.mailbox.messages()) == 3
+    later = [client.post("/send-email/pool", json={}).get_json()["trace_id"] for _ in range(2)]
+    assert app.extensions["sandbox.delivery"].wait_settled(15)
+    both = client.get(f"/api/lessons/a-pool-of-threads/verdict?traces={','.join(ids + later)}").get_json()
+    assert both["evidence"] == verdict["evidence"], "a later burst is not part of the first one"
     app.extensions["sandbox.pool"].stop(app.extensions["sandbox.delivery"])

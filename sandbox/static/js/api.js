@@ -48,13 +48,18 @@ export async function ping(base = "") {
   return { status: response.status, started, ended: performance.now() };
 }
 
-export async function changeSink(changes) {
-  const response = await fetch("/api/sink", {
+// PUT a JSON object of settings to `url` (/api/sink, /api/app).
+export async function changeSettings(url, changes) {
+  const response = await fetch(url, {
     method: "PUT",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(changes),
   });
   return { status: response.status, body: await response.json() };
+}
+
+export function changeSink(changes) {
+  return changeSettings("/api/sink", changes);
 }
 
 export function setDelay(seconds) {

@@ -106,9 +106,10 @@ run.addEventListener("click", async () => {
   if (!outcome) return;
   const back = outcome.restored ? ` Your sink settings are back as they were: ${describeSettings(outcome.restored)}.` :
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
+  const appBack = outcome.appRestored ? "" : " The app's settings could not be put back: see GET /api/app.";
   const { quizMode, quizStep } = panel.dataset;
   const which = [quizMode ? `the last ${quizMode} send` : "the last send", quizStep ? ` of step ${quizStep}` : ""].join("");
-  say(`Done. Step through the trace of ${which} below, or any result above.${back}`);
+  say(`Done. Step through the trace of ${which} below, or any result above.${back}${appBack}`);
   // The lesson's quiz is about one send: the last of its quiz_step and quiz_mode, where it names them.
   const candidates = quizStep ? stepTraces[Number(quizStep) - 1] || [] : outcome.traceIds;
   const quizzed = candidates.filter((id) => !quizMode || results.mode(id) === quizMode);

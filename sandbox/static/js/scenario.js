@@ -1,14 +1,22 @@
-// Run a lesson's scenario: each step sets the sink exactly as the lesson lists it, then sends by each of its modes,
-// one after the other. The visitor's own sink settings are read first and put back at the end, whatever happened.
-import { changeSink, getJSON } from "./api.js";
+// Run a lesson's scenario: each step sets the sink exactly as the lesson lists it (and the app's settings it names),
+// then sends by each of its modes, one after the other. The visitor's own settings are read first and put back at
+// the end, whatever happened.
+import { changeSettings, changeSink, getJSON } from "./api.js";
 import { newComparisonId } from "./comparison.js";
+
+const APP_KEYS = ["smtp_timeout_s", "pool_backlog"]; // what PUT /api/app takes
 
 // `send(mode, fields, step, index)` does one send and resolves with its trace id (or null) once its trace is complete.
 export async function runScenario(scenario, { send, say, embeddedSink, onStepDone }) {
   const saved = embeddedSink ? await getJSON("/api/sink") : null;
   if (saved && saved.status !== 200) throw new Error(`could not read the sink's settings: ${saved.body.error}`);
+  const changesApp = scenario.steps.some((step) => Object.keys(step.app).length > 0);
+  const savedApp = changesApp ? await getJSON("/api/app") : null;
+  if (savedApp && savedApp.status !== 200) throw new Error(`could not read the app's settings: ${savedApp.body.error}`);
+  const ownApp = savedApp && Object.fromEntries(APP_KEYS.map((key) => [key, savedApp.body[key]]));
   const sent = [];
   let restored = null;
+  let appRestored = true;
   try {
     for (const [index, step] of scenario.steps.entries()) {
       const where = scenario.steps.length > 1 ? `Step ${index + 1} of ${scenario.steps.length}: ` : "";
@@ -16,6 +24,10 @@ export async function runScenario(scenario, { send, say, embeddedSink, onStepDon
         say(`${where}setting the sink to: ${step.sink_text}…`);
         const { status, body } = await changeSink(step.sink);
         if (status !== 200) throw new Error(`the sink refused the step's settings: ${body.error}`);
+      }
+      if (ownApp) {
+        const { status, body } = await changeSettings("/api/app", { ...ownApp, ...step.app });
+        if (status !== 200) throw new Error(`the app refused the step's settings: ${body.error}`);
       }
       const fields = step.compare ? { comparison: newComparisonId() } : {};
       const traceIds = [];
@@ -30,12 +42,13 @@ export async function runScenario(scenario, { send, say, embeddedSink, onStepDon
       if (onStepDone) onStepDone(step, traceIds);
     }
   } finally {
+    if (ownApp) appRestored = (await changeSettings("/api/app", ownApp)).status === 200;
     if (saved) {
       const { status, body } = await changeSink(saved.body);
       restored = status === 200 ? body : null;
     }
   }
-  return { traceIds: sent, saved: saved && saved.body, restored };
+  return { traceIds: sent, saved: saved && saved.body, restored, appRestored };
 }
 
 // The visitor's settings in a few words, for the closing status line.
