@@ -34,6 +34,7 @@ waited) is shown by its scenario, live, beside the text. The front matter::
     quiz: [response_step, wait_time]
     quiz_mode: thread                   # optional: quiz the run's last send of this mode (default: its last send)
     quiz_step: 2                        # optional: quiz the last send of this step (with quiz_mode: of that mode)
+    demo: shutdown                      # optional: a button for a demonstration beside the scenario
     ---
     The lesson text, in Markdown.
 
@@ -82,7 +83,8 @@ from sandbox.strategies import SEND_MODES
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 FRONT_KEYS = ("title", "summary", "order", "objective", "predict", "scenario", "quiz")
-OPTIONAL_KEYS = ("quiz_mode", "quiz_step")
+OPTIONAL_KEYS = ("quiz_mode", "quiz_step", "demo")
+DEMOS = ("shutdown",)  # demonstrations a lesson page can offer beside its scenario (POST /api/demos/<name>)
 PREDICT_KEYS = ("question", "check", "options")
 SCENARIO_KEYS = ("description", "steps")
 STEP_KEYS = ("title", "sink", "app", "modes", "ping", "compare", "clients", "server")
@@ -111,6 +113,7 @@ class Lesson:
     html: Markup
     quiz_mode: str | None = None
     quiz_step: int | None = None  # 1-based
+    demo: str | None = None
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -174,6 +177,9 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
     if quiz_mode is not None and quiz_mode not in {mode for step in quizzed_steps for mode in step["modes"]}:
         raise LessonError(f"{path.name}: quiz_mode {quiz_mode!r} is not a mode the quizzed steps send by")
     objective = _text(path, "objective", meta["objective"], "say, in a sentence, what the student can do afterwards")
+    demo = meta.get("demo")
+    if demo is not None and demo not in DEMOS:
+        raise LessonError(f"{path.name}: demo must be one of {', '.join(DEMOS)}, not {demo!r}")
     return Lesson(
         path.stem.split("-", 1)[-1],
         str(meta["title"]),
@@ -186,6 +192,7 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
         Markup(_markdown.render(body)),
         quiz_mode,
         quiz_step,
+        demo,
     )
 
 

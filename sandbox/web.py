@@ -35,6 +35,7 @@ from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
 from sandbox.security import CONTENT_SECURITY_POLICY
 from sandbox.send_request import BadInput, parse_send_request, read_json
+from sandbox.shutdown_demo import HOLD_S, DemoBusy, run_cases
 from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
 from sandbox.strategies import SEND_MODES, STRATEGIES
 from sandbox.tracer import TRACES_KEPT, thread_identity
@@ -319,6 +320,18 @@ def put_app_settings() -> Response:
         return jsonify(change_app_settings(current_app, changes))
     except ConfigError as err:
         raise BadInput(str(err)) from err
+
+
+@bp.post("/api/demos/shutdown")
+def shutdown_demo() -> Response:
+    """Stop real child processes mid-send, each a different way, and report which emails arrived (about 2 s)."""
+    try:
+        outcomes = run_cases()
+    except DemoBusy as err:
+        raise BadInput(str(err), 409) from err
+    except OSError as err:
+        raise BadInput(f"the demonstration cannot run here: {err}", 501) from err
+    return jsonify(hold_s=HOLD_S, cases=[outcome.to_dict() for outcome in outcomes])
 
 
 @bp.get("/api/failures")

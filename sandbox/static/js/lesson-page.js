@@ -7,6 +7,7 @@ import { pingAfterMs, renderPingReport, sendWithPing } from "./ping-report.js";
 import { ResultList } from "./results.js";
 import { describeSettings, runScenario } from "./scenario.js";
 import { startStats } from "./stats.js";
+import { startShutdownDemo } from "./shutdown-demo.js";
 import { showTrace } from "./trace-frame.js";
 
 const panel = document.querySelector("[data-scenario]");
@@ -121,3 +122,7 @@ run.addEventListener("click", async () => {
 run.disabled = !chosen(); // enabled once the click has somewhere to go and a prediction is made
 startHeartbeat(document.querySelector("#heartbeat"), document.querySelector("#heartbeat-status"));
 startStats(document.querySelector("#delivery-stats"));
+const shutdownButton = document.querySelector("#run-shutdown-demo");
+if (shutdownButton) {
+  startShutdownDemo(shutdownButton, document.querySelector("#shutdown-status"), document.querySelector("#shutdown-results"));
+}
