@@ -83,6 +83,13 @@ class DeliveryLog:
                 self._maybe_sent[trace_id] = maybe_sent_before
             self._sent += 1
 
+    def may_have_arrived(self, trace_id: str, reason: str) -> None:
+        """An attempt of this pending send ended without an answer after its whole message went out, and another
+        attempt follows: if a later one delivers it, the email may be in the mailbox twice, and is listed so."""
+        with self._lock:
+            if trace_id in self._pending:
+                self._maybe_sent.setdefault(trace_id, reason)
+
     def worker_started(self, trace_id: str, thread: threading.Thread) -> None:
         with self._lock:
             self._workers[trace_id] = thread

@@ -17,20 +17,33 @@ from sandbox.tracer import Event, Trace
 # Events too fine-grained for the table (they stay in the JSON and the Perfetto timeline).
 HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
 HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
-SINK_ENDS = ("sink.accepted", "sink.rejected", "sink.disconnected", "sink.client_left")
+SINK_ENDS = ("sink.accepted", "sink.reply_lost", "sink.rejected", "sink.disconnected", "sink.client_left")
+# The sink's ends that leave the email in its mailbox: stored now, or recognised as a copy stored before.
+IN_MAILBOX_ENDS = ("sink.accepted", "sink.reply_lost")
 NOT_WORKER_KINDS = frozenset({"request.arrived", "sink.data_received", "sink.delay_started", *SINK_ENDS})
 
 
-# How a sink's hold ended, as the end of a sentence ("1.00 s pass before it answers"): present, past.
+# How a sink's hold ended, as the end of a sentence ("1.00 s pass before it answers"): present, past. A lost reply
+# that stored nothing new (a copy the sink recognised) ends as DUPLICATE_LOST_ENDING says instead.
 HOLD_ENDINGS = {
     "sink.accepted": ("before it answers", "before it answered"),
     "sink.rejected": ("before it answers", "before it answered"),
+    "sink.reply_lost": (
+        "before it stores the email and hangs up without answering",
+        "before it stored the email and hung up without answering",
+    ),
     "sink.disconnected": ("before it hangs up without answering", "before it hung up without answering"),
     "sink.client_left": (
         "before it finds the client gone; it never answers",
         "before it found the client gone; it never answered",
     ),
 }
+
+
+DUPLICATE_LOST_ENDING = (
+    "before it recognises a copy it already holds and hangs up without answering",
+    "before it recognised a copy it already held and hung up without answering",
+)
 
 
 NOT_ACCEPTED = {
@@ -52,7 +65,29 @@ def wait_tol(requests: Sequence[ServedRequest]) -> float:
 
 def unanswered(event: Event) -> bool:
     """A failure recorded after the whole message went out and no answer came: the sender cannot know the fate."""
+    return fate_unknown(event) and not event.details.get("answered")
+
+
+def fate_unknown(event: Event) -> bool:
+    """A failure after which the sender cannot know whether the email arrived: its last conversation got no answer,
+    or (``answered``) it was refused after an earlier attempt that may have delivered it."""
     return event.details.get("outcome") == "unknown"
+
+
+def stores_copy(event: Event) -> bool:
+    """A sink end that put a new copy into the mailbox (an event from before ``stored`` was recorded did)."""
+    return event.kind in IN_MAILBOX_ENDS and event.details.get("stored", True) is not False
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One SMTP conversation of the send whose whole message went out: the client's side and, with an embedded
+    sink, the sink's. Attempts follow one another, so the n-th message sent is the n-th the sink received."""
+
+    data: Event | None  # smtp.data_sent
+    client_end: Event | None  # smtp.accepted or smtp.failed after it
+    received: Event | None  # sink.data_received
+    sink_end: Event | None  # one of SINK_ENDS
 
 
 @dataclass(frozen=True)
@@ -274,21 +309,82 @@ class Facts:
         """``delivered``, ``failed``, ``unknown``, ``refused`` (the route answered 4xx before any send) or ``pending``.
 
         The sink's lane, when the trace has one, settles what the client could not know: a 250 the client never
-        heard (it gave up first) is still a delivery, and a client that lost the connection after its data, where
-        the sink stored nothing, is a failure. Without that lane, such a send is ``unknown``, as the app reports it.
+        heard (it gave up first), or an email the sink stored before it hung up without its 250 (a lost reply), is
+        still a delivery, and a client that lost the connection after its data, where the sink stored nothing, is a
+        failure. Without that lane, such a send is ``unknown``, as the app reports it (see ``sender_outcome``).
+        How many copies arrived is ``stored_copies``.
         """
-        if self.first("sink.accepted") is not None or (self.accepted is not None and self.final_failure is None):
+        if self.in_mailbox is not None or (self.accepted is not None and self.final_failure is None):
             return "delivered"
         if self.final_failure is not None:
-            return "unknown" if unanswered(self.final_failure) and not self.sink_lane_ended else "failed"
+            return "unknown" if fate_unknown(self.final_failure) and not self.sink_lane_ended else "failed"
         if self.status is not None and self.status >= 400 and self.send is None:
             return "refused"
         return "pending"
+
+    @cached_property
+    def sender_outcome(self) -> str:
+        """What the app itself knew and recorded (what ``/api/failures`` lists), without the sink's lane:
+        ``delivered`` (a 250 reached it), ``failed``, ``unknown`` (it cannot tell), ``refused`` or ``pending``."""
+        end = self.worker_end
+        if end is None:
+            heard = [e for e in self.events if e.kind in ("smtp.accepted", "smtp.failed")]
+            end = heard[-1] if heard else None
+        if end is None:
+            return "refused" if self.status is not None and self.status >= 400 and self.send is None else "pending"
+        if end.kind in ("worker.finished", "smtp.accepted"):
+            return "delivered"
+        return "unknown" if fate_unknown(end) else "failed"
 
     @property
     def not_accepted(self) -> str:
         """What the summary says instead of "accepted after ..." when no 250 was seen."""
         return NOT_ACCEPTED.get(self.outcome, "not accepted")
+
+    @cached_property
+    def conversations(self) -> list[Conversation]:
+        """Every conversation whose message went out or reached the sink, in order (one per attempt that got so far)."""
+        sent, received = self.all("smtp.data_sent"), self.all("sink.data_received")
+        found = []
+        for n in range(max(len(sent), len(received))):
+            data = sent[n] if n < len(sent) else None
+            arrived = received[n] if n < len(received) else None
+            client_end = self.after(data, ("smtp.accepted", "smtp.failed"), data.thread_id) if data else None
+            sink_end = self.after(arrived, SINK_ENDS, arrived.thread_id) if arrived else None
+            found.append(Conversation(data, client_end, arrived, sink_end))
+        return found
+
+    def conversation_of(self, event: Event) -> Conversation | None:
+        """The conversation ``event`` belongs to: its data, the client's end, the sink's arrival or end."""
+        return next(
+            (c for c in self.conversations if any(e is event for e in (c.data, c.client_end, c.received, c.sink_end))),
+            None,
+        )
+
+    def last_conversation_before(self, event: Event) -> Conversation | None:
+        """The last conversation whose message went out before ``event`` (a worker's or a route's failure)."""
+        before = [c for c in self.conversations if c.data is not None and self.position(c.data) < self.position(event)]
+        return before[-1] if before else None
+
+    @cached_property
+    def in_mailbox(self) -> Event | None:
+        """The first sink event that shows the email in the mailbox: a 250, or a reply lost after storing it."""
+        return self.first(*IN_MAILBOX_ENDS)
+
+    @cached_property
+    def stored_copies(self) -> list[Event]:
+        """The sink events that each stored a new copy of this email: more than one is a duplicate delivery."""
+        return [e for e in self.events if stores_copy(e)]
+
+    @cached_property
+    def recognised_copies(self) -> list[Event]:
+        """The sink events that answered a copy it already held (by Message-ID) and stored nothing new."""
+        return [e for e in self.events if e.kind in IN_MAILBOX_ENDS and not stores_copy(e)]
+
+    @cached_property
+    def attempts(self) -> list[Event]:
+        """The worker's ``attempt.started`` events: one per try of a retrying strategy (none for a single try)."""
+        return self.all("attempt.started")
 
     @cached_property
     def held_s(self) -> float | None:
@@ -298,9 +394,10 @@ class Facts:
 
     @cached_property
     def sink_lane_ended(self) -> bool:
-        """Whether the sink's own events (an embedded sink) say how its side ended, so its view of the email is
-        known: stored, rejected, dropped, or left behind by a client that hung up."""
-        return self.first(*SINK_ENDS) is not None
+        """Whether the sink's own events (an embedded sink) say how its side of every conversation ended, so its view
+        of the email is known: stored, rejected, dropped, or left behind by a client that hung up."""
+        lanes = [c for c in self.conversations if c.data is not None or c.received is not None]
+        return bool(lanes) and all(c.sink_end is not None for c in lanes)
 
     def failure_error(self) -> str:
         event = self.final_failure or self.first_failure

@@ -39,7 +39,8 @@ waited) is shown by its scenario, live, beside the text. The front matter::
     The lesson text, in Markdown.
 
 ``sink`` takes the keys of ``PUT /api/sink`` (``delay_s``, ``greet_delay_s``, ``jitter_s``, ``reject_probability``,
-``reject_code``, ``reject_stage``, ``disconnect_probability``, ``seed``, and ``listening: false`` for a dead server).
+``reject_code``, ``reject_stage``, ``disconnect_probability``, ``seed``, ``lose_reply_probability``,
+``dedupe_message_id``, and ``listening: false`` for a dead server).
 A step's settings are complete: a key it leaves out takes the sandbox's default (no delay, no faults, listening),
 never whatever the visitor had set, so the panel can say exactly what the run uses. ``app`` takes the keys of
 ``PUT /api/app`` (``smtp_timeout_s``, ``pool_backlog``); a key it leaves out stays as the sandbox has it. The page
@@ -72,7 +73,7 @@ from sandbox.app_settings import checked_app_settings, describe_app_settings
 from sandbox.config import SERVER_MODES
 from sandbox.errors import ConfigError
 from sandbox.facts import Facts, observed_server
-from sandbox.faults import Faults, describe_faults
+from sandbox.faults import FAULT_FIELDS, RECEIVING_FIELDS, Faults, Receiving, changed_settings, describe_faults
 from sandbox.modes import BUTTON_LABELS, COMPARED_WITH
 from sandbox.predictions import CHECKS
 from sandbox.quiz import QUIZ_KINDS
@@ -291,18 +292,18 @@ def _parse_sink(path: Path, where: str, sink: object) -> dict[str, Any]:
     if not isinstance(listening, bool):
         raise LessonError(f"{path.name}: {where}.listening must be true or false")
     try:
-        faults = Faults().changed(changes)
+        faults, receiving = changed_settings(Faults(), Receiving(), changes)
     except ConfigError as err:
         raise LessonError(f"{path.name}: {where}: {err}") from err
-    return {**faults.to_dict(), "listening": listening}
+    return {**faults.to_dict(), **receiving.to_dict(), "listening": listening}
 
 
 def describe_sink(settings: Mapping[str, Any]) -> str:
     """The settings a step runs with, in words, for the panel."""
     if not settings["listening"]:
         return "not listening: every connection is refused, as by a dead server"
-    fields = {key: value for key, value in settings.items() if key != "listening"}
-    return describe_faults(Faults(**fields))
+    faults = Faults(**{key: settings[key] for key in FAULT_FIELDS})
+    return describe_faults(faults, Receiving(**{key: settings[key] for key in RECEIVING_FIELDS}))
 
 
 def _mapping(path: Path, where: str, value: object, known: tuple[str, ...]) -> dict[str, Any]:

@@ -30,14 +30,18 @@ class SendError(Exception):
     ``code`` is the server's reply code when it answered with one. ``unknown`` means the whole message went out and
     then the connection died or timed out before any answer: the server may have stored it. A 4xx answer, a timeout
     or a broken connection before the data is worth another try; a 5xx answer is final, and an unknown fate is not
-    retried (a retry could deliver the email twice).
+    retried (a retry could deliver the email twice). ``answered`` marks the rare unknown fate whose last conversation
+    did get an answer: a refusal after an earlier try that may have delivered the email.
     """
 
-    def __init__(self, message: str, *, timed_out: bool, code: int | None = None, unknown: bool = False) -> None:
+    def __init__(
+        self, message: str, *, timed_out: bool, code: int | None = None, unknown: bool = False, answered: bool = False
+    ) -> None:
         super().__init__(message)
         self.timed_out = timed_out
         self.code = code
         self.unknown = unknown
+        self.answered = answered
 
     @property
     def outcome(self) -> str:
@@ -148,7 +152,8 @@ def worker_outcome(trace: Tracer, log: DeliveryLog, trace_id: str, mode: str) ->
     except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
         error = str(err) if isinstance(err, SendError) else describe_error(err)
         outcome = err.outcome if isinstance(err, SendError) else FAILED
-        trace.record(trace_id, "worker.failed", error=error, outcome=outcome)
+        answered = {"answered": True} if isinstance(err, SendError) and err.unknown and err.answered else {}
+        trace.record(trace_id, "worker.failed", error=error, outcome=outcome, **answered)
         log.failed(trace_id, mode, error, outcome)
     else:
         # The trace is complete before the send counts as settled, so whoever waits for it reads the whole story.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sandbox.retrying import ATTEMPTS as RETRY_ATTEMPTS
+
 BUTTON_LABELS = {
     "sync": "Send (blocking)",
     "thread": "Send (thread)",
@@ -10,6 +12,7 @@ BUTTON_LABELS = {
     "thread-no-context": "Send (thread, no app context)",
     "thread-proxy": "Send (thread, proxy instead of app)",
     "thread-cpu": "Send (thread that computes first)",
+    "thread-retry": "Send (thread that retries blindly)",
 }
 TITLES = {
     "sync": "Blocking send (sync)",
@@ -19,6 +22,9 @@ TITLES = {
     "thread-no-context": "Threaded send without an app context (broken on purpose)",
     "thread-proxy": "Threaded send given the current_app proxy (broken on purpose)",
     "thread-cpu": "Threaded send whose worker computes first (CPU-bound work and the GIL)",
+    "thread-retry": (
+        f"Threaded send that retries blindly, up to {RETRY_ATTEMPTS} attempts (at-least-once delivery and duplicates)"
+    ),
 }
 SHORT_LABELS = {"sync": "sync (blocking)"}
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import HOLD_ENDINGS, Facts, slowest_wait_ms, unanswered, wait_tol
-from sandbox.steps import counted, quoted
+from sandbox.facts import Facts, fate_unknown, slowest_wait_ms, stores_copy, unanswered, wait_tol
+from sandbox.steps import BLIND, counted, hold_ending, mailbox_at, message_numbers, quoted, times
 from sandbox.tracer import Event
 
 MOMENTS_SHOWN = 5
@@ -43,6 +43,7 @@ def key_moments(facts: Facts) -> list[Moment]:
             _who_waited(facts),
             _blocked(facts),
             _failure(facts),
+            _copies(facts),
             _retries(facts),
             _pickup(facts),
             _cpu_work(facts),
@@ -263,20 +264,37 @@ def _how_it_ended(facts: Facts, failed: Event, error: str) -> Sentence:
     """The send's last failure, and what it meant for the email: when the whole message went out and no answer
     came, the client cannot know; the sink's lane, if the trace has one, can."""
     quote = quoted(facts.ref(failed), failed.details)
-    if not unanswered(failed):
+    if not fate_unknown(failed):
         return sentence(f"By step {facts.step(failed)} the send had failed for good: {error}.", quote)
-    ended = sentence(f"At step {facts.step(failed)} the send ended without an answer: {error}.", quote)
-    stored = facts.first("sink.accepted")
-    if stored is not None:
-        return ended + sentence(
-            f" The sink's side of the trace settles it: it stored the email at step {facts.step(stored)}, so the "
-            "email arrived, and only the client never heard the 250.",
-            claim("happened", "sink.accepted"),
+    if unanswered(failed):
+        ended = sentence(f"At step {facts.step(failed)} the send ended without an answer: {error}.", quote)
+    else:
+        ended = sentence(
+            f"At step {facts.step(failed)} the worker gave up, not knowing the email's fate: {error}.",
+            quote,
+            claim("detail", facts.ref(failed), "answered", Literal(True)),
+        )
+    copies, copy_claims = mailbox_at(facts)
+    if copies:
+        steps = ", ".join(str(facts.step(e)) for e in copies)
+        stored = Sentence(
+            f" The sink's side of the trace settles it: the sink stored the email {times(len(copies))} "
+            f"(step{'s' if len(copies) > 1 else ''} {steps}: ",
+            copy_claims,
+        ) + message_numbers(facts, copies)
+        heard = " and the sender never heard a 250 for it" if len(copies) == 1 else " and the sender heard no 250"
+        return (
+            ended
+            + stored
+            + sentence(
+                f"), so the email arrived{' more than once' if len(copies) > 1 else ''},{heard}.",
+                claim("absent", "smtp.accepted"),
+            )
         )
     if facts.sink_lane_ended:
-        return ended + sentence(
+        return ended + Sentence(
             " The sink's side of the trace settles it: the sink stored nothing, so the email did not arrive.",
-            negate(claim("happened", "sink.accepted")),
+            copy_claims,
         )
     return ended
 
@@ -296,14 +314,27 @@ def _failure(facts: Facts) -> Moment | None:
                 claim("other_thread", "worker.started", "request.received"),
             )
         )
-    code = facts.failure_code()
+    last_failed = facts.last("smtp.failed")
+    code = last_failed.details.get("code") if last_failed is not None else None  # the last try's answer decides
     attempts = facts.all("attempt.started")
-    if code and code >= 500 and attempts:
+    last_try = facts.last("attempt.failed")
+    if code and code >= 500 and attempts and last_try is not None and last_try.details.get("policy") == BLIND:
+        parts.append(
+            sentence(
+                f" A {code} answer is permanent, but this worker retries whatever the error: it stopped only because "
+                f"attempt {len(attempts)} was the last it allows.",
+                claim("count", "attempt.started", len(attempts)),
+                claim("detail", facts.ref(last_try), "final", Literal(True)),
+                claim("detail", facts.ref(last_failed), "code", Literal(code)),
+                claim("detail", facts.ref(last_try), "policy", Literal(BLIND)),
+            )
+        )
+    elif code and code >= 500 and attempts:
         parts.append(
             sentence(
                 f" A {code} answer is permanent, so attempt {len(attempts)} was the last.",
                 claim("count", "attempt.started", len(attempts)),
-                claim("detail", facts.ref(facts.last("smtp.failed")), "code", Literal(code)),
+                claim("detail", facts.ref(last_failed), "code", Literal(code)),
             )
         )
     response = facts.response
@@ -355,33 +386,50 @@ def _retries(facts: Facts) -> Moment | None:
     first = failed[0]
     attempt = int(first.details.get("attempt", 1))
     planned = first.details.get("retry_in_s")
-    parts = [
-        sentence(
-            f"At step {facts.step(first)} attempt {attempt} failed in a way worth retrying "
-            f"({first.details.get('error', '')}); a retry was planned after {float(planned or 0):g} s.",
-            claim("detail", facts.ref(first), "retry_in_s", Literal(planned)),
-            claim("detail", facts.ref(first), "final", Literal(False)),
-            quoted(facts.ref(first), first.details),
-        )
+    ref = facts.ref(first)
+    said = [
+        claim("detail", ref, "retry_in_s", Literal(planned)),
+        claim("detail", ref, "final", Literal(False)),
+        quoted(ref, first.details),
     ]
-    following = [e for e in facts.all("attempt.started") if int(e.details.get("attempt", 0)) == attempt + 1]
+    if first.details.get("policy") == BLIND:
+        parts = [
+            sentence(
+                f"At step {facts.step(first)} attempt {attempt} failed ({first.details.get('error', '')}). This worker "
+                f"retries after any error, so it planned to send the very same message again after "
+                f"{float(planned or 0):g} s.",
+                *said,
+                claim("detail", ref, "policy", Literal(BLIND)),
+            )
+        ]
+        if unanswered(first):
+            parts.append(
+                sentence(
+                    " But the whole message had gone out and no answer came: it may already have been in the "
+                    "mailbox, and a retry can deliver it again.",
+                    claim("detail", ref, "outcome", Literal("unknown")),
+                )
+            )
+    else:
+        parts = [
+            sentence(
+                f"At step {facts.step(first)} attempt {attempt} failed in a way worth retrying "
+                f"({first.details.get('error', '')}); a retry was planned after {float(planned or 0):g} s.",
+                *said,
+            )
+        ]
+    following = [e for e in facts.attempts if int(e.details.get("attempt", 0)) == attempt + 1]
     if following:
         gap, gap_claim = gap_phrase(facts, first, following[0])
         parts.append(sentence(f" Attempt {attempt + 1} began {gap} later.", gap_claim))
     if facts.outcome == "delivered":
-        parts.append(
-            sentence(
-                " In the end the email went through.",
-                claim("happened", "sink.accepted")
-                if facts.first("sink.accepted")
-                else claim("happened", "smtp.accepted"),
-            )
-        )
+        proof = facts.in_mailbox or facts.first("smtp.accepted")
+        parts.append(sentence(" In the end the email went through.", claim("happened", facts.ref(proof))))
     elif facts.outcome == "failed":
         parts.append(
             sentence(" In the end it could not be delivered.", claim("happened", facts.ref(facts.final_failure)))
         )
-    elif facts.outcome == "unknown":
+    elif facts.outcome == "unknown" and unanswered(facts.final_failure):
         parts.append(
             sentence(
                 " In the end nobody can tell from this side whether it arrived: the last attempt sent the whole "
@@ -389,7 +437,69 @@ def _retries(facts: Facts) -> Moment | None:
                 claim("detail", facts.ref(facts.final_failure), "outcome", Literal("unknown")),
             )
         )
+    elif facts.outcome == "unknown":
+        parts.append(
+            sentence(
+                " In the end nobody can tell from this side whether it arrived: the last attempt was refused, but an "
+                "earlier one had sent the whole message and got no answer.",
+                claim("detail", facts.ref(facts.final_failure), "outcome", Literal("unknown")),
+                claim("detail", facts.ref(facts.final_failure), "answered", Literal(True)),
+            )
+        )
     return _moment("What did the retry do?", join(parts, ""), facts.step(first))
+
+
+def _copies(facts: Facts) -> Moment | None:
+    """More than one copy reached the sink: how many the mailbox holds, and whether the sink recognised them."""
+    copies, copy_claims = mailbox_at(facts)
+    recognised = facts.recognised_copies
+    if len(copies) < 2 and not recognised:
+        return None
+    sent = [c for c in facts.conversations if c.received is not None and c.sink_end is not None]
+    if copies:
+        steps = ", ".join(str(facts.step(e)) for e in copies)
+        parts = [
+            Sentence(
+                f"The sink stored this email {times(len(copies))}, at step{'s' if len(copies) > 1 else ''} {steps}: ",
+                copy_claims,
+            )
+            + message_numbers(facts, copies)
+            + "."
+        ]
+    else:
+        parts = [Sentence("The sink stored no new copy of this email.", copy_claims)]
+    if recognised:
+        steps = ", ".join(str(facts.step(e)) for e in recognised)
+        originals = sorted({int(e.details.get("duplicate_of", 0)) for e in recognised})
+        parts.append(
+            sentence(
+                f" At step{'s' if len(recognised) > 1 else ''} {steps} it recognised the Message-ID of message "
+                f"{' and '.join(f'#{n}' for n in originals)}, which it already held, and stored nothing new: an "
+                "idempotent receiver turns repeated sends of one message into one copy.",
+                *(
+                    claim("detail", facts.ref(e), "duplicate_of", Literal(e.details.get("duplicate_of")))
+                    for e in recognised
+                ),
+            )
+        )
+    headers = {str(c.received.details.get("message_id_header", "")) for c in sent}
+    if len(copies) > 1 and len(headers) == 1 and "" not in headers:
+        parts.append(
+            sentence(
+                " Every copy carried the same Message-ID: the sender sent one message again, because it could not "
+                "tell whether the earlier send had arrived. That is at-least-once delivery.",
+                *(
+                    claim(
+                        "detail",
+                        facts.ref(c.received),
+                        "message_id_header",
+                        Literal(c.received.details.get("message_id_header")),
+                    )
+                    for c in sent
+                ),
+            )
+        )
+    return _moment("How many copies arrived?", join(parts, ""), facts.step((copies or recognised)[-1]))
 
 
 def _pickup(facts: Facts) -> Moment | None:
@@ -464,11 +574,9 @@ def _sink_hold(facts: Facts) -> Moment | None:
         return None
     held, held_claim = gap_phrase(facts, started, end)
     parts = [
-        sentence(
-            f"At step {facts.step(started)} the sink began to hold the email; {held} passed "
-            f"{HOLD_ENDINGS[end.kind][1]}.",
-            held_claim,
-        )
+        sentence(f"At step {facts.step(started)} the sink began to hold the email; {held} passed ", held_claim)
+        + hold_ending(facts, end, 1)
+        + "."
     ]
     if facts.position(end) < facts.position(response):
         after, after_claim = gap_phrase(facts, end, response)
@@ -502,41 +610,70 @@ def _sink_hold(facts: Facts) -> Moment | None:
 
 
 def _arrival(facts: Facts) -> Moment | None:
-    accepted = facts.first("sink.accepted")
-    if accepted is None:
+    arrived = facts.in_mailbox
+    if arrived is None:
         return None
-    parts = [
-        sentence(
-            f"At step {facts.step(accepted)} the sink answered 250 and stored message "
-            f"#{accepted.details.get('message_id')}, found by this trace's id in its X-Sandbox-Trace header.",
-            claim("detail", "sink.accepted", "message_id", Literal(accepted.details.get("message_id"))),
+    ref = facts.ref(arrived)
+    number = claim("detail", ref, "message_id", Literal(arrived.details.get("message_id")))
+    found = "found by this trace's id in its X-Sandbox-Trace header"
+    if not stores_copy(arrived):
+        what = "answered 250" if arrived.kind == "sink.accepted" else "hung up without answering"
+        head = sentence(
+            f"At step {facts.step(arrived)} the sink recognised this email's Message-ID as that of message "
+            f"#{arrived.details.get('duplicate_of')}, which it already held, {what}, and stored nothing new.",
+            claim("detail", ref, "duplicate_of", Literal(arrived.details.get("duplicate_of"))),
         )
-    ]
-    dispatched = facts.first("smtp.accepted")
-    if dispatched is not None:
+    elif arrived.kind == "sink.accepted":
+        head = sentence(
+            f"At step {facts.step(arrived)} the sink answered 250 and stored message "
+            f"#{arrived.details.get('message_id')}, {found}.",
+            number,
+        )
+    else:
+        head = sentence(
+            f"At step {facts.step(arrived)} the sink stored message #{arrived.details.get('message_id')}, {found}, "
+            "then hung up without answering 250.",
+            number,
+            negate(claim("detail", ref, "stored", Literal(False))),
+        )
+    parts = [head]
+    conversation = facts.conversation_of(arrived)
+    client_end = conversation.client_end if conversation is not None else None
+    if arrived.kind == "sink.accepted" and client_end is not None and client_end.kind == "smtp.accepted":
         parts.append(
             sentence(
-                f" The sender saw that 250 at step {facts.step(dispatched)}, when mail.send() returned.",
-                order(facts, accepted, dispatched),
+                f" The sender saw that 250 at step {facts.step(client_end)}, when mail.send() returned.",
+                order(facts, arrived, client_end),
+                claim("same_thread", facts.ref(client_end), facts.ref(conversation.data)),
+            )
+        )
+    elif client_end is not None and client_end.kind == "smtp.failed" and fate_unknown(client_end):
+        parts.append(
+            sentence(
+                f" The sender never heard a 250 for it: at step {facts.step(client_end)} mail.send() raised, not "
+                "knowing whether it had arrived.",
+                claim("detail", facts.ref(client_end), "outcome", Literal("unknown")),
+                claim("same_thread", facts.ref(client_end), facts.ref(conversation.data)),
             )
         )
     response = facts.response
     if response is not None and facts.send is not None and not facts.on_request(facts.send):
-        gap, gap_claim = gap_phrase(facts, *sorted((response, accepted), key=facts.position))
-        if facts.position(response) < facts.position(accepted):
+        gap, gap_claim = gap_phrase(facts, *sorted((response, arrived), key=facts.position))
+        what = "250" if arrived.kind == "sink.accepted" else "store"
+        if facts.position(response) < facts.position(arrived):
             parts.append(
                 sentence(
-                    f" The sink's 250 came {gap} after the client had its answer.",
-                    order(facts, response, accepted),
+                    f" The sink's {what} came {gap} after the client had its answer.",
+                    order(facts, response, arrived),
                     gap_claim,
                 )
             )
         else:
             parts.append(
                 sentence(
-                    f" The sink's 250 came {gap} before the answer left, this time.",
-                    order(facts, accepted, response),
+                    f" The sink's {what} came {gap} before the answer left, this time.",
+                    order(facts, arrived, response),
                     gap_claim,
                 )
             )
-    return _moment("How do we know the email arrived?", join(parts, ""), facts.step(accepted))
+    return _moment("How do we know the email arrived?", join(parts, ""), facts.step(arrived))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import NOT_ACCEPTED, Facts
+from sandbox.facts import Facts
 
 Check = Callable[[Sequence[Facts]], "Verdict"]
 
@@ -214,18 +214,16 @@ def copies_delivered(runs: Sequence[Facts]) -> Verdict:
     retried = _first(runs, "thread-retry")
     if retried is None or not retried.sink_lane_ended:
         return Verdict(None, "The run has no blind-retry send whose sink's side was watched, to count copies by.")
-    attempts = len(retried.all("attempt.started"))
-    stored = len(retried.all("sink.reply_lost")) + sum(
-        1 for e in retried.all("sink.accepted") if e.details.get("duplicate_of") is None
-    )
-    repeats = sum(1 for e in retried.all("sink.accepted") if e.details.get("duplicate_of") is not None)
+    attempts, stored = len(retried.attempts), len(retried.stored_copies)
+    repeats = len(retried.recognised_copies)
     numbers = (
         f"The worker made {attempts} attempt{'' if attempts == 1 else 's'} with the same Message-ID, and the sink "
         f"stored {stored} cop{'y' if stored == 1 else 'ies'}"
     )
     if repeats:
         numbers += f", recognising {repeats} repeat{'' if repeats == 1 else 's'} by its Message-ID"
-    numbers += f"; the sender's last word on it: {NOT_ACCEPTED.get(retried.outcome, retried.outcome)}."
+    known = {"delivered": "a 250 reached it", "failed": "a refusal", "unknown": "it could not tell whether any arrived"}
+    numbers += f". What the app itself knew at the end: {known.get(retried.sender_outcome, retried.sender_outcome)}."
     if stored == 0:
         return Verdict(None, numbers)
     return Verdict("one" if stored == 1 else "several", numbers)

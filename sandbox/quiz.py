@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from sandbox.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
-from sandbox.facts import Facts, slowest_wait_ms, unanswered, wait_tol
+from sandbox.facts import IN_MAILBOX_ENDS, Facts, slowest_wait_ms, stores_copy, unanswered, wait_tol
 from sandbox.sink import SINK_THREAD_NAME
-from sandbox.steps import Row, counted, quoted, request_state
+from sandbox.steps import Row, counted, mailbox_at, message_numbers, quoted, request_state, times
 from sandbox.tracer import Event
 
 OPTIONS_PER_QUESTION = 4
@@ -31,6 +31,7 @@ QUIZ_KINDS = (
     "killed_at",
     "why_no_context",
     "who_waits",
+    "copies",
 )
 
 # What a step did, in a few words, for options and feedback.
@@ -57,6 +58,7 @@ LABELS = {
     "pool.full": "the route found the pool's queue full",
     "attempt.started": "an attempt began",
     "attempt.failed": "an attempt failed",
+    "sink.reply_lost": "the sink stored the email and hung up without answering",
     "sink.rejected": "the sink rejected the message",
     "sink.disconnected": "the sink hung up",
     "sink.client_left": "the sink found the client gone",
@@ -72,10 +74,19 @@ UNANSWERED_LABELS = {
 }
 
 
+# The sink's ends for a copy it recognised by its Message-ID: it stored nothing new.
+RECOGNISED_LABELS = {
+    "sink.accepted": "the sink answered 250 to a copy it already held",
+    "sink.reply_lost": "the sink recognised a copy it already held and hung up without answering",
+}
+
+
 def label(event: Event) -> str:
     """What the step did, in a few words, true to how it ended."""
     if unanswered(event) and event.kind in UNANSWERED_LABELS:
         return UNANSWERED_LABELS[event.kind]
+    if event.kind in RECOGNISED_LABELS and not stores_copy(event):
+        return RECOGNISED_LABELS[event.kind]
     return LABELS.get(event.kind, event.kind)
 
 
@@ -131,6 +142,7 @@ def make_quiz(
         "killed_at": lambda: _killed_at(facts, rng),
         "why_no_context": lambda: _why_no_context(facts, rng),
         "who_waits": lambda: _who_waits(facts, rng),
+        "copies": lambda: _copies(facts, rng),
     }
     questions = [builders[kind]() for kind in QUIZ_KINDS if kind in kinds]
     return [q for q in questions if q is not None]
@@ -225,6 +237,9 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
     right_event = facts.first(event_kind)
     if right_event is None:
         return None
+    copies = facts.stored_copies
+    if event_kind == "sink.accepted" and (len(copies) != 1 or copies[0] is not right_event or facts.recognised_copies):
+        return None  # the email reached the mailbox some other way too: "the step it was accepted" is not one step
     n = facts.step(right_event)
     label_text = label(right_event)
     tagged = [facts.first(k) for (q, k) in STEP_MISCONCEPTIONS if q == kind]
@@ -617,12 +632,11 @@ def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Questi
     delivered = other.outcome == "delivered"
     fate = "the email arrived" if delivered else "the email was not delivered"
     wrong_fate = "the email was not delivered" if delivered else "the email arrived"
-    accepted = (
-        "other:sink.accepted"
-        if other.first("sink.accepted") or not other.first("smtp.accepted")
-        else "other:smtp.accepted"
-    )
-    fate_claim = claim("happened", accepted) if delivered else negate(claim("happened", accepted))
+    proof = other.in_mailbox or other.first("smtp.accepted")
+    if delivered and proof is not None:
+        fate_claim = claim("happened", other.ref(proof))
+    else:
+        fate_claim = negate(claim("any", *(claim("happened", f"other:{k}") for k in IN_MAILBOX_ENDS)))
     wrong_fate_claim = fate_claim
     right = Choice(
         f"The client waited {WAIT_BUCKETS[bucket][2]}, and {fate}", (_bucket_claim(other, bucket), fate_claim)
@@ -637,6 +651,13 @@ def _other_mode(facts: Facts, other: Facts | None, rng: random.Random) -> Questi
         explanation += sentence(
             f"; its email was accepted after {acc}.",
             claim("at_ms", other.ref(other.accepted), round(other.ms(other.accepted), 3), acc_tol),
+        )
+    elif delivered and other.in_mailbox is not None:
+        stored, stored_tol = shown_ms(other.ms(other.in_mailbox))
+        explanation += sentence(
+            f"; its email was in the sink's mailbox after {stored}, though the sink's 250 never reached its sender.",
+            claim("at_ms", other.ref(other.in_mailbox), round(other.ms(other.in_mailbox), 3), stored_tol),
+            claim("absent", "other:sink.accepted"),
         )
     else:
         failure = other.final_failure or other.first_failure
@@ -719,9 +740,17 @@ DELIVERED_ONCE_SENT = "Believes the email is delivered once its data is sent"
 def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
     """If the app's process were killed just after the whole message went out, what would become of the email?"""
     data = facts.first("smtp.data_sent")
-    accepted = facts.first("sink.accepted")
+    accepted = facts.in_mailbox
     if data is None or accepted is None or facts.position(accepted) < facts.position(data):
         return None
+    conversation = facts.conversation_of(accepted)
+    if (
+        accepted.kind != "sink.accepted"
+        or not stores_copy(accepted)
+        or conversation is None
+        or conversation.data is not data
+    ):
+        return None  # only the first conversation, ended by the 250 that first put the email in the mailbox
     n = facts.step(data)
     text, right_claim, _, reason = KILL_FATES[FATE_BY_ORIGIN[facts.worker_origin]]
     explanation = sentence(
@@ -878,5 +907,65 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
         wrong,
         explanation,
         facts.step(send),
+        rng,
+    )
+
+
+COPY_MISCONCEPTIONS = {
+    "none": "Believes an email whose sender heard no 250 did not arrive",
+    "one": "Believes a retry cannot deliver an email the server already has",
+    "each": "Believes every attempt adds a copy, whatever the sink does with it",
+    "other": "Miscounting the sink's steps",
+}
+
+
+def _copies(facts: Facts, rng: random.Random) -> Question | None:
+    """A send tried more than once, each try's end seen by the sink: how many copies does the mailbox hold?"""
+    tried = len(facts.attempts)
+    if tried < 2 or not facts.sink_lane_ended:
+        return None
+    copies, copy_claims = mailbox_at(facts)
+    count = len(copies)
+    asked = sentence(
+        f"This send made {tried} attempts. How many copies of the email did the sink's mailbox end up with?",
+        claim("count", "attempt.started", tried),
+    )
+    if copies:
+        steps = ", ".join(str(facts.step(e)) for e in copies)
+        explanation = (
+            Sentence(f"The sink stored it {times(count)}, at step{'s' if count > 1 else ''} {steps} (", copy_claims)
+            + message_numbers(facts, copies)
+            + ")."
+        )
+    else:
+        explanation = Sentence("The sink stored no copy of it.", copy_claims)
+    recognised = facts.recognised_copies
+    if recognised:
+        explanation += sentence(
+            f" It recognised the Message-ID {times(len(recognised))} and stored nothing new.",
+            *(claim("detail", facts.ref(e), "stored", Literal(False)) for e in recognised),
+        )
+    wrong = []
+    for number in range(tried + 1):
+        if number == count:
+            continue
+        why = (
+            COPY_MISCONCEPTIONS["none"]
+            if number == 0
+            else COPY_MISCONCEPTIONS["one"]
+            if number == 1 and count > 1
+            else COPY_MISCONCEPTIONS["each"]
+            if number == tried
+            else COPY_MISCONCEPTIONS["other"]
+        )
+        wrong.append(Choice(str(number), copy_claims, why, Sentence(_you_may(why) + ". ") + explanation))
+    wrong.sort(key=lambda c: c.misconception == COPY_MISCONCEPTIONS["other"])
+    return _question(
+        "copies",
+        asked,
+        Choice(str(count), copy_claims),
+        wrong,
+        explanation,
+        facts.step(copies[-1]) if copies else None,
         rng,
     )

@@ -7,6 +7,12 @@ one SMTP session, so many sessions overlap on aiosmtpd's event loop, as they wou
 The sink can also play a dead server: ``update_settings({"listening": False})`` closes its listening socket, so every
 new connection is refused by the operating system (``ConnectionRefusedError``), while sessions already open finish;
 ``{"listening": True}`` listens again on the same port.
+
+Two more settings teach at-least-once delivery: ``lose_reply_probability`` makes the sink store an email and then
+hang up without its 250 (the sender cannot tell that it arrived, so a retry delivers it again), and
+``dedupe_message_id`` makes it an idempotent receiver, which answers 250 to a Message-ID it already holds and stores
+nothing new. Their events: ``sink.reply_lost`` (``message_id``, ``stored``, and ``duplicate_of`` for a copy it
+recognised), and ``sink.accepted`` with ``stored`` and, for a recognised copy, ``duplicate_of``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from sandbox.config import (
     settings_from_args,
 )
 from sandbox.errors import ConfigError
-from sandbox.faults import Faults, describe_faults, reject_reply
+from sandbox.faults import Faults, Receiving, changed_settings, describe_faults, reject_reply
 from sandbox.security import warn_if_exposed
 from sandbox.tracer import relay
 
@@ -65,6 +71,7 @@ class StoredMessage:
     raw: bytes = field(repr=False)
     trace_id: str | None
     accepted_ns: int = field(repr=False)
+    message_id_header: str = field(default="", repr=False)  # its Message-ID, as an idempotent receiver reads it
 
     def summary(self) -> dict[str, Any]:
         """The JSON view listed by ``GET /api/messages``."""
@@ -168,6 +175,13 @@ class Mailbox:
         with self._changed:
             return next((m for m in self._messages if m.trace_id == trace_id), None)
 
+    def by_message_id(self, message_id_header: str) -> StoredMessage | None:
+        """The oldest stored message with this Message-ID (None for an empty one: nothing to recognise it by)."""
+        if not message_id_header:
+            return None
+        with self._changed:
+            return next((m for m in self._messages if m.message_id_header == message_id_header), None)
+
     def copies(self, trace_id: str) -> int:
         """How many stored messages carry this trace id (two: the same email delivered twice)."""
         with self._changed:
@@ -184,6 +198,7 @@ class Mailbox:
 
 
 EventSink = Callable[..., None]
+ACCEPTED_REPLY = "250 Message accepted for delivery"
 log = logging.getLogger(__name__)
 # compat32 keeps headers as plain strings: four times cheaper than policy.default, which matters per message.
 _HEADERS = BytesHeaderParser(policy=policy.compat32)
@@ -205,7 +220,8 @@ def _trace_id(headers: Message) -> str | None:
 
 
 class SlowHandler:
-    """aiosmtpd handler: applies the :class:`Faults` (delay, jitter, rejections, dropped connections), then accepts.
+    """aiosmtpd handler: applies the :class:`Faults` (delay, jitter, rejections, dropped connections), then stores
+    the email and answers 250, unless :class:`Receiving` says to lose that answer or to recognise a copy.
 
     ``on_event(trace_id, kind, **details)``, when set, hears what the sink does, so a tracer can join the sink's
     side to the request that sent the email (the trace id comes from the message's ``X-Sandbox-Trace`` header).
@@ -213,7 +229,11 @@ class SlowHandler:
     """
 
     def __init__(
-        self, mailbox: Mailbox, faults: Faults | None = None, on_message: Callable[[StoredMessage], None] | None = None
+        self,
+        mailbox: Mailbox,
+        faults: Faults | None = None,
+        on_message: Callable[[StoredMessage], None] | None = None,
+        receiving: Receiving | None = None,
     ) -> None:
         self.mailbox = mailbox
         self.on_message = on_message
@@ -221,6 +241,7 @@ class SlowHandler:
         self.sessions = 0
         self.max_sessions = MAX_SESSIONS
         self.faults = faults or Faults()
+        self.receiving = receiving or Receiving()
 
     @property
     def faults(self) -> Faults:
@@ -294,13 +315,20 @@ class SlowHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        faults = self._faults
+        faults, receiving = self._faults, self.receiving
         received_at = utc_timestamp()
         raw = envelope.original_content or b""
         headers = _HEADERS.parsebytes(raw)  # the headers only: the body is never needed here
         trace_id = _trace_id(headers)
         subject = _header_text("Subject", _first_header(headers, "Subject"))
-        self._emit(trace_id, "sink.data_received", size=len(raw), peer=f"{session.peer[0]}:{session.peer[1]}")
+        message_id_header = _readable(_first_header(headers, "Message-ID").strip())
+        self._emit(
+            trace_id,
+            "sink.data_received",
+            size=len(raw),
+            peer=f"{session.peer[0]}:{session.peer[1]}",
+            message_id_header=message_id_header,
+        )
         delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
         self._emit(trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
         if delay_s:
@@ -322,19 +350,36 @@ class SlowHandler:
         if rejection:
             self._emit(trace_id, "sink.rejected", reply=rejection, stage="DATA")
             return rejection
-        message = self.mailbox.add(
-            mail_from=envelope.mail_from or "",
-            rcpt_tos=tuple(envelope.rcpt_tos),
-            subject=subject,
-            received_at=received_at,
-            size=len(raw),
-            raw=raw,
-            trace_id=trace_id,
-            accepted_ns=time.perf_counter_ns(),
-        )
-        self._emit(trace_id, "sink.accepted", message_id=message.id, reply="250 Message accepted for delivery")
-        self._announce(message)
-        return "250 Message accepted for delivery"
+        # No await from the lookup to the store: this loop runs one session at a time here, so two copies arriving
+        # together cannot both be taken for the first.
+        original = self.mailbox.by_message_id(message_id_header) if receiving.dedupe_message_id else None
+        if original is None:
+            message = self.mailbox.add(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                subject=subject,
+                received_at=received_at,
+                size=len(raw),
+                raw=raw,
+                trace_id=trace_id,
+                accepted_ns=time.perf_counter_ns(),
+                message_id_header=message_id_header,
+            )
+            stored = {"message_id": message.id, "stored": True}
+        else:
+            message, stored = None, {"message_id": original.id, "stored": False, "duplicate_of": original.id}
+        lost = receiving.lose_reply_probability and self._random.random() < receiving.lose_reply_probability
+        if lost:
+            # The email is in the mailbox (or was already); the client, who sent all of it, hears nothing.
+            self._emit(trace_id, "sink.reply_lost", **stored)
+        else:
+            self._emit(trace_id, "sink.accepted", **stored, reply=ACCEPTED_REPLY)
+        if message is not None:
+            self._announce(message)
+        if lost:
+            server.transport.close()
+            return "421 4.4.2 Reply lost by the sandbox's fault settings"
+        return ACCEPTED_REPLY
 
 
 class SlowSMTP(SMTP):
@@ -397,9 +442,10 @@ class Sink:
         port: int = 0,
         faults: Faults | None = None,
         on_message: Callable[[StoredMessage], None] | None = None,
+        receiving: Receiving | None = None,
     ) -> None:
         self.mailbox = Mailbox()
-        self.handler = SlowHandler(self.mailbox, faults, on_message)
+        self.handler = SlowHandler(self.mailbox, faults, on_message, receiving)
         self._controller = _LoopbackController(self.handler, hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT)
         self._listening = False
         # One change of listening state at a time: two PUTs racing must not both bind or both close.
@@ -468,7 +514,13 @@ class Sink:
 
     def settings(self) -> dict[str, Any]:
         """What ``GET /api/sink`` shows; ``PUT /api/sink`` takes the same object back unchanged."""
-        return {**self.handler.faults.to_dict(), "listening": self._listening, "host": self.host, "port": self.port}
+        return {
+            **self.handler.faults.to_dict(),
+            **self.handler.receiving.to_dict(),
+            "listening": self._listening,
+            "host": self.host,
+            "port": self.port,
+        }
 
     def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing.
@@ -483,9 +535,10 @@ class Sink:
         listening = changes.pop("listening", self._listening)
         if not isinstance(listening, bool):
             raise ConfigError("listening must be true (accept connections) or false (refuse them, a dead server)")
-        faults = self.handler.faults.changed(changes)  # checked before anything changes
+        faults, receiving = changed_settings(self.handler.faults, self.handler.receiving, changes)  # checked first
         self.set_listening(listening)
         self.handler.faults = faults
+        self.handler.receiving = receiving
         return self.settings()
 
 
@@ -524,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
-        f"SMTP sink listening on {sink.address} ({describe_faults(sink.handler.faults)}); Ctrl-C stops it.", flush=True
+        f"SMTP sink listening on {sink.address} ({describe_faults(sink.handler.faults, sink.handler.receiving)}); "
+        "Ctrl-C stops it.",
+        flush=True,
     )
     try:
         stop.wait()

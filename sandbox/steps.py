@@ -12,7 +12,18 @@ from typing import Any
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.clock import shown_gap
-from sandbox.facts import HOLD_ENDINGS, NOT_OBSERVED, SINK_ENDS, Facts, ServerView, unanswered
+from sandbox.facts import (
+    DUPLICATE_LOST_ENDING,
+    HOLD_ENDINGS,
+    IN_MAILBOX_ENDS,
+    NOT_OBSERVED,
+    SINK_ENDS,
+    Facts,
+    ServerView,
+    fate_unknown,
+    stores_copy,
+    unanswered,
+)
 from sandbox.tracer import Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
@@ -118,6 +129,57 @@ def latest(facts: Facts, n: int, kinds: tuple[str, ...], thread_id: int | None =
 def quoted(ref: str, details: dict[str, Any] | Any) -> str:
     """The claim behind a sentence that quotes an event's recorded error word for word."""
     return claim("detail", ref, "error", Literal(details.get("error", "")))
+
+
+# The mailbox: how many copies of this email the sink holds -----------------------------------------------------
+def mailbox_at(facts: Facts, n: int | None = None) -> tuple[list[Event], tuple[str, ...]]:
+    """The sink events that had stored a copy of this email by step n (by the end without n), and the claims that
+    these are exactly the copies: every sink end that leaves the email in the mailbox is counted, placed before or
+    after step n, and said to have stored a new copy or recognised one it already held."""
+    limit = facts.position(facts.visible[n - 1]) if n is not None else None
+    claims = [claim("count", kind, len(facts.all(kind))) for kind in IN_MAILBOX_ENDS]
+    copies = []
+    for event in facts.events:
+        if event.kind not in IN_MAILBOX_ENDS:
+            continue
+        ref = facts.ref(event)
+        if limit is not None and facts.position(event) > limit:
+            claims.append(claim("before", f"@{n}", ref))
+            continue
+        if limit is not None:
+            claims.append(negate(claim("before", f"@{n}", ref)))
+        if stores_copy(event):
+            copies.append(event)
+            claims.append(negate(claim("detail", ref, "stored", Literal(False))))
+        else:
+            claims.append(claim("detail", ref, "stored", Literal(False)))
+    return copies, tuple(claims)
+
+
+def message_numbers(facts: Facts, events: list[Event]) -> Sentence:
+    """``message #1`` or ``messages #1, #2 and #3``: the mailbox numbers of these sink events, with their claims."""
+    numbers = [f"#{e.details.get('message_id')}" for e in events]
+    text = numbers[0] if len(numbers) == 1 else f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+    claims = [claim("detail", facts.ref(e), "message_id", Literal(e.details.get("message_id"))) for e in events]
+    return Sentence(f"{'message' if len(numbers) == 1 else 'messages'} {text}", tuple(claims))
+
+
+TIMES = {1: "once", 2: "twice"}
+
+
+def times(number: int) -> str:
+    """``once``, ``twice``, ``3 times``."""
+    return TIMES.get(number, f"{number} times")
+
+
+def hold_ending(facts: Facts, end: Event, tense: int) -> Sentence:
+    """How the sink's hold ended, as the end of a sentence (tense 0: present, 1: past), true to what it stored."""
+    if end.kind == "sink.reply_lost" and not stores_copy(end):
+        return sentence(
+            DUPLICATE_LOST_ENDING[tense],
+            claim("detail", facts.ref(end), "duplicate_of", Literal(end.details.get("duplicate_of"))),
+        )
+    return Sentence(HOLD_ENDINGS[end.kind][tense])
 
 
 # Thread State: the request's thread -------------------------------------------------------------------------------
@@ -330,44 +392,104 @@ def email_state(facts: Facts, n: int) -> Sentence:
             return sentence("Not written", claim("absent", "message.built"))
         return sentence("Not written yet", claim("before", f"@{n}", "message.built"))
     ends = tuple(k for k in EMAIL_KINDS if k != event.kind)
-    claims = holds(facts, event, n, ends)
+    state = Sentence("", tuple(holds(facts, event, n, ends)))
+    copies, copy_claims = mailbox_at(facts, n)
+    held = in_mailbox(facts, copies, copy_claims)
     d = event.details
+    ref = facts.ref(event)
     match event.kind:
         case "message.built":
-            text = "Built, not sent yet"
+            return state + "Built, not sent yet"
         case "send.started" | "attempt.started" | "smtp.data_sent":
-            text = "Being sent"
+            return state + (held + "; being sent again" if copies else Sentence("Being sent"))
         case "sink.data_received" | "sink.delay_started":
-            text = "At the sink, waiting for its answer"
+            return state + (
+                held + "; another copy at the sink, waiting for its answer"
+                if copies
+                else Sentence("At the sink, waiting for its answer")
+            )
+        case "sink.accepted" | "sink.reply_lost" if not stores_copy(event):
+            recognised = sentence(
+                f"the sink recognised this copy's Message-ID (message #{d.get('duplicate_of')}) and stored nothing new",
+                claim("detail", ref, "duplicate_of", Literal(d.get("duplicate_of"))),
+            )
+            lost = "; it hung up before its 250" if event.kind == "sink.reply_lost" else ""
+            head = held + ": " if copies else Sentence("Not stored again: ")
+            return state + head + recognised + lost
+        case "sink.accepted" | "sink.reply_lost" if len(copies) > 1:
+            again = (
+                "accepted again"
+                if event.kind == "sink.accepted"
+                else "stored again, but the sink hung up before its 250"
+            )
+            return state + held + f": {again}"
         case "sink.accepted":
-            text = f"Accepted by the sink (message #{d.get('message_id')})"
-            claims.append(claim("detail", facts.ref(event), "message_id", Literal(d.get("message_id"))))
-        case "sink.rejected":
-            text = f"Rejected by the sink ({str(d.get('reply', ''))[:3]})"
-        case "sink.disconnected":
-            text = "Dropped: the sink hung up"
-        case "sink.client_left":
-            text = "Dropped: the sink found the client gone"
+            return state + sentence(
+                f"Accepted by the sink (message #{d.get('message_id')})",
+                claim("detail", ref, "message_id", Literal(d.get("message_id"))),
+            )
+        case "sink.reply_lost":
+            return state + sentence(
+                f"In the sink's mailbox (message #{d.get('message_id')}), but the sink hung up before its 250",
+                claim("detail", ref, "message_id", Literal(d.get("message_id"))),
+                negate(claim("detail", ref, "stored", Literal(False))),
+            )
+        case "sink.rejected" | "sink.disconnected" | "sink.client_left":
+            this = {
+                "sink.rejected": f"rejected by the sink ({str(d.get('reply', ''))[:3]})",
+                "sink.disconnected": "dropped: the sink hung up",
+                "sink.client_left": "dropped: the sink found the client gone",
+            }[event.kind]
+            return state + (held + f"; this copy {this}" if copies else Sentence(this[0].upper() + this[1:]))
         case "smtp.accepted":
-            text = "Accepted: the sender saw the 250"
-        case "smtp.failed" | "worker.failed" if unanswered(event):
-            stored = facts.first("sink.accepted")
-            lane_end = facts.first(*SINK_ENDS)
-            if stored is not None and facts.position(stored) < facts.position(event):
-                text = "In the sink's mailbox, though the sender gave up before it heard the 250"
-                claims.append(claim("before", "sink.accepted", facts.ref(event)))
-            elif stored is None and lane_end is not None and facts.position(lane_end) < facts.position(event):
-                text = "Not delivered (the sink stored nothing); the sender cannot tell"
-                claims.append(negate(claim("happened", "sink.accepted")))
-                claims.append(claim("before", facts.ref(lane_end), facts.ref(event)))
-            else:
-                text = "Fate unknown to the sender: sent in full, no answer came"
-                claims.append(claim("detail", facts.ref(event), "outcome", Literal("unknown")))
+            recognised = [e for e in facts.recognised_copies if facts.position(e) < facts.position(event)]
+            if copies and (len(copies) > 1 or recognised):
+                return state + "Accepted: the sender saw the 250; " + in_mailbox(facts, copies, copy_claims, "in")
+            return state + "Accepted: the sender saw the 250"
+        case "smtp.failed" | "worker.failed" if fate_unknown(event):
+            return state + _unknown_to_sender(facts, event, held, bool(copies))
         case "smtp.failed":
-            text = "Not delivered by this try"
-        case _:
-            text = "Not delivered"
-    return Sentence(text, tuple(claims))
+            return state + (held + "; this try failed" if copies else Sentence("Not delivered by this try"))
+    return state + (held + ", though the sender's last try failed" if copies else Sentence("Not delivered"))
+
+
+def in_mailbox(facts: Facts, copies: list[Event], claims: tuple[str, ...], word: str = "In") -> Sentence:
+    """``In the mailbox twice (messages #1 and #2)``; only the claims when there is no copy."""
+    if not copies:
+        return Sentence("", claims)
+    return Sentence(f"{word} the mailbox {times(len(copies))} (", claims) + message_numbers(facts, copies) + ")"
+
+
+def _unknown_to_sender(facts: Facts, event: Event, held: Sentence, in_mailbox: bool) -> Sentence:
+    """The email's state when the sender gave up without knowing its fate: the sink's lane may know better.
+    ``held`` says which copies the mailbox holds by now (its claims count them, even when there are none)."""
+    ref = facts.ref(event)
+    if in_mailbox:
+        return held + sentence(
+            ", though the sender heard no 250 and cannot tell", claim("none_before", "smtp.accepted", ref)
+        )
+    conversation = (
+        facts.conversation_of(event) if event.kind == "smtp.failed" else facts.last_conversation_before(event)
+    )
+    lane_end = conversation.sink_end if conversation is not None else None
+    if (
+        lane_end is not None
+        and lane_end.kind not in IN_MAILBOX_ENDS
+        and facts.position(lane_end) < facts.position(event)
+    ):
+        return held + sentence(
+            "Not delivered (the sink stored nothing); the sender cannot tell", claim("before", facts.ref(lane_end), ref)
+        )
+    if unanswered(event):
+        return sentence(
+            "Fate unknown to the sender: sent in full, no answer came",
+            claim("detail", ref, "outcome", Literal("unknown")),
+        )
+    return sentence(
+        "Fate unknown to the sender: an earlier attempt may have delivered it",
+        claim("detail", ref, "outcome", Literal("unknown")),
+        claim("detail", ref, "answered", Literal(True)),
+    )
 
 
 # Action and Output ------------------------------------------------------------------------------------------------
@@ -425,17 +547,36 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "sink.delay_started":
             return _sink_wait(facts, event)
         case "sink.accepted":
-            stored = sentence(
-                f"The sink stores message #{d.get('message_id')} and answers 250",
-                claim("detail", ref, "message_id", Literal(d.get("message_id"))),
-            )
-            gave_up = next((e for e in facts.all("smtp.failed") if unanswered(e)), None)
-            if gave_up is not None and facts.position(gave_up) < facts.position(event):
+            if stores_copy(event):
+                stored = sentence(
+                    f"The sink stores message #{d.get('message_id')} and answers 250",
+                    claim("detail", ref, "message_id", Literal(d.get("message_id"))),
+                )
+            else:
+                stored = _recognised(facts, event, "answers 250 and stores nothing new")
+            conversation = facts.conversation_of(event)
+            gave_up = conversation.client_end if conversation is not None else None
+            if (
+                gave_up is not None
+                and gave_up.kind == "smtp.failed"
+                and unanswered(gave_up)
+                and facts.position(gave_up) < facts.position(event)
+            ):
                 return stored + sentence(
                     f", which no one reads: the sender gave up waiting at step {facts.step(gave_up)}",
                     claim("before", facts.ref(gave_up), ref),
+                    claim("detail", facts.ref(gave_up), "outcome", Literal("unknown")),
                 )
             return stored
+        case "sink.reply_lost":
+            if stores_copy(event):
+                return sentence(
+                    f"The sink stores message #{d.get('message_id')}, then hangs up without answering 250 (a lost "
+                    "reply)",
+                    claim("detail", ref, "message_id", Literal(d.get("message_id"))),
+                    negate(claim("detail", ref, "stored", Literal(False))),
+                )
+            return _recognised(facts, event, "stores nothing new, and hangs up without answering 250 (a lost reply)")
         case "sink.client_left":
             return sentence("The client left before the sink answered: the sink's wait ends, nothing is stored", here)
         case "sink.rejected":
@@ -497,6 +638,16 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
     return sentence(event.kind, here)
 
 
+def _recognised(facts: Facts, event: Event, then: str) -> Sentence:
+    """An idempotent sink's answer to a copy: it knew the Message-ID of a message it already held."""
+    original = event.details.get("duplicate_of")
+    return sentence(
+        f"The sink recognises the Message-ID of message #{original}, {then}",
+        claim("detail", facts.ref(event), "duplicate_of", Literal(original)),
+        claim("detail", facts.ref(event), "stored", Literal(False)),
+    )
+
+
 def _worker_started(facts: Facts, event: Event, n: int) -> Sentence:
     ref = facts.ref(event)
     handoff = facts.handoff
@@ -525,9 +676,8 @@ def _sink_wait(facts: Facts, event: Event) -> Sentence:
     held = facts.gap_ms(event, end)
     shown, tol = shown_gap(held)
     return sentence(
-        f"The sink holds the message: {shown} pass {HOLD_ENDINGS[end.kind][0]}",
-        claim("gap_ms", ref, facts.ref(end), round(held, 3), tol),
-    )
+        f"The sink holds the message: {shown} pass ", claim("gap_ms", ref, facts.ref(end), round(held, 3), tol)
+    ) + hold_ending(facts, end, 0)
 
 
 def _attempt_started(facts: Facts, event: Event, n: int) -> Sentence:
@@ -549,6 +699,8 @@ def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
     d = event.details
     attempt = int(d.get("attempt", 0))
     ref = facts.ref(event)
+    if d.get("policy") == BLIND:
+        return _blind_attempt_failed(facts, event)
     if d.get("final") and unanswered(event):
         return sentence(
             f"Attempt {attempt} gets no answer and is not tried again (a retry could deliver the email twice): "
@@ -579,6 +731,50 @@ def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
     return Sentence(text, tuple(claims))
 
 
+BLIND = "blind"  # the policy a worker records when it retries whatever the error (sandbox.retrying)
+
+
+def _blind_attempt_failed(facts: Facts, event: Event) -> Sentence:
+    """An attempt of a worker that retries after any error: the error does not decide, the count does."""
+    d = event.details
+    attempt = int(d.get("attempt", 0))
+    ref = facts.ref(event)
+    claims = [claim("detail", ref, "policy", Literal(BLIND)), quoted(ref, d)]
+    no_answer = unanswered(event)
+    if no_answer:
+        claims.append(claim("detail", ref, "outcome", Literal("unknown")))
+    started = next((e for e in facts.attempts if int(e.details.get("attempt", 0)) == attempt), None)
+    if d.get("final"):
+        claims.append(claim("detail", ref, "final", Literal(True)))
+        of = ""
+        if started is not None:
+            of = f" of {started.details.get('attempts')}"
+            claims.append(claim("detail", facts.ref(started), "attempts", Literal(started.details.get("attempts"))))
+            claims.append(claim("detail", facts.ref(started), "attempt", Literal(attempt)))
+        how = "gets no answer" if no_answer else "fails"
+        return Sentence(
+            f"Attempt {attempt}{of} {how}, and the worker allows no more: {d.get('error', '')}", tuple(claims)
+        )
+    planned = float(d.get("retry_in_s", 0))
+    claims += [
+        claim("detail", ref, "final", Literal(False)),
+        claim("detail", ref, "retry_in_s", Literal(d.get("retry_in_s"))),
+    ]
+    text = (
+        f"Attempt {attempt} fails ({d.get('error', '')}); the worker retries after any error, so it sends the same "
+        f"message again after {planned:g} s"
+    )
+    if no_answer:
+        text += ", though this one may already have arrived"
+    following = [e for e in facts.attempts if int(e.details.get("attempt", 0)) == attempt + 1]
+    if following:
+        gap = facts.gap_ms(event, following[0])
+        shown, tol = shown_gap(gap)
+        text += f"; attempt {attempt + 1} came {shown} later"
+        claims.append(claim("gap_ms", ref, facts.ref(following[0]), round(gap, 3), tol))
+    return Sentence(text, tuple(claims))
+
+
 def describe_output(facts: Facts, event: Event, n: int) -> Sentence:
     """What someone watching the client, the mailbox or /api/failures would see change; empty when nothing."""
     d = event.details
@@ -589,10 +785,27 @@ def describe_output(facts: Facts, event: Event, n: int) -> Sentence:
                 f"HTTP {d.get('status')} goes back to the client",
                 claim("detail", ref, "status", Literal(d.get("status"))),
             )
+        case "sink.accepted" if not stores_copy(event):
+            return sentence(
+                f"250, and nothing new in the mailbox: it already holds message #{d.get('duplicate_of')}",
+                claim("detail", ref, "duplicate_of", Literal(d.get("duplicate_of"))),
+            )
         case "sink.accepted":
+            copies, copy_claims = mailbox_at(facts, n)
+            if len(copies) > 1:
+                return Sentence(f"250: the mailbox now holds this email {times(len(copies))} (", copy_claims) + (
+                    message_numbers(facts, copies) + ")"
+                )
             return sentence("250: the email is in the sink's mailbox", claim("happened", ref))
+        case "sink.reply_lost":
+            copies, copy_claims = mailbox_at(facts, n)
+            if not copies:
+                return sentence("The connection drops with no 250", claim("happened", ref))
+            return Sentence(
+                f"No 250; the connection drops. The mailbox holds this email {times(len(copies))} (", copy_claims
+            ) + (message_numbers(facts, copies) + ")")
         case "worker.failed":
-            if unanswered(event):
+            if fate_unknown(event):
                 return sentence(
                     "/api/failures lists it with outcome unknown",
                     claim("detail", ref, "outcome", Literal("unknown")),

@@ -12,6 +12,8 @@ from sandbox.cpu_bound import MODE as CPU_MODE
 from sandbox.cpu_bound import send_after_cpu_work
 from sandbox.mailer import send_in_thread, send_sync
 from sandbox.pool import send_in_pool
+from sandbox.retrying import MODE as RETRY_MODE
+from sandbox.retrying import send_with_blind_retries
 from sandbox.task_queue import send_in_queue
 
 Strategy = Callable[[Message, str], Any]
@@ -24,6 +26,7 @@ STRATEGIES: dict[str, Strategy] = {
 }
 # Sends in these modes are stored outside the process: stopping the sandbox does not lose them.
 DURABLE_MODES = frozenset({"queue"})
-# Variants for the lessons: they work, but teach something the strategies above do not (here: CPU-bound work).
-VARIANTS: dict[str, Strategy] = {CPU_MODE: send_after_cpu_work}
+# Variants for the lessons: they work, but teach something the strategies above do not (CPU-bound work, and the
+# duplicates a blind retry makes when a reply is lost).
+VARIANTS: dict[str, Strategy] = {CPU_MODE: send_after_cpu_work, RETRY_MODE: send_with_blind_retries}
 SEND_MODES: dict[str, Strategy] = {**STRATEGIES, **BROKEN_VARIANTS, **VARIANTS}

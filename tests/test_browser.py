@@ -300,7 +300,7 @@ def test_lesson_one_sends_through_both_servers_and_pings_during_the_blocking_sen
     expect(page.locator(".lesson-live")).to_contain_text(sandbox.other_server.url.rstrip("/"))
     predict_and_run(page, "in_turn")
     expect(page.locator("#run-status")).to_contain_text("Done", timeout=30_000)
-    expect(page.locator("#run-status")).to_contain_text("the last send of step 1")
+    expect(page.locator("#run-status")).to_contain_text("the send of step 1 answered last")
     single = page.locator("li.result", has_text="single server")
     expect(single).to_have_count(3)
     times = sorted(float(single.nth(i).get_attribute("data-response-ms")) for i in range(3))
@@ -362,6 +362,22 @@ def test_a_full_pool_answers_503_with_retry_after_and_nothing_is_lost(page: Page
     expect(accepted).to_have_count(16 - refused.count())
     assert sandbox.delivery.wait_settled(30)
     assert api(sandbox, "/api/app")["pool_backlog"] is None, "the visitor's setting (no limit) is back"
+
+
+def test_lesson_seven_counts_copies_and_stops_real_processes(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}lessons/stopping-and-guarantees")
+    predict_and_run(page, "several")
+    expect(page.locator("#run-status")).to_contain_text("Done", timeout=40_000)
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-answer", "several")
+    expect(verdict).to_contain_text("The worker made 3 attempts with the same Message-ID, and the sink stored 3 copies")
+    page.get_by_role("button", name="Stop five processes mid-send").click()
+    rows = page.locator("#shutdown-results tbody tr")
+    expect(rows).to_have_count(5, timeout=30_000)
+    delivered = {rows.nth(i).get_attribute("data-case"): rows.nth(i).get_attribute("data-delivered") for i in range(5)}
+    arrived = {case for case, yes in delivered.items() if yes == "true"}
+    assert arrived == {"exit", "ctrl-c"}, delivered
+    expect(page.locator("#shutdown-status")).to_contain_text("2 of 5 emails arrived")
 
 
 def test_keyboard_only_and_phone_width(browser: Browser, sandbox: Sandbox) -> None:

@@ -228,3 +228,17 @@ def test_redis_going_down_mid_run_is_a_503_not_a_500(own_redis_url: str) -> None
         assert reply.status == 503, reply.body
         assert call(f"{sandbox.url}api/failures").body["failures"][-1]["trace_id"] == reply.body["trace_id"]
     assert sandbox.still_queued is None and sandbox.queue_problem
+
+
+def test_a_send_that_may_have_arrived_before_its_250_is_listed_as_possibly_twice() -> None:
+    log = DeliveryLog()
+    log.accepted("t1", "thread-retry")
+    log.may_have_arrived("t1", "attempt 1 got no answer")
+    log.delivered("t1")
+    [duplicate] = log.duplicates()
+    assert (duplicate.trace_id, duplicate.reason) == ("t1", "attempt 1 got no answer")
+    assert log.stats()["delivered"] == 1 and log.stats()["possibly_duplicated"] == 1
+    log.may_have_arrived("t2", "never accepted")  # not pending: nothing to mark
+    log.accepted("t2", "thread-retry")
+    log.delivered("t2")
+    assert len(log.duplicates()) == 1

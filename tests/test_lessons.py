@@ -152,6 +152,8 @@ def test_a_step_leaves_nothing_to_the_visitors_settings(tmp_path: Path) -> None:
         "reject_stage": "RCPT",
         "disconnect_probability": 0.0,
         "seed": None,
+        "lose_reply_probability": 0.0,
+        "dedupe_message_id": False,
         "listening": True,
     }
     assert step["ping"] is False and step["compare"] is False and "rejects 100% at RCPT with 451" in step["sink_text"]

@@ -84,6 +84,28 @@ def test_mailbox_keeps_the_newest() -> None:
     assert [m.id for m in mailbox.messages()] == [3, 4, 5]
 
 
+def test_mailbox_finds_the_first_message_with_a_message_id() -> None:
+    mailbox = Mailbox()
+    first = mailbox.add(**{**FIELDS, "message_id_header": "<x@example.com>"})
+    mailbox.add(**{**FIELDS, "message_id_header": "<x@example.com>"})
+    mailbox.add(**FIELDS)
+    assert mailbox.by_message_id("<x@example.com>") is first
+    assert mailbox.by_message_id("<y@example.com>") is None
+    assert mailbox.by_message_id("") is None, "a message without a Message-ID is never recognised"
+
+
+FIELDS = {
+    "mail_from": "a@example.com",
+    "rcpt_tos": ("b@example.com",),
+    "subject": "m",
+    "received_at": "",
+    "size": 1,
+    "raw": b"Subject: m\r\n\r\nx\r\n",
+    "trace_id": None,
+    "accepted_ns": 0,
+}
+
+
 def test_delay_changes_while_running(sink: Sink) -> None:
     assert sink.update_settings({"delay_s": 1.5})["delay_s"] == 1.5
     assert sink.handler.delay_s == 1.5
@@ -140,8 +162,13 @@ def test_a_sink_that_stopped_listening_still_stops_cleanly() -> None:
 
 
 def test_settings_read_back_can_be_put_back_whole(sink: Sink) -> None:
-    saved = sink.update_settings({"delay_s": 0.2, "reject_probability": 0.5, "listening": False})
-    sink.update_settings({"delay_s": 0.0, "reject_probability": 0.0, "listening": True})
+    saved = sink.update_settings(
+        {"delay_s": 0.2, "reject_probability": 0.5, "lose_reply_probability": 0.5, "listening": False}
+    )
+    sink.update_settings(
+        {"delay_s": 0.0, "reject_probability": 0.0, "lose_reply_probability": 0.0, "dedupe_message_id": True}
+    )
+    sink.update_settings({"listening": True})
     assert sink.update_settings(saved) == saved
     sink.set_listening(True)
 

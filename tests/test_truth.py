@@ -5,8 +5,10 @@ Three layers:
 - the checker itself (``tests/truth.py``) on small hand-made documents: each operation true and false, so the
   checker cannot pass everything silently;
 - Hypothesis-made traces of a thread-style and a sync-style send, with every interleaving of the worker, the sink
-  and the response, equal timestamps, zero delays and failures, rendered and checked;
-- the live matrix: every mode and broken variant x sink column x fault x server kind, real sends to real sinks.
+  and the response, equal timestamps, zero delays and failures (a lost reply among them), rendered and checked; and
+  of a blind retrier's attempts, each with its own sink lane that stores, recognises by Message-ID or loses its 250;
+- the live matrix: every mode and variant x sink column x fault (lost replies, with and without a deduping sink,
+  among them) x server kind, real sends to real sinks.
 """
 
 from __future__ import annotations
@@ -525,8 +527,21 @@ WORKER_NAME = "mail-5eed5eed"
 WORKER_LANE = (WORKER_NAME, 7002)
 SERVER = "127.0.0.1:2525"
 TIMEOUT_S = 2.0
-OUTCOMES = ("accepted", "rejected_rcpt", "rejected_data", "disconnected", "refused", "timeout", "answer_lost")
-UNKNOWN_FATE = {"disconnected", "timeout", "answer_lost"}  # the whole message went out, no answer came back
+OUTCOMES = (
+    "accepted",
+    "rejected_rcpt",
+    "rejected_data",
+    "disconnected",
+    "refused",
+    "timeout",
+    "answer_lost",
+    "reply_lost",
+)
+UNKNOWN_FATE = {"disconnected", "timeout", "answer_lost", "reply_lost"}  # the whole message went out, no answer came
+LOST_CONNECTION = (
+    "the whole message was sent, then the connection was lost before any answer (the SMTP server hung up: "
+    "Connection unexpectedly closed): the sender cannot tell whether it arrived"
+)
 
 Step = tuple[str, dict[str, Any]]  # (kind, details)
 
@@ -548,13 +563,14 @@ def _smtp_events(outcome: str, code: int) -> tuple[list[Step], list[Step], str |
         error = f"the SMTP server rejected the message: {reply}"
         sink = [*arrived, ("sink.rejected", {"reply": reply, "stage": "DATA"})]
         return [*data, ("smtp.failed", {"error": error, "code": code})], sink, error
-    if outcome == "disconnected":
-        error = (
-            "the whole message was sent, then the connection was lost before any answer (the SMTP server hung up: "
-            "Connection unexpectedly closed): the sender cannot tell whether it arrived"
+    if outcome in ("disconnected", "reply_lost"):
+        end = (
+            ("sink.disconnected", {})
+            if outcome == "disconnected"
+            else ("sink.reply_lost", {"message_id": 1, "stored": True})
         )
-        sink = [*arrived, ("sink.disconnected", {})]
-        return [*data, ("smtp.failed", {"error": error, "code": None, "outcome": "unknown"})], sink, error
+        failed = ("smtp.failed", {"error": LOST_CONNECTION, "code": None, "outcome": "unknown"})
+        return [*data, failed], [*arrived, end], LOST_CONNECTION
     if outcome == "refused":
         error = "the SMTP server refused the connection (is it running?)"
         return [*connect, ("smtp.failed", {"error": error, "code": None})], [], error
@@ -576,8 +592,10 @@ CAUSES = (
     ("sink.accepted", "smtp.accepted"),
     ("sink.rejected", "smtp.failed"),
     ("sink.disconnected", "smtp.failed"),
+    ("sink.reply_lost", "smtp.failed"),
     ("smtp.failed", "sink.client_left"),
 )
+SINK_END_KINDS = ("sink.accepted", "sink.reply_lost", "sink.rejected", "sink.disconnected", "sink.client_left")
 GAPS_NS = (0, 0, 1, 400, 30_000, 700_000, 4_000_000, 40_000_000)
 
 
@@ -603,7 +621,7 @@ def _interleave(draw: Callable[..., Any], lanes: dict[tuple[str, int], list[Step
         kind, details = lanes[lane][position[lane]]
         position[lane] += 1
         t_ns += draw(st.sampled_from(GAPS_NS))
-        if kind in ("sink.accepted", "sink.rejected", "sink.disconnected", "sink.client_left"):
+        if kind in SINK_END_KINDS:
             t_ns = max(t_ns, placed["sink.delay_started"] + int(delay_s * 1e9))
         if kind == "smtp.failed" and "did not answer" in str(details.get("error")):
             t_ns = max(t_ns, placed.get("smtp.data_sent", t_ns) + int(TIMEOUT_S * 1e9))
@@ -696,12 +714,152 @@ def sync_style_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
     return f"synthetic/{server}/sync/{outcome}/delay {delay_s:g}", _trace("sync", server, delay_s, events)
 
 
+# A blind retrier's attempts, each with its own SMTP conversation and sink lane; the sink stores, recognises (with
+# dedupe) or loses its reply. Attempts follow one another on the worker's lane, and the sink's sessions on its own.
+RETRY_OUTCOMES = ("accepted", "reply_lost", "answer_lost", "timeout", "disconnected", "rejected_data", "refused")
+RETRY_ATTEMPTS = 3
+RETRY_PAUSE_S = 0.2
+MESSAGE_ID = "<175.1.2@sandbox.example>"
+Tagged = tuple[str, dict[str, Any], int]  # (kind, details, attempt); attempt 0: not part of any attempt
+
+# (earlier kind, later kind) within one attempt
+ATTEMPT_CAUSES = (
+    ("smtp.data_sent", "sink.data_received"),
+    ("sink.accepted", "smtp.accepted"),
+    ("sink.rejected", "smtp.failed"),
+    ("sink.disconnected", "smtp.failed"),
+    ("sink.reply_lost", "smtp.failed"),
+    ("smtp.failed", "sink.client_left"),
+)
+
+
+def _retry_attempt(outcome: str, code: int, stored: list[int], dedupe: bool) -> tuple[list[Step], list[Step], str]:
+    """One attempt's client events and sink events, and its error ("" when it got its 250); ``stored`` grows with
+    each copy the sink keeps."""
+    smtp, sink, error = _smtp_events(outcome, code)
+    if sink:
+        sink[0][1]["message_id_header"] = MESSAGE_ID
+        end_kind, end = sink[-1]
+        if end_kind in ("sink.accepted", "sink.reply_lost"):
+            if dedupe and stored:
+                details = {"message_id": stored[0], "stored": False, "duplicate_of": stored[0]}
+            else:
+                stored.append((stored[-1] if stored else 0) + 1)
+                details = {"message_id": stored[-1], "stored": True}
+            if end_kind == "sink.accepted":
+                details["reply"] = "250 Message accepted for delivery"
+            sink[-1] = (end_kind, details)
+    return smtp, sink, error or ""
+
+
+def _interleave_attempts(
+    draw: Callable[..., Any], lanes: dict[tuple[str, int], list[Tagged]], delay_s: float
+) -> list[Event]:
+    """One order of the lanes' events keeping each lane's order, the causes within each attempt, the handoff, the
+    sink's delay and the client's timeout, with drawn times."""
+    position = dict.fromkeys(lanes, 0)
+    placed: dict[tuple[str, int], int] = {}  # (kind, attempt) -> t_ns
+    events: list[Event] = []
+    t_ns = 10**12
+
+    def ready(step: Tagged) -> bool:
+        kind, _, attempt = step
+        if kind == "worker.started" and ("worker.spawned", 0) not in placed:
+            return False
+        steps = [s for lane_steps in lanes.values() for s in lane_steps]
+        if kind == "request.received" and any(s[0] == "request.arrived" for s in steps):
+            return ("request.arrived", 0) in placed
+        wanted = [
+            (before, attempt)
+            for before, after in ATTEMPT_CAUSES
+            if after == kind and any(s[0] == before and s[2] == attempt for s in steps)
+        ]
+        return all(w in placed for w in wanted)
+
+    while any(position[lane] < len(steps) for lane, steps in lanes.items()):
+        candidates = [
+            lane for lane, steps in lanes.items() if position[lane] < len(steps) and ready(steps[position[lane]])
+        ]
+        assert candidates, "the causes deadlock"
+        lane = candidates[draw(st.integers(0, len(candidates) - 1))] if len(candidates) > 1 else candidates[0]
+        kind, details, attempt = lanes[lane][position[lane]]
+        position[lane] += 1
+        t_ns += draw(st.sampled_from(GAPS_NS))
+        if kind in SINK_END_KINDS:
+            t_ns = max(t_ns, placed[("sink.delay_started", attempt)] + int(delay_s * 1e9))
+        if kind == "smtp.failed" and "did not answer" in str(details.get("error")):
+            t_ns = max(t_ns, placed.get(("smtp.data_sent", attempt), t_ns) + int(TIMEOUT_S * 1e9))
+        if kind == "attempt.started" and attempt > 1:  # the worker's pause: attempts never share a microsecond
+            t_ns = max(t_ns, placed[("attempt.failed", attempt - 1)] + int(RETRY_PAUSE_S * 1e9))
+        placed.setdefault((kind, attempt), t_ns)
+        events.append(Event(t_ns, lane[0], lane[1], kind, details, "sandbox/retrying.py", 40, "retry_blindly"))
+    return events
+
+
+@st.composite
+def retry_style_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
+    """A thread-retry send: up to three attempts, each drawn from RETRY_OUTCOMES, with or without dedupe."""
+    dedupe = draw(st.booleans())
+    outcomes = draw(st.lists(st.sampled_from(RETRY_OUTCOMES), min_size=1, max_size=RETRY_ATTEMPTS))
+    if "accepted" in outcomes:
+        outcomes = outcomes[: outcomes.index("accepted") + 1]  # the 250 ends the retries
+    elif len(outcomes) < RETRY_ATTEMPTS:
+        outcomes += ["refused"] * (RETRY_ATTEMPTS - len(outcomes))
+    delay_s = TIMEOUT_S if {"timeout", "answer_lost"} & set(outcomes) else draw(st.sampled_from((0.0, 0.001, 0.3)))
+    code = draw(st.sampled_from((451, 550)))
+    request: list[Tagged] = [
+        ("request.received", {"method": "POST", "path": "/send-email/thread-retry"}, 0),
+        ("message.built", {"templates": ["email/welcome.txt", "email/welcome.html"]}, 0),
+        ("worker.spawned", {"worker": WORKER_NAME, "target": "retry_blindly"}, 0),
+        ("response.sent", {"status": 202}, 0),
+    ]
+    worker: list[Tagged] = [("worker.started", {"worker": WORKER_NAME}, 0), ("context.pushed", {"app": "sandbox"}, 0)]
+    sink: list[Tagged] = []
+    stored: list[int] = []
+    unanswered: int | None = None
+    error, last_fate = "", "failed"
+    for attempt, outcome in enumerate(outcomes, start=1):
+        smtp, lane, error = _retry_attempt(outcome, code, stored, dedupe)
+        worker.append(("attempt.started", {"attempt": attempt, "attempts": RETRY_ATTEMPTS}, attempt))
+        worker.append(("send.started", {}, attempt))
+        worker += [(kind, details, attempt) for kind, details in smtp]
+        sink += [(kind, details, attempt) for kind, details in _sink_lane(lane, delay_s)]
+        if not error:
+            break
+        fate = "unknown" if outcome in UNKNOWN_FATE else "failed"
+        final = attempt == RETRY_ATTEMPTS
+        failed = {"attempt": attempt, "error": error, "final": final, "outcome": fate, "policy": "blind"}
+        if not final:
+            failed["retry_in_s"] = RETRY_PAUSE_S
+            if fate == "unknown" and unanswered is None:
+                unanswered = attempt
+        worker.append(("attempt.failed", failed, attempt))
+        last_fate = fate
+    if not error:
+        worker.append(("worker.finished", {}, 0))
+    elif last_fate == "failed" and unanswered is not None:
+        maybe = (
+            f"{error}; but attempt {unanswered} had sent the whole message and got no answer, so it may have "
+            "delivered a copy already: the sender cannot tell whether it arrived"
+        )
+        worker.append(("worker.failed", {"error": maybe, "outcome": "unknown", "answered": True}, 0))
+    else:
+        worker.append(("worker.failed", {"error": error, "outcome": last_fate}, 0))
+    lanes = {REQUEST_LANE: request, WORKER_LANE: worker, SINK_LANE: sink}
+    server = draw(st.sampled_from(("threaded", "single")))
+    if draw(st.booleans()):
+        lanes[REQUEST_LANE].insert(0, ("request.arrived", {"server": server, "request_id": 1}, 0))
+    events = _interleave_attempts(draw, lanes, delay_s)
+    cell = f"synthetic/{server}/thread-retry/{'+'.join(outcomes)}{'/dedupe' if dedupe else ''}/delay {delay_s:g}"
+    return cell, _trace("thread-retry", server, delay_s, events)
+
+
 def _render(trace: Trace) -> dict[str, Any]:
     return trace_document(report(trace))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(thread_style_traces(), sync_style_traces()))
+@given(st.one_of(thread_style_traces(), sync_style_traces(), retry_style_traces()))
 def test_every_claim_holds_on_synthetic_event_orders(case: tuple[str, Trace]) -> None:
     cell, trace = case
     doc = _render(trace)
@@ -730,7 +888,7 @@ def test_the_synthetic_traces_are_causal() -> None:
 
 # ----------------------------------------------------------------------------------------------- live matrix
 
-MODES = ("sync", "thread", "pool", "queue", "thread-no-context", "thread-proxy")
+MODES = ("sync", "thread", "pool", "queue", "thread-no-context", "thread-proxy", "thread-retry")
 COLUMNS = {
     "delay 0": {"delay_s": 0.0, "jitter_s": 0.0},
     "delay 0.3 s": {"delay_s": 0.3, "jitter_s": 0.0},
@@ -739,7 +897,13 @@ COLUMNS = {
     "near the timeout": {"delay_s": 1.9, "jitter_s": 0.2},
 }
 FAULTLESS_ONLY = {"near the timeout"}
-FAULTS = ("none", "rejection", "disconnect")
+FAULTS = ("none", "rejection", "disconnect", "lost reply", "lost reply, dedupe")
+# Settings the sink takes only while it runs (PUT /api/sink): every 250 lost after the store, with or without a
+# receiver that recognises a Message-ID it already holds.
+RECEIVING = {
+    "lost reply": {"lose_reply_probability": 1.0},
+    "lost reply, dedupe": {"lose_reply_probability": 1.0, "dedupe_message_id": True},
+}
 CLIENTS = {"threaded": 1, "single": 3}
 SANDBOXES_AT_ONCE = 5
 COMPLETE_WITHIN_S = 20.0
@@ -825,6 +989,8 @@ def run_cell(cell: Cell) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="truth-") as folder:
         sandbox = Sandbox(cell_settings(cell, folder)).start()
         try:
+            if cell.fault in RECEIVING:
+                sandbox.sink.update_settings(RECEIVING[cell.fault])
             _run_cell(sandbox, cell, outcome)
         except Exception as err:  # noqa: BLE001 - one broken cell must not hide the others' problems
             outcome.problems.append(f"[{cell.name}] the cell itself failed: {type(err).__name__}: {err}")

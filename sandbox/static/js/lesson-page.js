@@ -109,12 +109,14 @@ run.addEventListener("click", async () => {
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
   const appBack = outcome.appRestored ? "" : " The app's settings could not be put back: see GET /api/app.";
   const { quizMode, quizStep } = panel.dataset;
-  const which = [quizMode ? `the last ${quizMode} send` : "the last send", quizStep ? ` of step ${quizStep}` : ""].join("");
+  const which = [quizMode ? `the ${quizMode} send` : "the send", quizStep ? ` of step ${quizStep}` : "", " answered last"].join("");
   say(`Done. Step through the trace of ${which} below, or any result above.${back}${appBack}`);
-  // The lesson's quiz is about one send: the last of its quiz_step and quiz_mode, where it names them.
+  // The lesson's quiz is about one send of its quiz_step and quiz_mode (where it names them): the one answered last,
+  // which in a burst is the one that waited longest for its answer.
   const candidates = quizStep ? stepTraces[Number(quizStep) - 1] || [] : outcome.traceIds;
   const quizzed = candidates.filter((id) => !quizMode || results.mode(id) === quizMode);
-  const last = quizzed[quizzed.length - 1];
+  const answeredAt = (id) => { const sent = results.sends.get(id); return sent ? sent.clickedAt + sent.elapsedMs : 0; };
+  const last = quizzed.reduce((latest, id) => (latest === undefined || answeredAt(id) >= answeredAt(latest) ? id : latest), undefined);
   if (last) showTrace(traceCard, traceFrame, last, kinds);
   if (outcome.traceIds.length) await showVerdict(outcome.traceIds);
 });
