@@ -8,8 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from sandbox.facts import SINK_ENDS
 from sandbox.sink import SINK_THREAD_NAME
 from sandbox.tracer import Trace
+
+CLIENT_ENDS = ("smtp.accepted", "smtp.failed")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class Timeline:
 
 
 def timeline(trace: Trace) -> Timeline:
-    """Request thread, worker thread and SMTP sink lanes, each span from one event to another of this trace."""
+    """Request thread, worker thread and SMTP sink lanes, each span from one event to another of this trace: one
+    wait per SMTP conversation and one hold per message the sink had, so retries show as separate bars."""
     start = trace.started_ns
 
     def at(kind: str) -> float | None:
@@ -52,6 +56,22 @@ def timeline(trace: Trace) -> Timeline:
 
     def end_of(*kinds: str) -> float | None:
         return next((t for t in map(at, kinds) if t is not None), None)
+
+    def each(begin: str, ends: tuple[str, ...], same_thread: bool) -> list[tuple[float, float]]:
+        """From every ``begin`` event to the first of ``ends`` after it (on its thread, if ``same_thread``)."""
+        pairs = []
+        for opened in trace.events_of(begin):
+            closed = next(
+                (
+                    e
+                    for e in trace.events
+                    if e.t_ns >= opened.t_ns and e.kind in ends and (not same_thread or e.thread_id == opened.thread_id)
+                ),
+                None,
+            )
+            if closed is not None:
+                pairs.append(((opened.t_ns - start) / 1e6, (closed.t_ns - start) / 1e6))
+        return pairs
 
     received = trace.first("request.received")
     request = Lane("Request thread", received.thread if received else "request")
@@ -64,17 +84,13 @@ def timeline(trace: Trace) -> Timeline:
     if worker_event is not None:
         worker = Lane("Worker thread", worker_event.thread)
         _span(worker, "worker thread", at("worker.started"), end_of("worker.finished", "worker.failed"), "worker")
-        _span(
-            worker,
-            "waiting for the SMTP server",
-            at("smtp.data_sent"),
-            end_of("smtp.accepted", "smtp.failed"),
-            "waiting",
-        )
+        for sent, answered in each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
+            _span(worker, "waiting for the SMTP server", sent, answered, "waiting")
         lanes.append(worker)
     if trace.first("sink.data_received") is not None:
         sink = Lane("SMTP sink", SINK_THREAD_NAME)
-        _span(sink, "delay before 250", at("sink.delay_started"), end_of("sink.accepted", "sink.client_left"), "delay")
+        for held, ended in each("sink.delay_started", SINK_ENDS, same_thread=False):
+            _span(sink, "holding the email", held, ended, "delay")
         lanes.append(sink)
     markers = []
     if (response := at("response.sent")) is not None:

@@ -7,12 +7,15 @@ from html.parser import HTMLParser
 
 from rich.console import Console
 
+from sandbox import create_app
 from sandbox.render.document import report, trace_document
 from sandbox.render.html import render_index_page, render_trace_page
 from sandbox.render.markdown import render_trace_markdown
 from sandbox.render.perfetto import perfetto_trace
 from sandbox.render.terminal import ask_quiz, execution_table, print_trace_report, tracker_table
+from sandbox.timeline import timeline
 from sandbox.tracer import Event, Trace
+from tests.conftest import record_trace
 
 
 class TagCollector(HTMLParser):
@@ -73,13 +76,13 @@ def test_perfetto_has_named_tracks_spans_and_instants(recorded_traces) -> None:
     named = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert len(named) == 3 and "smtp-sink" in named.values()
     spans = [e for e in events if e["ph"] == "X"]
-    assert {s["name"] for s in spans} >= {"handling the request", "worker thread", "delay before 250"}
+    assert {s["name"] for s in spans} >= {"handling the request", "worker thread", "holding the email"}
     for span in spans:
         assert span["tid"] in named and span["dur"] >= 0 and span["ts"] >= 0 and span["pid"] == 1
     instants = [e for e in events if e["ph"] == "i"]
     assert len(instants) == len(thread.events)
     assert all(e["s"] == "t" and e["tid"] in named for e in instants)
-    delay = next(s for s in spans if s["name"] == "delay before 250")
+    delay = next(s for s in spans if s["name"] == "holding the email")
     assert delay["dur"] >= 0.2 * 1e6 * 0.95
 
 
@@ -152,3 +155,17 @@ def test_terminal_quiz_scores_the_answers_given(recorded_traces) -> None:
     assert score == (len(quiz) + 1) // 2
     text = console.export_text()
     assert text.count("Right.") == score and "Not quite" in text and f"Score: {score} of {len(quiz)}" in text
+
+
+def test_the_timeline_draws_each_attempt_and_each_hold_of_a_retried_send(sink) -> None:
+    sink.update_settings({"delay_s": 0.05, "lose_reply_probability": 1})
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False}, sink=sink)
+    trace = record_trace(app, "thread-retry")
+    drawn = timeline(trace)
+    worker = next(lane for lane in drawn.lanes if lane.name == "Worker thread")
+    holds = [span for lane in drawn.lanes if lane.name == "SMTP sink" for span in lane.spans]
+    waits = [span for span in worker.spans if span.label == "waiting for the SMTP server"]
+    assert len(holds) == len(waits) == sink.mailbox.copies(trace.trace_id) == 3
+    for wait, hold in zip(waits, holds, strict=True):
+        assert wait.start_ms <= hold.start_ms <= hold.end_ms <= wait.end_ms + 1
+    assert all(b.start_ms >= a.end_ms for a, b in zip(holds, holds[1:], strict=False)), "one hold after another"
