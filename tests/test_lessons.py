@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import re
 import time
 from collections.abc import Callable
@@ -311,3 +312,14 @@ def test_the_pool_verdict_counts_refusals_and_what_the_pool_ran_at_once(
     both = client.get(f"/api/lessons/a-pool-of-threads/verdict?traces={','.join(ids + later)}").get_json()
     assert both["evidence"] == verdict["evidence"], "a later burst is not part of the first one"
     app.extensions["sandbox.pool"].stop(app.extensions["sandbox.delivery"])
+
+
+def test_every_python_block_in_the_lessons_is_valid_python() -> None:
+    fence = "`" * 3
+    for path in sorted(LESSONS_DIR.glob("*.md")):
+        blocks = re.findall(rf"^{fence}python\n(.*?)^{fence}", path.read_text(encoding="utf-8"), re.M | re.S)
+        for block in blocks:
+            try:
+                ast.parse(block)
+            except SyntaxError as err:
+                raise AssertionError(f"{path.name}: a Python block does not parse: {err}\n{block}") from err
