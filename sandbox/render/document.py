@@ -103,7 +103,7 @@ def trace_document(result: TraceReport) -> dict[str, Any]:
         "trace_id": trace.trace_id,
         "mode": trace.mode,
         "delay_s": trace.delay_s,
-        "server": result.server.to_dict() | {"kind": result.server.kind or trace.server},
+        "server": result.server.to_dict() | {"kind": result.facts.server_kind},
         "complete": trace.complete,
         "response_ms": _round(trace.response_ms),
         "accepted_ms": _round(trace.accepted_ms),

@@ -63,7 +63,7 @@ def perfetto_trace(result: TraceReport) -> dict[str, Any]:
         "otherData": {
             "trace_id": trace.trace_id,
             "mode": trace.mode,
-            "server": trace.server,
+            "server": result.facts.server_kind,
             "delay_s": trace.delay_s,
         },
     }
