@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from sandbox.clock import shown_ms
-from sandbox.tracer import Event, Trace
+from sandbox.tracer import HANDOFF_KINDS, Event, Trace
 
 # Events too fine-grained for the table (they stay in the JSON and the Perfetto timeline).
 HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
-HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
 SINK_ENDS = ("sink.accepted", "sink.reply_lost", "sink.rejected", "sink.disconnected", "sink.client_left")
 # The sink's ends that leave the email in its mailbox: stored now, or recognised as a copy stored before.
 IN_MAILBOX_ENDS = ("sink.accepted", "sink.reply_lost")
@@ -283,10 +282,49 @@ class Facts:
     def worker_end(self) -> Event | None:
         return self.first("worker.finished", "worker.failed")
 
+    # An async def view ---------------------------------------------------------------------------------------
+    @cached_property
+    def awaited_call(self) -> Event | None:
+        """The route's call of a coroutine through ``app.ensure_sync``, after which the request's thread waits for
+        the coroutine to end (an ``async def`` view, as Flask runs one)."""
+        return self.first("coroutine.called")
+
+    @cached_property
+    def coroutine(self) -> Event | None:
+        """The coroutine's start, on the thread of the event loop that ran it."""
+        return self.first("coroutine.started")
+
+    @cached_property
+    def coroutine_end(self) -> Event | None:
+        return self.first("coroutine.finished", "coroutine.failed")
+
+    @cached_property
+    def _coroutine_threads(self) -> frozenset[int]:
+        if self.awaited_call is None:
+            return frozenset()
+        loop = {self.coroutine.thread_id} if self.coroutine is not None else set()
+        sends = {e.thread_id for e in self.all("send.started") if not self.on_request(e)}
+        return frozenset(loop | sends)
+
+    def in_coroutine(self, event: Event) -> bool:
+        """On the coroutine's side of an async view: the event loop's thread, or the thread it awaited the send on."""
+        return (
+            event.thread_id in self._coroutine_threads
+            and not self.on_request(event)
+            and event.kind not in NOT_WORKER_KINDS
+        )
+
     # The email ------------------------------------------------------------------------------------------------
     @cached_property
     def send(self) -> Event | None:
         return self.first("send.started")
+
+    @cached_property
+    def send_end(self) -> Event | None:
+        """How the first ``mail.send()`` ended on the thread that called it: returned (``smtp.accepted``) or raised
+        (``smtp.failed``); None while it runs, or when it never reached either."""
+        send = self.send
+        return None if send is None else self.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
 
     @cached_property
     def accepted(self) -> Event | None:
@@ -339,6 +377,9 @@ class Facts:
     @property
     def not_accepted(self) -> str:
         """What the summary says instead of "accepted after ..." when no 250 was seen."""
+        if self.outcome == "delivered":  # in the mailbox, but no 250 reached the sender
+            copies = len(self.stored_copies)
+            return f"in the mailbox{f' ({copies} copies)' if copies > 1 else ''}, though no 250 reached the app"
         return NOT_ACCEPTED.get(self.outcome, "not accepted")
 
     @cached_property

@@ -106,12 +106,23 @@ def build_message(template: str, to: str, subject: str, trace_id: str, **context
 
 def send_sync(msg: Message, trace_id: str) -> None:
     """Send inside the request: returns only once the server has answered (or raises SendError)."""
-    log = delivery_log()
-    log.accepted(trace_id, "sync")
-    try:
+    with blocking_outcome(trace_id, "sync"):
         traced_send(msg, trace_id, tracer())
+
+
+@contextmanager
+def blocking_outcome(trace_id: str, mode: str) -> Iterator[None]:
+    """Register a send the route waits for, and settle it before the answer leaves: delivered when the block
+    returns, failed (or unknown) when it raises. Nothing is left pending behind an answer, whatever was raised."""
+    log = delivery_log()
+    log.accepted(trace_id, mode)
+    try:
+        yield
     except SendError as err:
-        log.failed(trace_id, "sync", str(err), err.outcome)
+        log.failed(trace_id, mode, str(err), err.outcome)
+        raise
+    except Exception as err:  # not an SMTP failure (no app context, no asgiref...): still not delivered
+        log.failed(trace_id, mode, describe_error(err))
         raise
     log.delivered(trace_id)
 
@@ -169,9 +180,13 @@ def tracer() -> Tracer:
     return current_app.extensions["sandbox.tracer"]
 
 
-def traced_send(msg: Message, trace_id: str, trace: Tracer) -> None:
-    """``mail.send(msg)`` with its SMTP traffic recorded in the trace and its failure turned into SendError."""
-    trace.record(trace_id, "send.started")
+def traced_send(msg: Message, trace_id: str, trace: Tracer, via: str | None = None) -> None:
+    """``mail.send(msg)`` with its SMTP traffic recorded in the trace and its failure turned into SendError.
+
+    The trace is bound to the calling thread (see :meth:`Tracer.bound`), so this must run, whole, on the thread that
+    sends; ``via`` names what put it there when that is not plain code (``asyncio.to_thread``).
+    """
+    trace.record(trace_id, "send.started", **({"via": via} if via else {}))
     try:
         with trace.bound(trace_id), watched_conversation() as conversation:
             mail.send(msg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.async_view import MODE as ASYNC_MODE
 from sandbox.retrying import ATTEMPTS as RETRY_ATTEMPTS
 
 BUTTON_LABELS = {
@@ -13,6 +14,7 @@ BUTTON_LABELS = {
     "thread-proxy": "Send (thread, proxy instead of app)",
     "thread-cpu": "Send (thread that computes first)",
     "thread-retry": "Send (thread that retries blindly)",
+    ASYNC_MODE: "Send (async def view, awaiting the send)",
 }
 TITLES = {
     "sync": "Blocking send (sync)",
@@ -22,11 +24,13 @@ TITLES = {
     "thread-no-context": "Threaded send without an app context (broken on purpose)",
     "thread-proxy": "Threaded send given the current_app proxy (broken on purpose)",
     "thread-cpu": "Threaded send whose worker computes first (CPU-bound work and the GIL)",
-    "thread-retry": (
-        f"Threaded send that retries blindly, up to {RETRY_ATTEMPTS} attempts (at-least-once delivery and duplicates)"
+    "thread-retry": (f"Threaded send that retries blindly, up to {RETRY_ATTEMPTS} attempts of the same message"),
+    ASYNC_MODE: (
+        "Send from an async def view that awaits it (Flask runs the view to its end before answering, so the answer "
+        "still waits)"
     ),
 }
-SHORT_LABELS = {"sync": "sync (blocking)"}
+SHORT_LABELS = {"sync": "sync (blocking)", ASYNC_MODE: "async-def (awaited)"}
 
 
 # The sends a trace may be compared with in the "what if" quiz question, within one comparison: a background mode

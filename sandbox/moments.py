@@ -42,6 +42,7 @@ def key_moments(facts: Facts) -> list[Moment]:
             _queued(facts),
             _who_waited(facts),
             _blocked(facts),
+            _awaited(facts),
             _failure(facts),
             _copies(facts),
             _retries(facts),
@@ -106,6 +107,8 @@ def _who_waited(facts: Facts) -> Moment | None:
             )
             return _moment("What did the client wait for?", head + rest, step)
         return None
+    if send is not None and facts.awaited_call is not None and facts.in_coroutine(send):
+        return _moment("What did the client wait for?", head + _awaited_answer(facts), step)
     handoff = facts.handoff
     if handoff is None or facts.worker_origin is None:
         return None
@@ -140,6 +143,31 @@ def _who_waited(facts: Facts) -> Moment | None:
                 )
             )
     return _moment("Why didn't the client wait for the email?", join(parts, ""), step)
+
+
+def _awaited_answer(facts: Facts) -> Sentence:
+    """Why the answer of an async view came after its awaited send: only what the events show, or nothing."""
+    called, loop, send, end = facts.awaited_call, facts.coroutine, facts.send, facts.send_end
+    coroutine_end, response = facts.coroutine_end, facts.response
+    if loop is None or send is None or end is None or coroutine_end is None or response is None:
+        return Sentence("")
+    if not facts.position(end) < facts.position(coroutine_end) < facts.position(response):
+        return Sentence("")
+    how = "returned" if end.kind == "smtp.accepted" else "raised"
+    return sentence(
+        f" The route was written as async def: at step {facts.step(called)} app.ensure_sync() ran its coroutine on "
+        f"{loop.thread}, the event loop's thread, which awaited mail.send() on {send.thread}, and the request's thread "
+        f"waited meanwhile. mail.send() {how} at step {facts.step(end)}, the coroutine ended at step "
+        f"{facts.step(coroutine_end)}, and only then could the answer leave: Flask runs an async view to its end "
+        "before it answers.",
+        claim("same_thread", facts.ref(called), "request.received"),
+        claim("other_thread", facts.ref(loop), "request.received"),
+        claim("other_thread", facts.ref(send), facts.ref(loop)),
+        claim("other_thread", facts.ref(send), "request.received"),
+        order(facts, end, coroutine_end),
+        order(facts, coroutine_end, response),
+        claim("same_thread", "response.sent", "request.received"),
+    )
 
 
 def _queued(facts: Facts) -> Moment | None:
@@ -190,23 +218,64 @@ def _blocked(facts: Facts) -> Moment | None:
             claim("same_thread", "send.started", "request.received"),
         )
     ]
+    parts += _meanwhile(facts, send, end, "When it returned", "the blocked thread")
+    return _moment("What does 'blocked' mean here?", join(parts, ""), facts.step(send))
+
+
+def _awaited(facts: Facts) -> Moment | None:
+    """An async view: the request's thread waited in ``ensure_sync`` while the coroutine awaited the send elsewhere."""
+    called, loop, end, response = facts.awaited_call, facts.coroutine, facts.coroutine_end, facts.response
+    if called is None or loop is None or end is None:
+        return None
+    held, held_claim = gap_phrase(facts, called, end)
+    text = (
+        f"From step {facts.step(called)} to step {facts.step(end)}, {held}, the request's thread waited in "
+        f"app.ensure_sync() while the coroutine ran on the event loop's thread, {loop.thread}"
+    )
+    claims = [
+        held_claim,
+        claim("same_thread", facts.ref(called), "request.received"),
+        claim("other_thread", facts.ref(loop), "request.received"),
+        claim("same_thread", facts.ref(end), facts.ref(loop)),
+    ]
+    send = facts.send
+    if send is not None and facts.in_coroutine(send) and send.thread_id != loop.thread_id:
+        text += f", and mail.send() on {send.thread}"
+        claims.append(claim("other_thread", facts.ref(send), facts.ref(loop)))
+        claims.append(claim("other_thread", facts.ref(send), "request.received"))
+    text += "."
+    if response is not None and facts.position(end) < facts.position(response):
+        text += (
+            " Awaiting freed the event loop's thread, not the request's: the request's thread answered only after "
+            f"the coroutine ended, at step {facts.step(response)}."
+        )
+        claims.append(order(facts, end, response))
+        claims.append(claim("same_thread", "response.sent", "request.received"))
+    parts = [Sentence(text, tuple(claims))]
+    parts += _meanwhile(facts, called, end, "When the coroutine ended", "the waiting thread")
+    return _moment("Did awaiting free the request's thread?", join(parts, ""), facts.step(called))
+
+
+def _meanwhile(facts: Facts, start: Event, end: Event, when: str, holder: str) -> list[Sentence]:
+    """What the web server did for other clients while this request's thread was held from ``start`` to ``end``:
+    those it answered, those left waiting for a handler, those it was still handling; ``when`` opens the sentences
+    about the moment ``end`` ("When it returned"), and ``holder`` names the held thread."""
     server = facts.server
     if not server.observed:
-        parts.append(
+        return [
             sentence(
                 " What other clients saw meanwhile depends on the web server, and none was watched in this run.",
                 "not(server_observed())",
             )
-        )
-        return _moment("What does 'blocked' mean here?", join(parts), facts.step(send))
-    answered = server.answered(facts.ms(send), facts.ms(end))
+        ]
+    parts = []
+    answered = server.answered(facts.ms(start), facts.ms(end))
     waiting = server.waiting(facts.ms(end))
     busy = server.busy(facts.ms(end))
-    span = claim(
-        "server_answered", facts.ref(send), facts.ref(end), len(answered), slowest_wait_ms(answered), wait_tol(answered)
-    )
+    slowest_ms, tol = slowest_wait_ms(answered), wait_tol(answered)
+    span = claim("server_answered", facts.ref(start), facts.ref(end), len(answered), slowest_ms, tol)
     if answered:
-        slowest, _ = shown_ms(slowest_wait_ms(answered))
+        slowest, _ = shown_ms(slowest_ms)
         parts.append(
             sentence(
                 f" Meanwhile the server answered {counted(len(answered), 'other request')}, the slowest in {slowest}: "
@@ -218,20 +287,20 @@ def _blocked(facts: Facts) -> Moment | None:
         oldest_ms = max(facts.ms(end) - r.arrived_ms for r in waiting)
         oldest, tol = shown_ms(oldest_ms)
         waited = sentence(
-            f" When it returned, {counted(len(waiting), 'other request')} had been waiting for a handler, the "
+            f" {when}, {counted(len(waiting), 'other request')} had been waiting for a handler, the "
             f"oldest for {oldest}",
             claim("server_waiting", facts.ref(end), len(waiting), round(oldest_ms, 3), tol),
         )
         if facts.server_kind == "single":
             waited += sentence(
-                ": this server handles one request at a time, and the blocked thread was that one",
+                f": this server handles one request at a time, and {holder} was that one",
                 claim("detail", "request.arrived", "server", Literal("single")),
             )
         parts.append(waited + ".")
     if busy:
         parts.append(
             sentence(
-                f" When it returned, {counted(len(busy), 'other request')} {'was' if len(busy) == 1 else 'were'} "
+                f" {when}, {counted(len(busy), 'other request')} {'was' if len(busy) == 1 else 'were'} "
                 "still being handled, each on a thread of its own.",
                 claim("server_busy", facts.ref(end), len(busy)),
             )
@@ -254,10 +323,10 @@ def _blocked(facts: Facts) -> Moment | None:
                 claim("detail", "request.arrived", "server", Literal(kind)),
             )
         )
-    return _moment("What does 'blocked' mean here?", join(parts, ""), facts.step(send))
+    return parts
 
 
-ENDED = {False: "failed", True: "gave up waiting for an answer"}  # a worker's end, by whether an answer came
+ENDED = {False: "failed", True: "ended without an answer"}  # a worker's end, by whether an answer came
 
 
 def _how_it_ended(facts: Facts, failed: Event, error: str) -> Sentence:
@@ -368,6 +437,19 @@ def _failure(facts: Facts) -> Moment | None:
                         status,
                     )
                 )
+    elif response is not None and _raised_through_coroutine(facts, failed):
+        raised = facts.first("coroutine.failed")
+        parts.append(
+            sentence(
+                f" It came back through the coroutine that awaited the send, which raised it at step "
+                f"{facts.step(raised)}, to the request's thread, and the route turned it into HTTP {facts.status} for "
+                f"the client at step {facts.step(response)}.",
+                order(facts, failed, raised),
+                order(facts, raised, response),
+                claim("same_thread", "response.sent", "request.received"),
+                claim("detail", "response.sent", "status", Literal(facts.status)),
+            )
+        )
     elif response is not None:
         parts.append(
             sentence(
@@ -376,7 +458,31 @@ def _failure(facts: Facts) -> Moment | None:
                 claim("detail", "response.sent", "status", Literal(facts.status)),
             )
         )
+        if (
+            (facts.status or 0) >= 500
+            and facts.in_mailbox is not None
+            and facts.position(facts.in_mailbox) < facts.position(response)
+        ):
+            parts.append(
+                sentence(
+                    " So the client was told of a failure for an email that had arrived: a user who tries again "
+                    "sends a second copy.",
+                    order(facts, facts.in_mailbox, response),
+                    claim("happened", facts.ref(facts.in_mailbox)),
+                )
+            )
     return _moment("Where did the error go?", join(parts, ""), facts.step(failed))
+
+
+def _raised_through_coroutine(facts: Facts, failed: Event) -> bool:
+    """The send's failure was raised again by the coroutine that awaited it, before the answer."""
+    raised, response = facts.first("coroutine.failed"), facts.response
+    return (
+        facts.awaited_call is not None
+        and raised is not None
+        and response is not None
+        and facts.position(failed) < facts.position(raised) < facts.position(response)
+    )
 
 
 def _retries(facts: Facts) -> Moment | None:
@@ -406,7 +512,7 @@ def _retries(facts: Facts) -> Moment | None:
             parts.append(
                 sentence(
                     " But the whole message had gone out and no answer came: it may already have been in the "
-                    "mailbox, and a retry can deliver it again.",
+                    "mailbox, so sending it again risked a second copy.",
                     claim("detail", ref, "outcome", Literal("unknown")),
                 )
             )
@@ -424,7 +530,7 @@ def _retries(facts: Facts) -> Moment | None:
         parts.append(sentence(f" Attempt {attempt + 1} began {gap} later.", gap_claim))
     if facts.outcome == "delivered":
         proof = facts.in_mailbox or facts.first("smtp.accepted")
-        parts.append(sentence(" In the end the email went through.", claim("happened", facts.ref(proof))))
+        parts.append(sentence(" In the end the email reached the mailbox.", claim("happened", facts.ref(proof))))
     elif facts.outcome == "failed":
         parts.append(
             sentence(" In the end it could not be delivered.", claim("happened", facts.ref(facts.final_failure)))
@@ -486,8 +592,9 @@ def _copies(facts: Facts) -> Moment | None:
     if len(copies) > 1 and len(headers) == 1 and "" not in headers:
         parts.append(
             sentence(
-                " Every copy carried the same Message-ID: the sender sent one message again, because it could not "
-                "tell whether the earlier send had arrived. That is at-least-once delivery.",
+                f" Every copy carried the same Message-ID, {next(iter(headers))}: the same message was sent again "
+                "after a send whose result the sender never learned. That is at-least-once delivery: nothing lost, "
+                "but copies possible.",
                 *(
                     claim(
                         "detail",
@@ -591,7 +698,7 @@ def _sink_hold(facts: Facts) -> Moment | None:
         before, before_claim = gap_phrase(facts, response, started)
         parts.append(
             sentence(
-                f" None of it was the client's: the answer had left {before} before the wait began.",
+                f" The client did not wait for any of it: its answer had left {before} before the sink began to hold.",
                 order(facts, response, started),
                 before_claim,
             )
@@ -666,6 +773,22 @@ def _arrival(facts: Facts) -> Moment | None:
                     f" The sink's {what} came {gap} after the client had its answer.",
                     order(facts, response, arrived),
                     gap_claim,
+                )
+            )
+        elif (
+            facts.awaited_call is not None
+            and facts.in_coroutine(facts.send)
+            and facts.coroutine_end is not None
+            and facts.position(facts.coroutine_end) < facts.position(response)
+        ):
+            parts.append(
+                sentence(
+                    f" The sink's {what} came {gap} before the answer left: the route's coroutine awaited the send, "
+                    "and the answer waited for the coroutine.",
+                    order(facts, arrived, response),
+                    gap_claim,
+                    order(facts, facts.awaited_call, facts.send),
+                    order(facts, facts.coroutine_end, response),
                 )
             )
         else:

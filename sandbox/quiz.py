@@ -15,7 +15,7 @@ from sandbox.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
 from sandbox.facts import IN_MAILBOX_ENDS, Facts, slowest_wait_ms, stores_copy, unanswered, wait_tol
 from sandbox.sink import SINK_THREAD_NAME
-from sandbox.steps import Row, counted, mailbox_at, message_numbers, quoted, request_state, times
+from sandbox.steps import AWAITING_STATE, Row, counted, mailbox_at, message_numbers, quoted, request_state, times
 from sandbox.tracer import Event
 
 OPTIONS_PER_QUESTION = 4
@@ -32,6 +32,7 @@ QUIZ_KINDS = (
     "why_no_context",
     "who_waits",
     "copies",
+    "async_def",
 )
 
 # What a step did, in a few words, for options and feedback.
@@ -64,13 +65,17 @@ LABELS = {
     "sink.client_left": "the sink found the client gone",
     "worker.finished": "the worker finished",
     "worker.failed": "the worker failed",
+    "coroutine.called": "the route handed its coroutine to app.ensure_sync()",
+    "coroutine.started": "the coroutine began on the event loop's thread",
+    "coroutine.finished": "the coroutine returned",
+    "coroutine.failed": "the coroutine raised the send's error",
     "response.sent": "the answer left for the client",
 }
 # The same steps when no answer came after the data: the sender gave up without learning the email's fate.
 UNANSWERED_LABELS = {
-    "smtp.failed": "mail.send() gave up waiting for an answer",
+    "smtp.failed": "mail.send() ended without an answer",
     "attempt.failed": "an attempt got no answer",
-    "worker.failed": "the worker gave up waiting for an answer",
+    "worker.failed": "the worker ended without an answer",
 }
 
 
@@ -143,6 +148,7 @@ def make_quiz(
         "why_no_context": lambda: _why_no_context(facts, rng),
         "who_waits": lambda: _who_waits(facts, rng),
         "copies": lambda: _copies(facts, rng),
+        "async_def": lambda: _async_def(facts, rng),
     }
     questions = [builders[kind]() for kind in QUIZ_KINDS if kind in kinds]
     return [q for q in questions if q is not None]
@@ -223,6 +229,28 @@ STEP_MISCONCEPTIONS = {
 }
 
 
+# The same two wrong steps when the answer left after the sink's 250 (the route waited for the send): then picking
+# one is not believing that the answer waits, or that answering delivers, but taking one event for the other.
+AFTER_ACCEPT_MISCONCEPTIONS = {
+    ("response_step", "sink.accepted"): "Believes the sink's 250 is the route's HTTP answer",
+    ("accept_step", "response.sent"): "Believes the route's HTTP answer is the sink's 250",
+}
+
+
+def _step_misconception(facts: Facts, kind: str, event: Event) -> str | None:
+    """The misconception a wrong step stands for, true to this run's order of answer and 250; None for a step
+    that stands for none (a neighbour, or not the first event of its kind)."""
+    if facts.first(event.kind) is not event:
+        return None
+    accepted, response = facts.first("sink.accepted"), facts.response
+    answered_after = (
+        accepted is not None and response is not None and facts.position(accepted) < facts.position(response)
+    )
+    if answered_after and (kind, event.kind) in AFTER_ACCEPT_MISCONCEPTIONS:
+        return AFTER_ACCEPT_MISCONCEPTIONS[(kind, event.kind)]
+    return STEP_MISCONCEPTIONS.get((kind, event.kind))
+
+
 def _you_may(misconception: str) -> str:
     """A misconception tag ("Believes the answer waits...") said to the student: "You may believe the answer..."."""
     for tag, said in (("Believes ", "You may believe "), ("Blames ", "You may be blaming ")):
@@ -250,7 +278,7 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
     wrong = []
     for event in wrong_events:
         k = facts.step(event)
-        misconception = STEP_MISCONCEPTIONS.get((kind, event.kind)) if facts.first(event.kind) is event else None
+        misconception = _step_misconception(facts, kind, event)
         relation = _relation(facts, event, right_event)
         feedback = (
             sentence(
@@ -305,6 +333,8 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
         return None  # retries ran on several consumer threads: no one thread is the answer
     request_choice = f"{received.thread} (the thread handling the request)"
     on_request = facts.on_request(send)
+    if not on_request and facts.awaited_call is not None and facts.in_coroutine(send):
+        return _awaited_send_thread(facts, rng, request_choice)
     same = claim("same_thread", "send.started", "request.received")
     other = claim("other_thread", "send.started", "request.received")
     where = sentence(
@@ -345,19 +375,7 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
                 Sentence("You may be thinking the route sends the mail itself; ") + where,
             )
         ]
-    not_sink = (
-        claim("other_thread", "send.started", "sink.data_received")
-        if facts.first("sink.data_received")
-        else claim("happened", "send.started")
-    )
-    wrong.append(
-        Choice(
-            "smtp-sink (the SMTP sink's thread)",
-            (not_sink,),
-            "Believes the SMTP server runs the app's code",
-            Sentence("You may be thinking the mail server runs the app's code; ") + where,
-        )
-    )
+    wrong.append(_sink_thread_choice(facts, where))
     wrong.append(
         Choice(
             "A separate process",
@@ -370,6 +388,62 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
         "send_thread",
         sentence("Which thread ran mail.send()?", claim("happened", "send.started")),
         right,
+        wrong,
+        where,
+        facts.step(send),
+        rng,
+    )
+
+
+def _awaited_send_thread(facts: Facts, rng: random.Random, request_choice: str) -> Question | None:
+    """``send_thread`` for an async view: the send ran on an executor thread the coroutine awaited, neither the
+    request's thread (which waited in ``ensure_sync``) nor the event loop's (where the coroutine ran)."""
+    send, loop = facts.send, facts.coroutine
+    assert send is not None
+    via = send.details.get("via")
+    other = claim("other_thread", "send.started", "request.received")
+    where = sentence(
+        f"Step {facts.step(send)} shows mail.send() called on {send.thread}, an executor thread: the coroutine "
+        f"awaited it through {via}",
+        claim("happened", "send.started"),
+        other,
+        claim("detail", "send.started", "via", Literal(via)),
+    )
+    off_loop = loop is not None and loop.thread_id != send.thread_id
+    if off_loop:
+        where += sentence(
+            f", while the coroutine itself ran on {loop.thread}, the event loop's thread.",
+            claim("other_thread", "send.started", "coroutine.started"),
+            claim("other_thread", "coroutine.started", "request.received"),
+        )
+    else:
+        where += "."
+    wrong = [
+        Choice(
+            request_choice,
+            (other,),
+            "Believes an async view runs what it awaits on the thread handling the request",
+            Sentence("You may be thinking an async view runs what it awaits on the thread handling the request; ")
+            + where,
+        )
+    ]
+    if off_loop:
+        wrong.append(
+            Choice(
+                f"{loop.thread} (the event loop's thread, where the coroutine ran)",
+                (claim("other_thread", "send.started", "coroutine.started"),),
+                "Believes awaiting runs a blocking call on the event loop's own thread",
+                Sentence("You may be thinking awaiting runs the call on the event loop's own thread; ") + where,
+            )
+        )
+    wrong.append(_sink_thread_choice(facts, where))
+    return _question(
+        "send_thread",
+        sentence("Which thread ran mail.send()?", claim("happened", "send.started")),
+        Choice(
+            f"{send.thread} (an executor thread the coroutine awaited)",
+            (other, claim("detail", "send.started", "via", Literal(via))),
+        ),
         wrong,
         where,
         facts.step(send),
@@ -459,6 +533,13 @@ REQUEST_STATE_CHOICES = (
     ("Answered: its work was done", "Believes the request is over before it is"),
     ("Waiting for a handler thread", "Confuses the request's thread with the server's queue"),
 )
+AWAITING_CHOICE = "Waiting in app.ensure_sync() for the coroutine to finish"
+# The wrong states for a request whose async view awaits the send elsewhere, with what picking each means there.
+AWAITING_WRONG = (
+    ("Blocked inside mail.send()", "Believes an async view runs what it awaits on the thread handling the request"),
+    ("Answered: its work was done", "Believes an async view answers before what it awaits is done"),
+    ("Running the route", "Believes the route is still working when it is not"),
+)
 
 
 def _request_thread_at(facts: Facts, rng: random.Random) -> Question | None:
@@ -472,6 +553,7 @@ def _request_thread_at(facts: Facts, rng: random.Random) -> Question | None:
         "Request: running the route": "Running the route",
         "Request: blocked inside mail.send()": "Blocked inside mail.send()",
         "Request: waiting for a handler thread": "Waiting for a handler thread",
+        AWAITING_STATE: AWAITING_CHOICE,
     }
     right_text = texts.get(
         state.text, "Answered: its work was done" if state.text.startswith("Request: answered") else None
@@ -479,7 +561,7 @@ def _request_thread_at(facts: Facts, rng: random.Random) -> Question | None:
     if right_text is None:
         return None
     wrong = []
-    for text, misconception in REQUEST_STATE_CHOICES:
+    for text, misconception in AWAITING_WRONG if right_text == AWAITING_CHOICE else REQUEST_STATE_CHOICES:
         if text != right_text:
             # The claims that make the right state true also make this one false: the states exclude each other.
             wrong.append(
@@ -565,8 +647,24 @@ def _which_first(facts: Facts, rng: random.Random) -> Question | None:
     )
 
 
+def _sink_thread_choice(facts: Facts, where: Sentence) -> Choice:
+    """The distractor "the sink's thread ran mail.send()", for the questions on which thread sent."""
+    not_sink = (
+        claim("other_thread", "send.started", "sink.data_received")
+        if facts.first("sink.data_received")
+        else claim("happened", "send.started")
+    )
+    return Choice(
+        "smtp-sink (the SMTP sink's thread)",
+        (not_sink,),
+        "Believes the SMTP server runs the app's code",
+        Sentence("You may be thinking the mail server runs the app's code; ") + where,
+    )
+
+
 def _capital(text: str) -> str:
-    return text[0].upper() + text[1:]
+    """``text`` with a capital first letter, unless it starts with code (``mail.send()``), which keeps its case."""
+    return text if text.startswith("mail.") else text[0].upper() + text[1:]
 
 
 # The sandbox's sink runs in the app's process only so that its side can be watched; a real mail server is another
@@ -733,6 +831,11 @@ KILL_FATES = (
     ),
 )
 FATE_BY_ORIGIN = {None: 0, "route": 1, "pool": 1, "consumer": 2}
+# An async view's send ran on an executor thread, but the request's answer waited for it, so the first fate holds.
+AWAITED_KILL_REASON = (
+    "The send ran on an executor thread, but the request's thread was still waiting in app.ensure_sync() for the "
+    "coroutine that awaited it, so no answer had left: the request dies with the process, answer and all."
+)
 ALREADY_DELIVERED = "Nothing happens to it: the server had already answered 250"
 DELIVERED_ONCE_SENT = "Believes the email is delivered once its data is sent"
 
@@ -753,11 +856,22 @@ def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
         return None  # only the first conversation, ended by the 250 that first put the email in the mailbox
     n = facts.step(data)
     text, right_claim, _, reason = KILL_FATES[FATE_BY_ORIGIN[facts.worker_origin]]
+    right_claims: tuple[str, ...] = (right_claim,)
+    if facts.awaited_call is not None and facts.in_coroutine(data):
+        response = facts.response
+        if response is None or facts.position(response) < facts.position(data):
+            return None
+        text, reason = KILL_FATES[0][0], AWAITED_KILL_REASON
+        right_claims = (
+            claim("other_thread", "smtp.data_sent", "request.received"),
+            claim("same_thread", "coroutine.called", "request.received"),
+            claim("before", "smtp.data_sent", "response.sent"),
+        )
     explanation = sentence(
         f"At step {n} the whole message had gone out, and the 250 came only at step {facts.step(accepted)}. ",
         claim("step", n, "smtp.data_sent"),
         claim("before", "smtp.data_sent", "sink.accepted"),
-    ) + sentence(reason, right_claim)
+    ) + Sentence(reason, right_claims)
     wrong = [
         Choice(other, (negate(c),), why, Sentence(_you_may(why) + ". ") + explanation)
         for other, c, why, _ in KILL_FATES
@@ -778,7 +892,7 @@ def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
             "another machine, carried on. What would become of this email?",
             claim("step", n, "smtp.data_sent"),
         ),
-        Choice(text, (right_claim, claim("before", f"@{n}", "sink.accepted"))),
+        Choice(text, (*right_claims, claim("before", f"@{n}", "sink.accepted"))),
         wrong,
         explanation,
         n,
@@ -864,6 +978,8 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
     send, end = facts.send, facts.first("smtp.accepted", "smtp.failed")
     server = facts.server
     if send is None or end is None or facts.handoff is not None or not server.observed:
+        return None
+    if not facts.on_request(send):  # an async view's send: the request's thread waited, but not inside mail.send()
         return None
     if facts.first("sink.data_received") is None:  # no sink lane: nothing to show the process kept working
         return None
@@ -969,3 +1085,132 @@ def _copies(facts: Facts, rng: random.Random) -> Question | None:
         facts.step(copies[-1]) if copies else None,
         rng,
     )
+
+
+ASYNC_NO = "No: Flask runs an async view to its end before it answers, so the answer still waits for the send"
+ASYNC_BACKGROUND = "Yes: async def runs the send in the background"
+ASYNC_TASK = "Yes, if the view starts the send with asyncio.create_task and returns"
+ASYNC_UNSUPPORTED = "No, because Flask cannot run async views"
+ASYNC_MISCONCEPTIONS = {
+    ASYNC_BACKGROUND: "Believes async def runs a view's work in the background",
+    ASYNC_TASK: "Believes a task the view leaves running carries on after the view has returned",
+    ASYNC_UNSUPPORTED: "Believes Flask cannot run async views",
+}
+ASYNC_WHY = {
+    ASYNC_BACKGROUND: "async def makes the view a coroutine, and Flask runs that coroutine to its end before it "
+    "answers. ",
+    ASYNC_TASK: "Flask's docs say a task the view leaves running is cancelled when the view's event loop ends, and "
+    "that loop ends as the view returns: only a thread, a pool or a queue that outlives the view lets the answer "
+    "go first. ",
+    ASYNC_UNSUPPORTED: "It can, once asgiref is installed (pip install flask[async]): app.ensure_sync() runs the "
+    "view's coroutine on an event loop in another thread and waits for it. ",
+}
+
+
+def _async_def(facts: Facts, rng: random.Random) -> Question | None:
+    """Would writing the route as ``async def`` (awaiting the send) let its answer leave before the server's 250?
+
+    Asked of a send the route waited for, when the run decides it: mail.send() returned with the 250 and the answer
+    left after it. A blocking send shows the send between the request's start and its answer, on the thread that
+    answered; an async view's run shows it directly: the answer left after the awaited send had ended.
+    """
+    send, end, response, received = facts.send, facts.send_end, facts.response, facts.received
+    if send is None or end is None or response is None or received is None or facts.handoff is not None:
+        return None
+    if end.kind != "smtp.accepted" or facts.position(response) < facts.position(end):
+        return None
+    n, m = facts.step(response), facts.step(end)
+    gap, gap_claim = _gap(facts, end, response)
+    if facts.on_request(send):
+        asked = (
+            "Would writing this route as async def (awaiting the send) let its answer leave before the mail "
+            "server's 250?"
+        )
+        shown = sentence(
+            f"In this run mail.send() ran on the request's thread, {send.thread}, from step {facts.step(send)} to "
+            f"step {m}: after the request's start at step {facts.step(received)} and {gap} before its answer at "
+            f"step {n}, on that same thread. Written as async def, the view would await the send, and Flask would "
+            "still wait for the whole view before answering.",
+            claim("same_thread", "send.started", "request.received"),
+            claim("same_thread", facts.ref(end), "request.received"),
+            claim("same_thread", "response.sent", "request.received"),
+            claim("before", "request.received", "send.started"),
+            _is_first(facts, received),
+            _is_first(facts, send),
+            _is_first(facts, end),
+            claim("step", n, "response.sent"),
+            claim("before", facts.ref(end), "response.sent"),
+            gap_claim,
+        )
+        evidence: tuple[str, ...] = (
+            claim("same_thread", "send.started", "response.sent"),
+            claim("before", facts.ref(end), "response.sent"),
+        )
+        ran = Sentence("")
+        verdict = "The answer would still wait for the send. "
+    else:
+        called, loop, finished = facts.awaited_call, facts.coroutine, facts.coroutine_end
+        if called is None or loop is None or finished is None or not facts.in_coroutine(send):
+            return None
+        if not facts.position(end) < facts.position(finished) < facts.position(response):
+            return None
+        asked = (
+            "This route is written as async def and awaits the send. Does that let its answer leave before the mail "
+            "server's 250?"
+        )
+        shown = sentence(
+            f"In this run the coroutine, on {loop.thread}, awaited mail.send() on {send.thread}; the awaited "
+            f"send ended with the 250 at step {m}, the coroutine at step {facts.step(finished)}, and the answer left "
+            f"at step {n}, {gap} after the send had ended, from the request's thread, which had waited in "
+            "app.ensure_sync() since step "
+            f"{facts.step(called)}.",
+            claim("other_thread", "send.started", "request.received"),
+            claim("other_thread", "coroutine.started", "request.received"),
+            claim("same_thread", "coroutine.called", "request.received"),
+            claim("same_thread", "response.sent", "request.received"),
+            _is_first(facts, called),
+            _is_first(facts, end),
+            _is_first(facts, finished),
+            claim("step", n, "response.sent"),
+            claim("before", facts.ref(end), facts.ref(finished)),
+            claim("before", facts.ref(finished), "response.sent"),
+            gap_claim,
+        )
+        evidence = (
+            claim("before", facts.ref(end), "response.sent"),
+            claim("before", facts.ref(finished), "response.sent"),
+        )
+        ran = sentence(
+            f"This run ran one: its coroutine started at step {facts.step(loop)}. ",
+            _is_first(facts, loop),
+            claim("other_thread", "coroutine.started", "request.received"),
+        )
+        verdict = "The answer still waited for the send. "
+    explanation = Sentence(verdict, evidence) + shown
+    wrong = [
+        Choice(
+            text,
+            evidence,
+            ASYNC_MISCONCEPTIONS[text],
+            Sentence(f"{_you_may(ASYNC_MISCONCEPTIONS[text])}. {ASYNC_WHY[text]}", evidence)
+            + (ran if text == ASYNC_UNSUPPORTED else Sentence(""))
+            + shown,
+        )
+        for text in (ASYNC_BACKGROUND, ASYNC_TASK, ASYNC_UNSUPPORTED)
+    ]
+    return _question(
+        "async_def",
+        sentence(asked, claim("happened", "smtp.accepted"), claim("happened", "response.sent")),
+        Choice(ASYNC_NO, evidence),
+        wrong,
+        explanation,
+        n,
+        rng,
+    )
+
+
+def _gap(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
+    """The time from one event to a later one, as shown, and its claim."""
+    value = facts.gap_ms(earlier, later)
+    text, tol = shown_gap(value)
+    return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)

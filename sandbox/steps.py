@@ -2,7 +2,8 @@
 
 Each cell is a :class:`~sandbox.claims.Sentence` chosen from the facts of this run, with the claims that make it
 true. Thread State is the state of the threads that matter (the request's thread and the worker, if the send was
-handed on); Main App State is the web server as a whole: what it was doing for everybody else at that moment.
+handed on, or the coroutine of an async view, which the request's thread waits for); Main App State is the web
+server as a whole: what it was doing for everybody else at that moment.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from sandbox.facts import (
 from sandbox.tracer import Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
-TRACKER_NAMES = {"request": "Request thread", "worker": "Worker", "server": "Web server", "email": "Email"}
+# An async def view hands its send to no worker: the thread that matters beside the request's is the coroutine's.
+AWAITED_STATE_FIELDS = ("request", "coroutine", "server", "email")
+TRACKER_NAMES = {
+    "request": "Request thread",
+    "worker": "Worker",
+    "coroutine": "Coroutine",
+    "server": "Web server",
+    "email": "Email",
+}
 
 
 @dataclass(frozen=True)
@@ -71,16 +80,18 @@ def execution_table(trace: Trace, server: ServerView = NOT_OBSERVED) -> list[Row
 def rows_from(facts: Facts) -> list[Row]:
     """One row per visible event, numbered from 1, with the state after it and what an observer would see."""
     rows = []
+    fields = AWAITED_STATE_FIELDS if facts.awaited_call is not None else STATE_FIELDS
+    beside = fields[1]  # the worker, or the coroutine of an async view
     for n, event in enumerate(facts.visible, start=1):
         cells = {
             "action": describe_action(facts, event, n),
             "request": request_state(facts, n),
-            "worker": worker_state(facts, n),
+            beside: coroutine_state(facts, n) if beside == "coroutine" else worker_state(facts, n),
             "server": server_state(facts, n),
             "email": email_state(facts, n),
             "output": describe_output(facts, event, n),
         }
-        thread_state = join([cells["request"], cells["worker"]], " · ")
+        thread_state = join([cells["request"], cells[beside]], " · ")
         rows.append(
             Row(
                 step=n,
@@ -102,7 +113,7 @@ def rows_from(facts: Facts) -> list[Row]:
                     "output": cells["output"].claims,
                     "email_state": cells["email"].claims,
                 },
-                states={name: cells[name].text for name in STATE_FIELDS},
+                states={name: cells[name].text for name in fields},
             )
         )
     return rows
@@ -183,7 +194,17 @@ def hold_ending(facts: Facts, end: Event, tense: int) -> Sentence:
 
 
 # Thread State: the request's thread -------------------------------------------------------------------------------
-REQUEST_KINDS = ("request.received", "send.started", "smtp.accepted", "smtp.failed", "response.sent")
+REQUEST_KINDS = (
+    "request.received",
+    "coroutine.called",
+    "send.started",
+    "smtp.accepted",
+    "smtp.failed",
+    "response.sent",
+)
+
+
+AWAITING_STATE = "Request: waiting in app.ensure_sync() for the coroutine to finish"
 
 
 def request_state(facts: Facts, n: int) -> Sentence:
@@ -203,6 +224,9 @@ def request_state(facts: Facts, n: int) -> Sentence:
     match event.kind:
         case "request.received":
             text = "Request: running the route"
+        case "coroutine.called":
+            text = AWAITING_STATE
+            claims.append(claim("same_thread", facts.ref(event), "request.received"))
         case "send.started":
             text = "Request: blocked inside mail.send()"
             claims.append(claim("same_thread", facts.ref(event), "request.received"))
@@ -282,7 +306,7 @@ def worker_state(facts: Facts, n: int) -> Sentence:
             if event.kind == "worker.finished":
                 done = "finished the send"
             elif unanswered(event):
-                done = "gave up waiting for an answer and recorded it"
+                done = "ended without an answer and recorded it"
             else:
                 done = "failed and recorded the error"
             if origin == "route":
@@ -295,6 +319,69 @@ def worker_state(facts: Facts, n: int) -> Sentence:
             else:
                 text = f"Consumer thread {name}: {done}; it takes the next task"
                 claims.append(claim("happened", "queue.stored"))
+    return Sentence(text, tuple(claims))
+
+
+# Thread State: the coroutine of an async view ---------------------------------------------------------------------
+COROUTINE_KINDS = (
+    "coroutine.called",
+    "coroutine.started",
+    "send.started",
+    "smtp.data_sent",
+    "smtp.accepted",
+    "smtp.failed",
+    "coroutine.finished",
+    "coroutine.failed",
+)
+
+
+def coroutine_state(facts: Facts, n: int) -> Sentence:
+    """Where the coroutine of an async view is: handed to ``ensure_sync``, running on the event loop's thread, or
+    suspended in ``await`` while the send runs on an executor thread; the request's own state is told apart."""
+    called = facts.awaited_call
+    if called is None:
+        return Sentence("")
+
+    def ours(e: Event) -> bool:
+        return e is called or facts.in_coroutine(e)
+
+    upto = facts.position(facts.visible[n - 1])
+    candidates = [e for e in facts.events[: upto + 1] if e.kind in COROUTINE_KINDS and ours(e)]
+    if not candidates:
+        return sentence("Coroutine: not called yet", claim("before", f"@{n}", facts.ref(called)))
+    event = candidates[-1]
+    ends = tuple(k for k in COROUTINE_KINDS if facts.first(k) and all(ours(e) for e in facts.all(k)))
+    claims = holds(facts, event, n, ends)
+    ref = facts.ref(event)
+    loop = facts.coroutine
+    where = f"Coroutine on {loop.thread}" if loop is not None else "Coroutine"
+    if loop is not None and event.kind != "coroutine.called":
+        on_loop = event.thread_id == loop.thread_id
+        claims.append(claim("same_thread" if on_loop else "other_thread", ref, facts.ref(loop)))
+    if event.kind != "coroutine.called":
+        claims.append(claim("other_thread", ref, "request.received"))
+    match event.kind:
+        case "coroutine.called":
+            text = "Coroutine: handed to app.ensure_sync(), not started yet"
+            claims.append(claim("same_thread", ref, "request.received"))
+        case "coroutine.started":
+            text = f"{where}: running"
+        case "send.started":
+            text = f"{where}: awaiting mail.send(), which runs on {event.thread}"
+        case "smtp.data_sent":
+            text = f"{where}: awaiting; {event.thread} waits for the server's reply"
+        case "smtp.accepted":
+            text = f"{where}: awaiting; mail.send() returned on {event.thread}"
+        case "smtp.failed":
+            text = f"{where}: awaiting; mail.send() raised on {event.thread}"
+        case "coroutine.finished":
+            text = f"{where}: returned"
+        case _:
+            text = f"{where}: raised"
+            failed = facts.first("smtp.failed")
+            if failed is not None and facts.position(failed) < facts.position(event):
+                text += " the error mail.send() raised"
+                claims.append(claim("before", "smtp.failed", ref))
     return Sentence(text, tuple(claims))
 
 
@@ -537,7 +624,22 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                     "mail.send(msg) is called on the request's own thread",
                     claim("same_thread", ref, "request.received"),
                 )
+            if facts.in_coroutine(event) and d.get("via"):
+                return _awaited_send(facts, event)
             return sentence("The worker calls mail.send(msg)", claim("other_thread", ref, "request.received"))
+        case "coroutine.called":
+            return _coroutine_called(facts, event)
+        case "coroutine.started":
+            return _coroutine_started(facts, event)
+        case "coroutine.finished":
+            return _coroutine_finished(facts, event)
+        case "coroutine.failed":
+            return sentence(
+                "The awaited call raised, so the coroutine raises too, and app.ensure_sync() raises it again on the "
+                f"request's thread: {d.get('error', '')}",
+                quoted(ref, d),
+                *_on_loop(facts, event),
+            )
         case "smtp.connected":
             return sentence(f"smtplib connects to {d.get('server', 'the SMTP server')} and greets it (EHLO)", here)
         case "smtp.data_sent":
@@ -638,6 +740,79 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
     return sentence(event.kind, here)
 
 
+def _on_loop(facts: Facts, event: Event) -> list[str]:
+    """Claims that ``event`` ran on the coroutine's event loop thread, which is not the request's."""
+    ref = facts.ref(event)
+    claims = [claim("other_thread", ref, "request.received")]
+    if facts.coroutine is not None:
+        claims.append(claim("same_thread", ref, facts.ref(facts.coroutine)))
+    return claims
+
+
+def _coroutine_called(facts: Facts, event: Event) -> Sentence:
+    """The route hands its coroutine to ``ensure_sync``; the request's thread waits for it to end."""
+    d = event.details
+    ref = facts.ref(event)
+    text = (
+        f"The route calls app.ensure_sync({d.get('function')})(msg): the view's work is a coroutine, so asgiref runs "
+        "it to its end on an event loop"
+    )
+    claims = [
+        claim("same_thread", ref, "request.received"),
+        claim("detail", ref, "function", Literal(d.get("function"))),
+        claim("detail", ref, "via", Literal(d.get("via"))),
+    ]
+    if facts.coroutine is not None:
+        text += " in another thread"
+        claims.append(claim("other_thread", facts.ref(facts.coroutine), "request.received"))
+    end = facts.coroutine_end
+    response = facts.response
+    if end is not None and response is not None and facts.position(end) < facts.position(response):
+        text += ", and this thread waits for it"
+        claims.append(claim("before", facts.ref(end), "response.sent"))
+        claims.append(claim("same_thread", "response.sent", "request.received"))
+    return Sentence(text, tuple(claims))
+
+
+def _coroutine_started(facts: Facts, event: Event) -> Sentence:
+    d = event.details
+    text = f"The coroutine {d.get('function')}() starts on {event.thread}, the event loop's thread"
+    claims = [claim("detail", facts.ref(event), "function", Literal(d.get("function"))), *_on_loop(facts, event)]
+    send = facts.send
+    if send is not None and send.details.get("via") and facts.in_coroutine(send):
+        text += f", and awaits the send through {send.details.get('via')}"
+        claims.append(claim("detail", facts.ref(send), "via", Literal(send.details.get("via"))))
+    return Sentence(text, tuple(claims))
+
+
+def _awaited_send(facts: Facts, event: Event) -> Sentence:
+    """``mail.send()`` on the executor thread the coroutine awaits, so the event loop itself is not blocked."""
+    ref = facts.ref(event)
+    via = event.details.get("via")
+    claims = [claim("other_thread", ref, "request.received"), claim("detail", ref, "via", Literal(via))]
+    text = f"mail.send(msg) is called on {event.thread}, an executor thread"
+    if facts.coroutine is not None:
+        text += f": the coroutine awaits it through {via} instead of blocking its event loop"
+        claims.append(claim("other_thread", ref, facts.ref(facts.coroutine)))
+    return Sentence(text, tuple(claims))
+
+
+def _coroutine_finished(facts: Facts, event: Event) -> Sentence:
+    ref = facts.ref(event)
+    claims = _on_loop(facts, event)
+    end = facts.send_end
+    if end is not None and end.kind == "smtp.accepted" and facts.position(end) < facts.position(event):
+        text = f"The awaited mail.send() returned at step {facts.step(end)}, so the coroutine carries on and returns"
+        claims.append(claim("before", facts.ref(end), ref))
+    else:
+        text = "The coroutine returns"
+    response = facts.response
+    if response is not None and facts.position(event) < facts.position(response):
+        text += "; app.ensure_sync() returns on the request's thread"
+        claims.append(claim("before", ref, "response.sent"))
+    return Sentence(text, tuple(claims))
+
+
 def _recognised(facts: Facts, event: Event, then: str) -> Sentence:
     """An idempotent sink's answer to a copy: it knew the Message-ID of a message it already held."""
     original = event.details.get("duplicate_of")
@@ -722,13 +897,7 @@ def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
         claim("detail", ref, "retry_in_s", Literal(d.get("retry_in_s"))),
         quoted(ref, d),
     ]
-    following = [e for e in facts.all("attempt.started") if int(e.details.get("attempt", 0)) == attempt + 1]
-    if following:
-        gap = facts.gap_ms(event, following[0])
-        shown, tol = shown_gap(gap)
-        text += f"; it came {shown} later"
-        claims.append(claim("gap_ms", ref, facts.ref(following[0]), round(gap, 3), tol))
-    return Sentence(text, tuple(claims))
+    return Sentence(text, tuple(claims)) + _next_attempt_came(facts, event, attempt, "it")
 
 
 BLIND = "blind"  # the policy a worker records when it retries whatever the error (sandbox.retrying)
@@ -766,13 +935,19 @@ def _blind_attempt_failed(facts: Facts, event: Event) -> Sentence:
     )
     if no_answer:
         text += ", though this one may already have arrived"
-    following = [e for e in facts.attempts if int(e.details.get("attempt", 0)) == attempt + 1]
-    if following:
-        gap = facts.gap_ms(event, following[0])
-        shown, tol = shown_gap(gap)
-        text += f"; attempt {attempt + 1} came {shown} later"
-        claims.append(claim("gap_ms", ref, facts.ref(following[0]), round(gap, 3), tol))
-    return Sentence(text, tuple(claims))
+    return Sentence(text, tuple(claims)) + _next_attempt_came(facts, event, attempt, f"attempt {attempt + 1}")
+
+
+def _next_attempt_came(facts: Facts, failed: Event, attempt: int, named: str) -> Sentence:
+    """ "; <named> came <gap> later", when the trace has the attempt after ``attempt`` (empty otherwise)."""
+    following = next((e for e in facts.attempts if int(e.details.get("attempt", 0)) == attempt + 1), None)
+    if following is None:
+        return Sentence("", ())
+    gap = facts.gap_ms(failed, following)
+    shown, tol = shown_gap(gap)
+    return Sentence(
+        f"; {named} came {shown} later", (claim("gap_ms", facts.ref(failed), facts.ref(following), round(gap, 3), tol),)
+    )
 
 
 def describe_output(facts: Facts, event: Event, n: int) -> Sentence:
@@ -816,6 +991,14 @@ def describe_output(facts: Facts, event: Event, n: int) -> Sentence:
             return sentence(f"The sink answers {code}", claim("happened", ref))
         case "sink.disconnected":
             return sentence("The connection drops", claim("happened", ref))
+        case "coroutine.failed" if facts.response is not None and facts.position(event) < facts.position(
+            facts.response
+        ):
+            return sentence(
+                f"The route will answer HTTP {facts.status}",
+                claim("before", ref, "response.sent"),
+                claim("detail", "response.sent", "status", Literal(facts.status)),
+            )
         case "smtp.failed" if facts.on_request(event) and facts.response is not None:
             return sentence(
                 f"The route will answer HTTP {facts.status}",
@@ -838,19 +1021,20 @@ class Tracker:
 def state_tracker(rows: list[Row]) -> Tracker:
     columns: list[str] = []
     steps: list[int | None] = []
-    values: dict[str, list[str]] = {TRACKER_NAMES[name]: [] for name in STATE_FIELDS}
+    fields = list(rows[0].states) if rows and rows[0].states else list(STATE_FIELDS)
+    values: dict[str, list[str]] = {TRACKER_NAMES[name]: [] for name in fields}
     previous: dict[str, str] | None = None
     for row in rows:
         if row.states != previous:
             columns.append(f"After step {row.step}")
             steps.append(row.step)
-            for name in STATE_FIELDS:
+            for name in fields:
                 values[TRACKER_NAMES[name]].append(row.states.get(name, "") or "-")
         previous = row.states
     if rows and steps[-1] != rows[-1].step:
         columns.append(f"Final (step {rows[-1].step})")
         steps.append(rows[-1].step)
-        for name in STATE_FIELDS:
+        for name in fields:
             values[TRACKER_NAMES[name]].append(rows[-1].states.get(name, "") or "-")
     return Tracker(columns, steps, values)
 

@@ -29,6 +29,8 @@ PACKAGE_DIR = str(Path(__file__).resolve().parent)
 PROJECT_DIR = str(Path(PACKAGE_DIR).parent)
 _THIS_FILE = str(Path(__file__).resolve())
 F = TypeVar("F", bound=Callable[..., Any])
+# How a route hands a send on and answers without waiting: it started a thread, queued it for a pool, stored a task.
+HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +99,14 @@ class Trace:
         """True once nothing more will be recorded here: the answer left, and any background send has ended.
 
         A send handed to a worker (thread, pool, queue) is complete only when that worker finished or failed; an
-        error answer or a blocking send is complete with the answer.
+        error answer, or a send the route waited for (``sync``, or awaited by an ``async def`` view), is complete
+        with the answer. Read from the events: the route records its hand-off before it answers.
         """
         response = self.first("response.sent")
         if response is None:
             return False
-        if self.mode == "sync" or int(response.details.get("status", 200)) >= 400:
+        handed_off = any(self.first(kind) is not None for kind in HANDOFF_KINDS)
+        if not handed_off or int(response.details.get("status", 200)) >= 400:
             return True
         return self.first("worker.finished") is not None or self.first("worker.failed") is not None
 

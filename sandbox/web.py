@@ -37,7 +37,7 @@ from sandbox.security import CONTENT_SECURITY_POLICY
 from sandbox.send_request import BadInput, parse_send_request, read_json
 from sandbox.shutdown_demo import HOLD_S, DemoBusy, run_cases
 from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
-from sandbox.strategies import SEND_MODES, STRATEGIES
+from sandbox.strategies import ANSWERS_AFTER_SEND, SEND_MODES, STRATEGIES
 from sandbox.tracer import TRACES_KEPT, thread_identity
 
 bp = Blueprint("sandbox", __name__)
@@ -160,7 +160,7 @@ def send_email(mode: str) -> tuple[Response, int]:
         status = err.http_status
         body = {"error": str(err), "outcome": err.outcome, "mode": mode, "trace_id": trace_id}
         return jsonify(body | {"response_ms": stamp_response(status)}), status
-    status = 200 if mode == "sync" else 202
+    status = 200 if mode in ANSWERS_AFTER_SEND else 202
     body = {"mode": mode, "trace_id": trace_id, "status": "sent" if status == 200 else "queued"}
     return jsonify(body | {"response_ms": stamp_response(status)}), status
 

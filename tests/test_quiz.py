@@ -7,13 +7,25 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from sandbox import create_app
 from sandbox.client import call
 from sandbox.facts import Facts
-from sandbox.quiz import ANSWERED_MEANWHILE, KILL_FATES, QUIZ_KINDS, WAITED_MEANWHILE, make_quiz
+from sandbox.quiz import (
+    ANSWERED_MEANWHILE,
+    ASYNC_BACKGROUND,
+    ASYNC_NO,
+    ASYNC_TASK,
+    ASYNC_UNSUPPORTED,
+    KILL_FATES,
+    QUIZ_KINDS,
+    WAITED_MEANWHILE,
+    make_quiz,
+)
 from sandbox.render.document import report, trace_document
 from sandbox.runtime import Sandbox
 from sandbox.sink import Sink
 from sandbox.steps import rows_from
+from sandbox.tracer import Event, Trace
 from tests.conftest import record_trace, settings_for_tests
 from tests.truth import evaluate
 
@@ -74,7 +86,12 @@ def test_the_what_if_answer_follows_the_partners_fate(recorded_traces) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "fate"),
-    [("sync", KILL_FATES[0][0]), ("thread", KILL_FATES[1][0]), ("pool", KILL_FATES[1][0])],
+    [
+        ("sync", KILL_FATES[0][0]),
+        ("async-def", KILL_FATES[0][0]),
+        ("thread", KILL_FATES[1][0]),
+        ("pool", KILL_FATES[1][0]),
+    ],
 )
 def test_killed_at_answers_from_where_the_send_lived(app: Flask, sink: Sink, mode: str, fate: str) -> None:
     sink.handler.delay_s = 0.1
@@ -108,3 +125,67 @@ def test_who_waits_is_answered_by_the_server_that_really_ran(server: str, right:
         document = call(f"{sandbox.url}api/traces/{trace_id}").body
     [question] = [q for q in document["quiz"] if q["kind"] == "who_waits"]
     assert question["options"][question["answer"]] == right
+
+
+@pytest.mark.parametrize("mode", ["sync", "async-def"])
+def test_async_def_is_answered_by_the_run_of_a_send_the_route_waited_for(app: Flask, sink: Sink, mode: str) -> None:
+    sink.handler.delay_s = 0.1
+    trace = record_trace(app, mode)
+    [question] = [q for q in quiz_of(trace) if q.kind == "async_def"]
+    assert question.options[question.answer] == ASYNC_NO
+    assert set(question.options) == {ASYNC_NO, ASYNC_BACKGROUND, ASYNC_TASK, ASYNC_UNSUPPORTED}
+    assert question.misconceptions[question.answer] is None
+    assert all(question.misconceptions[i] for i in range(len(question.options)) if i != question.answer)
+    assert all(f.startswith("You may believe ") for i, f in enumerate(question.feedback) if i != question.answer)
+    facts = Facts(trace)
+    answered, ended = facts.step(facts.response), facts.step(facts.send_end)
+    assert ended < answered and question.step == answered
+    assert f"step {ended}" in question.explanation and f"step {answered}" in question.explanation
+    if mode == "sync":
+        assert "on the request's thread" in question.explanation
+    else:
+        assert question.question.startswith("This route is written as async def")
+        assert "waited in app.ensure_sync()" in question.explanation
+    document = trace_document(report(trace))
+    for claims in question.claims.values():
+        assert claims and all(evaluate(claim, document) for claim in claims)
+
+
+def test_async_def_is_not_asked_when_the_run_cannot_decide_it(app: Flask, closed_port: int) -> None:
+    # A send handed to a worker: the answer did not wait for it, so the question is not about this route.
+    assert not [q for q in quiz_of(record_trace(app, "thread")) if q.kind == "async_def"]
+    # No 250 ever came: "before the mail server's 250" has no answer in this run.
+    dead = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_PORT": closed_port})
+    for mode in ("sync", "async-def"):
+        trace = record_trace(dead, mode)
+        assert trace.first("smtp.failed") is not None
+        assert not [q for q in quiz_of(trace) if q.kind == "async_def"]
+
+
+def test_async_def_is_not_asked_of_a_send_that_has_not_ended() -> None:
+    events = [
+        Event(t * 1_000_000, thread, tid, kind, details, "sandbox/x.py", 1, "f")
+        for t, thread, tid, kind, details in (
+            (0, "request-1", 1, "request.received", {"method": "POST", "path": "/send-email/async-def"}),
+            (1, "request-1", 1, "message.built", {}),
+            (2, "request-1", 1, "coroutine.called", {"function": "send_and_await", "via": "app.ensure_sync"}),
+            (3, "loop-1", 2, "coroutine.started", {"function": "send_and_await", "loop": "loop-1"}),
+            (4, "asyncio_0", 3, "send.started", {"via": "asyncio.to_thread"}),
+            (5, "asyncio_0", 3, "smtp.data_sent", {"size": 1}),
+        )
+    ]
+    trace = Trace("t", "async-def", "threaded", 0.0, {}, {}, events)
+    assert not [q for q in quiz_of(trace) if q.kind == "async_def"]
+
+
+def test_an_async_views_send_is_placed_on_its_executor_thread_and_its_request_waits(app: Flask, sink: Sink) -> None:
+    sink.handler.delay_s = 0.1
+    trace = record_trace(app, "async-def")
+    questions = {q.kind: q for q in quiz_of(trace)}
+    send_thread = questions["send_thread"]
+    executor = trace.first("send.started").thread
+    assert send_thread.options[send_thread.answer] == f"{executor} (an executor thread the coroutine awaited)"
+    assert any(o.endswith("(the event loop's thread, where the coroutine ran)") for o in send_thread.options)
+    at = questions["request_thread_at"]
+    assert at.options[at.answer] == "Waiting in app.ensure_sync() for the coroutine to finish"
+    assert "who_waits" not in questions and "why_no_context" not in questions

@@ -127,3 +127,64 @@ def test_steps_from_hand_made_events() -> None:
     assert rows[3].email_state == "Not delivered by this try"
     assert rows[3].output == "The route will answer HTTP 502"
     assert rows[4].output == "HTTP 502 goes back to the client"
+
+
+def async_view_trace(*, refused: bool) -> Trace:
+    """An async def view's events: the request's thread, the event loop's (loop-1) and the executor's (asyncio_0)."""
+    loop, executor = ("loop-1", 2), ("asyncio_0", 3)
+    error = "the SMTP server refused the connection (is it running?)"
+    events = [
+        event(0, "request.received", method="POST", path="/send-email/async-def"),
+        event(1, "message.built"),
+        event(2, "coroutine.called", function="send_and_await", via="app.ensure_sync"),
+        event(3, "coroutine.started", *loop, function="send_and_await", loop="loop-1"),
+        event(4, "send.started", *executor, via="asyncio.to_thread"),
+        event(5, "smtp.connecting", *executor, server="127.0.0.1:9"),
+    ]
+    if refused:
+        events += [
+            event(6, "smtp.failed", *executor, error=error, code=None, outcome="failed"),
+            event(7, "coroutine.failed", *loop, error=error),
+            event(8, "response.sent", status=502),
+        ]
+    else:
+        events += [
+            event(6, "smtp.connected", *executor, server="127.0.0.1:9"),
+            event(7, "smtp.data_sent", *executor, size=100),
+            event(8, "smtp.accepted", *executor, recipients=["a@example.com"]),
+            event(9, "coroutine.finished", *loop),
+            event(10, "response.sent", status=200),
+        ]
+    return Trace("t", "async-def", "threaded", 0.0, {}, {}, events)
+
+
+def test_an_async_views_rows_tell_who_waits_for_whom() -> None:
+    rows = rows_from(Facts(async_view_trace(refused=False)))
+    by_kind = {row.kind: row for row in rows}
+    assert by_kind["coroutine.called"].thread_state.startswith(
+        "Request: waiting in app.ensure_sync() for the coroutine to finish · Coroutine: handed to app.ensure_sync()"
+    )
+    sent = by_kind["send.started"]
+    assert sent.action.startswith("mail.send(msg) is called on asyncio_0, an executor thread")
+    assert "request's own thread" not in sent.action
+    assert sent.thread_state.endswith("Coroutine on loop-1: awaiting mail.send(), which runs on asyncio_0")
+    assert "awaiting; asyncio_0 waits for the server's reply" in by_kind["smtp.data_sent"].thread_state
+    assert by_kind["coroutine.finished"].action.startswith("The awaited mail.send() returned at step 8")
+    assert by_kind["response.sent"].thread_state == "Request: answered HTTP 200 · Coroutine on loop-1: returned"
+    assert not any("worker" in (row.action + row.thread_state).lower() for row in rows)
+    tracker = state_tracker(rows)
+    assert list(tracker.variables) == ["Request thread", "Coroutine", "Web server", "Email"]
+    assert all(len(values) == len(tracker.columns) for values in tracker.variables.values())
+    titles = [m.title for m in key_moments(Facts(async_view_trace(refused=False)))]
+    assert titles[:2] == ["What did the client wait for?", "Did awaiting free the request's thread?"]
+
+
+def test_an_async_views_failure_goes_back_through_the_coroutine_to_the_answer() -> None:
+    facts = Facts(async_view_trace(refused=True))
+    rows = rows_from(facts)
+    raised = step_of(rows, "coroutine.failed")
+    assert raised.output == "The route will answer HTTP 502"
+    assert raised.thread_state.endswith("Coroutine on loop-1: raised the error mail.send() raised")
+    [failure] = [m for m in key_moments(facts) if m.title == "Where did the error go?"]
+    assert "It came back through the coroutine that awaited the send, which raised it at step" in failure.text
+    assert facts.outcome == "failed" and facts.sender_outcome == "failed"

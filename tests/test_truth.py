@@ -5,8 +5,10 @@ Three layers:
 - the checker itself (``tests/truth.py``) on small hand-made documents: each operation true and false, so the
   checker cannot pass everything silently;
 - Hypothesis-made traces of a thread-style and a sync-style send, with every interleaving of the worker, the sink
-  and the response, equal timestamps, zero delays and failures (a lost reply among them), rendered and checked; and
-  of a blind retrier's attempts, each with its own sink lane that stores, recognises by Message-ID or loses its 250;
+  and the response, equal timestamps, zero delays and failures (a lost reply among them), rendered and checked; of
+  an async def view (the request's thread, the event loop's, the executor's and the sink's, in any causal order);
+  and of a blind retrier's attempts, each with its own sink lane that stores, recognises by Message-ID or loses its
+  250;
 - the live matrix: every mode and variant x sink column x fault (lost replies, with and without a deduping sink,
   among them) x server kind, real sends to real sinks.
 """
@@ -599,8 +601,13 @@ SINK_END_KINDS = ("sink.accepted", "sink.reply_lost", "sink.rejected", "sink.dis
 GAPS_NS = (0, 0, 1, 400, 30_000, 700_000, 4_000_000, 40_000_000)
 
 
-def _interleave(draw: Callable[..., Any], lanes: dict[tuple[str, int], list[Step]], delay_s: float) -> list[Event]:
-    """One order of the lanes' events that keeps each lane's order and CAUSES, with drawn times."""
+def _interleave(
+    draw: Callable[..., Any],
+    lanes: dict[tuple[str, int], list[Step]],
+    delay_s: float,
+    causes: tuple[tuple[str, str], ...] = CAUSES,
+) -> list[Event]:
+    """One order of the lanes' events that keeps each lane's order and ``causes``, with drawn times."""
     position = dict.fromkeys(lanes, 0)
     placed: dict[str, int] = {}  # kind -> t_ns
     events: list[Event] = []
@@ -612,7 +619,7 @@ def _interleave(draw: Callable[..., Any], lanes: dict[tuple[str, int], list[Step
             if position[lane] < len(steps)
             and all(
                 before in placed or not any(k == before for s in lanes.values() for k, _ in s)
-                for before, after in CAUSES
+                for before, after in causes
                 if after == steps[position[lane]][0]
             )
         ]
@@ -690,17 +697,23 @@ def thread_style_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
     return f"synthetic/{server}/{mode}/{outcome}/delay {delay_s:g}", _trace(mode, server, delay_s, events)
 
 
-@st.composite
-def sync_style_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
+def _answered_after_send(draw: Callable[..., Any]) -> tuple[str, float, list[Step], list[Step], str | None, int]:
+    """A drawn outcome for a route that answers after its send: the delay, client and sink events, the error (None
+    when it delivered), the status."""
     outcome = draw(st.sampled_from(OUTCOMES))
     delay_s = (
         draw(st.sampled_from((0.0, 0.001, 0.3, 2.0)))
         if outcome not in ("timeout", "answer_lost")
         else {"timeout": 3.0, "answer_lost": TIMEOUT_S}[outcome]
     )
-    code = draw(st.sampled_from((451, 550)))
-    smtp, sink, error = _smtp_events(outcome, code)
+    smtp, sink, error = _smtp_events(outcome, draw(st.sampled_from((451, 550))))
     status = 200 if error is None else 504 if outcome in ("timeout", "answer_lost") else 502
+    return outcome, delay_s, smtp, sink, error, status
+
+
+@st.composite
+def sync_style_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
+    outcome, delay_s, smtp, sink, error, status = _answered_after_send(draw)
     request: list[Step] = [
         ("request.received", {"method": "POST", "path": "/send-email/sync"}),
         ("message.built", {"templates": ["email/welcome.txt", "email/welcome.html"]}),
@@ -714,6 +727,43 @@ def sync_style_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
     return f"synthetic/{server}/sync/{outcome}/delay {delay_s:g}", _trace("sync", server, delay_s, events)
 
 
+# An async def view: the request's thread hands the coroutine to app.ensure_sync and waits; the coroutine runs on the
+# event loop's thread and awaits the send on an executor thread (asyncio.to_thread), then the answer leaves.
+LOOP_LANE = ("ThreadPoolExecutor-5_0", 7004)
+EXECUTOR_LANE = ("asyncio_0", 7005)
+ASYNC_CAUSES = (
+    *CAUSES,
+    ("coroutine.called", "coroutine.started"),
+    ("coroutine.started", "send.started"),
+    ("smtp.accepted", "coroutine.finished"),
+    ("smtp.failed", "coroutine.failed"),
+    ("coroutine.finished", "response.sent"),
+    ("coroutine.failed", "response.sent"),
+)
+
+
+@st.composite
+def async_view_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
+    outcome, delay_s, smtp, sink, error, status = _answered_after_send(draw)
+    coroutine = {"function": "send_and_await"}
+    request: list[Step] = [
+        ("request.received", {"method": "POST", "path": "/send-email/async-def"}),
+        ("message.built", {"templates": ["email/welcome.txt", "email/welcome.html"]}),
+        ("coroutine.called", {**coroutine, "via": "app.ensure_sync"}),
+        ("response.sent", {"status": status}),
+    ]
+    loop: list[Step] = [
+        ("coroutine.started", {**coroutine, "loop": LOOP_LANE[0]}),
+        ("coroutine.finished", {}) if error is None else ("coroutine.failed", {"error": error}),
+    ]
+    executor: list[Step] = [("send.started", {"via": "asyncio.to_thread"}), *smtp]
+    lanes = {REQUEST_LANE: request, LOOP_LANE: loop, EXECUTOR_LANE: executor, SINK_LANE: _sink_lane(sink, delay_s)}
+    server = _arrival(draw, lanes)
+    events = _interleave(draw, lanes, delay_s, ASYNC_CAUSES)
+    cell = f"synthetic/{server}/async-def/{outcome}/delay {delay_s:g}"
+    return cell, _trace("async-def", server, delay_s, events)
+
+
 # A blind retrier's attempts, each with its own SMTP conversation and sink lane; the sink stores, recognises (with
 # dedupe) or loses its reply. Attempts follow one another on the worker's lane, and the sink's sessions on its own.
 RETRY_OUTCOMES = ("accepted", "reply_lost", "answer_lost", "timeout", "disconnected", "rejected_data", "refused")
@@ -722,15 +772,8 @@ RETRY_PAUSE_S = 0.2
 MESSAGE_ID = "<175.1.2@sandbox.example>"
 Tagged = tuple[str, dict[str, Any], int]  # (kind, details, attempt); attempt 0: not part of any attempt
 
-# (earlier kind, later kind) within one attempt
-ATTEMPT_CAUSES = (
-    ("smtp.data_sent", "sink.data_received"),
-    ("sink.accepted", "smtp.accepted"),
-    ("sink.rejected", "smtp.failed"),
-    ("sink.disconnected", "smtp.failed"),
-    ("sink.reply_lost", "smtp.failed"),
-    ("smtp.failed", "sink.client_left"),
-)
+# (earlier kind, later kind) within one attempt: the causes after the request's own
+ATTEMPT_CAUSES = CAUSES[2:]
 
 
 def _retry_attempt(outcome: str, code: int, stored: list[int], dedupe: bool) -> tuple[list[Step], list[Step], str]:
@@ -867,6 +910,37 @@ def test_every_claim_holds_on_synthetic_event_orders(case: tuple[str, Trace]) ->
     assert not problems, _summary(problems, f"{cell}: {len(problems)} problem(s)")
 
 
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(async_view_traces())
+def test_every_claim_holds_on_synthetic_async_view_orders(case: tuple[str, Trace]) -> None:
+    """An async def view's trace, in any order its threads allow: every sentence holds, and the answer's wait for the
+    awaited send is told, never a worker's hand-off."""
+    cell, trace = case
+    kinds = [e.kind for e in trace.events]
+    for before, after in ASYNC_CAUSES:
+        if before in kinds and after in kinds:
+            assert kinds.index(before) < kinds.index(after), (before, after, kinds)
+    assert trace.complete
+    doc = _render(trace)
+    problems = check_document(doc, cell) + misnamed_threads(doc, cell)
+    assert not problems, _summary(problems, f"{cell}: {len(problems)} problem(s)")
+
+
+def misnamed_threads(doc: dict[str, Any], cell: str) -> list[str]:
+    """An async view's document never calls a thread a worker (nothing was handed off and left: the request's thread
+    waited), nor the send's thread the request's own: every text it shows, and its tracker, say so or fail."""
+    if doc.get("mode") != "async-def":
+        return []
+    texts = [(e["where"], e["text"]) for e in doc.get("claims") or []]
+    texts += [("tracker", name) for name in doc["tracker"]["variables"]]
+    texts += [(f"tracker.{name}", value) for name, values in doc["tracker"]["variables"].items() for value in values]
+    return [
+        f"[{cell}] {where}: {text!r}\n    -> names a worker, or the request's own thread, in an async view's run"
+        for where, text in texts
+        if "worker" in text.lower() or "request's own thread" in text
+    ]
+
+
 def test_the_synthetic_traces_are_causal() -> None:
     """The generator itself: each lane's order kept, causes respected, times never going back."""
 
@@ -888,7 +962,7 @@ def test_the_synthetic_traces_are_causal() -> None:
 
 # ----------------------------------------------------------------------------------------------- live matrix
 
-MODES = ("sync", "thread", "pool", "queue", "thread-no-context", "thread-proxy", "thread-retry")
+MODES = ("sync", "thread", "pool", "queue", "thread-no-context", "thread-proxy", "thread-retry", "async-def")
 COLUMNS = {
     "delay 0": {"delay_s": 0.0, "jitter_s": 0.0},
     "delay 0.3 s": {"delay_s": 0.3, "jitter_s": 0.0},
@@ -1049,7 +1123,7 @@ def _run_cell(sandbox: Sandbox, cell: Cell, outcome: Outcome) -> None:
         doc = reply.body
         outcome.documents += 1
         outcome.claims += sum(len(e.get("claims") or []) for e in doc.get("claims") or [] if isinstance(e, dict))
-        outcome.problems += check_document(doc, name)
+        outcome.problems += check_document(doc, name) + misnamed_threads(doc, name)
         if item.comparison:
             partner = partners.get("thread" if item.mode == "sync" else "sync")
             compared = doc.get("compared_with")
