@@ -80,6 +80,19 @@ def timeline(trace: Trace) -> Timeline:
     lanes = [request]
     if trace.mode == "sync":
         _span(request, "blocked in mail.send()", at("send.started"), end_of("smtp.accepted", "smtp.failed"), "blocked")
+    coroutine = trace.first("coroutine.started")
+    if coroutine is not None:  # an async view: the request waits in ensure_sync while the coroutine runs elsewhere
+        ended = ("coroutine.finished", "coroutine.failed")
+        _span(request, "waiting in app.ensure_sync()", at("coroutine.called"), end_of(*ended), "blocked")
+        loop = Lane("Event loop thread", coroutine.thread)
+        _span(loop, "the coroutine, awaiting the send", at("coroutine.started"), end_of(*ended), "worker")
+        lanes.append(loop)
+        sent = trace.first("send.started")
+        if sent is not None and sent.thread_id != coroutine.thread_id:
+            executor = Lane("Executor thread", sent.thread)
+            for data_sent, answered in each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
+                _span(executor, "waiting for the SMTP server", data_sent, answered, "waiting")
+            lanes.append(executor)
     worker_event = trace.first("worker.started")
     if worker_event is not None:
         worker = Lane("Worker thread", worker_event.thread)

@@ -169,3 +169,16 @@ def test_the_timeline_draws_each_attempt_and_each_hold_of_a_retried_send(sink) -
     for wait, hold in zip(waits, holds, strict=True):
         assert wait.start_ms <= hold.start_ms <= hold.end_ms <= wait.end_ms + 1
     assert all(b.start_ms >= a.end_ms for a, b in zip(holds, holds[1:], strict=False)), "one hold after another"
+
+
+def test_the_timeline_of_an_async_view_shows_who_waited_where(sink) -> None:
+    sink.update_settings({"delay_s": 0.1})
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False}, sink=sink)
+    drawn = timeline(record_trace(app, "async-def"))
+    lanes = {lane.name: lane for lane in drawn.lanes}
+    assert {"Request thread", "Event loop thread", "Executor thread", "SMTP sink"} <= set(lanes)
+    [waiting] = [s for s in lanes["Request thread"].spans if s.label == "waiting in app.ensure_sync()"]
+    [coroutine] = lanes["Event loop thread"].spans
+    [smtp] = lanes["Executor thread"].spans
+    assert waiting.start_ms <= coroutine.start_ms <= smtp.start_ms <= smtp.end_ms <= coroutine.end_ms <= waiting.end_ms
+    assert lanes["Request thread"].thread != lanes["Event loop thread"].thread != lanes["Executor thread"].thread
