@@ -230,17 +230,18 @@ def copies_delivered(runs: Sequence[Facts]) -> Verdict:
 
 
 def only_blocking_waits(runs: Sequence[Facts]) -> Verdict:
-    """Summary: in which routes did the answer have to wait for the mail server? Decided by where ``mail.send()``
-    ran: on the request's own thread, the answer can only leave after it returns."""
-    firsts = [f for mode in ("sync", "thread", "pool", "queue") if (f := _first(runs, mode)) is not None]
+    """Summary: in which routes did the answer have to wait for the mail server? Decided by whether the route
+    handed the send on (a thread, the pool, the queue): if not, the answer could only leave after the send."""
+    modes = dict.fromkeys(f.trace.mode for f in runs)  # each route once, in the run's order
+    firsts = [f for mode in modes if (f := _first(runs, mode)) is not None]
     judged = [f for f in firsts if f.send is not None and f.response is not None]
     if len(judged) < 2:
         return Verdict(None, "The run has too few sends that reached mail.send() to compare the routes.")
-    waited = [f for f in judged if f.on_request(f.send)]  # type: ignore[arg-type]
+    waited = [f for f in judged if f.handoff is None]
     lines = []
     for f in judged:
         answered, _ = shown_ms(f.ms(f.response))  # type: ignore[arg-type]
-        where = "on the request's thread" if f in waited else f"on {f.send.thread}"  # type: ignore[union-attr]
+        where = "on the request's thread" if f.on_request(f.send) else f"on {f.send.thread}"  # type: ignore[arg-type,union-attr]
         accepted = f", the email accepted after {shown_ms(f.ms(f.accepted))[0]}" if f.accepted else ""
         lines.append(f"{f.trace.mode}: mail.send() ran {where}; answered after {answered}{accepted}")
     numbers = "; ".join(lines) + "."
