@@ -444,10 +444,6 @@ class Facts:
         event = self.final_failure or self.first_failure
         return str(event.details.get("error", "")) if event else ""
 
-    def failure_code(self) -> int | None:
-        codes = [e.details.get("code") for e in self.all("smtp.failed") if e.details.get("code")]
-        return int(codes[-1]) if codes else None
-
     def sink_hold_end(self, started: Event) -> Event | None:
         """Where the sink's wait that began at ``started`` ended: its 250, a rejection, a drop, or a vanished client."""
         return self.after(started, SINK_ENDS, started.thread_id)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandbox.claims import Literal, Sentence, claim, join, negate, sentence
-from sandbox.clock import shown_gap, shown_ms
+from sandbox.clock import shown_ms
 from sandbox.facts import Facts, fate_unknown, slowest_wait_ms, stores_copy, unanswered, wait_tol
-from sandbox.steps import BLIND, counted, hold_ending, mailbox_at, message_numbers, quoted, times
+from sandbox.steps import BLIND, counted, gap_phrase, hold_ending, mailbox_at, message_numbers, quoted, times
 from sandbox.tracer import Event
 
 MOMENTS_SHOWN = 5
@@ -65,13 +65,6 @@ def ms_phrase(facts: Facts, event: Event) -> tuple[str, str]:
     value = facts.ms(event)
     text, tol = shown_ms(value)
     return text, claim("at_ms", facts.ref(event), round(value, 3), tol)
-
-
-def gap_phrase(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
-    """The time between two events, precise enough to tell them apart, and its claim."""
-    value = facts.gap_ms(earlier, later)
-    text, tol = shown_gap(value)
-    return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)
 
 
 def order(facts: Facts, a: Event, b: Event) -> str:

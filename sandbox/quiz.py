@@ -15,7 +15,17 @@ from sandbox.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.clock import shown_gap, shown_ms
 from sandbox.facts import IN_MAILBOX_ENDS, Facts, slowest_wait_ms, stores_copy, unanswered, wait_tol
 from sandbox.sink import SINK_THREAD_NAME
-from sandbox.steps import AWAITING_STATE, Row, counted, mailbox_at, message_numbers, quoted, request_state, times
+from sandbox.steps import (
+    AWAITING_STATE,
+    Row,
+    counted,
+    gap_phrase,
+    mailbox_at,
+    message_numbers,
+    quoted,
+    request_state,
+    times,
+)
 from sandbox.tracer import Event
 
 OPTIONS_PER_QUESTION = 4
@@ -1120,7 +1130,7 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
     if end.kind != "smtp.accepted" or facts.position(response) < facts.position(end):
         return None
     n, m = facts.step(response), facts.step(end)
-    gap, gap_claim = _gap(facts, end, response)
+    gap, gap_claim = gap_phrase(facts, end, response)
     if facts.on_request(send):
         asked = (
             "Would writing this route as async def (awaiting the send) let its answer leave before the mail "
@@ -1207,10 +1217,3 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
         n,
         rng,
     )
-
-
-def _gap(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
-    """The time from one event to a later one, as shown, and its claim."""
-    value = facts.gap_ms(earlier, later)
-    text, tol = shown_gap(value)
-    return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)

@@ -23,13 +23,13 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from sandbox.clock import shown_ms
+from sandbox.facts import SINK_ENDS
 from sandbox.faults import Faults
 from sandbox.sink import TRACE_HEADER, Sink
 
 HOLD_S = 1.0  # how long each case's sink waits before its greeting
 REACH_TIMEOUT_S = 15.0  # how long a child may take to start, import Flask and reach the sink
 CHILD_RECIPIENT = "student@example.com"
-LANE_ENDS = frozenset({"sink.accepted", "sink.rejected", "sink.disconnected", "sink.client_left", "sink.reply_lost"})
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def run_case(case: Case, hold_s: float = HOLD_S) -> Outcome:
 
     def on_event(event_trace: str, kind: str, **details: object) -> None:
         if event_trace == trace_id:
-            (received if kind == "sink.data_received" else settled if kind in LANE_ENDS else threading.Event()).set()
+            (received if kind == "sink.data_received" else settled if kind in SINK_ENDS else threading.Event()).set()
 
     with Sink("127.0.0.1", 0) as sink:
         # The sink's start-up check opens a connection of its own: only once it has gone does a session mean the

@@ -938,6 +938,13 @@ def _blind_attempt_failed(facts: Facts, event: Event) -> Sentence:
     return Sentence(text, tuple(claims)) + _next_attempt_came(facts, event, attempt, f"attempt {attempt + 1}")
 
 
+def gap_phrase(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
+    """The time between two events, precise enough to tell them apart, and its claim."""
+    value = facts.gap_ms(earlier, later)
+    text, tol = shown_gap(value)
+    return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)
+
+
 def _next_attempt_came(facts: Facts, failed: Event, attempt: int, named: str) -> Sentence:
     """ "; <named> came <gap> later", when the trace has the attempt after ``attempt`` (empty otherwise)."""
     following = next((e for e in facts.attempts if int(e.details.get("attempt", 0)) == attempt + 1), None)
