@@ -19,7 +19,9 @@ MAX_BODY_BYTES = 16 * 1024
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | None = None) -> Flask:
     """Build the app: defaults, then ``SANDBOX_*`` variables, then the embedded ``sink``, then ``test_config``."""
-    app = Flask(__name__)
+    from sandbox.watch import WatchedFlask
+
+    app = WatchedFlask(__name__)
     app.config.from_mapping(
         {"MAX_CONTENT_LENGTH": MAX_BODY_BYTES, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": 25}
         | Settings.from_env().flask_config()
@@ -30,7 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
         app.config.update(test_config)
 
     # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
-    from sandbox import mailer, web
+    from sandbox import mailer, watch, web
     from sandbox.pool import MailPool
     from sandbox.security import allow_own_origins, refuse_cross_site, refuse_unclear_length, refuse_untrusted_host
     from sandbox.task_queue import MailQueue
@@ -43,13 +45,17 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
         sink.handler.on_event = tracer.record
     backlog = app.config.get("SANDBOX_POOL_BACKLOG")
     app.extensions["sandbox.pool"] = MailPool(
-        int(app.config["SANDBOX_POOL_SIZE"]), None if backlog is None else int(backlog)
+        int(app.config["SANDBOX_POOL_SIZE"]),
+        None if backlog is None else int(backlog),
+        attempts=int(app.config["SANDBOX_POOL_ATTEMPTS"]),
+        backoff_s=float(app.config["SANDBOX_RETRY_BACKOFF"]),
     )
     app.extensions["sandbox.queue"] = MailQueue(app)
     for refuse in (refuse_untrusted_host, refuse_unclear_length, refuse_cross_site):  # before any route runs
         app.before_request(refuse)
     app.after_request(allow_own_origins)
     mailer.init_app(app)
+    watch.watch_signals(app)
 
     web.init_app(app)
     return app

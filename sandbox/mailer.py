@@ -1,8 +1,8 @@
-"""Build the welcome email from templates and send it by one of the strategies the sandbox compares.
+"""What a send's ending means, and how a worker's ending is recorded: the parts of sending that are not the
+student's code (theirs is ``sandbox/app/emails.py``).
 
-``sync`` calls ``mail.send()`` inside the request, so the response waits for the whole SMTP conversation.
-``thread`` is the classic pattern: the request hands the real app object and the message to a new thread, which
-pushes an application context (Flask-Mail reads its settings through ``current_app``) and sends from there.
+A failed ``mail.send()`` becomes a :class:`SendError` that says whether the email surely did not arrive or may have
+(the whole message went out and no answer came), and which HTTP status a blocking route answers with.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import smtplib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from email.charset import QP, Charset
-from email.mime.text import MIMEText
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app
 from flask_mail import Message, email_dispatched
 
 from sandbox.delivery import FAILED, UNKNOWN, DeliveryLog
 from sandbox.sink import TRACE_HEADER
-from sandbox.smtp_client import Conversation, mail, watched_conversation
-from sandbox.tracer import Tracer, relay
+from sandbox.tracer import Binding, Tracer, bound, current_binding, finish_line, line_of, raised_at
+
+if TYPE_CHECKING:
+    from sandbox.smtp_client import Conversation
 
 
 class SendError(Exception):
@@ -58,118 +58,57 @@ class SendError(Exception):
         return not self.unknown and (self.code is None or 400 <= self.code < 500)
 
 
-def _quoted_printable_utf8() -> Charset:
-    charset = Charset("utf-8")
-    charset.body_encoding = QP
-    return charset
-
-
-class FoldedMessage(Message):
-    """Flask-Mail's message with quoted-printable bodies, so no line on the wire is longer than 76 characters.
-
-    Flask-Mail sends an ASCII body as it is, so a name of 992 letters (or of 200 ``&``, 1,000 characters once
-    HTML-escaped) would make a line SMTP servers refuse (the limit is 998). Quoted-printable folds long lines with
-    soft breaks that every mail client joins again: whatever a student types can be delivered.
-    """
-
-    def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
-        return MIMEText(text or "", _subtype=subtype, _charset=_quoted_printable_utf8())
-
-
 def init_app(app: Flask) -> None:
-    """Flask-Mail for this app, and its ``email_dispatched`` signal fed to the tracer."""
+    """Flask-Mail for this app (the student's ``mail``), and its ``email_dispatched`` signal fed to the tracer."""
+    from sandbox.app.emails import mail  # the student's module imports this package's parts: import it last
+
     mail.init_app(app)
     email_dispatched.connect(_record_dispatched, app)
 
 
-@relay
 def _record_dispatched(app: Flask, message: Message) -> None:
     """Flask-Mail reports a message handed over: the server answered 250 to its data."""
     trace_id = (message.extra_headers or {}).get(TRACE_HEADER)
-    app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
-
-
-def build_message(template: str, to: str, subject: str, trace_id: str, **context: Any) -> Message:
-    """The email as Flask-Mail will send it: both bodies rendered from ``templates/email/<template>.*``."""
-    app = current_app._get_current_object()
-    msg = FoldedMessage(
-        subject=app.config["SANDBOX_SUBJECT_PREFIX"] + subject,
-        recipients=[to],
-        sender=app.config["MAIL_DEFAULT_SENDER"],
-        extra_headers={TRACE_HEADER: trace_id},
-    )
-    msg.body = render_template(f"email/{template}.txt", **context)
-    msg.html = render_template(f"email/{template}.html", **context)
-    tracer().record(trace_id, "message.built", templates=[f"email/{template}.txt", f"email/{template}.html"])
-    return msg
-
-
-def send_sync(msg: Message, trace_id: str) -> None:
-    """Send inside the request: returns only once the server has answered (or raises SendError)."""
-    with blocking_outcome(trace_id, "sync"):
-        traced_send(msg, trace_id, tracer())
-
-
-@contextmanager
-def blocking_outcome(trace_id: str, mode: str) -> Iterator[None]:
-    """Register a send the route waits for, and settle it before the answer leaves: delivered when the block
-    returns, failed (or unknown) when it raises. Nothing is left pending behind an answer, whatever was raised."""
-    log = delivery_log()
-    log.accepted(trace_id, mode)
-    try:
-        yield
-    except SendError as err:
-        log.failed(trace_id, mode, str(err), err.outcome)
-        raise
-    except Exception as err:  # not an SMTP failure (no app context, no asgiref...): still not delivered
-        log.failed(trace_id, mode, describe_error(err))
-        raise
-    log.delivered(trace_id)
-
-
-def send_in_thread(msg: Message, trace_id: str) -> threading.Thread:
-    """Hand the send to a new thread and return at once: the classic pattern, with the real app object."""
-    app = current_app._get_current_object()
-    return start_worker(send_async_email, (app, msg, trace_id), trace_id, "thread")
-
-
-def send_async_email(app: Flask, msg: Message, trace_id: str) -> None:
-    """The worker: push a fresh application context (Flask-Mail needs one), then send."""
-    trace = app.extensions["sandbox.tracer"]
-    with worker_outcome(trace, app.extensions["sandbox.delivery"], trace_id, "thread"):
-        with app.app_context():
-            trace.record(trace_id, "context.pushed", app=app.name)
-            traced_send(msg, trace_id, trace)
-
-
-def start_worker(target: Callable[..., None], args: tuple[Any, ...], trace_id: str, mode: str) -> threading.Thread:
-    """Register the send as pending, then start its worker thread (named after the trace, so traces read clearly)."""
-    log = delivery_log()
-    log.accepted(trace_id, mode)
-    thread = threading.Thread(target=target, args=args, name=f"mail-{trace_id[:8]}", daemon=True)
-    log.worker_started(trace_id, thread)
-    tracer().record(trace_id, "worker.spawned", worker=thread.name, target=target.__name__)
-    thread.start()
-    return thread
-
-
-@contextmanager
-@relay
-def worker_outcome(trace: Tracer, log: DeliveryLog, trace_id: str, mode: str) -> Iterator[None]:
-    """Record how a worker's send ended; unlike the textbook version, no failure is lost in stderr."""
-    trace.record(trace_id, "worker.started", worker=threading.current_thread().name)
-    try:
-        yield
-    except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
-        error = str(err) if isinstance(err, SendError) else describe_error(err)
-        outcome = err.outcome if isinstance(err, SendError) else FAILED
-        answered = {"answered": True} if isinstance(err, SendError) and err.unknown and err.answered else {}
-        trace.record(trace_id, "worker.failed", error=error, outcome=outcome, **answered)
-        log.failed(trace_id, mode, error, outcome)
+    binding = current_binding()
+    if binding is not None and binding.trace_id == trace_id:
+        binding.record("smtp.accepted", recipients=list(message.recipients))  # with the binding's line, if it names one
     else:
-        # The trace is complete before the send counts as settled, so whoever waits for it reads the whole story.
-        trace.record(trace_id, "worker.finished")
-        log.delivered(trace_id)
+        app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
+
+
+@contextmanager
+def worker_outcome(binding: Binding, target: Callable[..., Any]) -> Iterator[None]:
+    """Run a worker's call of the student's ``target`` for ``binding``'s trace, and record how it ended; unlike the
+    textbook thread, no failure is lost in stderr. The events point at ``target``'s lines: its ``def`` as it
+    starts, the line that raised as it fails, its last line as it finishes."""
+    log = binding.log
+    with bound(binding):
+        binding.record("worker.started", at=line_of(target), worker=threading.current_thread().name)
+        try:
+            yield
+        except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
+            error, outcome = error_and_outcome(err)
+            answered = {"answered": True} if isinstance(err, SendError) and err.unknown and err.answered else {}
+            at = raised_at(err.__traceback__) or line_of(target)
+            binding.record("worker.failed", at=at, error=error, outcome=outcome, **answered)
+            log.failed(binding.trace_id, binding.mode, error, outcome)
+        else:
+            # The trace is complete before the send counts as settled, so whoever waits for it reads the whole story.
+            binding.record("worker.finished", at=finish_line(target))
+            log.delivered(binding.trace_id)
+
+
+def error_and_outcome(err: BaseException) -> tuple[str, str]:
+    """What a failed send says and means: a SendError's own account and outcome, or any other error described
+    (then the email surely did not go: nothing reached the server's answer)."""
+    if isinstance(err, SendError):
+        return str(err), err.outcome
+    return describe_error(err), FAILED
+
+
+def maybe_delivered(attempt: int) -> str:
+    """Why an email a retrying worker sent again may be in the mailbox twice."""
+    return f"attempt {attempt} had sent the whole message and got no answer, so it may have delivered a copy already"
 
 
 def delivery_log() -> DeliveryLog:
@@ -178,22 +117,6 @@ def delivery_log() -> DeliveryLog:
 
 def tracer() -> Tracer:
     return current_app.extensions["sandbox.tracer"]
-
-
-def traced_send(msg: Message, trace_id: str, trace: Tracer, via: str | None = None) -> None:
-    """``mail.send(msg)`` with its SMTP traffic recorded in the trace and its failure turned into SendError.
-
-    The trace is bound to the calling thread (see :meth:`Tracer.bound`), so this must run, whole, on the thread that
-    sends; ``via`` names what put it there when that is not plain code (``asyncio.to_thread``).
-    """
-    trace.record(trace_id, "send.started", **({"via": via} if via else {}))
-    try:
-        with trace.bound(trace_id), watched_conversation() as conversation:
-            mail.send(msg)
-    except (smtplib.SMTPException, OSError) as err:
-        failure = send_error(err, conversation, current_app.config["SANDBOX_SMTP_TIMEOUT"])
-        trace.record(trace_id, "smtp.failed", error=str(failure), code=failure.code, outcome=failure.outcome)
-        raise failure from err
 
 
 def send_error(err: BaseException, conversation: Conversation, timeout_s: float) -> SendError:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.async_view import MODE as ASYNC_MODE
-from sandbox.retrying import ATTEMPTS as RETRY_ATTEMPTS
+from sandbox.strategies import ASYNC_MODE, RETRY_ATTEMPTS
 
 BUTTON_LABELS = {
     "sync": "Send (blocking)",

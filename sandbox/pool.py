@@ -1,8 +1,10 @@
 """The ``pool`` strategy: a bounded pool of worker threads that retries what is worth retrying.
 
 Where the ``thread`` strategy starts one thread per email (so a burst of sends makes a burst of threads), the pool
-keeps at most ``SANDBOX_POOL_SIZE`` threads and queues the rest. Each send gets up to ``SANDBOX_POOL_ATTEMPTS``
-attempts: a 4xx answer or a connection error is retried after a backoff that doubles each time; a 5xx is final.
+keeps at most ``SANDBOX_POOL_SIZE`` threads and queues the rest. The student's route calls
+``mail_pool(app).submit(send_async_email, app, msg)``, as with an ``Executor``; each call of the student's function
+is one attempt, up to ``SANDBOX_POOL_ATTEMPTS``: a 4xx answer or a connection error is tried again after a backoff
+that doubles each time; a 5xx is final.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from flask import Flask, current_app
-from flask_mail import Message
+from flask import Flask
 
 from sandbox.delivery import DeliveryLog
-from sandbox.mailer import SendError, delivery_log, traced_send, tracer, worker_outcome
+from sandbox.mailer import SendError, worker_outcome
 from sandbox.send_request import BadInput
+from sandbox.tracer import Binding, current_binding
 
 MODE = "pool"
 
@@ -25,9 +27,11 @@ MODE = "pool"
 class MailPool:
     """One executor per app, created on first use so an app that never uses the pool starts no threads."""
 
-    def __init__(self, size: int, backlog: int | None = None) -> None:
+    def __init__(self, size: int, backlog: int | None = None, attempts: int = 1, backoff_s: float = 1.0) -> None:
         self.size = size
         self.backlog = backlog
+        self.attempts = attempts
+        self.backoff_s = backoff_s
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._queued: dict[str, Future[None]] = {}  # trace id -> its send, waiting for a worker or being sent
@@ -43,30 +47,57 @@ class MailPool:
         with self._lock:
             return sum(thread.is_alive() for thread in self._threads)
 
-    def submit(self, app: Flask, msg: Message, trace_id: str, accepted: Callable[[int], None]) -> None:
-        """Queue the send, first calling ``accepted(ahead)`` (sends already queued or running), so the email is
-        registered before any worker can take it; PoolFull, with nothing accepted, if the backlog is full."""
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue ``fn(*args)`` (one of the student's functions) for the route's trace, registered as pending before
+        any worker can take it; PoolFull, with nothing accepted, if the backlog is full."""
+        binding = current_binding()
+        if binding is None:
+            raise RuntimeError("the pool sends for a traced request only")
         with self._lock:
             waiting = max(0, len(self._queued) - self.size)
             if self.backlog is not None and waiting >= self.backlog:
-                raise PoolFull(waiting, self.size)
-            accepted(len(self._queued))
+                full = PoolFull(waiting, self.size)
+                binding.record("pool.full", error=full.description, pool_size=self.size, backlog=self.backlog)
+                raise full
+            binding.log.accepted(binding.trace_id, MODE)
+            binding.record("pool.queued", pool_size=self.size, ahead=len(self._queued))
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.size, thread_name_prefix="pool", initializer=self._worker_started
                 )
-            self._queued[trace_id] = self._executor.submit(self._run, app, msg, trace_id)
+            worker = binding.worker(attempts=self.attempts, retry_in=self.retry_in)
+            self._queued[binding.trace_id] = self._executor.submit(self._run, worker, fn, args)
+
+    def retry_in(self, attempt: int, err: BaseException) -> float | None:
+        """The backoff before the next attempt (doubling each time), or None: the error is final, or it was the last."""
+        if not (isinstance(err, SendError) and err.retryable) or attempt == self.attempts:
+            return None
+        return self.backoff_s * 2 ** (attempt - 1)
 
     def _worker_started(self) -> None:
         with self._lock:
             self._threads.append(threading.current_thread())
 
-    def _run(self, app: Flask, msg: Message, trace_id: str) -> None:
+    def _run(self, binding: Binding, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """A pool worker: call ``fn`` once per attempt, waiting the backoff between them."""
         try:
-            send_with_retries(app, msg, trace_id)
+            with worker_outcome(binding, fn):
+                if self.stopping:
+                    raise SendError("not sent: the sandbox stopped before this email's first attempt", timed_out=False)
+                while True:
+                    try:
+                        fn(*args)
+                        return
+                    except SendError as err:
+                        wait_s = self.retry_in(binding.attempt, err)
+                        if wait_s is None:
+                            raise
+                        if not self.wait_before_retry(wait_s):
+                            stopped = f"{err}; not tried again: the sandbox stopped before the next attempt"
+                            raise SendError(stopped, timed_out=False) from err
         finally:
             with self._lock:
-                self._queued.pop(trace_id, None)
+                self._queued.pop(binding.trace_id, None)
 
     def wait_before_retry(self, seconds: float) -> bool:
         """Sleep before the next attempt; False (at once) if the sandbox is stopping."""
@@ -110,49 +141,6 @@ class PoolFull(BadInput):
         return [*super().get_headers(*args, **kwargs), ("Retry-After", str(RETRY_AFTER_S))]
 
 
-def send_in_pool(msg: Message, trace_id: str) -> None:
-    """Queue the send for the pool and return at once."""
-    app = current_app._get_current_object()
-    pool: MailPool = app.extensions["sandbox.pool"]
-    log, trace = delivery_log(), tracer()
-
-    def accepted(ahead: int) -> None:
-        log.accepted(trace_id, MODE)
-        trace.record(trace_id, "pool.queued", pool_size=pool.size, ahead=ahead)
-
-    try:
-        pool.submit(app, msg, trace_id, accepted)
-    except PoolFull as full:
-        trace.record(trace_id, "pool.full", error=full.description, pool_size=pool.size, backlog=pool.backlog)
-        raise
-
-
-def send_with_retries(app: Flask, msg: Message, trace_id: str) -> None:
-    """A pool worker: push an app context, then try, wait, and try again while the failure is worth it."""
-    trace = app.extensions["sandbox.tracer"]
-    pool: MailPool = app.extensions["sandbox.pool"]
-    attempts = int(app.config["SANDBOX_POOL_ATTEMPTS"])
-    backoff = float(app.config["SANDBOX_RETRY_BACKOFF"])
-    with worker_outcome(trace, app.extensions["sandbox.delivery"], trace_id, MODE):
-        with app.app_context():
-            trace.record(trace_id, "context.pushed", app=app.name)
-            if pool.stopping:
-                raise SendError("not sent: the sandbox stopped before this email's first attempt", timed_out=False)
-            for attempt in range(1, attempts + 1):
-                trace.record(trace_id, "attempt.started", attempt=attempt, attempts=attempts)
-                try:
-                    traced_send(msg, trace_id, trace)
-                    return
-                except SendError as err:
-                    if not err.retryable or attempt == attempts:
-                        trace.record(
-                            trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True, outcome=err.outcome
-                        )
-                        raise
-                    wait_s = backoff * 2 ** (attempt - 1)
-                    trace.record(
-                        trace_id, "attempt.failed", attempt=attempt, error=str(err), final=False, retry_in_s=wait_s
-                    )
-                    if not pool.wait_before_retry(wait_s):
-                        stopped = f"{err}; not tried again: the sandbox stopped before the next attempt"
-                        raise SendError(stopped, timed_out=False) from err
+def mail_pool(app: Flask) -> MailPool:
+    """The app's pool of mail threads."""
+    return app.extensions["sandbox.pool"]

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from flask import Request
+from flask import Request, request, url_for
 from werkzeug.exceptions import BadRequest, ClientDisconnected, HTTPException
+
+from sandbox.tracer import current_binding
 
 MAX_FIELD_CHARS = 1000
 DEFAULTS = {"to": "student@example.com", "subject": "Welcome to the concurrency sandbox", "name": "Student"}
@@ -31,6 +33,21 @@ class SendRequest:
     subject: str
     name: str
     comparison: str | None = None
+
+
+def request_fields() -> dict[str, str]:
+    """The welcome email's fields from this send request, checked (BadInput names the first problem), with the link
+    the email carries. A ``comparison`` id ties this send's trace to the others of its comparison."""
+    fields = parse_send_request(request)
+    binding = current_binding()
+    if fields.comparison and binding is not None:
+        binding.tracer.join_comparison(binding.trace_id, fields.comparison)
+    return {
+        "to": fields.to,
+        "subject": fields.subject,
+        "name": fields.name,
+        "link": url_for("sandbox.index", _external=True),
+    }
 
 
 def parse_send_request(request: Request) -> SendRequest:

@@ -1,8 +1,9 @@
 """A local SMTP server that is slow on purpose, and the mailbox where it keeps what it accepted.
 
 Real mail servers make clients wait (greeting pauses, tarpits against spam), which is why a send inside a request
-blocks. This sink reproduces that wait with ``await asyncio.sleep`` in ``handle_DATA``: the sleep suspends only the
-one SMTP session, so many sessions overlap on aiosmtpd's event loop, as they would on a real server.
+blocks. The student's handler (``sandbox/app/mail_server.py``) reproduces that wait with ``await asyncio.sleep`` in
+``handle_DATA``: the sleep suspends only the one SMTP session, so many sessions overlap on aiosmtpd's event loop, as
+they would on a real server. :class:`SlowHandler` wraps it with the faults, from outside.
 
 The sink can also play a dead server: ``update_settings({"listening": False})`` closes its listening socket, so every
 new connection is refused by the operating system (``ConnectionRefusedError``), while sessions already open finish;
@@ -28,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
@@ -38,6 +40,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
+from sandbox.app.mail_server import MailboxHandler
 from sandbox.clock import utc_timestamp
 from sandbox.config import (
     CliParser,
@@ -48,7 +51,7 @@ from sandbox.config import (
 from sandbox.errors import ConfigError
 from sandbox.faults import Faults, Receiving, changed_settings, describe_faults, reject_reply
 from sandbox.security import warn_if_exposed
-from sandbox.tracer import relay
+from sandbox.tracer import Location, line_of
 
 TRACE_HEADER = "X-Sandbox-Trace"
 # The ids the app puts in TRACE_HEADER are uuid4().hex; anything else is mail from elsewhere, so untraced.
@@ -198,7 +201,6 @@ class Mailbox:
 
 
 EventSink = Callable[..., None]
-ACCEPTED_REPLY = "250 Message accepted for delivery"
 log = logging.getLogger(__name__)
 # compat32 keeps headers as plain strings: four times cheaper than policy.default, which matters per message.
 _HEADERS = BytesHeaderParser(policy=policy.compat32)
@@ -219,9 +221,51 @@ def _trace_id(headers: Message) -> str | None:
     return value if TRACE_ID.fullmatch(value) else None
 
 
-class SlowHandler:
-    """aiosmtpd handler: applies the :class:`Faults` (delay, jitter, rejections, dropped connections), then stores
-    the email and answers 250, unless :class:`Receiving` says to lose that answer or to recognise a copy.
+@dataclass
+class _Arrival:
+    """One message in ``handle_DATA``: what the fault wrapper read before the student's handler runs, and what the
+    store made of it. Kept in a context variable: aiosmtpd runs each session as its own task."""
+
+    server: SMTP
+    trace_id: str | None
+    subject: str
+    message_id_header: str
+    received_at: str
+    stored: dict[str, Any] = field(default_factory=dict)
+    message: StoredMessage | None = None
+
+
+_arrival: ContextVar[_Arrival | None] = ContextVar("sandbox_sink_arrival", default=None)
+
+
+class Refused(Exception):
+    """A fault fired after the wait: the message is not stored, and the client hears ``reply``."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+class _Intake:
+    """The mailbox as the student's handler sees it: ``store`` applies the faults due after the wait, then keeps
+    the message (once, when the receiver recognises copies by their Message-ID)."""
+
+    def __init__(self, handler: SlowHandler) -> None:
+        self._handler = handler
+
+    def store(self, envelope: Envelope) -> None:
+        self._handler.store(envelope)
+
+
+# The student's lines the wrapper's own events point at: the handler is called, its wait, its answer.
+CALLED_AT = line_of(MailboxHandler.handle_DATA)
+WAIT_AT = line_of(MailboxHandler.handle_DATA, "asyncio.sleep")
+ANSWER_AT = line_of(MailboxHandler.handle_DATA, "return")
+
+
+class SlowHandler(MailboxHandler):
+    """The student's :class:`MailboxHandler` with the sandbox's :class:`Faults` (delay jitter, rejections, dropped
+    connections) and :class:`Receiving` (lost answers, recognised copies) wrapped around it.
 
     ``on_event(trace_id, kind, **details)``, when set, hears what the sink does, so a tracer can join the sink's
     side to the request that sent the email (the trace id comes from the message's ``X-Sandbox-Trace`` header).
@@ -235,13 +279,14 @@ class SlowHandler:
         on_message: Callable[[StoredMessage], None] | None = None,
         receiving: Receiving | None = None,
     ) -> None:
-        self.mailbox = mailbox
+        self.box = mailbox
         self.on_message = on_message
         self.on_event: EventSink | None = None
         self.sessions = 0
         self.max_sessions = MAX_SESSIONS
         self.faults = faults or Faults()
         self.receiving = receiving or Receiving()
+        super().__init__(_Intake(self), self._faults.delay_s)
 
     @property
     def faults(self) -> Faults:
@@ -256,18 +301,32 @@ class SlowHandler:
 
     @property
     def delay_s(self) -> float:
+        """The configured wait (without jitter)."""
         return self._faults.delay_s
 
     @delay_s.setter
     def delay_s(self, seconds: float) -> None:
         self.faults = dataclasses.replace(self._faults, delay_s=seconds)
 
-    @relay
-    def _emit(self, trace_id: str | None, kind: str, **details: Any) -> None:
+    @property
+    def delay(self) -> float:
+        """This message's wait, as the student's handler reads it: the delay plus this time's jitter."""
+        faults = self._faults
+        delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
+        arrival = _arrival.get()
+        if arrival is not None:
+            self._emit(arrival.trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
+        return delay_s
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self.delay_s = seconds
+
+    def _emit(self, trace_id: str | None, kind: str, at: Location | None = None, **details: Any) -> None:
         """Tell ``on_event``; a failing listener is logged, and changes nothing the client hears."""
         if self.on_event is not None and trace_id is not None:
             try:
-                self.on_event(trace_id, kind, **details)
+                self.on_event(trace_id, kind, at=at, **details)
             except Exception:
                 log.exception("the sink's event listener failed on %s", kind)
 
@@ -315,71 +374,84 @@ class SlowHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        faults, receiving = self._faults, self.receiving
-        received_at = utc_timestamp()
+        """Read the headers, run the student's handler, then answer as the faults say (or lose the answer)."""
         raw = envelope.original_content or b""
         headers = _HEADERS.parsebytes(raw)  # the headers only: the body is never needed here
-        trace_id = _trace_id(headers)
-        subject = _header_text("Subject", _first_header(headers, "Subject"))
-        message_id_header = _readable(_first_header(headers, "Message-ID").strip())
+        arrival = _Arrival(
+            server=server,
+            trace_id=_trace_id(headers),
+            subject=_header_text("Subject", _first_header(headers, "Subject")),
+            message_id_header=_readable(_first_header(headers, "Message-ID").strip()),
+            received_at=utc_timestamp(),
+        )
+        _arrival.set(arrival)
         self._emit(
-            trace_id,
+            arrival.trace_id,
             "sink.data_received",
+            at=CALLED_AT,
             size=len(raw),
             peer=f"{session.peer[0]}:{session.peer[1]}",
-            message_id_header=message_id_header,
+            message_id_header=arrival.message_id_header,
         )
-        delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
-        self._emit(trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
-        if delay_s:
-            try:
-                await asyncio.sleep(delay_s)
-            except asyncio.CancelledError:
-                # aiosmtpd cancels the session when the client hangs up: the wait ends here, nothing is stored.
-                self._emit(trace_id, "sink.client_left")
-                raise
-        if server.transport is None or server.transport.is_closing():
-            # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
-            self._emit(trace_id, "sink.client_left")
-            return "451 Client left before the message was accepted"
-        if faults.disconnect_probability and self._random.random() < faults.disconnect_probability:
-            self._emit(trace_id, "sink.disconnected")
-            server.transport.close()
-            return "421 4.4.2 Connection dropped by the sandbox's fault settings"
-        rejection = self._rejects("DATA")
-        if rejection:
-            self._emit(trace_id, "sink.rejected", reply=rejection, stage="DATA")
-            return rejection
-        # No await from the lookup to the store: this loop runs one session at a time here, so two copies arriving
-        # together cannot both be taken for the first.
-        original = self.mailbox.by_message_id(message_id_header) if receiving.dedupe_message_id else None
-        if original is None:
-            message = self.mailbox.add(
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=tuple(envelope.rcpt_tos),
-                subject=subject,
-                received_at=received_at,
-                size=len(raw),
-                raw=raw,
-                trace_id=trace_id,
-                accepted_ns=time.perf_counter_ns(),
-                message_id_header=message_id_header,
-            )
-            stored = {"message_id": message.id, "stored": True}
-        else:
-            message, stored = None, {"message_id": original.id, "stored": False, "duplicate_of": original.id}
+        try:
+            reply = await super().handle_DATA(server, session, envelope)
+        except asyncio.CancelledError:
+            # aiosmtpd cancels the session when the client hangs up: the wait ends here, nothing is stored.
+            self._emit(arrival.trace_id, "sink.client_left", at=WAIT_AT)
+            raise
+        except Refused as refused:
+            return refused.reply
+        receiving = self.receiving
         lost = receiving.lose_reply_probability and self._random.random() < receiving.lose_reply_probability
         if lost:
             # The email is in the mailbox (or was already); the client, who sent all of it, hears nothing.
-            self._emit(trace_id, "sink.reply_lost", **stored)
+            self._emit(arrival.trace_id, "sink.reply_lost", at=ANSWER_AT, **arrival.stored)
         else:
-            self._emit(trace_id, "sink.accepted", **stored, reply=ACCEPTED_REPLY)
-        if message is not None:
-            self._announce(message)
+            self._emit(arrival.trace_id, "sink.accepted", at=ANSWER_AT, **arrival.stored, reply=reply)
+        if arrival.message is not None:
+            self._announce(arrival.message)
         if lost:
             server.transport.close()
             return "421 4.4.2 Reply lost by the sandbox's fault settings"
-        return ACCEPTED_REPLY
+        return reply
+
+    def store(self, envelope: Envelope) -> None:
+        """The student's ``self.mailbox.store(envelope)``: first the faults due after the wait (the client left, a
+        dropped connection, a rejection), each answering with :class:`Refused`; then the message is kept."""
+        arrival = _arrival.get()
+        assert arrival is not None, "store runs inside handle_DATA"
+        server, trace_id = arrival.server, arrival.trace_id
+        if server.transport is None or server.transport.is_closing():
+            # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
+            self._emit(trace_id, "sink.client_left")
+            raise Refused("451 Client left before the message was accepted")
+        if self._faults.disconnect_probability and self._random.random() < self._faults.disconnect_probability:
+            self._emit(trace_id, "sink.disconnected")
+            server.transport.close()
+            raise Refused("421 4.4.2 Connection dropped by the sandbox's fault settings")
+        rejection = self._rejects("DATA")
+        if rejection:
+            self._emit(trace_id, "sink.rejected", reply=rejection, stage="DATA")
+            raise Refused(rejection)
+        # No await from the lookup to the store: this loop runs one session at a time here, so two copies arriving
+        # together cannot both be taken for the first.
+        original = self.box.by_message_id(arrival.message_id_header) if self.receiving.dedupe_message_id else None
+        if original is not None:
+            arrival.stored = {"message_id": original.id, "stored": False, "duplicate_of": original.id}
+            return
+        raw = envelope.original_content or b""
+        arrival.message = self.box.add(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            subject=arrival.subject,
+            received_at=arrival.received_at,
+            size=len(raw),
+            raw=raw,
+            trace_id=trace_id,
+            accepted_ns=time.perf_counter_ns(),
+            message_id_header=arrival.message_id_header,
+        )
+        arrival.stored = {"message_id": arrival.message.id, "stored": True}
 
 
 class SlowSMTP(SMTP):

@@ -25,6 +25,7 @@ from sandbox.facts import (
     stores_copy,
     unanswered,
 )
+from sandbox.strategies import BLIND
 from sandbox.tracer import Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
@@ -898,9 +899,6 @@ def _attempt_failed(facts: Facts, event: Event, n: int) -> Sentence:
         quoted(ref, d),
     ]
     return Sentence(text, tuple(claims)) + _next_attempt_came(facts, event, attempt, "it")
-
-
-BLIND = "blind"  # the policy a worker records when it retries whatever the error (sandbox.retrying)
 
 
 def _blind_attempt_failed(facts: Facts, event: Event) -> Sentence:

@@ -1,41 +1,58 @@
-"""Every send mode the routes serve: the strategies that work, and the variants broken on purpose."""
+"""Every send mode the routes serve, by name: the strategies that work, and the variants broken on purpose.
+
+The code of each is the student's (``sandbox/app/emails.py``: a route per mode, ``/send-email/<mode>``); here is
+only what the sandbox needs to know about them from outside: which answer waits for its send, which keeps its
+emails across a restart, and how a worker that retries counts and spaces its attempts.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask_mail import Message
+from sandbox.app import emails
 
-from sandbox.async_view import MODE as ASYNC_MODE
-from sandbox.async_view import send_from_async_view
-from sandbox.broken import BROKEN_VARIANTS
-from sandbox.cpu_bound import MODE as CPU_MODE
-from sandbox.cpu_bound import send_after_cpu_work
-from sandbox.mailer import send_in_thread, send_sync
-from sandbox.pool import send_in_pool
-from sandbox.retrying import MODE as RETRY_MODE
-from sandbox.retrying import send_with_blind_retries
-from sandbox.task_queue import send_in_queue
-
-Strategy = Callable[[Message, str], Any]
-
-STRATEGIES: dict[str, Strategy] = {
-    "sync": send_sync,
-    "thread": send_in_thread,
-    "pool": send_in_pool,
-    "queue": send_in_queue,
+STRATEGIES = ("sync", "thread", "pool", "queue")
+# Variants broken on purpose: they fail the way the real mistake fails.
+NO_CONTEXT = "thread-no-context"
+PROXY = "thread-proxy"
+BROKEN_VARIANTS = (NO_CONTEXT, PROXY)
+# Variants for the lessons: they work, but teach something the strategies above do not (CPU-bound work, the
+# duplicates a blind retry makes when a reply is lost, and an async def view that still answers after its send).
+CPU_MODE = "thread-cpu"
+RETRY_MODE = "thread-retry"
+ASYNC_MODE = "async-def"
+VARIANTS = (CPU_MODE, RETRY_MODE, ASYNC_MODE)
+SEND_MODES = (*STRATEGIES, *BROKEN_VARIANTS, *VARIANTS)
+# The student's route for each mode (its Flask endpoint).
+ENDPOINTS = {
+    f"emails.{view.__name__}": mode
+    for mode, view in {
+        "sync": emails.send_sync,
+        "thread": emails.send_thread,
+        "pool": emails.send_pool,
+        "queue": emails.send_queue,
+        NO_CONTEXT: emails.send_thread_no_context,
+        PROXY: emails.send_thread_proxy,
+        CPU_MODE: emails.send_thread_cpu,
+        RETRY_MODE: emails.send_thread_retry,
+        ASYNC_MODE: emails.send_async_def,
+    }.items()
 }
 # Sends in these modes are stored outside the process: stopping the sandbox does not lose them.
 DURABLE_MODES = frozenset({"queue"})
-# Variants for the lessons: they work, but teach something the strategies above do not (CPU-bound work, the
-# duplicates a blind retry makes when a reply is lost, and an async def view that still answers after its send).
-VARIANTS: dict[str, Strategy] = {
-    CPU_MODE: send_after_cpu_work,
-    RETRY_MODE: send_with_blind_retries,
-    ASYNC_MODE: send_from_async_view,
-}
 # The modes whose route answers only after the send has ended (200 once the server accepted it), so the send is
 # settled before the answer leaves; every other mode answers 202 with the send still pending or queued.
 ANSWERS_AFTER_SEND = frozenset({"sync", ASYNC_MODE})
-SEND_MODES: dict[str, Strategy] = {**STRATEGIES, **BROKEN_VARIANTS, **VARIANTS}
+# The blind retry's rule, read from the student's loop: any error, the same pause, ``emails.ATTEMPTS`` in all.
+BLIND = "blind"  # recorded on each attempt.failed: the worker retries whatever the error was
+RETRY_ATTEMPTS = emails.ATTEMPTS
+
+
+def _blind_retry_in(attempt: int, err: BaseException) -> float | None:
+    return emails.PAUSE_S if attempt < emails.ATTEMPTS else None
+
+
+# How a worker of each mode counts its sends: the fields of its Binding (see sandbox.tracer).
+WORKER_RULES: dict[str, dict[str, Any]] = {
+    RETRY_MODE: {"attempts": emails.ATTEMPTS, "retry_in": _blind_retry_in, "policy": BLIND},
+}

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_mail import Message
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey, Task, TaskWrapper
@@ -25,10 +25,11 @@ from huey.exceptions import CancelExecution
 from redis.exceptions import RedisError
 
 from sandbox.config import REDIS_URL_PREFIXES, check_queue_url
-from sandbox.delivery import FAILED, DeliveryLog
-from sandbox.mailer import FoldedMessage, SendError, delivery_log, describe_error, traced_send, tracer
+from sandbox.delivery import DeliveryLog
+from sandbox.mailer import SendError, describe_error, error_and_outcome
 from sandbox.outbox import SENDING, Outbox
-from sandbox.tracer import Tracer
+from sandbox.smtp_client import Message as FoldedMessage
+from sandbox.tracer import Binding, bound, current_binding, finish_line, line_of, raised_at
 
 MODE = "queue"
 TASK_NAME = "sandbox.deliver"
@@ -116,9 +117,15 @@ class MailQueue:
     def opened(self) -> bool:
         return self._huey is not None
 
-    def enqueue(self, msg: Message, trace_id: str) -> str:
-        """Write the email into the outbox, then store its task; returns the task's id once the store has it.
-        Raises QueueUnavailable (and keeps nothing) if the store cannot be reached."""
+    def enqueue(self, msg: Message) -> str:
+        """Store the email for the route's trace: written into the outbox, then its task into Huey's queue; returns
+        the task's id once the store has it. The 202 that follows means "stored", not "sent". Raises
+        QueueUnavailable (and keeps nothing) if the store cannot be reached."""
+        binding = current_binding()
+        if binding is None:
+            raise RuntimeError("the queue stores emails for a traced request only")
+        trace_id = binding.trace_id
+        binding.log.accepted(trace_id, MODE)
         data = message_data(msg)
         try:
             huey, deliver = self._open()
@@ -131,7 +138,11 @@ class MailQueue:
                 outbox.settle(trace_id)  # refused with a 503: it must not be sent after a restart either
                 raise
         except STORE_ERRORS as err:
-            raise QueueUnavailable(err) from err
+            unavailable = QueueUnavailable(err)
+            binding.record("queue.unavailable", error=str(unavailable))
+            binding.log.failed(trace_id, MODE, str(unavailable))
+            raise unavailable from err
+        binding.record("queue.stored", task_id=task.id, backend=type(huey).__name__)
         return task.id
 
     def recover(self, log: DeliveryLog) -> list[str]:
@@ -193,63 +204,58 @@ def message_from_data(data: dict[str, Any]) -> FoldedMessage:
     return msg
 
 
-def send_in_queue(msg: Message, trace_id: str) -> None:
-    """Store the send as a task and return: the 202 means "stored", not "sent"."""
-    app = current_app._get_current_object()
-    mail_queue: MailQueue = app.extensions["sandbox.queue"]
-    log = delivery_log()
-    log.accepted(trace_id, MODE)
-    try:
-        task_id = mail_queue.enqueue(msg, trace_id)
-    except QueueUnavailable as err:
-        tracer().record(trace_id, "queue.unavailable", error=str(err))
-        log.failed(trace_id, MODE, str(err))
-        raise
-    tracer().record(trace_id, "queue.stored", task_id=task_id, backend=type(mail_queue.huey).__name__)
+def mail_queue(app: Flask) -> MailQueue:
+    """The app's durable mail queue."""
+    return app.extensions["sandbox.queue"]
 
 
 def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | None) -> None:
-    """One attempt by a consumer worker. A failure worth retrying goes back to Huey; a final one is recorded.
+    """One attempt by a consumer worker: the student's ``send_async_email`` with the stored message. A failure worth
+    retrying goes back to Huey; a final one is recorded.
 
     The outbox hears of each step first, so a worker killed at any point leaves the email there to be sent again.
     """
-    trace, log = app.extensions["sandbox.tracer"], app.extensions["sandbox.delivery"]
+    from sandbox.app.emails import send_async_email  # the student's module imports this one
+
     outbox = app.extensions["sandbox.queue"].outbox
     attempts = int(app.config["SANDBOX_POOL_ATTEMPTS"])
     retries_left = task.retries if task is not None else 0
     attempt = attempts - retries_left
-    if attempt == 1:
-        trace.record(trace_id, "worker.started", worker=threading.current_thread().name)
-    outbox.sending(trace_id, data)
-    with app.app_context():
-        trace.record(trace_id, "context.pushed", app=app.name)
-        trace.record(trace_id, "attempt.started", attempt=attempt, attempts=attempts)
+    retry_delay = task.retry_delay if task is not None else 0
+
+    def retry_in(number: int, err: BaseException) -> float | None:
+        retryable = isinstance(err, SendError) and err.retryable
+        return retry_delay if retryable and retries_left > 0 else None
+
+    binding = Binding(
+        app.extensions["sandbox.tracer"],
+        app.extensions["sandbox.delivery"],
+        trace_id,
+        MODE,
+        attempts=attempts,
+        attempt=attempt - 1,
+        retry_in=retry_in,
+    )
+    with bound(binding):
+        if attempt == 1:
+            binding.record("worker.started", at=line_of(send_async_email), worker=threading.current_thread().name)
+        outbox.sending(trace_id, data)
         try:
-            traced_send(message_from_data(data), trace_id, trace)
-        except SendError as err:
-            if err.retryable and retries_left > 0:
-                trace.record(
-                    trace_id,
-                    "attempt.failed",
-                    attempt=attempt,
-                    error=str(err),
-                    final=False,
-                    retry_in_s=task.retry_delay,
-                )
+            send_async_email(app, message_from_data(data))
+        except Exception as err:  # noqa: BLE001 - a bug here must be recorded, not left to Huey's log
+            if retry_in(attempt, err) is not None:  # the attempt's end is recorded by mail.send
                 outbox.waiting(trace_id, data)
                 raise CancelExecution(retry=True) from err  # Huey stores the task again, for later
-            trace.record(trace_id, "attempt.failed", attempt=attempt, error=str(err), final=True, outcome=err.outcome)
-            _failed(trace, log, outbox, trace_id, str(err), err.outcome)
+            outbox.settle(trace_id)
+            error, outcome = error_and_outcome(err)
+            binding.record(
+                "worker.failed",
+                at=raised_at(err.__traceback__) or line_of(send_async_email),
+                error=error,
+                outcome=outcome,
+            )
+            binding.log.failed(trace_id, MODE, error, outcome)
             return
-        except Exception as err:  # noqa: BLE001 - a bug here must be recorded, not left to Huey's log
-            _failed(trace, log, outbox, trace_id, describe_error(err), FAILED)
-            return
-    outbox.settle(trace_id)
-    trace.record(trace_id, "worker.finished")
-    log.delivered(trace_id)
-
-
-def _failed(trace: Tracer, log: DeliveryLog, outbox: Outbox, trace_id: str, error: str, outcome: str) -> None:
-    outbox.settle(trace_id)
-    trace.record(trace_id, "worker.failed", error=error, outcome=outcome)
-    log.failed(trace_id, MODE, error, outcome)
+        outbox.settle(trace_id)
+        binding.record("worker.finished", at=finish_line(send_async_email))
+        binding.log.delivered(trace_id)

@@ -1,9 +1,15 @@
-"""Record what really happened during a send, as facts: when, on which thread, what, and which line did it.
+"""Record what really happened during a send, as facts: when, on which thread, what, and which line of the
+student's code was running.
 
-A :class:`Trace` belongs to one request. Its id is made when the request starts and handed explicitly to any
-worker; the SMTP client's traffic is tied to it through a thread-local binding around ``mail.send()``, and the
-sink's events through the ``X-Sandbox-Trace`` header. Everything else (table rows, states,
-quizzes) is derived from these facts later, never stored beside them.
+A :class:`Trace` belongs to one request. Its id is made when the request starts and bound to the request (a
+:class:`Binding` in a context variable); the hooks that watch the student's code from outside carry that binding
+to each worker (a thread started by the route, a pool worker, a queue consumer, an event loop's executor), and the
+sink's events join through the ``X-Sandbox-Trace`` header. Everything else (table rows, states, quizzes) is
+derived from these facts later, never stored beside them.
+
+The line an event points at is the innermost frame in the student's files (``sandbox/app/``): the code a student
+reads beside the trace is the code that ran. A hook that records after the student's function returned, or before
+it was called, names the line itself (``at=``, see :func:`line_of`).
 
 Recording is cheap: the clock, the thread and the source line are read before taking the lock, and the lock only
 guards one dictionary lookup and one list append.
@@ -11,24 +17,30 @@ guards one dictionary lookup and one list append.
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import platform
 import sys
+import textwrap
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from types import CodeType
-from typing import Any, TypeVar
+from types import CodeType, TracebackType
+from typing import Any
 
 TRACES_KEPT = 200
 PACKAGE_DIR = str(Path(__file__).resolve().parent)
 PROJECT_DIR = str(Path(PACKAGE_DIR).parent)
-_THIS_FILE = str(Path(__file__).resolve())
-F = TypeVar("F", bound=Callable[..., Any])
+# The student's files: what the code panel shows, and the only files an event's line may point into.
+STUDENT_DIR = str(Path(PACKAGE_DIR) / "app")
+Location = tuple[str, int, str]  # file (relative to the project), line, function
 # How a route hands a send on and answers without waiting: it started a thread, queued it for a pool, stored a task.
 HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
 
@@ -139,26 +151,32 @@ class Tracer:
             while len(self._traces) > self._capacity:
                 self._traces.popitem(last=False)
 
-    def record(self, trace_id: str | None, kind: str, **details: Any) -> None:
-        """Add an event to a known trace; unknown ids (mail from elsewhere, an evicted trace) are ignored."""
+    def record(self, trace_id: str | None, kind: str, /, at: Location | None = None, **details: Any) -> None:
+        """Add an event to a known trace; unknown ids (mail from elsewhere, an evicted trace) are ignored.
+
+        ``at`` names the student's line when the hook records from outside the student's code (before a function
+        is called, after it returned); otherwise the line is the innermost frame in the student's files.
+        """
         if not self.enabled or trace_id is None:
             return
         now = time.perf_counter_ns()
         thread_name, thread_id = thread_identity()
-        file, line, function = source_location()
+        file, line, function = at or source_location()
         with self._lock:
             trace = self._traces.get(trace_id)
             if trace is not None:
                 trace.raw.append((now, thread_name, thread_id, kind, details, file, line, function))
 
-    def record_at(self, trace_id: str | None, kind: str, t_ns: int, thread: tuple[str, int], **details: Any) -> None:
+    def record_at(
+        self, trace_id: str | None, kind: str, t_ns: int, thread: tuple[str, int], at: Location, **details: Any
+    ) -> None:
         """Add an event that happened earlier, on another thread (the server accepting the connection)."""
         if not self.enabled or trace_id is None:
             return
         with self._lock:
             trace = self._traces.get(trace_id)
             if trace is not None:
-                trace.raw.append((t_ns, thread[0], thread[1], kind, details, "", 0, ""))
+                trace.raw.append((t_ns, thread[0], thread[1], kind, details, *at))
 
     def join_comparison(self, trace_id: str, comparison: str) -> None:
         """Mark the trace as one send of the comparison ``comparison``."""
@@ -188,48 +206,153 @@ class Tracer:
             trace = self._traces.get(trace_id)
             return None if trace is None else trace.snapshot()
 
-    @contextmanager
-    def bound(self, trace_id: str) -> Iterator[None]:
-        """Tie the SMTP traffic of this thread to ``trace_id`` while the block runs."""
-        previous = current_binding()
-        _binding.current = (self, trace_id)
-        try:
-            yield
-        finally:
-            _binding.current = previous
+
+@dataclass
+class Binding:
+    """Which trace the code running here belongs to, and what a send made here is part of.
+
+    Set in a context variable: by the request's start for the route, by the hooks for each worker. ``log`` is the
+    app's delivery log. ``blocking`` marks a send the answer waits for (settled before it leaves). ``attempts``
+    and ``retry_in`` make each ``mail.send()`` an attempt of a retrying worker (``retry_in(attempt, error)``: the
+    pause before the next, or None when this one is final; ``policy`` names a retry rule worth showing). ``here``
+    and ``via`` name the student's line and the mechanism when a send runs on a thread with no line of theirs
+    (an event loop's executor); ``coroutine`` is the async view a send may serve.
+    """
+
+    tracer: Tracer
+    log: Any
+    trace_id: str
+    mode: str
+    blocking: bool = False
+    attempts: int = 0
+    attempt: int = 0
+    retry_in: Callable[[int, BaseException], float | None] | None = None
+    policy: str | None = None
+    coroutine: Any = None
+    here: Location | None = None
+    via: str | None = None
+    unanswered: int | None = None  # the first attempt that sent everything and heard no answer
+
+    def record(self, kind: str, /, at: Location | None = None, **details: Any) -> None:
+        self.tracer.record(self.trace_id, kind, at=at or self.here, **details)
+
+    def next_attempt(self) -> int:
+        """The number of the send about to start, if this binding counts attempts; 0 if it does not."""
+        if not self.attempts:
+            return 0
+        self.attempt += 1
+        return self.attempt
+
+    def worker(self, **changes: Any) -> Binding:
+        """A fresh binding of the same trace for a worker: not the answer's send, its own attempt count."""
+        return Binding(self.tracer, self.log, self.trace_id, self.mode, **changes)
 
 
-_RELAYS: set[CodeType] = set()
+_binding: ContextVar[Binding | None] = ContextVar("sandbox_trace_binding", default=None)
 
 
-def relay(function: F) -> F:
-    """Mark a function that only passes events on, so the source location names its caller instead."""
-    _RELAYS.add(function.__code__)
-    return function
+def current_binding() -> Binding | None:
+    """The trace the code running here belongs to, if any."""
+    return _binding.get()
 
 
-# id(code) -> (code, path relative to the project or "" when not the sandbox's own). Keyed by id because hashing
-# a code object hashes its bytecode; the entry holds the code object, so its id cannot be reused meanwhile.
-_own_files: dict[int, tuple[CodeType, str]] = {}
+@contextmanager
+def bound(binding: Binding | None) -> Iterator[Binding | None]:
+    """Run the block as part of ``binding``'s trace (in this context only)."""
+    token = _binding.set(binding)
+    try:
+        yield binding
+    finally:
+        _binding.reset(token)
 
 
-def source_location() -> tuple[str, int, str]:
-    """The innermost frame in the sandbox's own code (not this module, not a relay): the line to look at.
+def bind(binding: Binding | None) -> None:
+    """Bind this context for the rest of its life (a request's context ends with the request)."""
+    _binding.set(binding)
 
-    Whether a code object is the sandbox's own is decided once and cached, so the walk costs a dict lookup a frame.
+
+@functools.cache
+def finish_line(function: Callable[..., Any]) -> Location:
+    """Where one of the student's functions is when it has run to its end: its ``return``, or its last line."""
+    function = inspect.unwrap(function)
+    try:
+        return line_of(function, "return")
+    except ValueError:
+        pass
+    lines, first = inspect.getsourcelines(function)
+    code_lines = [i for i, line in enumerate(lines) if line.strip() and not line.strip().startswith("#")]
+    return line_of(function)[0], first + code_lines[-1], function.__code__.co_name
+
+
+# id(code) -> (code, path relative to the project or "" when not the student's). Keyed by id because hashing a
+# code object hashes its bytecode; the entry holds the code object, so its id cannot be reused meanwhile.
+_student_files: dict[int, tuple[CodeType, str]] = {}
+
+
+def _student_file(code: CodeType) -> str:
+    cached = _student_files.get(id(code))
+    if cached is None:
+        filename = code.co_filename
+        mine = filename.startswith(STUDENT_DIR)
+        cached = _student_files[id(code)] = (code, filename[len(PROJECT_DIR) + 1 :] if mine else "")
+    return cached[1]
+
+
+def source_location() -> Location:
+    """The innermost frame in the student's files: the line of the lesson's code that was running.
+
+    Whether a code object is the student's is decided once and cached, so the walk costs a dict lookup a frame.
     """
     frame = sys._getframe(1)
     while frame is not None:
-        code = frame.f_code
-        cached = _own_files.get(id(code))
-        if cached is None:
-            filename = code.co_filename
-            mine = filename.startswith(PACKAGE_DIR) and filename != _THIS_FILE and code not in _RELAYS
-            cached = _own_files[id(code)] = (code, filename[len(PROJECT_DIR) + 1 :] if mine else "")
-        if cached[1]:
-            return cached[1], frame.f_lineno, code.co_name
+        file = _student_file(frame.f_code)
+        if file:
+            return file, frame.f_lineno, frame.f_code.co_name
         frame = frame.f_back
     return "", 0, ""
+
+
+def raised_at(tb: TracebackType | None) -> Location | None:
+    """The innermost line of the student's code in a traceback: where their code raised, or called what raised."""
+    found = None
+    while tb is not None:
+        file = _student_file(tb.tb_frame.f_code)
+        if file:
+            found = (file, tb.tb_lineno, tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return found
+
+
+def suspended_at(coroutine: Any) -> Location | None:
+    """Where a coroutine of the student's waits (its ``await`` line), or None once it has ended."""
+    frame = getattr(coroutine, "cr_frame", None)
+    if frame is None or not _student_file(frame.f_code):
+        return None
+    return _student_file(frame.f_code), frame.f_lineno, frame.f_code.co_name
+
+
+@functools.cache
+def line_of(function: Callable[..., Any], text: str | None = None) -> Location:
+    """A line of one of the student's functions: the first whose code contains ``text``, or the ``def`` line.
+
+    For a hook that records from outside the function: "the worker starts" points at its ``def``, "the route
+    answers" at its ``return``. Decorators are skipped; a text the function lacks is a bug, so it raises.
+    """
+    function = inspect.unwrap(function)
+    code = function.__code__
+    file = _student_file(code)
+    if not file:
+        raise ValueError(f"{function.__qualname__} is not in the student's files")
+    lines, first = inspect.getsourcelines(function)
+    node = ast.parse(textwrap.dedent("".join(lines))).body[0]
+    def_line = first + node.lineno - 1
+    if text is None:
+        return file, def_line, code.co_name
+    for offset, line in enumerate(lines):
+        number = first + offset
+        if number > def_line and text in line.split("#")[0]:
+            return file, number, code.co_name
+    raise ValueError(f"no line of {function.__qualname__} contains {text!r}")
 
 
 def thread_identity() -> tuple[str, int]:
@@ -250,11 +373,3 @@ VERSIONS = {
     "flask_mail": version("flask-mail"),
     "aiosmtpd": version("aiosmtpd"),
 }
-
-
-_binding = threading.local()
-
-
-def current_binding() -> tuple[Tracer, str] | None:
-    """The (tracer, trace id) this thread's SMTP traffic belongs to, set by :meth:`Tracer.bound`."""
-    return getattr(_binding, "current", None)

@@ -24,37 +24,42 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox import lessons
 from sandbox.app_settings import app_settings, change_app_settings
-from sandbox.broken import BROKEN_VARIANTS
 from sandbox.delivery import FAILURES_KEPT, Failure
 from sandbox.errors import ConfigError
 from sandbox.facts import NOT_OBSERVED, observed_server
-from sandbox.mailer import SendError, build_message, delivery_log, tracer
+from sandbox.mailer import SendError, delivery_log, tracer
 from sandbox.modes import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISES
 from sandbox.quiz import QUIZ_KINDS
 from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
 from sandbox.security import CONTENT_SECURITY_POLICY
-from sandbox.send_request import BadInput, parse_send_request, read_json
+from sandbox.send_request import BadInput, read_json
 from sandbox.shutdown_demo import HOLD_S, DemoBusy, run_cases
 from sandbox.sink import MAILBOX_SIZE, Sink, StoredMessage
-from sandbox.strategies import ANSWERS_AFTER_SEND, SEND_MODES, STRATEGIES
-from sandbox.tracer import TRACES_KEPT, thread_identity
+from sandbox.strategies import ANSWERS_AFTER_SEND, BROKEN_VARIANTS, ENDPOINTS, SEND_MODES, STRATEGIES
+from sandbox.tracer import TRACES_KEPT, Binding, Location, bind, line_of, raised_at, thread_identity
+from sandbox.watch import unwatch_request, watch_request
 
 bp = Blueprint("sandbox", __name__)
 PAGE_SIZE = 500  # entries per page of /api/messages and /api/failures with ?after=
 
 
 def init_app(app: Flask) -> None:
+    from sandbox.app.emails import bp as emails  # the student's routes, one per send mode
+
+    app.register_blueprint(emails)
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(lessons.api)
     app.register_error_handler(HTTPException, json_error)
+    app.register_error_handler(SendError, send_failed)
     request_finished.connect(record_response, app)
 
 
 @bp.before_app_request
 def start_request() -> None:
-    """Start the clock, and for a send, the trace: its id is made here, before any other work.
+    """Start the clock, and for a send, the trace: its id is made here, before the student's route runs, and bound
+    to the request so that the hooks (``sandbox.watch``) carry it to every worker.
 
     The clock starts when the web server had the request (it stamps the accept), so time spent waiting for a
     handler, as on a one-request-at-a-time server, counts; under the test client it starts here.
@@ -64,38 +69,70 @@ def start_request() -> None:
     g.started_ns = arrived_ns if arrived_ns is not None else now
     g.trace_id = None
     g.response_ms = None
-    mode = (request.view_args or {}).get("mode")
-    if request.endpoint == "sandbox.send_email" and request.method == "POST" and mode in SEND_MODES:
-        g.trace_id = uuid.uuid4().hex
-        sink = current_sink(required=False)
-        config = current_app.config
-        tracer().start(
+    mode = ENDPOINTS.get(request.endpoint or "") if request.method == "POST" else None
+    if mode is None:
+        return
+    g.trace_id = uuid.uuid4().hex
+    g.mode = mode
+    sink = current_sink(required=False)
+    config = current_app.config
+    tracer().start(
+        g.trace_id,
+        mode,
+        request.environ.get("sandbox.server", config["SANDBOX_SERVER"]),  # the server that really had it
+        sink.handler.delay_s if sink else None,
+        {
+            "smtp_timeout_s": config["SANDBOX_SMTP_TIMEOUT"],
+            "mail_server": f"{config['MAIL_SERVER']}:{config['MAIL_PORT']}",
+        },
+    )
+    binding = Binding(tracer(), delivery_log(), g.trace_id, mode, blocking=mode in ANSWERS_AFTER_SEND)
+    watch_request(binding)
+    route = view_line()
+    if arrived_ns is not None:
+        tracer().record_at(
             g.trace_id,
-            mode,
-            request.environ.get("sandbox.server", config["SANDBOX_SERVER"]),  # the server that really had it
-            sink.handler.delay_s if sink else None,
-            {
-                "smtp_timeout_s": config["SANDBOX_SMTP_TIMEOUT"],
-                "mail_server": f"{config['MAIL_SERVER']}:{config['MAIL_PORT']}",
-            },
+            "request.arrived",
+            arrived_ns,
+            request.environ["sandbox.arrived_thread"],
+            route,
+            server=request.environ.get("sandbox.server"),
+            request_id=request.environ.get("sandbox.request_id"),
         )
-        if arrived_ns is not None:
-            tracer().record_at(
-                g.trace_id,
-                "request.arrived",
-                arrived_ns,
-                request.environ["sandbox.arrived_thread"],
-                server=request.environ.get("sandbox.server"),
-                request_id=request.environ.get("sandbox.request_id"),
-            )
-        tracer().record(g.trace_id, "request.received", method=request.method, path=request.path)
+    binding.record("request.received", at=route, method=request.method, path=request.path)
 
 
-def stamp_response(status: int) -> float:
-    """Record that the answer leaves now and return its time: the one ``response_ms`` of this send, everywhere."""
+def view_line(text: str | None = None) -> Location:
+    """A line of the student's route for this request: its ``def``, or the first line holding ``text``."""
+    return line_of(current_app.view_functions[request.endpoint], text)
+
+
+@bp.after_app_request
+def answer_send(response: Response) -> Response:
+    """The student's route answered a send: add what the sandbox knows (mode, trace id, measured time) to it."""
+    if g.get("trace_id") and g.get("response_ms") is None and response.is_json:
+        body = response.get_json()
+        response_ms = stamp_response(response.status_code, view_line("return"))
+        response.set_data(
+            current_app.json.dumps({"mode": g.mode, "trace_id": g.trace_id, **body, "response_ms": response_ms})
+        )
+    return response
+
+
+@bp.teardown_app_request
+def end_request(error: BaseException | None) -> None:
+    """The request is over: nothing more runs for its trace on this thread (a single server reuses it)."""
+    if g.get("trace_id"):
+        unwatch_request()
+        bind(None)
+
+
+def stamp_response(status: int, at: Location) -> float:
+    """Record that the answer leaves now and return its time: the one ``response_ms`` of this send, everywhere.
+    ``at`` is the student's line the answer comes from (the route's ``return``, or the line that raised)."""
     now = time.perf_counter_ns()
     if g.get("trace_id") and g.response_ms is None:
-        tracer().record_at(g.trace_id, "response.sent", now, thread_identity(), status=status)
+        tracer().record_at(g.trace_id, "response.sent", now, thread_identity(), at, status=status)
     g.response_ms = round((now - g.started_ns) / 1e6, 3)
     return g.response_ms
 
@@ -103,7 +140,15 @@ def stamp_response(status: int) -> float:
 def record_response(app: Flask, response: Response) -> None:
     """A response no route stamped (an unexpected error): the trace still learns when and how it ended."""
     if g.get("trace_id") and g.get("response_ms") is None:
-        stamp_response(response.status_code)
+        stamp_response(response.status_code, view_line())
+
+
+def send_failed(err: SendError) -> tuple[Response, int]:
+    """A send the route waited for failed (or a queue's store could not take it): 502, 503 or 504 with the reason."""
+    status = err.http_status
+    body = {"error": str(err), "outcome": err.outcome, "mode": g.get("mode"), "trace_id": g.get("trace_id")}
+    at = raised_at(err.__traceback__) or view_line()
+    return jsonify(body | {"response_ms": stamp_response(status, at)}), status
 
 
 @bp.after_app_request
@@ -117,7 +162,8 @@ def json_error(err: HTTPException) -> tuple[Response, int]:
     """Every HTTP error as ``{"error": ...}``, keeping headers such as ``Allow`` on a 405."""
     body: dict[str, object] = {"error": err.description}
     if g.get("trace_id"):
-        body.update(trace_id=g.trace_id, response_ms=stamp_response(err.code or 500))
+        at = raised_at(err.__traceback__) or view_line()
+        body.update(trace_id=g.trace_id, response_ms=stamp_response(err.code or 500, at))
     response = jsonify(body)
     for name, value in err.get_headers():
         if name.lower() != "content-type":
@@ -143,26 +189,9 @@ def index() -> str:
 
 
 @bp.post("/send-email/<mode>")
-def send_email(mode: str) -> tuple[Response, int]:
-    strategy = SEND_MODES.get(mode)
-    if strategy is None:
-        raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(SEND_MODES)}", 404)
-    trace_id = g.trace_id
-    fields = parse_send_request(request)
-    if fields.comparison:
-        tracer().join_comparison(trace_id, fields.comparison)
-    msg = build_message(
-        "welcome", fields.to, fields.subject, trace_id, name=fields.name, link=url_for("sandbox.index", _external=True)
-    )
-    try:
-        strategy(msg, trace_id)
-    except SendError as err:
-        status = err.http_status
-        body = {"error": str(err), "outcome": err.outcome, "mode": mode, "trace_id": trace_id}
-        return jsonify(body | {"response_ms": stamp_response(status)}), status
-    status = 200 if mode in ANSWERS_AFTER_SEND else 202
-    body = {"mode": mode, "trace_id": trace_id, "status": "sent" if status == 200 else "queued"}
-    return jsonify(body | {"response_ms": stamp_response(status)}), status
+def send_email(mode: str) -> Response:
+    """Every known mode has its own route (the student's, ``sandbox/app/emails.py``); this one answers the rest."""
+    raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(SEND_MODES)}", 404)
 
 
 def trace_report(trace_id: str) -> TraceReport:

@@ -15,12 +15,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sandbox import create_app
-from sandbox.async_view import MODE, VIA
 from sandbox.delivery import DELIVERED, FAILED, UNKNOWN
 from sandbox.facts import Facts
 from sandbox.render.document import report, trace_document
 from sandbox.sink import Sink
+from sandbox.smtp_client import TO_THREAD as VIA
 from sandbox.strategies import ANSWERS_AFTER_SEND, SEND_MODES
+from sandbox.strategies import ASYNC_MODE as MODE
 from sandbox.tracer import Trace
 from tests.conftest import record_trace
 from tests.truth import check_document

@@ -234,7 +234,7 @@ def test_the_verdict_names_what_the_run_showed(app: Flask, client: FlaskClient) 
     assert verdict["answer"] == "only_blocking", verdict
     assert "sync: mail.send() ran on the request's thread" in verdict["evidence"]
     assert (
-        "thread: mail.send() ran on mail-" in verdict["evidence"]
+        "thread: mail.send() ran on Thread-" in verdict["evidence"]
         and "pool: mail.send() ran on pool" in verdict["evidence"]
     )
     awaited = record_trace(app, "async-def")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from sandbox.app.emails import welcome_email
 from sandbox.client import call
-from sandbox.mailer import build_message
 from sandbox.runtime import Sandbox
 from sandbox.task_queue import message_data, message_from_data
 from sandbox.testing import free_port
@@ -140,7 +140,7 @@ def test_an_external_consumer_process_delivers(redis_url: str) -> None:
 
 def test_every_attempt_of_a_queued_email_keeps_its_message_id(app: Flask) -> None:
     with app.test_request_context():
-        original = build_message("welcome", "a@example.com", "hi", "0" * 32, name="N", link="http://x/")
+        original = welcome_email("a@example.com", "hi", name="N", link="http://x/")
         rebuilt = message_from_data(message_data(original))
         assert rebuilt.msgId == original.msgId
         assert b"Message-ID: " + original.msgId.encode() in rebuilt.as_bytes()

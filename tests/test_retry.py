@@ -16,8 +16,9 @@ from sandbox import create_app
 from sandbox.delivery import DELIVERED, FAILED, UNKNOWN
 from sandbox.facts import SINK_ENDS, Facts
 from sandbox.render.document import report, trace_document
-from sandbox.retrying import ATTEMPTS, MODE
 from sandbox.sink import Sink
+from sandbox.strategies import RETRY_ATTEMPTS as ATTEMPTS
+from sandbox.strategies import RETRY_MODE as MODE
 from sandbox.tracer import Trace
 from tests.conftest import record_trace
 from tests.truth import check_document

@@ -1,20 +1,12 @@
 from __future__ import annotations
 
-import linecache
 import threading
-from pathlib import Path
 
 from flask import Flask
 
 from sandbox.sink import SINK_THREAD_NAME, Sink
 from sandbox.tracer import Tracer
 from tests.conftest import record_trace
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def source_line(event) -> str:
-    return linecache.getline(str(ROOT / event.file), event.line)
 
 
 def test_concurrent_recording_keeps_every_event() -> None:
@@ -84,9 +76,11 @@ def test_thread_trace_is_honest(app: Flask, sink: Sink) -> None:
         "worker.finished",
     }
     assert worker_kinds <= set(kinds)
+    worker = trace.first("worker.spawned").details["worker"]  # the name Thread() gave the student's thread
+    assert worker.endswith("(send_async_email)")
     for event in trace.events:
         if event.kind in worker_kinds:
-            assert event.thread_id != request_thread and event.thread.startswith("mail-"), event
+            assert event.thread_id != request_thread and event.thread == worker, event
         if event.kind.startswith("sink."):
             assert event.thread == SINK_THREAD_NAME, event
     assert trace.first("response.sent").thread_id == request_thread
@@ -103,17 +97,6 @@ def test_sync_trace_is_honest(app: Flask, sink: Sink) -> None:
     request_thread = trace.events[0].thread_id
     assert all(e.thread_id == request_thread for e in trace.events if not e.kind.startswith("sink."))
     assert trace.first("response.sent").details["status"] == 200
-
-
-def test_events_point_at_the_code_that_produced_them(app: Flask) -> None:
-    trace = record_trace(app, "thread")
-    by_kind = {e.kind: e for e in trace.events}
-    assert by_kind["request.received"].file == "sandbox/web.py"
-    assert "mail.send(msg)" in source_line(by_kind["smtp.connected"])
-    assert "mail.send(msg)" in source_line(by_kind["smtp.accepted"])
-    assert by_kind["context.pushed"].function == "send_async_email"
-    assert by_kind["sink.accepted"].file == "sandbox/sink.py"
-    assert by_kind["sink.accepted"].function == "handle_DATA"
 
 
 def test_failed_sends_are_traced(recorded_traces) -> None:

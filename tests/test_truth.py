@@ -36,6 +36,7 @@ from sandbox.runtime import Sandbox
 from sandbox.testing import free_port
 from sandbox.tracer import Event, Trace
 from tests.conftest import settings_for_tests
+from tests.student_lines import unlit_events
 from tests.truth import (
     ClaimError,
     check_document,
@@ -1123,7 +1124,7 @@ def _run_cell(sandbox: Sandbox, cell: Cell, outcome: Outcome) -> None:
         doc = reply.body
         outcome.documents += 1
         outcome.claims += sum(len(e.get("claims") or []) for e in doc.get("claims") or [] if isinstance(e, dict))
-        outcome.problems += check_document(doc, name) + misnamed_threads(doc, name)
+        outcome.problems += check_document(doc, name) + misnamed_threads(doc, name) + unlit_events(doc, name)
         if item.comparison:
             partner = partners.get("thread" if item.mode == "sync" else "sync")
             compared = doc.get("compared_with")

@@ -1,0 +1,141 @@
+"""The app's email routes, as a student writes them: build the message, then send it one way or another.
+
+Every route builds the same welcome email. What differs is who sends it and who waits: the request itself, a new
+thread, a pool of threads, a queue's worker. Two routes carry a classic mistake on purpose, and two show what does
+not help (computing in the worker, an ``async def`` view). The sandbox measures each from outside.
+"""
+
+import asyncio
+import time
+from threading import Thread
+
+from flask import Blueprint, current_app, render_template
+
+from sandbox.cpu_bound import busy_work
+from sandbox.pool import mail_pool
+from sandbox.send_request import request_fields
+from sandbox.smtp_client import Mail, Message
+from sandbox.task_queue import mail_queue
+
+bp = Blueprint("emails", __name__)
+mail = Mail()  # Flask-Mail's Mail; the sandbox's version gives each connection a timeout
+CPU_WORK_S = 1.5
+ATTEMPTS = 3
+PAUSE_S = 0.2
+
+
+def welcome_email(to, subject, name, link):
+    config = current_app.config
+    msg = Message(config["SANDBOX_SUBJECT_PREFIX"] + subject, sender=config["MAIL_DEFAULT_SENDER"], recipients=[to])
+    msg.body = render_template("email/welcome.txt", name=name, link=link)
+    msg.html = render_template("email/welcome.html", name=name, link=link)
+    return msg
+
+
+# Blocking: the request sends, so the answer waits for the mail server.
+@bp.post("/send-email/sync")
+def send_sync():
+    msg = welcome_email(**request_fields())
+    mail.send(msg)
+    return {"status": "sent"}, 200
+
+
+# A thread per email: hand the real app object and the message to a new thread, answer at once.
+@bp.post("/send-email/thread")
+def send_thread():
+    msg = welcome_email(**request_fields())
+    app = current_app._get_current_object()
+    thr = Thread(target=send_async_email, args=[app, msg])
+    thr.start()
+    return {"status": "queued"}, 202
+
+
+def send_async_email(app, msg):
+    with app.app_context():
+        mail.send(msg)
+
+
+# A pool: a few threads take the emails in turn; the rest wait in the pool's queue.
+@bp.post("/send-email/pool")
+def send_pool():
+    msg = welcome_email(**request_fields())
+    app = current_app._get_current_object()
+    mail_pool(app).submit(send_async_email, app, msg)
+    return {"status": "queued"}, 202
+
+
+# A task queue: the email is stored first; a consumer's worker runs send_async_email later.
+@bp.post("/send-email/queue")
+def send_queue():
+    msg = welcome_email(**request_fields())
+    mail_queue(current_app).enqueue(msg)
+    return {"status": "queued"}, 202
+
+
+# Mistake 1: the thread gets only the message, so it has no app to push a context for.
+@bp.post("/send-email/thread-no-context")
+def send_thread_no_context():
+    msg = welcome_email(**request_fields())
+    thr = Thread(target=send_without_context, args=[msg])
+    thr.start()
+    return {"status": "queued"}, 202
+
+
+def send_without_context(msg):
+    mail.send(msg)
+
+
+# Mistake 2: the thread gets current_app, a proxy that only works where a context is active.
+@bp.post("/send-email/thread-proxy")
+def send_thread_proxy():
+    msg = welcome_email(**request_fields())
+    app = current_app
+    thr = Thread(target=send_async_email, args=[app, msg])
+    thr.start()
+    return {"status": "queued"}, 202
+
+
+# The worker computes before it sends: pure Python holds the GIL that the other threads need.
+@bp.post("/send-email/thread-cpu")
+def send_thread_cpu():
+    msg = welcome_email(**request_fields())
+    app = current_app._get_current_object()
+    thr = Thread(target=compute_then_send, args=[app, msg])
+    thr.start()
+    return {"status": "queued"}, 202
+
+
+def compute_then_send(app, msg):
+    with app.app_context():
+        busy_work(CPU_WORK_S)
+        mail.send(msg)
+
+
+# The worker retries on any error: safe when the email surely did not arrive, a duplicate when it may have.
+@bp.post("/send-email/thread-retry")
+def send_thread_retry():
+    msg = welcome_email(**request_fields())
+    app = current_app._get_current_object()
+    thr = Thread(target=send_with_retries, args=[app, msg])
+    thr.start()
+    return {"status": "queued"}, 202
+
+
+def send_with_retries(app, msg):
+    with app.app_context():
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                mail.send(msg)
+                return
+            except Exception:
+                if attempt == ATTEMPTS:
+                    raise
+                time.sleep(PAUSE_S)
+
+
+# An async def view: the send runs on another thread, but the view, and so the answer, still waits for it.
+@bp.post("/send-email/async-def")
+async def send_async_def():
+    msg = welcome_email(**request_fields())
+    await asyncio.to_thread(mail.send, msg)
+    return {"status": "sent"}, 200
