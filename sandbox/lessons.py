@@ -59,6 +59,7 @@ with a message naming the file and the step.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ from sandbox.faults import FAULT_FIELDS, RECEIVING_FIELDS, Faults, Receiving, ch
 from sandbox.modes import BUTTON_LABELS, COMPARED_WITH
 from sandbox.predictions import CHECKS
 from sandbox.quiz import QUIZ_KINDS
+from sandbox.render.code_panes import APP_FILE, file_blocks
 from sandbox.security import CONTENT_SECURITY_POLICY, other_server_origin
 from sandbox.send_request import BadInput
 from sandbox.serving import SERVER_KIND
@@ -190,11 +192,32 @@ def parse_lesson(path: Path, modes: frozenset[str]) -> Lesson:
         parse_predict(path, meta["predict"]),
         scenario,
         list(quiz),
-        Markup(_markdown.render(body)),
+        Markup(_markdown.render(with_student_code(path, body))),
         quiz_mode,
         quiz_step,
         demo,
     )
+
+
+# A lesson shows the student's code as it runs: a line ``<!-- code: send_sync welcome_email -->`` becomes those
+# functions of the app's file, copied when the lesson loads, so the text cannot drift from the code it teaches.
+STUDENT_CODE = re.compile(r"^<!-- code: ([A-Za-z_][\w ]*) -->$", re.MULTILINE)
+
+
+def with_student_code(path: Path, body: str) -> str:
+    blocks = {block.name: block for block in file_blocks(APP_FILE)}
+
+    def insert(match: re.Match[str]) -> str:
+        names = match.group(1).split()
+        unknown = [name for name in names if name not in blocks]
+        if unknown:
+            raise LessonError(f"{path.name}: no function {', '.join(unknown)} in {APP_FILE}")
+        chosen = sorted((blocks[name] for name in names), key=lambda block: block.first_line)
+        where = ", ".join(f"{b.first_line}-{b.first_line + len(b.lines) - 1}" for b in chosen)
+        code = "\n\n\n".join("\n".join(block.lines) for block in chosen)
+        return f"From `{APP_FILE}` (lines {where}), the code the sandbox runs:\n\n```python\n{code}\n```"
+
+    return STUDENT_CODE.sub(insert, body)
 
 
 def parse_predict(path: Path, predict: object) -> dict[str, Any]:

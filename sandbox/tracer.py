@@ -17,12 +17,10 @@ guards one dictionary lookup and one list append.
 
 from __future__ import annotations
 
-import ast
 import functools
 import inspect
 import platform
 import sys
-import textwrap
 import threading
 import time
 from collections import OrderedDict
@@ -304,10 +302,14 @@ def source_location() -> Location:
     Whether a code object is the student's is decided once and cached, so the walk costs a dict lookup a frame.
     """
     frame = sys._getframe(1)
+    known = _student_files.get
     while frame is not None:
-        file = _student_file(frame.f_code)
-        if file:
-            return file, frame.f_lineno, frame.f_code.co_name
+        code = frame.f_code
+        cached = known(id(code))
+        if cached is None:
+            cached = (code, _student_file(code))
+        if cached[1]:
+            return cached[1], frame.f_lineno, code.co_name
         frame = frame.f_back
     return "", 0, ""
 
@@ -344,8 +346,7 @@ def line_of(function: Callable[..., Any], text: str | None = None) -> Location:
     if not file:
         raise ValueError(f"{function.__qualname__} is not in the student's files")
     lines, first = inspect.getsourcelines(function)
-    node = ast.parse(textwrap.dedent("".join(lines))).body[0]
-    def_line = first + node.lineno - 1
+    def_line = first + next(i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "async def ")))
     if text is None:
         return file, def_line, code.co_name
     for offset, line in enumerate(lines):

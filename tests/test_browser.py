@@ -158,6 +158,42 @@ def test_stepping_moves_the_row_and_the_code_line(page: Page, sandbox: Sandbox) 
     expect(page.locator(".state-now td.changed").first).to_be_visible()
 
 
+@pytest.mark.parametrize("width", [1366, 390])
+def test_the_two_panes_show_the_students_lines_where_each_thread_is(
+    browser: Browser, sandbox: Sandbox, width: int
+) -> None:
+    """While the sink waits, its pane lights ``await asyncio.sleep`` and the app's pane keeps the worker's
+    ``mail.send(msg)`` marked, with when its next step comes: side by side on a laptop, stacked on a phone."""
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(sandbox.url)
+        trace_id = send_from_page(page, "Send (thread)")["trace-id"]
+        rows = api(sandbox, f"/api/traces/{trace_id}")["steps"]
+        waiting = next(row["step"] for row in rows if row["kind"] == "sink.delay_started")
+        page.goto(f"{sandbox.url}traces/{trace_id}")
+        for _ in range(waiting - 1):
+            page.get_by_role("button", name="Forward").click()
+        expect(page.locator("[data-position]")).to_have_text(f"Step {waiting} of {len(rows)}")
+        app, server = page.locator('[data-pane="app"]'), page.locator('[data-pane="server"]')
+        expect(server.locator(".code-line.current-line")).to_contain_text("await asyncio.sleep(self.delay)")
+        expect(app.locator(".code-line.held-line", has_text="mail.send(msg)")).to_have_count(1)
+        worker = app.locator("[data-where] li.held", has_text="(send_async_email) at line")
+        expect(worker).to_contain_text("later")
+        for pane in (app, server):
+            expect(pane.locator("pre.code")).to_be_visible()
+        a, b = app.bounding_box(), server.bounding_box()
+        assert a is not None and b is not None
+        if width >= 800:
+            assert b["x"] >= a["x"] + a["width"] - 1 and abs(b["y"] - a["y"]) < 2, (a, b)
+        else:
+            assert b["y"] >= a["y"] + a["height"] - 1, (a, b)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page scrolls sideways by {overflow} px at {width} px"
+    finally:
+        context.close()
+
+
 def test_quiz_gives_instant_feedback_and_a_score(page: Page, sandbox: Sandbox) -> None:
     page.goto(sandbox.url)
     trace_id = send_from_page(page, "Send (blocking)")["trace-id"]

@@ -327,3 +327,15 @@ def test_every_python_block_in_the_lessons_is_valid_python() -> None:
                 ast.parse(block)
             except SyntaxError as err:
                 raise AssertionError(f"{path.name}: a Python block does not parse: {err}\n{block}") from err
+
+
+def test_a_lesson_shows_the_students_code_as_the_file_has_it(tmp_path) -> None:
+    from sandbox.lessons import LessonError, with_student_code
+    from sandbox.render.code_panes import APP_FILE
+
+    shown = with_student_code(tmp_path / "x.md", "Before\n<!-- code: send_async_email -->\nAfter")
+    source = (Path(__file__).resolve().parent.parent / APP_FILE).read_text(encoding="utf-8")
+    code = shown.split("```python\n")[1].split("\n```")[0]
+    assert code in source and code.startswith("def send_async_email(app, msg):")
+    with pytest.raises(LessonError, match="no function nowhere"):
+        with_student_code(tmp_path / "x.md", "<!-- code: nowhere -->")

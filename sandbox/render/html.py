@@ -13,8 +13,8 @@ from jinja2 import Environment, PackageLoader
 
 from sandbox.clock import format_ms
 from sandbox.modes import title
+from sandbox.render.code_panes import panes, step_marks
 from sandbox.render.document import TraceReport
-from sandbox.source import Excerpt, trace_excerpts
 from sandbox.timeline import comparison
 
 environment = Environment(
@@ -22,15 +22,12 @@ environment = Environment(
 )
 
 
-def steps_data(result: TraceReport, excerpts: dict[str, Excerpt]) -> dict[str, Any]:
-    """What the stepper's script reads: the rows, the moment for each step, and which excerpt holds each line."""
-    by_location = {}
-    for key, excerpt in excerpts.items():
-        for offset in range(len(excerpt.lines)):
-            by_location[(excerpt.file, excerpt.first_line + offset)] = key
+def steps_data(result: TraceReport) -> dict[str, Any]:
+    """What the stepper's script reads: the rows, the moment for each step, and each thread's marked line."""
     moments: dict[str, dict[str, str]] = {}
     for moment in result.moments:
         moments.setdefault(str(moment.step), {"title": moment.title, "text": moment.text})
+    marks = step_marks(result.rows)
     rows = [
         {
             "step": row.step,
@@ -44,9 +41,9 @@ def steps_data(result: TraceReport, excerpts: dict[str, Excerpt]) -> dict[str, A
             "file": row.file,
             "line": row.line,
             "function": row.function,
-            "excerpt": by_location.get((row.file, row.line), ""),
+            "marks": [mark.to_dict() for mark in marks[n]],
         }
-        for row in result.rows
+        for n, row in enumerate(result.rows)
     ]
     return {"rows": rows, "moments": moments}
 
@@ -61,7 +58,7 @@ def render_trace_page(
         result=result,
         trace=result.trace,
         title=title(result.trace.mode),
-        excerpts=trace_excerpts(result.trace),
+        panes=panes(result.rows),
         nonce=nonce,
         back_link=back_link,
         back_label=back_label,

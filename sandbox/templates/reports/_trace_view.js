@@ -35,24 +35,34 @@ for (const stepper of document.querySelectorAll("[data-stepper]")) {
       tr.classList.toggle("current", isCurrent);
       if (isCurrent) tr.setAttribute("aria-current", "step"); else tr.removeAttribute("aria-current");
     }
-    let shown = false;
-    for (const pre of stepper.querySelectorAll("[data-excerpt]")) {
-      const match = pre.dataset.excerpt === row.excerpt;
-      pre.hidden = !match;
+    for (const pane of stepper.querySelectorAll("[data-pane]")) {
+      const marks = row.marks.filter((mark) => mark.pane === pane.dataset.pane);
+      const pre = pane.querySelector("pre.code");
+      const where = pane.querySelector("[data-where]");
+      if (!pre || !where) continue;
       for (const line of pre.querySelectorAll(".code-line")) {
-        const hit = match && Number(line.dataset.line) === row.line;
-        line.classList.toggle("current-line", hit);
-        if (hit) {
-          line.setAttribute("aria-current", "true");
-          pre.scrollTop = Math.max(0, line.offsetTop - pre.clientHeight / 2);
-        } else {
-          line.removeAttribute("aria-current");
-        }
+        line.classList.remove("current-line", "held-line");
+        line.removeAttribute("aria-current");
+        line.removeAttribute("title");
       }
-      shown = shown || match;
+      where.textContent = "";
+      let focus = null;
+      for (const mark of marks) {
+        const line = pre.querySelector(`.code-line[data-line="${mark.line}"]`);
+        const item = document.createElement("li");
+        const who = document.createElement("strong");
+        who.textContent = mark.thread;
+        item.append(who, ` at line ${mark.line}: ${mark.note}`);
+        item.className = mark.current ? "current" : "held";
+        where.append(item);
+        if (!line) continue;
+        line.classList.add(mark.current ? "current-line" : "held-line");
+        line.title = `${mark.thread}: ${mark.note}`;
+        if (mark.current) line.setAttribute("aria-current", "true");
+        if (mark.current || !focus) focus = line;
+      }
+      if (focus) pre.scrollTop = Math.max(0, focus.offsetTop - pre.clientHeight / 2);
     }
-    stepper.querySelector("[data-code-none]").hidden = shown;
-    stepper.querySelector("[data-code-title]").textContent = shown ? `${row.file}, line ${row.line}, in ${row.function}()` : "";
   }
 
   const moves = { first: () => 1, back: () => current - 1, forward: () => current + 1, last: () => rows.length };
