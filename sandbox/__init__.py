@@ -32,7 +32,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
         app.config.update(test_config)
 
     # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
-    from sandbox import mailer, watch, web
+    from sandbox import watch, web
+    from sandbox.app.emails import mail
     from sandbox.pool import MailPool
     from sandbox.security import allow_own_origins, refuse_cross_site, refuse_unclear_length, refuse_untrusted_host
     from sandbox.task_queue import MailQueue
@@ -54,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     for refuse in (refuse_untrusted_host, refuse_unclear_length, refuse_cross_site):  # before any route runs
         app.before_request(refuse)
     app.after_request(allow_own_origins)
-    mailer.init_app(app)
+    mail.init_app(app)  # the student's Flask-Mail
     watch.watch_signals(app)
 
     web.init_app(app)

@@ -13,12 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app
-from flask_mail import Message, email_dispatched
+from flask import current_app
 
 from sandbox.delivery import FAILED, UNKNOWN, DeliveryLog
-from sandbox.sink import TRACE_HEADER
-from sandbox.tracer import Binding, Tracer, bound, current_binding, finish_line, line_of, raised_at
+from sandbox.tracer import Binding, Tracer, bound, finish_line, line_of, raised_at
 
 if TYPE_CHECKING:
     from sandbox.smtp_client import Conversation
@@ -56,24 +54,6 @@ class SendError(Exception):
     @property
     def retryable(self) -> bool:
         return not self.unknown and (self.code is None or 400 <= self.code < 500)
-
-
-def init_app(app: Flask) -> None:
-    """Flask-Mail for this app (the student's ``mail``), and its ``email_dispatched`` signal fed to the tracer."""
-    from sandbox.app.emails import mail  # the student's module imports this package's parts: import it last
-
-    mail.init_app(app)
-    email_dispatched.connect(_record_dispatched, app)
-
-
-def _record_dispatched(app: Flask, message: Message) -> None:
-    """Flask-Mail reports a message handed over: the server answered 250 to its data."""
-    trace_id = (message.extra_headers or {}).get(TRACE_HEADER)
-    binding = current_binding()
-    if binding is not None and binding.trace_id == trace_id:
-        binding.record("smtp.accepted", recipients=list(message.recipients))  # with the binding's line, if it names one
-    else:
-        app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
 
 
 @contextmanager

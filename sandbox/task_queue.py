@@ -11,8 +11,10 @@ A task still waiting when the sandbox stops is still in the store when it starts
 from __future__ import annotations
 
 import os
+import pkgutil
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +27,7 @@ from huey.exceptions import CancelExecution
 from redis.exceptions import RedisError
 
 from sandbox.config import REDIS_URL_PREFIXES, check_queue_url
-from sandbox.delivery import DeliveryLog
+from sandbox.delivery import FAILED, DeliveryLog
 from sandbox.mailer import SendError, describe_error, error_and_outcome
 from sandbox.outbox import SENDING, Outbox
 from sandbox.smtp_client import Message as FoldedMessage
@@ -117,16 +119,17 @@ class MailQueue:
     def opened(self) -> bool:
         return self._huey is not None
 
-    def enqueue(self, msg: Message) -> str:
+    def enqueue(self, worker: Callable[[Flask, Message], None], msg: Message) -> str:
         """Store the email for the route's trace: written into the outbox, then its task into Huey's queue; returns
-        the task's id once the store has it. The 202 that follows means "stored", not "sent". Raises
-        QueueUnavailable (and keeps nothing) if the store cannot be reached."""
+        the task's id once the store has it. A consumer will call ``worker(app, msg)`` (one of the student's
+        functions, stored by name). The 202 that follows means "stored", not "sent". Raises QueueUnavailable (and
+        keeps nothing) if the store cannot be reached."""
         binding = current_binding()
         if binding is None:
             raise RuntimeError("the queue stores emails for a traced request only")
         trace_id = binding.trace_id
         binding.log.accepted(trace_id, MODE)
-        data = message_data(msg)
+        data = message_data(msg) | {"worker": f"{worker.__module__}:{worker.__qualname__}"}
         try:
             huey, deliver = self._open()
             outbox = Outbox(huey)
@@ -197,11 +200,20 @@ class MailQueue:
 def message_from_data(data: dict[str, Any]) -> FoldedMessage:
     """The message a task stored, rebuilt for one attempt with its original Message-ID."""
     fields = dict(data)
+    fields.pop("worker", None)
     msg_id = fields.pop("msg_id", None)  # absent from tasks stored before it was kept
     msg = FoldedMessage(**fields)
     if msg_id:
         msg.msgId = msg_id
     return msg
+
+
+def stored_worker(data: dict[str, Any]) -> Callable[[Flask, Message], None]:
+    """The student's function a task was stored with (``module:name``), imported where the consumer runs."""
+    name = data.get("worker")
+    if not name:
+        raise LookupError("this task was stored by an older sandbox, without the name of the function that sends it")
+    return pkgutil.resolve_name(name)
 
 
 def mail_queue(app: Flask) -> MailQueue:
@@ -210,13 +222,11 @@ def mail_queue(app: Flask) -> MailQueue:
 
 
 def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | None) -> None:
-    """One attempt by a consumer worker: the student's ``send_async_email`` with the stored message. A failure worth
-    retrying goes back to Huey; a final one is recorded.
+    """One attempt by a consumer worker: the student's function the route named, with the stored message. A failure
+    worth retrying goes back to Huey; a final one is recorded.
 
     The outbox hears of each step first, so a worker killed at any point leaves the email there to be sent again.
     """
-    from sandbox.app.emails import send_async_email  # the student's module imports this one
-
     outbox = app.extensions["sandbox.queue"].outbox
     attempts = int(app.config["SANDBOX_POOL_ATTEMPTS"])
     retries_left = task.retries if task is not None else 0
@@ -236,12 +246,19 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
         attempt=attempt - 1,
         retry_in=retry_in,
     )
+    try:
+        worker = stored_worker(data)
+    except (LookupError, ImportError, AttributeError) as err:  # no student's function to run: a visible failure
+        outbox.settle(trace_id)
+        binding.record("worker.failed", error=describe_error(err), outcome=FAILED)
+        binding.log.failed(trace_id, MODE, describe_error(err), FAILED)
+        return
     with bound(binding):
         if attempt == 1:
-            binding.record("worker.started", at=line_of(send_async_email), worker=threading.current_thread().name)
+            binding.record("worker.started", at=line_of(worker), worker=threading.current_thread().name)
         outbox.sending(trace_id, data)
         try:
-            send_async_email(app, message_from_data(data))
+            worker(app, message_from_data(data))
         except Exception as err:  # noqa: BLE001 - a bug here must be recorded, not left to Huey's log
             if retry_in(attempt, err) is not None:  # the attempt's end is recorded by mail.send
                 outbox.waiting(trace_id, data)
@@ -250,12 +267,12 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
             error, outcome = error_and_outcome(err)
             binding.record(
                 "worker.failed",
-                at=raised_at(err.__traceback__) or line_of(send_async_email),
+                at=raised_at(err.__traceback__) or line_of(worker),
                 error=error,
                 outcome=outcome,
             )
             binding.log.failed(trace_id, MODE, error, outcome)
             return
         outbox.settle(trace_id)
-        binding.record("worker.finished", at=finish_line(send_async_email))
+        binding.record("worker.finished", at=finish_line(worker))
         binding.log.delivered(trace_id)

@@ -3,7 +3,8 @@
 - a send route's request is bound to its trace (:func:`watch_request`), and while it runs a profile hook on that
   thread sees ``Thread.start``: the new thread's target (one of the student's functions) is wrapped so the worker
   runs bound to the same trace and its ending is recorded; the event's line is the student's ``thr.start()``;
-- Flask's ``template_rendered`` and ``appcontext_pushed`` signals mark the message built and a worker's context;
+- Flask's ``template_rendered`` and ``appcontext_pushed`` signals mark the message built and a worker's context,
+  and Flask-Mail's ``email_dispatched`` the server's 250;
 - :class:`WatchedFlask` runs an ``async def`` view through ``ensure_sync`` as Flask does, recording when the
   coroutine is called, starts on the event loop's thread and ends;
 - ``mail.send()`` (``sandbox.smtp_client``), the pool, the queue and the sink report their own parts.
@@ -23,9 +24,11 @@ from types import FrameType
 from typing import Any
 
 from flask import Flask, appcontext_pushed, template_rendered
+from flask_mail import Message, email_dispatched
 from jinja2 import Template
 
 from sandbox.mailer import error_and_outcome, worker_outcome
+from sandbox.sink import TRACE_HEADER
 from sandbox.strategies import WORKER_RULES
 from sandbox.tracer import Binding, bind, current_binding, line_of, raised_at
 
@@ -82,6 +85,17 @@ def _is_students(function: Any) -> bool:
 def watch_signals(app: Flask) -> None:
     template_rendered.connect(_rendered, app)
     appcontext_pushed.connect(_context_pushed, app)
+    email_dispatched.connect(_dispatched, app)
+
+
+def _dispatched(app: Flask, message: Message) -> None:
+    """Flask-Mail reports a message handed over: the server answered 250 to its data."""
+    trace_id = (message.extra_headers or {}).get(TRACE_HEADER)
+    binding = current_binding()
+    if binding is not None and binding.trace_id == trace_id:
+        binding.record("smtp.accepted", recipients=list(message.recipients))  # with the binding's line, if it names one
+    else:
+        app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
 
 
 def _rendered(app: Flask, template: Template, context: dict[str, Any], **extra: Any) -> None:

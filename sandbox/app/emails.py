@@ -68,7 +68,7 @@ def send_pool():
 @bp.post("/send-email/queue")
 def send_queue():
     msg = welcome_email(**request_fields())
-    mail_queue(current_app).enqueue(msg)
+    mail_queue(current_app).enqueue(send_async_email, msg)
     return {"status": "queued"}, 202
 
 
