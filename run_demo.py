@@ -19,14 +19,14 @@ from rich.markup import escape
 from sandbox.__main__ import print_serving
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
 from sandbox.demo import ModeResult, run_mode
-from sandbox.facts import NOT_OBSERVED, observed_server
-from sandbox.modes import COMPARED_WITH
 from sandbox.render.document import TraceReport, report
 from sandbox.render.files import write_reports
 from sandbox.render.terminal import ask_quiz, print_results, print_trace_report, print_undelivered
-from sandbox.requests_log import RequestsLog
 from sandbox.runtime import Sandbox, stop_on_sigterm
-from sandbox.strategies import SEND_MODES, STRATEGIES
+from sandbox.strategies.labels import COMPARED_WITH
+from sandbox.strategies.modes import SEND_MODES, STRATEGIES
+from sandbox.trace.facts import NOT_OBSERVED, observed_server
+from sandbox.web.requests_log import RequestsLog
 
 MAX_CLIENTS = 200
 

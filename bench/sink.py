@@ -19,7 +19,7 @@ from rich.console import Console
 
 from bench.report import table
 from sandbox.config import CliParser
-from sandbox.sink import Sink
+from sandbox.smtp.sink import Sink
 from sandbox.testing import free_port
 
 MESSAGE = b"Subject: throughput\r\nX-Sandbox-Trace: bench\r\n\r\n" + b"hello\r\n" * 50

@@ -19,7 +19,7 @@ from bench.report import percentile
 from sandbox.client import call
 from sandbox.config import CliParser, Settings
 from sandbox.runtime import Sandbox
-from sandbox.tracer import Tracer
+from sandbox.trace.tracer import Tracer
 
 BLOCK = 25
 

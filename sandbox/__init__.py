@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from sandbox.config import Settings
-from sandbox.delivery import DeliveryLog
-from sandbox.tracer import Tracer
+from sandbox.strategies.delivery import DeliveryLog
+from sandbox.trace.tracer import Tracer
 
 if TYPE_CHECKING:
-    from sandbox.sink import Sink
+    from sandbox.smtp.sink import Sink
 
 MAX_BODY_BYTES = 16 * 1024
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | None = None) -> Flask:
     """Build the app: defaults, then ``SANDBOX_*`` variables, then the embedded ``sink``, then ``test_config``."""
-    from sandbox.watch import WatchedFlask
+    from sandbox.trace.watch import WatchedFlask
 
-    app = WatchedFlask(__name__)
+    app = WatchedFlask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(
         {"MAX_CONTENT_LENGTH": MAX_BODY_BYTES, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": 25}
         | Settings.from_env().flask_config()
@@ -32,11 +32,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
         app.config.update(test_config)
 
     # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
-    from sandbox import watch, web
     from sandbox.app.emails import mail
-    from sandbox.pool import MailPool
-    from sandbox.security import allow_own_origins, refuse_cross_site, refuse_unclear_length, refuse_untrusted_host
-    from sandbox.task_queue import MailQueue
+    from sandbox.strategies.pool import MailPool
+    from sandbox.strategies.queue import MailQueue
+    from sandbox.trace import watch
+    from sandbox.web import routes
+    from sandbox.web.security import allow_own_origins, refuse_cross_site, refuse_unclear_length, refuse_untrusted_host
 
     tracer = Tracer(enabled=app.config["SANDBOX_TRACE"])
     app.extensions["sandbox.tracer"] = tracer
@@ -58,5 +59,5 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     mail.init_app(app)  # the student's Flask-Mail
     watch.watch_signals(app)
 
-    web.init_app(app)
+    routes.init_app(app)
     return app

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
-from sandbox.faults import describe_faults
 from sandbox.render.terminal import print_undelivered
 from sandbox.runtime import Sandbox, stop_on_sigterm
+from sandbox.smtp.faults import describe_faults
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from sandbox.errors import ConfigError
-from sandbox.faults import Faults
-from sandbox.security import TRUSTED_HOSTS_KEY, host_name, trusted_hosts
+from sandbox.smtp.faults import Faults
+from sandbox.web.security import TRUSTED_HOSTS_KEY, host_name, trusted_hosts
 
 SERVER_MODES = ("threaded", "single")
 QUEUE_CONSUMERS = ("embedded", "external")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sandbox.client import Reply, call
 from sandbox.runtime import Sandbox
-from sandbox.tracer import Trace
+from sandbox.trace.tracer import Trace
 
 
 @dataclass(frozen=True)

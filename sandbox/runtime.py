@@ -19,14 +19,14 @@ from flask import Flask
 
 from sandbox import create_app
 from sandbox.config import SERVER_MODES, Settings
-from sandbox.delivery import DeliveryLog, Duplicate, Failure, StopReport
-from sandbox.requests_log import RequestsLog
-from sandbox.security import SERVER_PORTS_KEY, warn_if_exposed
-from sandbox.serving import AppServer
-from sandbox.sink import Sink
-from sandbox.strategies import DURABLE_MODES
-from sandbox.task_queue import STORE_ERRORS
-from sandbox.tracer import Tracer
+from sandbox.smtp.sink import Sink
+from sandbox.strategies.delivery import DeliveryLog, Duplicate, Failure, StopReport
+from sandbox.strategies.modes import DURABLE_MODES
+from sandbox.strategies.queue import STORE_ERRORS
+from sandbox.trace.tracer import Tracer
+from sandbox.web.requests_log import RequestsLog
+from sandbox.web.security import SERVER_PORTS_KEY, warn_if_exposed
+from sandbox.web.serving import AppServer
 
 SHUTDOWN_REASON = "the sandbox stopped while this email was still being sent: the app cannot tell whether it arrived"
 

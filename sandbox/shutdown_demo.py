@@ -22,10 +22,10 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
-from sandbox.clock import shown_ms
-from sandbox.facts import SINK_ENDS
-from sandbox.faults import Faults
-from sandbox.sink import TRACE_HEADER, Sink
+from sandbox.smtp.faults import Faults
+from sandbox.smtp.sink import TRACE_HEADER, Sink
+from sandbox.trace.clock import shown_ms
+from sandbox.trace.facts import SINK_ENDS
 
 HOLD_S = 1.0  # how long each case's sink waits before its greeting
 REACH_TIMEOUT_S = 15.0  # how long a child may take to start, import Flask and reach the sink

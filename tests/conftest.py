@@ -17,10 +17,10 @@ from sandbox import create_app
 # throwaway store instead, so no run leaves tasks behind in the project folder.
 os.environ.setdefault("SANDBOX_QUEUE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='sandbox-tests-')}/queue.db")
 from sandbox.config import Settings
-from sandbox.serving import AppServer
-from sandbox.sink import Mailbox, Sink, StoredMessage
+from sandbox.smtp.sink import Mailbox, Sink, StoredMessage
 from sandbox.testing import free_port, redis_server
-from sandbox.tracer import Trace
+from sandbox.trace.tracer import Trace
+from sandbox.web.serving import AppServer
 
 
 def settings_for_tests(**changes: object) -> Settings:

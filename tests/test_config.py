@@ -6,7 +6,7 @@ from sandbox import create_app
 from sandbox.__main__ import main
 from sandbox.config import CliParser, Settings, add_settings_arguments, parse_mail_server, settings_from_args
 from sandbox.errors import ConfigError
-from sandbox.security import TRUSTED_HOSTS_KEY
+from sandbox.web.security import TRUSTED_HOSTS_KEY
 
 
 def test_defaults_bind_loopback_with_a_two_second_sink() -> None:

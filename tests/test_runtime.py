@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sandbox.client import call
-from sandbox.delivery import DeliveryLog
 from sandbox.runtime import SHUTDOWN_REASON, Sandbox
+from sandbox.strategies.delivery import DeliveryLog
 from tests.conftest import settings_for_tests
 
 

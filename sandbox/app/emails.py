@@ -11,13 +11,13 @@ from threading import Thread
 
 from flask import Blueprint, current_app, render_template
 
-from sandbox.cpu_bound import busy_work
-from sandbox.pool import mail_pool
-from sandbox.send_request import request_fields
-from sandbox.smtp_client import Mail, Message
-from sandbox.task_queue import mail_queue
+from sandbox.smtp.client import Mail, Message
+from sandbox.strategies.cpu import busy_work
+from sandbox.strategies.pool import mail_pool
+from sandbox.strategies.queue import mail_queue
+from sandbox.web.send_request import request_fields
 
-bp = Blueprint("emails", __name__)
+bp = Blueprint("emails", __name__, template_folder="templates")
 mail = Mail()  # Flask-Mail's Mail; the sandbox's version gives each connection a timeout
 CPU_WORK_S = 1.5
 ATTEMPTS = 3

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.clock import shown_gap
-from sandbox.steps import Row
-from sandbox.tracer import PROJECT_DIR
+from sandbox.trace.clock import shown_gap
+from sandbox.trace.steps import Row
+from sandbox.trace.tracer import PROJECT_DIR
 
 # Steps whose thread did not run the line they light: the web server's acceptor took the connection for the route
 # (its step lights the route), but it runs no line of the app, so it keeps no mark once the step is past.

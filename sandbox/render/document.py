@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sandbox.facts import NOT_OBSERVED, Facts, ServerView
-from sandbox.moments import Moment, key_moments
-from sandbox.quiz import QUIZ_KINDS, Question, make_quiz
-from sandbox.steps import Row, Tracker, rows_from, state_tracker
-from sandbox.timeline import Timeline, timeline
-from sandbox.tracer import Trace
+from sandbox.trace.facts import NOT_OBSERVED, Facts, ServerView
+from sandbox.trace.moments import Moment, key_moments
+from sandbox.trace.quiz import QUIZ_KINDS, Question, make_quiz
+from sandbox.trace.steps import Row, Tracker, rows_from, state_tracker
+from sandbox.trace.timeline import Timeline, timeline
+from sandbox.trace.tracer import Trace
 
 ROW_FIELDS = ("action", "thread_state", "main_app_state", "output")
 

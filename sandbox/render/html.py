@@ -11,14 +11,14 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader
 
-from sandbox.clock import format_ms
-from sandbox.modes import title
 from sandbox.render.code_panes import panes, step_marks
 from sandbox.render.document import TraceReport
-from sandbox.timeline import comparison
+from sandbox.strategies.labels import title
+from sandbox.trace.clock import format_ms
+from sandbox.trace.timeline import comparison
 
 environment = Environment(
-    loader=PackageLoader("sandbox", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    loader=PackageLoader("sandbox.render", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
 )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader
 
-from sandbox.modes import title
 from sandbox.render.document import TraceReport
+from sandbox.strategies.labels import title
 
 
 def markdown_cell(value: object) -> str:
@@ -16,7 +16,7 @@ def markdown_cell(value: object) -> str:
 
 
 environment = Environment(
-    loader=PackageLoader("sandbox", "templates"),
+    loader=PackageLoader("sandbox.render", "templates"),
     autoescape=False,
     trim_blocks=True,
     lstrip_blocks=True,

@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.prompt import Prompt
 from rich.table import Table
 
-from sandbox.clock import format_ms
-from sandbox.delivery import UNKNOWN, StopReport
 from sandbox.demo import ModeResult, median
-from sandbox.modes import PROMISE_COLUMNS, PROMISES, short_label, title
-from sandbox.quiz import Question
 from sandbox.render.document import TraceReport
+from sandbox.strategies.delivery import UNKNOWN, StopReport
+from sandbox.strategies.labels import PROMISE_COLUMNS, PROMISES, short_label, title
+from sandbox.trace.clock import format_ms
+from sandbox.trace.quiz import Question
 
 WIDE_TERMINAL = 140
 

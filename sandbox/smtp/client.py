@@ -1,0 +1,246 @@
+"""The SMTP client side: the ``Mail`` and ``Message`` the student's code uses, watched from outside.
+
+They are Flask-Mail's, with three changes a student never sees in their own file. Flask-Mail 0.10 opens
+``smtplib.SMTP(host, port)`` with no timeout, so a silent server would hang a send forever; here each connection
+gets ``SANDBOX_SMTP_TIMEOUT`` without touching the process-wide socket default. Bodies are quoted-printable, so no
+line on the wire is too long. And ``mail.send(msg)`` reports to the trace the code runs for (its :class:`Binding`):
+the send, each attempt of a retrying worker, what smtplib says to the server, and a failure as a
+:class:`SendError` that says whether the email surely did not arrive or may have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import smtplib
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from email.charset import QP, Charset
+from email.mime.text import MIMEText
+from typing import Any
+
+import flask_mail
+from flask import current_app
+
+from sandbox.smtp.failures import SendError, error_and_outcome, maybe_delivered, send_error
+from sandbox.smtp.sink import TRACE_HEADER
+from sandbox.strategies.delivery import FAILED
+from sandbox.trace.tracer import Binding, bound, current_binding, source_location, suspended_at
+
+TO_THREAD = "asyncio.to_thread"  # how an async view's send reaches a thread with no line of the student's
+
+
+@dataclass
+class Conversation:
+    """How far one send got. Once the whole message has gone out, a lost connection leaves its fate unknown: the
+    server may have stored it and answered 250 just as the client gave up."""
+
+    data_sent: bool = False
+    accepted: bool = False
+
+
+_conversation: ContextVar[Conversation | None] = ContextVar("sandbox_smtp_conversation", default=None)
+
+
+@contextmanager
+def watched_conversation() -> Iterator[Conversation]:
+    """Note, for the sends made inside the block on this thread, whether the data went out and was accepted."""
+    conversation = Conversation()
+    token = _conversation.set(conversation)
+    try:
+        yield conversation
+    finally:
+        _conversation.reset(token)
+
+
+SMTP_VERBS = {b"mail": "MAIL FROM", b"rcpt": "RCPT TO", b"data": "DATA", b"quit": "QUIT", b"rset": "RSET"}
+
+
+class TracedSMTPMixin:
+    """smtplib's client, reporting its conversation to the trace bound to the sending thread (if any).
+
+    A subclass rather than ``sys.addaudithook``: an audit hook is process-wide and permanent, and would slow every
+    audited operation (``sys._getframe`` and frame attribute reads among them) for the life of the process.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._trace = current_binding()
+        self._server = ""
+        super().__init__(*args, **kwargs)
+
+    def _record(self, kind: str, **details: Any) -> None:
+        if self._trace is not None:
+            self._trace.record(kind, **details)
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> tuple[int, bytes]:
+        self._server = f"{host}:{port}"
+        self._record("smtp.connecting", server=self._server)
+        return super().connect(host, port, source_address)
+
+    def send(self, s: str | bytes) -> None:
+        data = s if isinstance(s, bytes) else s.encode("ascii", "replace")
+        verb = data[:4].lower()
+        if data.endswith(b"\r\n.\r\n"):
+            self._record("smtp.data_sent", size=len(data))
+            if (conversation := _conversation.get()) is not None:
+                conversation.data_sent = True
+        elif verb in (b"ehlo", b"helo"):
+            self._record("smtp.connected", server=self._server)
+        elif verb in SMTP_VERBS:
+            self._record("smtp.command", command=SMTP_VERBS[verb])
+        super().send(s)
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        reply = super().data(msg)
+        if reply[0] == 250 and (conversation := _conversation.get()) is not None:
+            conversation.accepted = True
+        return reply
+
+
+class TracedSMTP(TracedSMTPMixin, smtplib.SMTP):
+    pass
+
+
+class TracedSMTPSSL(TracedSMTPMixin, smtplib.SMTP_SSL):
+    pass
+
+
+class TimeoutConnection(flask_mail.Connection):
+    """Flask-Mail's connection with a per-socket timeout, so a slow or silent server cannot hang a send forever.
+
+    Flask-Mail 0.10 opens ``smtplib.SMTP(host, port)`` with no timeout; the global socket default would change
+    every socket in the process, so the timeout is given to this connection alone.
+    """
+
+    def __init__(self, mail: Any, timeout: float) -> None:
+        super().__init__(mail)
+        self.timeout = timeout
+
+    def configure_host(self) -> smtplib.SMTP:
+        smtp_class = TracedSMTPSSL if self.mail.use_ssl else TracedSMTP
+        host = smtp_class(self.mail.server, self.mail.port, local_hostname=local_hostname(), timeout=self.timeout)
+        host.set_debuglevel(int(self.mail.debug))
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+    def __exit__(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        if self.host is None:
+            return
+        if exc_type is None:
+            try:
+                self.host.quit()
+            except (smtplib.SMTPException, OSError):
+                # The message was accepted already: a server that hangs up on QUIT changes nothing about that.
+                self.host.close()
+        else:
+            # After a timeout or a broken conversation, QUIT could wait another full timeout: just hang up.
+            self.host.close()
+
+
+@functools.cache
+def local_hostname() -> str:
+    """The name smtplib greets the server with; looked up once, as ``socket.getfqdn()`` may wait on DNS."""
+    return socket.getfqdn()
+
+
+class Mail(flask_mail.Mail):
+    """Flask-Mail's ``Mail``: connections honour ``SANDBOX_SMTP_TIMEOUT``, and a send made for a trace is traced."""
+
+    def connect(self) -> TimeoutConnection:
+        app = current_app._get_current_object()
+        return TimeoutConnection(app.extensions["mail"], float(app.config["SANDBOX_SMTP_TIMEOUT"]))
+
+    def send(self, message: flask_mail.Message) -> None:
+        binding = current_binding()
+        if binding is None:
+            super().send(message)
+            return
+        here = source_location()
+        if not here[0] and binding.coroutine is not None:
+            # ``asyncio.to_thread(mail.send, msg)``: this executor thread runs no line of the student's; the line
+            # is the coroutine's ``await``, where the view waits for this send.
+            binding = dataclasses.replace(binding, here=suspended_at(binding.coroutine), via=TO_THREAD)
+        with bound(binding):
+            traced_send(super().send, message, binding)
+
+
+def traced_send(send: Any, message: flask_mail.Message, binding: Binding) -> None:
+    """``send(message)`` recorded in ``binding``'s trace: the trace id in a header (so the sink's events join), an
+    attempt of a retrying worker, the SMTP traffic, and a failure turned into SendError. A send the answer waits
+    for is registered with the delivery log and settled before the answer leaves."""
+    message.extra_headers = {**(message.extra_headers or {}), TRACE_HEADER: binding.trace_id}
+    attempt = binding.next_attempt()
+    if attempt:
+        binding.record("attempt.started", attempt=attempt, attempts=binding.attempts)
+    binding.record("send.started", **({"via": binding.via} if binding.via else {}))
+    if binding.blocking:
+        binding.log.accepted(binding.trace_id, binding.mode)
+    try:
+        with watched_conversation() as conversation:
+            send(message)
+    except Exception as err:
+        failure = err
+        if isinstance(err, (smtplib.SMTPException, OSError)):
+            failure = send_error(err, conversation, current_app.config["SANDBOX_SMTP_TIMEOUT"])
+            binding.record("smtp.failed", error=str(failure), code=failure.code, outcome=failure.outcome)
+        if attempt:
+            failure = _attempt_failed(binding, attempt, failure)
+        if binding.blocking:
+            binding.log.failed(binding.trace_id, binding.mode, *error_and_outcome(failure))
+        if failure is err:
+            raise
+        raise failure from err
+    if binding.unanswered is not None:
+        # The 250 came, but an earlier copy may have arrived too: the log lists it as possibly twice.
+        binding.log.may_have_arrived(binding.trace_id, f"{binding.mode}: {maybe_delivered(binding.unanswered)}")
+    if binding.blocking:
+        binding.log.delivered(binding.trace_id)
+
+
+def _attempt_failed(binding: Binding, attempt: int, err: BaseException) -> BaseException:
+    """Record how an attempt ended and whether another follows; the error the worker's code will see."""
+    error, outcome = error_and_outcome(err)
+    retry_in_s = binding.retry_in(attempt, err) if binding.retry_in is not None else None
+    details: dict[str, Any] = {"attempt": attempt, "error": error, "final": retry_in_s is None, "outcome": outcome}
+    if binding.policy:
+        details["policy"] = binding.policy
+    if retry_in_s is not None:
+        binding.record("attempt.failed", **details, retry_in_s=retry_in_s)
+        if outcome != FAILED and binding.unanswered is None:
+            binding.unanswered = attempt
+        return err
+    binding.record("attempt.failed", **details)
+    if binding.unanswered is None or outcome != FAILED:
+        return err
+    # The last attempt was refused, but an earlier one may have delivered the email: its fate is unknown.
+    return SendError(
+        f"{error}; but {maybe_delivered(binding.unanswered)}: the sender cannot tell whether it arrived",
+        timed_out=False,
+        code=err.code if isinstance(err, SendError) else None,
+        unknown=True,
+        answered=True,
+    )
+
+
+def _quoted_printable_utf8() -> Charset:
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    return charset
+
+
+class Message(flask_mail.Message):
+    """Flask-Mail's message with quoted-printable bodies, so no line on the wire is longer than 76 characters.
+
+    Flask-Mail sends an ASCII body as it is, so a name of 992 letters (or of 200 ``&``, 1,000 characters once
+    HTML-escaped) would make a line SMTP servers refuse (the limit is 998). Quoted-printable folds long lines with
+    soft breaks that every mail client joins again: whatever a student types can be delivered.
+    """
+
+    def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
+        return MIMEText(text or "", _subtype=subtype, _charset=_quoted_printable_utf8())

@@ -1,0 +1,663 @@
+"""A local SMTP server that is slow on purpose, and the mailbox where it keeps what it accepted.
+
+Real mail servers make clients wait (greeting pauses, tarpits against spam), which is why a send inside a request
+blocks. The student's handler (``sandbox/app/mail_server.py``) reproduces that wait with ``await asyncio.sleep`` in
+``handle_DATA``: the sleep suspends only the one SMTP session, so many sessions overlap on aiosmtpd's event loop, as
+they would on a real server. :class:`SlowHandler` wraps it with the faults, from outside.
+
+The sink can also play a dead server: ``update_settings({"listening": False})`` closes its listening socket, so every
+new connection is refused by the operating system (``ConnectionRefusedError``), while sessions already open finish;
+``{"listening": True}`` listens again on the same port.
+
+Two more settings teach at-least-once delivery: ``lose_reply_probability`` makes the sink store an email and then
+hang up without its 250 (the sender cannot tell that it arrived, so a retry delivers it again), and
+``dedupe_message_id`` makes it an idempotent receiver, which answers 250 to a Message-ID it already holds and stores
+nothing new. Their events: ``sink.reply_lost`` (``message_id``, ``stored``, and ``duplicate_of`` for a copy it
+recognised), and ``sink.accepted`` with ``stored`` and, for a recognised copy, ``duplicate_of``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import random
+import re
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
+from email.policy import EmailPolicy
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
+
+from sandbox.app.mail_server import MailboxHandler
+from sandbox.config import (
+    CliParser,
+    add_settings_arguments,
+    load_defaults,
+    settings_from_args,
+)
+from sandbox.errors import ConfigError
+from sandbox.smtp.faults import Faults, Receiving, changed_settings, describe_faults, reject_reply
+from sandbox.trace.clock import utc_timestamp
+from sandbox.trace.tracer import Location, line_of
+from sandbox.web.security import warn_if_exposed
+
+TRACE_HEADER = "X-Sandbox-Trace"
+# The ids the app puts in TRACE_HEADER are uuid4().hex; anything else is mail from elsewhere, so untraced.
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
+SINK_THREAD_NAME = "smtp-sink"
+MAILBOX_SIZE = 500
+DATA_SIZE_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One email the sink accepted (answered 250 to)."""
+
+    id: int
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    subject: str
+    received_at: str
+    size: int
+    raw: bytes = field(repr=False)
+    trace_id: str | None
+    accepted_ns: int = field(repr=False)
+    message_id_header: str = field(default="", repr=False)  # its Message-ID, as an idempotent receiver reads it
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON view listed by ``GET /api/messages``."""
+        return {
+            "id": self.id,
+            "mail_from": self.mail_from,
+            "rcpt_tos": list(self.rcpt_tos),
+            "subject": self.subject,
+            "received_at": self.received_at,
+            "size": self.size,
+            "trace_id": self.trace_id,
+        }
+
+    def parts(self) -> dict[str, Any]:
+        """Headers, the text part and the HTML part, as the mailbox view shows them.
+
+        Total: the sink accepts whatever a client sends, so a malformed header or body shows lossily (its raw text,
+        replacement characters) instead of failing the page that displays it.
+        """
+        email = message_from_bytes(self.raw, policy=_LENIENT)
+        return {
+            **self.summary(),
+            "headers": [[_readable(name), _readable(str(value))] for name, value in email.items()],
+            "text": _body_text(email, "plain"),
+            "html": _body_text(email, "html"),
+        }
+
+
+def _readable(text: str) -> str:
+    """``text`` with undecoded bytes read as UTF-8 or replaced: the parsers keep 8-bit bytes as lone surrogates,
+    which no page or JSON reply could encode."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (a decoder produced it)
+        data = text.encode("utf-8", "replace")
+    return data.decode("utf-8", "replace")
+
+
+class _LenientPolicy(EmailPolicy):
+    """``policy.default``, except that a header its parsers cannot take comes back as its raw text instead of
+    raising, so parsing a message, walking its parts and listing its headers never fail on what a client sent."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        try:
+            return super().header_fetch_parse(name, value)
+        except Exception:  # the structured parsers fail in many ways (IndexError on "To: <", surrogates from utf-7)
+            return _readable("".join(value.splitlines()))
+
+
+_LENIENT = _LenientPolicy()
+
+
+def _header_text(name: str, raw: str) -> str:
+    """A header value as a person reads it (encoded words decoded), or its raw text where it cannot be parsed."""
+    return _readable(str(_LENIENT.header_fetch_parse(name, raw)))
+
+
+def _body_text(email: EmailMessage, subtype: str) -> str:
+    """The ``text/<subtype>`` body as a str ("" if there is none), decoded lossily if its charset or encoding is bad."""
+    try:
+        part = email.get_body((subtype,))
+    except Exception:  # a structure get_body cannot walk: no part to show
+        return ""
+    if part is None:
+        return ""
+    try:
+        return _readable(part.get_content())
+    except Exception:  # a charset Python has no codec for, most often
+        payload = part.get_payload(decode=True) or b""
+        try:
+            return _readable(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+        except (LookupError, ValueError):  # no such codec, or one that cannot replace (idna), or a NUL in the name
+            return payload.decode("utf-8", "replace")
+
+
+class Mailbox:
+    """The newest messages the sink accepted, safe to read from any thread while the sink writes."""
+
+    def __init__(self, capacity: int = MAILBOX_SIZE) -> None:
+        self._messages: deque[StoredMessage] = deque(maxlen=capacity)
+        self._ids = itertools.count(1)
+        self._changed = threading.Condition()
+
+    def add(self, **fields: Any) -> StoredMessage:
+        with self._changed:
+            message = StoredMessage(id=next(self._ids), **fields)
+            self._messages.append(message)
+            self._changed.notify_all()
+        return message
+
+    def messages(self) -> list[StoredMessage]:
+        """Oldest first."""
+        with self._changed:
+            return list(self._messages)
+
+    def get(self, message_id: int) -> StoredMessage | None:
+        with self._changed:
+            return next((m for m in self._messages if m.id == message_id), None)
+
+    def by_trace(self, trace_id: str) -> StoredMessage | None:
+        with self._changed:
+            return next((m for m in self._messages if m.trace_id == trace_id), None)
+
+    def by_message_id(self, message_id_header: str) -> StoredMessage | None:
+        """The oldest stored message with this Message-ID (None for an empty one: nothing to recognise it by)."""
+        if not message_id_header:
+            return None
+        with self._changed:
+            return next((m for m in self._messages if m.message_id_header == message_id_header), None)
+
+    def copies(self, trace_id: str) -> int:
+        """How many stored messages carry this trace id (two: the same email delivered twice)."""
+        with self._changed:
+            return sum(m.trace_id == trace_id for m in self._messages)
+
+    def wait_for_count(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` messages are stored; False if ``timeout`` passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._messages) >= count, timeout)
+
+    def clear(self) -> None:
+        with self._changed:
+            self._messages.clear()
+
+
+EventSink = Callable[..., None]
+log = logging.getLogger(__name__)
+# compat32 keeps headers as plain strings: four times cheaper than policy.default, which matters per message.
+_HEADERS = BytesHeaderParser(policy=policy.compat32)
+MAX_RECIPIENTS = 100
+MAX_SESSIONS = 1000
+
+
+def _first_header(headers: Message, name: str) -> str:
+    """The first ``name`` header as it came, or "": compat32's ``get`` makes one with 8-bit bytes a Header object,
+    which is neither a str nor hashable."""
+    name = name.lower()
+    return next((value for key, value in headers.raw_items() if key.lower() == name), "")
+
+
+def _trace_id(headers: Message) -> str | None:
+    """The app's trace id from TRACE_HEADER; None for mail the app did not send, or an id mangled on the way."""
+    value = _first_header(headers, TRACE_HEADER).strip()
+    return value if TRACE_ID.fullmatch(value) else None
+
+
+@dataclass
+class _Arrival:
+    """One message in ``handle_DATA``: what the fault wrapper read before the student's handler runs, and what the
+    store made of it. Kept in a context variable: aiosmtpd runs each session as its own task."""
+
+    server: SMTP
+    trace_id: str | None
+    subject: str
+    message_id_header: str
+    received_at: str
+    stored: dict[str, Any] = field(default_factory=dict)
+    message: StoredMessage | None = None
+
+
+_arrival: ContextVar[_Arrival | None] = ContextVar("sandbox_sink_arrival", default=None)
+
+
+class Refused(Exception):
+    """A fault fired after the wait: the message is not stored, and the client hears ``reply``."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+class _Intake:
+    """The mailbox as the student's handler sees it: ``store`` applies the faults due after the wait, then keeps
+    the message (once, when the receiver recognises copies by their Message-ID)."""
+
+    def __init__(self, handler: SlowHandler) -> None:
+        self._handler = handler
+
+    def store(self, envelope: Envelope) -> None:
+        self._handler.store(envelope)
+
+
+# The student's lines the wrapper's own events point at: the handler is called, its wait, its answer.
+CALLED_AT = line_of(MailboxHandler.handle_DATA)
+WAIT_AT = line_of(MailboxHandler.handle_DATA, "asyncio.sleep")
+ANSWER_AT = line_of(MailboxHandler.handle_DATA, "return")
+
+
+class SlowHandler(MailboxHandler):
+    """The student's :class:`MailboxHandler` with the sandbox's :class:`Faults` (delay jitter, rejections, dropped
+    connections) and :class:`Receiving` (lost answers, recognised copies) wrapped around it.
+
+    ``on_event(trace_id, kind, **details)``, when set, hears what the sink does, so a tracer can join the sink's
+    side to the request that sent the email (the trace id comes from the message's ``X-Sandbox-Trace`` header).
+    The sink never relays: an accepted message goes into the mailbox and nowhere else.
+    """
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        faults: Faults | None = None,
+        on_message: Callable[[StoredMessage], None] | None = None,
+        receiving: Receiving | None = None,
+    ) -> None:
+        self.box = mailbox
+        self.on_message = on_message
+        self.on_event: EventSink | None = None
+        self.sessions = 0
+        self.max_sessions = MAX_SESSIONS
+        self.faults = faults or Faults()
+        self.receiving = receiving or Receiving()
+        super().__init__(_Intake(self), self._faults.delay_s)
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        """Swap in new faults whole; a new seed restarts the random choices so a run can be repeated."""
+        if getattr(self, "_faults", None) is None or faults.seed != self._faults.seed:
+            self._random = random.Random(faults.seed)
+        self._faults = faults
+
+    @property
+    def delay_s(self) -> float:
+        """The configured wait (without jitter)."""
+        return self._faults.delay_s
+
+    @delay_s.setter
+    def delay_s(self, seconds: float) -> None:
+        self.faults = dataclasses.replace(self._faults, delay_s=seconds)
+
+    @property
+    def delay(self) -> float:
+        """This message's wait, as the student's handler reads it: the delay plus this time's jitter."""
+        faults = self._faults
+        delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
+        arrival = _arrival.get()
+        if arrival is not None:
+            self._emit(arrival.trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
+        return delay_s
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self.delay_s = seconds
+
+    def _emit(self, trace_id: str | None, kind: str, at: Location | None = None, **details: Any) -> None:
+        """Tell ``on_event``; a failing listener is logged, and changes nothing the client hears."""
+        if self.on_event is not None and trace_id is not None:
+            try:
+                self.on_event(trace_id, kind, at=at, **details)
+            except Exception:
+                log.exception("the sink's event listener failed on %s", kind)
+
+    def _announce(self, message: StoredMessage) -> None:
+        """Tell ``on_message``; a failure is only logged: the message is in the mailbox, so the client must hear 250."""
+        if self.on_message is not None:
+            try:
+                self.on_message(message)
+            except Exception:
+                log.exception("the sink's on_message callback failed on message #%d", message.id)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's hook for an exception in any handler: our bug is a temporary failure the client may retry, not
+        aiosmtpd's default ``500 Error: (TypeError) ...``, which blames the client and echoes what it sent."""
+        log.error("the sink failed while handling an SMTP command", exc_info=error)
+        return "451 4.3.0 Local error in processing, try again later"
+
+    def _rejects(self, stage: str) -> str | None:
+        """The rejection reply if the faults reject at ``stage`` this time (one random draw per message)."""
+        faults = self._faults
+        if faults.reject_probability <= 0 or faults.reject_stage != stage:
+            return None
+        return reject_reply(faults.reject_code) if self._random.random() < faults.reject_probability else None
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        rejection = self._rejects("MAIL")
+        if rejection:
+            return rejection
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS})"
+        rejection = self._rejects("RCPT")
+        if rejection:
+            return rejection
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Read the headers, run the student's handler, then answer as the faults say (or lose the answer)."""
+        raw = envelope.original_content or b""
+        headers = _HEADERS.parsebytes(raw)  # the headers only: the body is never needed here
+        arrival = _Arrival(
+            server=server,
+            trace_id=_trace_id(headers),
+            subject=_header_text("Subject", _first_header(headers, "Subject")),
+            message_id_header=_readable(_first_header(headers, "Message-ID").strip()),
+            received_at=utc_timestamp(),
+        )
+        _arrival.set(arrival)
+        self._emit(
+            arrival.trace_id,
+            "sink.data_received",
+            at=CALLED_AT,
+            size=len(raw),
+            peer=f"{session.peer[0]}:{session.peer[1]}",
+            message_id_header=arrival.message_id_header,
+        )
+        try:
+            reply = await super().handle_DATA(server, session, envelope)
+        except asyncio.CancelledError:
+            # aiosmtpd cancels the session when the client hangs up: the wait ends here, nothing is stored.
+            self._emit(arrival.trace_id, "sink.client_left", at=WAIT_AT)
+            raise
+        except Refused as refused:
+            return refused.reply
+        receiving = self.receiving
+        lost = receiving.lose_reply_probability and self._random.random() < receiving.lose_reply_probability
+        if lost:
+            # The email is in the mailbox (or was already); the client, who sent all of it, hears nothing.
+            self._emit(arrival.trace_id, "sink.reply_lost", at=ANSWER_AT, **arrival.stored)
+        else:
+            self._emit(arrival.trace_id, "sink.accepted", at=ANSWER_AT, **arrival.stored, reply=reply)
+        if arrival.message is not None:
+            self._announce(arrival.message)
+        if lost:
+            server.transport.close()
+            return "421 4.4.2 Reply lost by the sandbox's fault settings"
+        return reply
+
+    def store(self, envelope: Envelope) -> None:
+        """The student's ``self.mailbox.store(envelope)``: first the faults due after the wait (the client left, a
+        dropped connection, a rejection), each answering with :class:`Refused`; then the message is kept."""
+        arrival = _arrival.get()
+        assert arrival is not None, "store runs inside handle_DATA"
+        server, trace_id = arrival.server, arrival.trace_id
+        if server.transport is None or server.transport.is_closing():
+            # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
+            self._emit(trace_id, "sink.client_left")
+            raise Refused("451 Client left before the message was accepted")
+        if self._faults.disconnect_probability and self._random.random() < self._faults.disconnect_probability:
+            self._emit(trace_id, "sink.disconnected")
+            server.transport.close()
+            raise Refused("421 4.4.2 Connection dropped by the sandbox's fault settings")
+        rejection = self._rejects("DATA")
+        if rejection:
+            self._emit(trace_id, "sink.rejected", reply=rejection, stage="DATA")
+            raise Refused(rejection)
+        # No await from the lookup to the store: this loop runs one session at a time here, so two copies arriving
+        # together cannot both be taken for the first.
+        original = self.box.by_message_id(arrival.message_id_header) if self.receiving.dedupe_message_id else None
+        if original is not None:
+            arrival.stored = {"message_id": original.id, "stored": False, "duplicate_of": original.id}
+            return
+        raw = envelope.original_content or b""
+        arrival.message = self.box.add(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            subject=arrival.subject,
+            received_at=arrival.received_at,
+            size=len(raw),
+            raw=raw,
+            trace_id=trace_id,
+            accepted_ns=time.perf_counter_ns(),
+            message_id_header=arrival.message_id_header,
+        )
+        arrival.stored = {"message_id": arrival.message.id, "stored": True}
+
+
+class SlowSMTP(SMTP):
+    """aiosmtpd's SMTP session with a greeting delay and a cap on simultaneous sessions."""
+
+    _greeted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.event_handler.sessions += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.event_handler.sessions -= 1
+        super().connection_lost(error)
+
+    async def push(self, status: str | bytes) -> None:
+        if not self._greeted:
+            self._greeted = True
+            if self.event_handler.sessions > self.event_handler.max_sessions:
+                await super().push("421 4.7.0 Too many connections, try again later")
+                self.transport.close()
+                return
+            await asyncio.sleep(self.event_handler.faults.greet_delay_s)
+        await super().push(status)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, ending the transaction even when the handler raised, as RFC 5321 4.1.1.4 says DATA does:
+        a client that sends MAIL after our 451 starts afresh instead of hearing "503 nested MAIL command"."""
+        try:
+            await super().smtp_DATA(arg)
+        except Exception:
+            self._set_post_data_state()
+            raise
+
+
+class _LoopbackController(Controller):
+    """aiosmtpd's Controller, able to start on port 0 (it reads the port the OS picked before its self-test),
+    with its event-loop thread named, so traces and profilers show where the sink's work happens."""
+
+    def factory(self) -> SMTP:
+        return SlowSMTP(self.handler, **self.SMTP_kwargs)
+
+    def _run(self, ready_event: threading.Event) -> None:
+        threading.current_thread().name = SINK_THREAD_NAME
+        super()._run(ready_event)
+
+    def _trigger_server(self) -> None:
+        if self.port == 0 and self.server is not None:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+class Sink:
+    """The slow SMTP sink on its own thread and event loop; start it, send to ``host:port``, read ``mailbox``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        on_message: Callable[[StoredMessage], None] | None = None,
+        receiving: Receiving | None = None,
+    ) -> None:
+        self.mailbox = Mailbox()
+        self.handler = SlowHandler(self.mailbox, faults, on_message, receiving)
+        self._controller = _LoopbackController(self.handler, hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT)
+        self._listening = False
+        # One change of listening state at a time: two PUTs racing must not both bind or both close.
+        self._switch = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return self._controller.hostname
+
+    @property
+    def port(self) -> int:
+        return self._controller.port
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def listening(self) -> bool:
+        """False while the sink plays a dead server: connections are refused, open sessions carry on."""
+        return self._listening
+
+    def start(self) -> Sink:
+        self._controller.start()
+        self._listening = True
+        return self
+
+    def stop(self) -> None:
+        with self._switch:
+            self._controller.stop()
+            self._listening = False
+
+    def __enter__(self) -> Sink:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def set_listening(self, listening: bool) -> None:
+        """Close the listening socket (``False``) or open it again on the same port (``True``).
+
+        Only the listening socket changes: the event loop keeps running, so sessions already open finish their
+        conversation (and their delay) normally. The socket is closed and reopened on the sink's own loop, the one
+        thread that owns it. Reopening fails with ConfigError if another program took the port meanwhile.
+        """
+        with self._switch:
+            if listening == self._listening:
+                return
+            controller = self._controller
+            if controller.loop is None or not controller.loop.is_running():
+                raise ConfigError("the sink is not running: start it before switching its listening socket")
+            if listening:
+                try:
+                    server = asyncio.run_coroutine_threadsafe(controller._create_server(), controller.loop).result(
+                        SWITCH_TIMEOUT_S
+                    )
+                except OSError as err:
+                    raise ConfigError(f"cannot listen again on {self.address}: {err}") from err
+                controller.server = server
+            else:
+                server = controller.server
+                # Server.close() stops accepting at once and leaves open connections alone; wait_closed() is not
+                # awaited because (from Python 3.12) it waits for every open session to end.
+                asyncio.run_coroutine_threadsafe(_close_listener(server), controller.loop).result(SWITCH_TIMEOUT_S)
+            self._listening = listening
+
+    def settings(self) -> dict[str, Any]:
+        """What ``GET /api/sink`` shows; ``PUT /api/sink`` takes the same object back unchanged."""
+        return {
+            **self.handler.faults.to_dict(),
+            **self.handler.receiving.to_dict(),
+            "listening": self._listening,
+            "host": self.host,
+            "port": self.port,
+        }
+
+    def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing.
+
+        ``host`` and ``port`` are accepted only with their current values, so a client can save the settings it
+        read and put them back whole; ``listening`` switches the dead-server mode.
+        """
+        changes = dict(changes)
+        for name in ("host", "port"):
+            if name in changes and changes.pop(name) != getattr(self, name):
+                raise ConfigError(f"{name} cannot change while the sink runs (it is {getattr(self, name)!r})")
+        listening = changes.pop("listening", self._listening)
+        if not isinstance(listening, bool):
+            raise ConfigError("listening must be true (accept connections) or false (refuse them, a dead server)")
+        faults, receiving = changed_settings(self.handler.faults, self.handler.receiving, changes)  # checked first
+        self.set_listening(listening)
+        self.handler.faults = faults
+        self.handler.receiving = receiving
+        return self.settings()
+
+
+SWITCH_TIMEOUT_S = 5.0
+
+
+async def _close_listener(server: asyncio.AbstractServer | None) -> None:
+    """Stop accepting connections; runs on the sink's loop, which owns the socket."""
+    if server is not None:
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sandbox.sink``: run the sink alone and print one line per accepted message."""
+    parser = CliParser(prog="python -m sandbox.sink", description="Run the slow SMTP sink on its own.")
+    defaults = load_defaults(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add_settings_arguments(parser, defaults, sink_only=True)
+    args = parser.parse_args(argv)
+    settings = settings_from_args(parser, args, defaults)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+    def show(message: StoredMessage) -> None:
+        print(
+            f"{message.received_at}  #{message.id}  {message.mail_from} -> {', '.join(message.rcpt_tos)}  "
+            f"{message.subject!r} ({message.size} bytes)",
+            flush=True,
+        )
+
+    warn_if_exposed(args.host, "SMTP sink")
+    sink = Sink(args.host, settings.smtp_port, settings.faults(), on_message=show)
+    try:
+        sink.start()
+    except OSError as err:
+        parser.exit(1, f"cannot start the sink on {args.host}:{settings.smtp_port}: {err}\n")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(
+        f"SMTP sink listening on {sink.address} ({describe_faults(sink.handler.faults, sink.handler.receiving)}); "
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+    print(f"Sink stopped after accepting {len(sink.mailbox.messages())} message(s).")
+    return 0

@@ -1,0 +1,171 @@
+"""The fate of every email the app accepted, so that none is lost silently and none is misreported.
+
+The textbook threaded send prints a worker's exception to stderr and forgets the email. Here every send is
+registered when the route accepts it and leaves the pending set with one of three fates: ``delivered`` (the server
+answered 250), ``failed`` (it certainly did not arrive) or ``unknown`` (the whole message went out and the connection
+died before the answer, or the sandbox stopped mid-send: it may have arrived). A send retried after a crash that may
+already have delivered it is delivered "possibly twice", and listed as such.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sandbox.trace.clock import utc_timestamp
+
+DELIVERED, FAILED, UNKNOWN = "delivered", "failed", "unknown"
+FAILURES_KEPT = 500
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A send that did not certainly deliver, as ``GET /api/failures`` lists it; ``id`` counts up, for paging."""
+
+    id: int
+    trace_id: str
+    mode: str
+    error: str
+    at: str
+    outcome: str = FAILED  # FAILED or UNKNOWN
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A send delivered again after a crash cut its earlier attempt, which may have delivered it already."""
+
+    trace_id: str
+    mode: str
+    reason: str
+    at: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What a stopped run says about its emails: those that did not certainly arrive, those sent again after a
+    crash, what still waits in the queue (None: its store could not be reached), and, with an embedded sink, the
+    copies of each reported email in its mailbox."""
+
+    undelivered: list[Failure]
+    duplicates: list[Duplicate]
+    still_queued: int | None = 0
+    queue_problem: str | None = None
+    in_mailbox: dict[str, int] | None = None
+
+
+class DeliveryLog:
+    """Thread-safe counts, pending sends and failures for one app."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._pending: dict[str, str] = {}
+        self._maybe_sent: dict[str, str] = {}  # trace id -> why an earlier attempt may have delivered it
+        self._workers: dict[str, threading.Thread] = {}
+        self._failures: list[Failure] = []
+        self._duplicates: list[Duplicate] = []
+        self._last_id = 0
+        self._sent = 0
+        self._counts = {DELIVERED: 0, FAILED: 0, UNKNOWN: 0}
+
+    def accepted(self, trace_id: str, mode: str, maybe_sent_before: str | None = None) -> None:
+        """The app took responsibility for this email. ``maybe_sent_before`` says why an earlier attempt, cut by a
+        crash, may already have delivered it (a send taken back from the queue's outbox after a restart)."""
+        with self._lock:
+            self._pending[trace_id] = mode
+            if maybe_sent_before:
+                self._maybe_sent[trace_id] = maybe_sent_before
+            self._sent += 1
+
+    def may_have_arrived(self, trace_id: str, reason: str) -> None:
+        """An attempt of this pending send ended without an answer after its whole message went out, and another
+        attempt follows: if a later one delivers it, the email may be in the mailbox twice, and is listed so."""
+        with self._lock:
+            if trace_id in self._pending:
+                self._maybe_sent.setdefault(trace_id, reason)
+
+    def worker_started(self, trace_id: str, thread: threading.Thread) -> None:
+        with self._lock:
+            self._workers[trace_id] = thread
+
+    def delivered(self, trace_id: str) -> None:
+        with self._lock:
+            mode = self._settle(trace_id)
+            if mode is None:
+                return
+            self._counts[DELIVERED] += 1
+            earlier = self._maybe_sent.pop(trace_id, None)
+            if earlier:
+                self._duplicates.append(Duplicate(trace_id, mode, earlier, utc_timestamp()))
+                del self._duplicates[:-FAILURES_KEPT]
+
+    def failed(self, trace_id: str, mode: str, error: str, outcome: str = FAILED) -> None:
+        """Record a send that ended without a 250; ``outcome`` is FAILED, or UNKNOWN when it may have arrived."""
+        with self._lock:
+            if self._settle(trace_id) is None:
+                return
+            earlier = self._maybe_sent.pop(trace_id, None)
+            if earlier:  # this attempt failed, but the one a crash cut may have delivered it
+                outcome, error = UNKNOWN, f"{error}; {earlier}"
+            self._record_failure(trace_id, mode, error, outcome)
+
+    def _settle(self, trace_id: str) -> str | None:
+        """Take the send out of the pending set; None if it was not pending (already settled or abandoned)."""
+        mode = self._pending.pop(trace_id, None)
+        self._workers.pop(trace_id, None)
+        self._lock.notify_all()
+        return mode
+
+    def _record_failure(self, trace_id: str, mode: str, error: str, outcome: str) -> Failure:
+        self._last_id += 1
+        failure = Failure(self._last_id, trace_id, mode, error, utc_timestamp(), outcome)
+        self._counts[outcome] += 1
+        self._failures.append(failure)
+        del self._failures[:-FAILURES_KEPT]
+        return failure
+
+    def failures(self) -> list[Failure]:
+        """The newest failures, oldest first."""
+        with self._lock:
+            return list(self._failures)
+
+    def duplicates(self) -> list[Duplicate]:
+        with self._lock:
+            return list(self._duplicates)
+
+    def pending(self) -> dict[str, str]:
+        """trace id -> mode of the sends not yet settled."""
+        with self._lock:
+            return dict(self._pending)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "threads_alive": sum(t.is_alive() for t in self._workers.values()),
+                "sent": self._sent,
+                **self._counts,
+                "pending": len(self._pending),
+                "possibly_duplicated": len(self._duplicates),
+            }
+
+    def wait_settled(self, timeout: float, ignore: frozenset[str] = frozenset()) -> bool:
+        """Block until no send is pending, except in the modes in ``ignore``; False if ``timeout`` passed first."""
+        with self._lock:
+            return self._lock.wait_for(lambda: all(m in ignore for m in self._pending.values()), timeout)
+
+    def abandon_pending(self, reason: str, keep: frozenset[str] = frozenset()) -> list[Failure]:
+        """Record every send still pending (the process is stopping mid-send) as of unknown fate, except in the
+        durable modes in ``keep``, which outlive the process; return the new records. A late outcome of an
+        abandoned send is ignored: what was reported stays what was known."""
+        with self._lock:
+            abandoned = [(trace_id, mode) for trace_id, mode in self._pending.items() if mode not in keep]
+            for trace_id, _ in abandoned:
+                self._settle(trace_id)
+                self._maybe_sent.pop(trace_id, None)
+            return [self._record_failure(trace_id, mode, reason, UNKNOWN) for trace_id, mode in abandoned]

@@ -1,0 +1,60 @@
+"""How each send mode is named to people: on buttons, in page titles and in terminal tables."""
+
+from __future__ import annotations
+
+from sandbox.strategies.modes import ASYNC_MODE, RETRY_ATTEMPTS
+
+BUTTON_LABELS = {
+    "sync": "Send (blocking)",
+    "thread": "Send (thread)",
+    "pool": "Send (pool)",
+    "queue": "Send (queue)",
+    "thread-no-context": "Send (thread, no app context)",
+    "thread-proxy": "Send (thread, proxy instead of app)",
+    "thread-cpu": "Send (thread that computes first)",
+    "thread-retry": "Send (thread that retries blindly)",
+    ASYNC_MODE: "Send (async def view, awaiting the send)",
+}
+TITLES = {
+    "sync": "Blocking send (sync)",
+    "thread": "Threaded send (thread)",
+    "pool": "Send by a bounded pool with retries (pool)",
+    "queue": "Send through a durable task queue (queue)",
+    "thread-no-context": "Threaded send without an app context (broken on purpose)",
+    "thread-proxy": "Threaded send given the current_app proxy (broken on purpose)",
+    "thread-cpu": "Threaded send whose worker computes first (CPU-bound work and the GIL)",
+    "thread-retry": (f"Threaded send that retries blindly, up to {RETRY_ATTEMPTS} attempts of the same message"),
+    ASYNC_MODE: (
+        "Send from an async def view that awaits it (Flask runs the view to its end before answering, so the answer "
+        "still waits)"
+    ),
+}
+SHORT_LABELS = {"sync": "sync (blocking)", ASYNC_MODE: "async-def (awaited)"}
+
+
+# The sends a trace may be compared with in the "what if" quiz question, within one comparison: a background mode
+# against the blocking one, and the blocking one against a background one.
+COMPARED_WITH = {"sync": ("thread", "pool", "queue"), "thread": ("sync",), "pool": ("sync",), "queue": ("sync",)}
+
+
+def title(mode: str) -> str:
+    return TITLES.get(mode, f"{mode} send")
+
+
+def short_label(mode: str) -> str:
+    return SHORT_LABELS.get(mode, mode)
+
+
+# What each working mode promises, by construction (see the strategies' code): shown beside the measured figures.
+PROMISE_COLUMNS = ("user waits for the mail server", "survives a restart", "retries", "worker threads")
+PROMISES = {
+    "sync": ("yes", "nothing pending: the send has ended, delivered or not, before the answer", "no", "none"),
+    "thread": ("no", "no: a pending email dies with the process", "no", "one per email, unbounded"),
+    "pool": ("no", "no: the queue is in memory", "yes: 4xx and connection errors", "at most the pool size"),
+    "queue": (
+        "no",
+        "yes, even a kill: tasks and an outbox are stored in SQLite or Redis",
+        "yes: 4xx and connection errors",
+        "the consumer's workers, here or in another process",
+    ),
+}

@@ -1,0 +1,376 @@
+"""Record what really happened during a send, as facts: when, on which thread, what, and which line of the
+student's code was running.
+
+A :class:`Trace` belongs to one request. Its id is made when the request starts and bound to the request (a
+:class:`Binding` in a context variable); the hooks that watch the student's code from outside carry that binding
+to each worker (a thread started by the route, a pool worker, a queue consumer, an event loop's executor), and the
+sink's events join through the ``X-Sandbox-Trace`` header. Everything else (table rows, states, quizzes) is
+derived from these facts later, never stored beside them.
+
+The line an event points at is the innermost frame in the student's files (``sandbox/app/``): the code a student
+reads beside the trace is the code that ran. A hook that records after the student's function returned, or before
+it was called, names the line itself (``at=``, see :func:`line_of`).
+
+Recording is cheap: the clock, the thread and the source line are read before taking the lock, and the lock only
+guards one dictionary lookup and one list append.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import platform
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from types import CodeType, TracebackType
+from typing import Any
+
+TRACES_KEPT = 200
+PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+PROJECT_DIR = str(Path(PACKAGE_DIR).parent)
+# The student's files: what the code panel shows, and the only files an event's line may point into.
+STUDENT_DIR = str(Path(PACKAGE_DIR) / "app")
+Location = tuple[str, int, str]  # file (relative to the project), line, function
+# How a route hands a send on and answers without waiting: it started a thread, queued it for a pool, stored a task.
+HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One fact: ``kind`` happened at ``t_ns`` (``time.perf_counter_ns()``) on a thread, produced by a source line."""
+
+    t_ns: int
+    thread: str
+    thread_id: int
+    kind: str
+    details: Mapping[str, Any]
+    file: str
+    line: int
+    function: str
+
+
+@dataclass
+class Trace:
+    """The events of one request, with what is needed to read them later (mode, server, delay, versions).
+
+    While recording, the tracer appends plain tuples to ``raw`` (cheap); :meth:`snapshot` turns them into
+    :class:`Event` objects sorted by time, which is what every reader works with.
+    """
+
+    trace_id: str
+    mode: str
+    server: str
+    delay_s: float | None
+    settings: Mapping[str, Any]
+    versions: Mapping[str, str]
+    events: list[Event] = field(default_factory=list)
+    raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    comparison: str | None = None  # shared by the sends of one comparison ("Send both", the demo)
+
+    def snapshot(self) -> Trace:
+        """A copy with every event recorded so far, as Events in time order; no other thread changes it."""
+        events = sorted([*self.events, *(Event(*raw) for raw in self.raw)], key=lambda e: e.t_ns)
+        return Trace(
+            self.trace_id,
+            self.mode,
+            self.server,
+            self.delay_s,
+            dict(self.settings),
+            dict(self.versions),
+            events,
+            comparison=self.comparison,
+        )
+
+    @property
+    def started_ns(self) -> int:
+        return self.events[0].t_ns if self.events else 0
+
+    def first(self, kind: str) -> Event | None:
+        return next((e for e in self.events if e.kind == kind), None)
+
+    def events_of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+    def ms_until(self, kind: str) -> float | None:
+        """Milliseconds from the request's start to the first event of ``kind``, or None if it never happened."""
+        event = self.first(kind)
+        return None if event is None else (event.t_ns - self.started_ns) / 1e6
+
+    @property
+    def complete(self) -> bool:
+        """True once nothing more will be recorded here: the answer left, and any background send has ended.
+
+        A send handed to a worker (thread, pool, queue) is complete only when that worker finished or failed; an
+        error answer, or a send the route waited for (``sync``, or awaited by an ``async def`` view), is complete
+        with the answer. Read from the events: the route records its hand-off before it answers.
+        """
+        response = self.first("response.sent")
+        if response is None:
+            return False
+        handed_off = any(self.first(kind) is not None for kind in HANDOFF_KINDS)
+        if not handed_off or int(response.details.get("status", 200)) >= 400:
+            return True
+        return self.first("worker.finished") is not None or self.first("worker.failed") is not None
+
+    @property
+    def response_ms(self) -> float | None:
+        return self.ms_until("response.sent")
+
+    @property
+    def accepted_ms(self) -> float | None:
+        """When the sink answered 250; without a sink lane, when the client saw the acceptance."""
+        accepted = self.ms_until("sink.accepted")
+        return accepted if accepted is not None else self.ms_until("smtp.accepted")
+
+
+class Tracer:
+    """Thread-safe store of the newest traces; ``record`` appends one event under one short lock."""
+
+    def __init__(self, capacity: int = TRACES_KEPT, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._capacity = capacity
+        self._traces: OrderedDict[str, Trace] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def start(self, trace_id: str, mode: str, server: str, delay_s: float | None, settings: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        trace = Trace(trace_id, mode, server, delay_s, settings, VERSIONS)
+        with self._lock:
+            self._traces[trace_id] = trace
+            while len(self._traces) > self._capacity:
+                self._traces.popitem(last=False)
+
+    def record(self, trace_id: str | None, kind: str, /, at: Location | None = None, **details: Any) -> None:
+        """Add an event to a known trace; unknown ids (mail from elsewhere, an evicted trace) are ignored.
+
+        ``at`` names the student's line when the hook records from outside the student's code (before a function
+        is called, after it returned); otherwise the line is the innermost frame in the student's files.
+        """
+        if not self.enabled or trace_id is None:
+            return
+        now = time.perf_counter_ns()
+        thread_name, thread_id = thread_identity()
+        file, line, function = at or source_location()
+        with self._lock:
+            trace = self._traces.get(trace_id)
+            if trace is not None:
+                trace.raw.append((now, thread_name, thread_id, kind, details, file, line, function))
+
+    def record_at(
+        self, trace_id: str | None, kind: str, t_ns: int, thread: tuple[str, int], at: Location, **details: Any
+    ) -> None:
+        """Add an event that happened earlier, on another thread (the server accepting the connection)."""
+        if not self.enabled or trace_id is None:
+            return
+        with self._lock:
+            trace = self._traces.get(trace_id)
+            if trace is not None:
+                trace.raw.append((t_ns, thread[0], thread[1], kind, details, *at))
+
+    def join_comparison(self, trace_id: str, comparison: str) -> None:
+        """Mark the trace as one send of the comparison ``comparison``."""
+        with self._lock:
+            trace = self._traces.get(trace_id)
+            if trace is not None:
+                trace.comparison = comparison
+
+    def partner(self, trace: Trace, modes: Collection[str]) -> Trace | None:
+        """The newest other trace of the same comparison, sent by one of ``modes``."""
+        if trace.comparison is None:
+            return None
+        with self._lock:
+            found = next(
+                (
+                    t
+                    for t in reversed(self._traces.values())
+                    if t.comparison == trace.comparison and t.trace_id != trace.trace_id and t.mode in modes
+                ),
+                None,
+            )
+            return None if found is None else found.snapshot()
+
+    def get(self, trace_id: str) -> Trace | None:
+        """A consistent copy of the trace, or None if it is unknown or was evicted."""
+        with self._lock:
+            trace = self._traces.get(trace_id)
+            return None if trace is None else trace.snapshot()
+
+
+@dataclass
+class Binding:
+    """Which trace the code running here belongs to, and what a send made here is part of.
+
+    Set in a context variable: by the request's start for the route, by the hooks for each worker. ``log`` is the
+    app's delivery log. ``blocking`` marks a send the answer waits for (settled before it leaves). ``attempts``
+    and ``retry_in`` make each ``mail.send()`` an attempt of a retrying worker (``retry_in(attempt, error)``: the
+    pause before the next, or None when this one is final; ``policy`` names a retry rule worth showing). ``here``
+    and ``via`` name the student's line and the mechanism when a send runs on a thread with no line of theirs
+    (an event loop's executor); ``coroutine`` is the async view a send may serve.
+    """
+
+    tracer: Tracer
+    log: Any
+    trace_id: str
+    mode: str
+    blocking: bool = False
+    attempts: int = 0
+    attempt: int = 0
+    retry_in: Callable[[int, BaseException], float | None] | None = None
+    policy: str | None = None
+    coroutine: Any = None
+    here: Location | None = None
+    via: str | None = None
+    unanswered: int | None = None  # the first attempt that sent everything and heard no answer
+
+    def record(self, kind: str, /, at: Location | None = None, **details: Any) -> None:
+        self.tracer.record(self.trace_id, kind, at=at or self.here, **details)
+
+    def next_attempt(self) -> int:
+        """The number of the send about to start, if this binding counts attempts; 0 if it does not."""
+        if not self.attempts:
+            return 0
+        self.attempt += 1
+        return self.attempt
+
+    def worker(self, **changes: Any) -> Binding:
+        """A fresh binding of the same trace for a worker: not the answer's send, its own attempt count."""
+        return Binding(self.tracer, self.log, self.trace_id, self.mode, **changes)
+
+
+_binding: ContextVar[Binding | None] = ContextVar("sandbox_trace_binding", default=None)
+
+
+def current_binding() -> Binding | None:
+    """The trace the code running here belongs to, if any."""
+    return _binding.get()
+
+
+@contextmanager
+def bound(binding: Binding | None) -> Iterator[Binding | None]:
+    """Run the block as part of ``binding``'s trace (in this context only)."""
+    token = _binding.set(binding)
+    try:
+        yield binding
+    finally:
+        _binding.reset(token)
+
+
+def bind(binding: Binding | None) -> None:
+    """Bind this context for the rest of its life (a request's context ends with the request)."""
+    _binding.set(binding)
+
+
+@functools.cache
+def finish_line(function: Callable[..., Any]) -> Location:
+    """Where one of the student's functions is when it has run to its end: its ``return``, or its last line."""
+    function = inspect.unwrap(function)
+    try:
+        return line_of(function, "return")
+    except ValueError:
+        pass
+    lines, first = inspect.getsourcelines(function)
+    code_lines = [i for i, line in enumerate(lines) if line.strip() and not line.strip().startswith("#")]
+    return line_of(function)[0], first + code_lines[-1], function.__code__.co_name
+
+
+# id(code) -> (code, path relative to the project or "" when not the student's). Keyed by id because hashing a
+# code object hashes its bytecode; the entry holds the code object, so its id cannot be reused meanwhile.
+_student_files: dict[int, tuple[CodeType, str]] = {}
+
+
+def _student_file(code: CodeType) -> str:
+    cached = _student_files.get(id(code))
+    if cached is None:
+        filename = code.co_filename
+        mine = filename.startswith(STUDENT_DIR)
+        cached = _student_files[id(code)] = (code, filename[len(PROJECT_DIR) + 1 :] if mine else "")
+    return cached[1]
+
+
+def source_location() -> Location:
+    """The innermost frame in the student's files: the line of the lesson's code that was running.
+
+    Whether a code object is the student's is decided once and cached, so the walk costs a dict lookup a frame.
+    """
+    frame = sys._getframe(1)
+    known = _student_files.get
+    while frame is not None:
+        code = frame.f_code
+        cached = known(id(code))
+        if cached is None:
+            cached = (code, _student_file(code))
+        if cached[1]:
+            return cached[1], frame.f_lineno, code.co_name
+        frame = frame.f_back
+    return "", 0, ""
+
+
+def raised_at(tb: TracebackType | None) -> Location | None:
+    """The innermost line of the student's code in a traceback: where their code raised, or called what raised."""
+    found = None
+    while tb is not None:
+        file = _student_file(tb.tb_frame.f_code)
+        if file:
+            found = (file, tb.tb_lineno, tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return found
+
+
+def suspended_at(coroutine: Any) -> Location | None:
+    """Where a coroutine of the student's waits (its ``await`` line), or None once it has ended."""
+    frame = getattr(coroutine, "cr_frame", None)
+    if frame is None or not _student_file(frame.f_code):
+        return None
+    return _student_file(frame.f_code), frame.f_lineno, frame.f_code.co_name
+
+
+@functools.cache
+def line_of(function: Callable[..., Any], text: str | None = None) -> Location:
+    """A line of one of the student's functions: the first whose code contains ``text``, or the ``def`` line.
+
+    For a hook that records from outside the function: "the worker starts" points at its ``def``, "the route
+    answers" at its ``return``. Decorators are skipped; a text the function lacks is a bug, so it raises.
+    """
+    function = inspect.unwrap(function)
+    code = function.__code__
+    file = _student_file(code)
+    if not file:
+        raise ValueError(f"{function.__qualname__} is not in the student's files")
+    lines, first = inspect.getsourcelines(function)
+    def_line = first + next(i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "async def ")))
+    if text is None:
+        return file, def_line, code.co_name
+    for offset, line in enumerate(lines):
+        number = first + offset
+        if number > def_line and text in line.split("#")[0]:
+            return file, number, code.co_name
+    raise ValueError(f"no line of {function.__qualname__} contains {text!r}")
+
+
+def thread_identity() -> tuple[str, int]:
+    """This thread's name and OS id, read once per thread (threads are named before they record anything)."""
+    try:
+        return _identity.value
+    except AttributeError:
+        _identity.value = (threading.current_thread().name, threading.get_native_id())
+        return _identity.value
+
+
+_identity = threading.local()
+
+
+VERSIONS = {
+    "python": platform.python_version(),
+    "flask": version("flask"),
+    "flask_mail": version("flask-mail"),
+    "aiosmtpd": version("aiosmtpd"),
+}

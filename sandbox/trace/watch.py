@@ -1,0 +1,145 @@
+"""The hooks that watch the student's code from outside, so their files hold nothing but the lesson's code.
+
+- a send route's request is bound to its trace (:func:`watch_request`), and while it runs a profile hook on that
+  thread sees ``Thread.start``: the new thread's target (one of the student's functions) is wrapped so the worker
+  runs bound to the same trace and its ending is recorded; the event's line is the student's ``thr.start()``;
+- Flask's ``template_rendered`` and ``appcontext_pushed`` signals mark the message built and a worker's context,
+  and Flask-Mail's ``email_dispatched`` the server's 250;
+- :class:`WatchedFlask` runs an ``async def`` view through ``ensure_sync`` as Flask does, recording when the
+  coroutine is called, starts on the event loop's thread and ends;
+- ``mail.send()`` (``sandbox.smtp_client``), the pool, the queue and the sink report their own parts.
+
+A profile hook costs a Python call per function call, so it is set only on a send route's thread, only for that
+request, and it does nothing but compare one code object.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from flask import Flask, appcontext_pushed, template_rendered
+from flask_mail import Message, email_dispatched
+from jinja2 import Template
+
+from sandbox.smtp.failures import error_and_outcome
+from sandbox.smtp.sink import TRACE_HEADER
+from sandbox.strategies.modes import WORKER_RULES
+from sandbox.strategies.workers import worker_outcome
+from sandbox.trace.tracer import Binding, bind, current_binding, line_of, raised_at
+
+_THREAD_START = threading.Thread.start.__code__
+
+
+def watch_request(binding: Binding) -> None:
+    """Bind this request to its trace and watch it start threads, until :func:`unwatch_request`."""
+    bind(binding)
+    sys.setprofile(_watch_starts)
+
+
+def unwatch_request() -> None:
+    sys.setprofile(None)
+
+
+def _watch_starts(frame: FrameType, event: str, arg: Any) -> None:
+    if event == "call" and frame.f_code is _THREAD_START:
+        _starting(frame.f_locals["self"])
+
+
+def _starting(thread: threading.Thread) -> None:
+    """A thread is about to start: if the student's route starts it with one of their functions, it works for the
+    route's trace. Registered as pending first, so its email cannot be missed by whoever waits for the sends."""
+    binding = current_binding()
+    target = getattr(thread, "_target", None)
+    if binding is None or not _is_students(target):
+        return
+    binding.log.accepted(binding.trace_id, binding.mode)
+    binding.log.worker_started(binding.trace_id, thread)
+    binding.record("worker.spawned", worker=thread.name, target=target.__name__)
+    thread._target = as_worker(binding.worker(**WORKER_RULES.get(binding.mode, {})), target)  # type: ignore[attr-defined]
+
+
+def as_worker(binding: Binding, target: Callable[..., Any]) -> Callable[..., None]:
+    """``target`` run as a worker of ``binding``'s trace, its start and end recorded (see ``worker_outcome``)."""
+
+    @functools.wraps(target)
+    def run(*args: Any, **kwargs: Any) -> None:
+        with worker_outcome(binding, target):
+            target(*args, **kwargs)
+
+    return run
+
+
+def _is_students(function: Any) -> bool:
+    try:
+        line_of(function)
+    except (TypeError, ValueError, AttributeError, OSError):
+        return False
+    return True
+
+
+def watch_signals(app: Flask) -> None:
+    template_rendered.connect(_rendered, app)
+    appcontext_pushed.connect(_context_pushed, app)
+    email_dispatched.connect(_dispatched, app)
+
+
+def _dispatched(app: Flask, message: Message) -> None:
+    """Flask-Mail reports a message handed over: the server answered 250 to its data."""
+    trace_id = (message.extra_headers or {}).get(TRACE_HEADER)
+    binding = current_binding()
+    if binding is not None and binding.trace_id == trace_id:
+        binding.record("smtp.accepted", recipients=list(message.recipients))  # with the binding's line, if it names one
+    else:
+        app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
+
+
+def _rendered(app: Flask, template: Template, context: dict[str, Any], **extra: Any) -> None:
+    """The email's HTML body is rendered: the message is complete (its text body comes first)."""
+    binding = current_binding()
+    name = template.name or ""
+    if binding is not None and name.startswith("email/") and name.endswith(".html"):
+        binding.record("message.built", templates=[name.removesuffix(".html") + ".txt", name])
+
+
+def _context_pushed(app: Flask, **extra: Any) -> None:
+    """A worker pushed an application context (the request's own is pushed before its trace starts)."""
+    binding = current_binding()
+    if binding is not None:
+        binding.record("context.pushed", app=app.name)
+
+
+class WatchedFlask(Flask):
+    """Flask, with the student's ``async def`` views watched as Flask runs them (``ensure_sync``: an event loop on
+    a thread of its own, which the request's thread waits for)."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        binding = current_binding()
+        if binding is None or not inspect.iscoroutinefunction(func) or not _is_students(func):
+            return super().ensure_sync(func)
+        binding.record("coroutine.called", at=line_of(func), function=func.__name__, via="app.ensure_sync")
+        return super().ensure_sync(_watched_coroutine(binding, func))
+
+
+def _watched_coroutine(binding: Binding, func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        loop = threading.current_thread().name
+        binding.record("coroutine.started", at=line_of(func), function=func.__name__, loop=loop)
+        coroutine = binding.coroutine = func(*args, **kwargs)
+        try:
+            result = await coroutine
+        except Exception as err:
+            binding.record(
+                "coroutine.failed", at=raised_at(err.__traceback__) or line_of(func), error=error_and_outcome(err)[0]
+            )
+            raise
+        binding.record("coroutine.finished", at=line_of(func, "return"))
+        return result
+
+    return run

@@ -1,0 +1,76 @@
+"""Does every event of a trace light the student's line it is about? Used by the live matrix and the unit tests.
+
+Each event kind names the code its line must hold: "the worker starts" is a ``def``, "the context is pushed" is
+``with app.app_context():``, "the sink waits" is ``await asyncio.sleep(...)``. A kind with no rule here is a
+problem too, so a new event cannot slip in pointing anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[2]
+STUDENT_DIR = "sandbox/app/"
+SEND = ("mail.send",)
+ROUTE = ("def send_",)
+RAISERS = ("mail.send", "request_fields()", ".submit(", ".enqueue(", "with app.app_context():", "raise")
+LINES: dict[str, tuple[str, ...]] = {
+    "request.arrived": ROUTE,
+    "request.received": ROUTE,
+    "message.built": ('render_template("email/welcome.html"',),
+    "worker.spawned": ("thr.start()",),
+    "pool.queued": (".submit(",),
+    "pool.full": (".submit(",),
+    "queue.stored": (".enqueue(",),
+    "queue.unavailable": (".enqueue(",),
+    "worker.started": ("def ",),
+    "context.pushed": ("with app.app_context():",),
+    "attempt.started": SEND,
+    "attempt.failed": SEND,
+    "send.started": SEND,
+    "cpu.started": ("busy_work(",),
+    "cpu.finished": ("busy_work(",),
+    "worker.finished": ("mail.send(msg)", "return"),
+    "worker.failed": RAISERS,
+    "coroutine.called": ("async def send_",),
+    "coroutine.started": ("async def send_",),
+    "coroutine.finished": ("return",),
+    "coroutine.failed": RAISERS,
+    "response.sent": ("return", *RAISERS),
+    "sink.data_received": ("async def handle_DATA",),
+    "sink.delay_started": ("await asyncio.sleep(",),
+    "sink.client_left": ("await asyncio.sleep(", "self.mailbox.store("),
+    "sink.disconnected": ("self.mailbox.store(",),
+    "sink.rejected": ("self.mailbox.store(",),
+    "sink.accepted": ('return "250',),
+    "sink.reply_lost": ('return "250',),
+}
+
+
+@functools.cache
+def code_line(file: str, line: int) -> str:
+    """The line's code, without its comment and indentation ("" for a line that is not there)."""
+    lines = (PROJECT / file).read_text(encoding="utf-8").splitlines()
+    return lines[line - 1].split("  #")[0].strip() if 0 < line <= len(lines) else ""
+
+
+def rule(kind: str) -> tuple[str, ...] | None:
+    return SEND if kind.startswith("smtp.") else LINES.get(kind)
+
+
+def unlit_events(doc: dict[str, Any], cell: str) -> list[str]:
+    """Every event of the trace document whose line is not in the student's files or not the line it is about."""
+    problems = []
+    for event in doc.get("events") or []:
+        kind, file, line = event["kind"], event.get("file") or "", event.get("line") or 0
+        where = f"[{cell}] {kind} on {event['thread']}"
+        wanted = rule(kind)
+        if wanted is None:
+            problems.append(f"{where}: no rule says which student line this kind lights (tests/student_lines.py)")
+        elif not file.startswith(STUDENT_DIR):
+            problems.append(f"{where}: points at {file or 'no file'}:{line}, not at the student's files")
+        elif not any(text in code_line(file, line) for text in wanted):
+            problems.append(f"{where}: lights {file}:{line} {code_line(file, line)!r}, wanted one of {wanted}")
+    return problems
