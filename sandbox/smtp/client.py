@@ -14,10 +14,6 @@ import dataclasses
 import functools
 import smtplib
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from email.charset import QP, Charset
 from email.mime.text import MIMEText
 from typing import Any
@@ -25,35 +21,19 @@ from typing import Any
 import flask_mail
 from flask import current_app
 
-from sandbox.smtp.failures import SendError, error_and_outcome, maybe_delivered, send_error
+from sandbox.smtp.failures import (
+    SendError,
+    current_conversation,
+    error_and_outcome,
+    maybe_delivered,
+    send_error,
+    watched_conversation,
+)
 from sandbox.smtp.sink import TRACE_HEADER
 from sandbox.strategies.delivery import FAILED
 from sandbox.trace.tracer import Binding, bound, current_binding, source_location, suspended_at
 
 TO_THREAD = "asyncio.to_thread"  # how an async view's send reaches a thread with no line of the student's
-
-
-@dataclass
-class Conversation:
-    """How far one send got. Once the whole message has gone out, a lost connection leaves its fate unknown: the
-    server may have stored it and answered 250 just as the client gave up."""
-
-    data_sent: bool = False
-    accepted: bool = False
-
-
-_conversation: ContextVar[Conversation | None] = ContextVar("sandbox_smtp_conversation", default=None)
-
-
-@contextmanager
-def watched_conversation() -> Iterator[Conversation]:
-    """Note, for the sends made inside the block on this thread, whether the data went out and was accepted."""
-    conversation = Conversation()
-    token = _conversation.set(conversation)
-    try:
-        yield conversation
-    finally:
-        _conversation.reset(token)
 
 
 SMTP_VERBS = {b"mail": "MAIL FROM", b"rcpt": "RCPT TO", b"data": "DATA", b"quit": "QUIT", b"rset": "RSET"}
@@ -85,7 +65,7 @@ class TracedSMTPMixin:
         verb = data[:4].lower()
         if data.endswith(b"\r\n.\r\n"):
             self._record("smtp.data_sent", size=len(data))
-            if (conversation := _conversation.get()) is not None:
+            if (conversation := current_conversation()) is not None:
                 conversation.data_sent = True
         elif verb in (b"ehlo", b"helo"):
             self._record("smtp.connected", server=self._server)
@@ -95,7 +75,7 @@ class TracedSMTPMixin:
 
     def data(self, msg: bytes | str) -> tuple[int, bytes]:
         reply = super().data(msg)
-        if reply[0] == 250 and (conversation := _conversation.get()) is not None:
+        if reply[0] == 250 and (conversation := current_conversation()) is not None:
             conversation.accepted = True
         return reply
 

@@ -1,5 +1,4 @@
-"""What a send's ending means, and how a worker's ending is recorded: the parts of sending that are not the
-student's code (theirs is ``sandbox/app/emails.py``).
+"""What a send's ending means: how far its SMTP conversation got, and the account of a failure.
 
 A failed ``mail.send()`` becomes a :class:`SendError` that says whether the email surely did not arrive or may have
 (the whole message went out and no answer came), and which HTTP status a blocking route answers with.
@@ -8,12 +7,40 @@ A failed ``mail.send()`` becomes a :class:`SendError` that says whether the emai
 from __future__ import annotations
 
 import smtplib
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from sandbox.strategies.delivery import FAILED, UNKNOWN
 
-if TYPE_CHECKING:
-    from sandbox.smtp.client import Conversation
+
+@dataclass
+class Conversation:
+    """How far one send got. Once the whole message has gone out, a lost connection leaves its fate unknown: the
+    server may have stored it and answered 250 just as the client gave up."""
+
+    data_sent: bool = False
+    accepted: bool = False
+
+
+_conversation: ContextVar[Conversation | None] = ContextVar("sandbox_smtp_conversation", default=None)
+
+
+@contextmanager
+def watched_conversation() -> Iterator[Conversation]:
+    """Note, for the sends made inside the block on this thread, whether the data went out and was accepted."""
+    conversation = Conversation()
+    token = _conversation.set(conversation)
+    try:
+        yield conversation
+    finally:
+        _conversation.reset(token)
+
+
+def current_conversation() -> Conversation | None:
+    """The conversation the send running here is part of, if one is watched."""
+    return _conversation.get()
 
 
 class SendError(Exception):
