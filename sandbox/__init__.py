@@ -19,7 +19,7 @@ MAX_BODY_BYTES = 16 * 1024
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | None = None) -> Flask:
     """Build the app: defaults, then ``SANDBOX_*`` variables, then the embedded ``sink``, then ``test_config``."""
-    from sandbox.trace.watch import WatchedFlask
+    from sandbox.strategies.watch import WatchedFlask
 
     app = WatchedFlask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(
@@ -33,9 +33,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
 
     # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
     from sandbox.app.emails import mail
+    from sandbox.strategies import watch
     from sandbox.strategies.pool import MailPool
     from sandbox.strategies.queue import MailQueue
-    from sandbox.trace import watch
     from sandbox.web import routes
     from sandbox.web.security import allow_own_origins, refuse_cross_site, refuse_unclear_length, refuse_untrusted_host
 

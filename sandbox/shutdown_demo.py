@@ -23,9 +23,10 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from sandbox.smtp.faults import Faults
-from sandbox.smtp.sink import TRACE_HEADER, Sink
+from sandbox.smtp.sink import Sink
 from sandbox.trace.clock import shown_ms
 from sandbox.trace.facts import SINK_ENDS
+from sandbox.trace.tracer import TRACE_HEADER
 
 HOLD_S = 1.0  # how long each case's sink waits before its greeting
 REACH_TIMEOUT_S = 15.0  # how long a child may take to start, import Flask and reach the sink

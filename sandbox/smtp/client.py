@@ -29,9 +29,8 @@ from sandbox.smtp.failures import (
     send_error,
     watched_conversation,
 )
-from sandbox.smtp.sink import TRACE_HEADER
 from sandbox.strategies.delivery import FAILED
-from sandbox.trace.tracer import Binding, bound, current_binding, source_location, suspended_at
+from sandbox.trace.tracer import TRACE_HEADER, Binding, bound, current_binding, source_location, suspended_at
 
 TO_THREAD = "asyncio.to_thread"  # how an async view's send reaches a thread with no line of the student's
 

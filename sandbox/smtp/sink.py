@@ -23,8 +23,6 @@ import dataclasses
 import itertools
 import logging
 import random
-import re
-import signal
 import threading
 import time
 from collections import deque
@@ -41,22 +39,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from sandbox.app.mail_server import MailboxHandler
-from sandbox.config import (
-    CliParser,
-    add_settings_arguments,
-    load_defaults,
-    settings_from_args,
-)
 from sandbox.errors import ConfigError
-from sandbox.smtp.faults import Faults, Receiving, changed_settings, describe_faults, reject_reply
+from sandbox.smtp.faults import Faults, Receiving, changed_settings, reject_reply
 from sandbox.trace.clock import utc_timestamp
-from sandbox.trace.tracer import Location, line_of
-from sandbox.web.security import warn_if_exposed
+from sandbox.trace.tracer import SINK_THREAD_NAME, TRACE_HEADER, TRACE_ID, Location, line_of
 
-TRACE_HEADER = "X-Sandbox-Trace"
-# The ids the app puts in TRACE_HEADER are uuid4().hex; anything else is mail from elsewhere, so untraced.
-TRACE_ID = re.compile(r"[0-9a-f]{32}")
-SINK_THREAD_NAME = "smtp-sink"
 MAILBOX_SIZE = 500
 DATA_SIZE_LIMIT = 1024 * 1024
 
@@ -621,43 +608,3 @@ async def _close_listener(server: asyncio.AbstractServer | None) -> None:
     """Stop accepting connections; runs on the sink's loop, which owns the socket."""
     if server is not None:
         server.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sandbox.sink``: run the sink alone and print one line per accepted message."""
-    parser = CliParser(prog="python -m sandbox.sink", description="Run the slow SMTP sink on its own.")
-    defaults = load_defaults(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    add_settings_arguments(parser, defaults, sink_only=True)
-    args = parser.parse_args(argv)
-    settings = settings_from_args(parser, args, defaults)
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-    def show(message: StoredMessage) -> None:
-        print(
-            f"{message.received_at}  #{message.id}  {message.mail_from} -> {', '.join(message.rcpt_tos)}  "
-            f"{message.subject!r} ({message.size} bytes)",
-            flush=True,
-        )
-
-    warn_if_exposed(args.host, "SMTP sink")
-    sink = Sink(args.host, settings.smtp_port, settings.faults(), on_message=show)
-    try:
-        sink.start()
-    except OSError as err:
-        parser.exit(1, f"cannot start the sink on {args.host}:{settings.smtp_port}: {err}\n")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(
-        f"SMTP sink listening on {sink.address} ({describe_faults(sink.handler.faults, sink.handler.receiving)}); "
-        "Ctrl-C stops it.",
-        flush=True,
-    )
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sink.stop()
-    print(f"Sink stopped after accepting {len(sink.mailbox.messages())} message(s).")
-    return 0

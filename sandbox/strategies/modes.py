@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.app import emails
+from sandbox.trace.tracer import BLIND
 
 STRATEGIES = ("sync", "thread", "pool", "queue")
 # Variants broken on purpose: they fail the way the real mistake fails.
@@ -44,7 +45,6 @@ DURABLE_MODES = frozenset({"queue"})
 # settled before the answer leaves; every other mode answers 202 with the send still pending or queued.
 ANSWERS_AFTER_SEND = frozenset({"sync", ASYNC_MODE})
 # The blind retry's rule, read from the student's loop: any error, the same pause, ``emails.ATTEMPTS`` in all.
-BLIND = "blind"  # recorded on each attempt.failed: the worker retries whatever the error was
 RETRY_ATTEMPTS = emails.ATTEMPTS
 
 

@@ -1,2 +1,2 @@
-"""The record and what is read from it: the tracer and the hooks that feed it from outside the student's code, then
-facts, steps, key moments, quiz and timeline, each derived from the events, never typed in."""
+"""The record and what is read from it: the tracer (events, traces, the binding that carries a trace to each thread),
+then facts, steps, key moments, quiz and timeline, each derived from the events, never typed in."""

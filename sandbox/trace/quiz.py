@@ -11,7 +11,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sandbox.smtp.sink import SINK_THREAD_NAME
 from sandbox.trace.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.trace.clock import shown_gap, shown_ms
 from sandbox.trace.facts import IN_MAILBOX_ENDS, Facts, slowest_wait_ms, stores_copy, unanswered, wait_tol
@@ -26,7 +25,7 @@ from sandbox.trace.steps import (
     request_state,
     times,
 )
-from sandbox.trace.tracer import Event
+from sandbox.trace.tracer import SINK_THREAD_NAME, Event
 
 OPTIONS_PER_QUESTION = 4
 QUIZ_KINDS = (

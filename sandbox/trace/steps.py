@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.strategies.modes import BLIND
 from sandbox.trace.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.trace.clock import shown_gap
 from sandbox.trace.facts import (
@@ -26,7 +25,7 @@ from sandbox.trace.facts import (
     stores_copy,
     unanswered,
 )
-from sandbox.trace.tracer import Event, Trace
+from sandbox.trace.tracer import BLIND, Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
 # An async def view hands its send to no worker: the thread that matters beside the request's is the coroutine's.

@@ -8,9 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sandbox.smtp.sink import SINK_THREAD_NAME
 from sandbox.trace.facts import SINK_ENDS
-from sandbox.trace.tracer import Trace
+from sandbox.trace.tracer import SINK_THREAD_NAME, Trace
 
 CLIENT_ENDS = ("smtp.accepted", "smtp.failed")
 

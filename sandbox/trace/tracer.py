@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import platform
+import re
 import sys
 import threading
 import time
@@ -39,6 +40,15 @@ PROJECT_DIR = str(Path(PACKAGE_DIR).parent)
 # The student's files: what the code panel shows, and the only files an event's line may point into.
 STUDENT_DIR = str(Path(PACKAGE_DIR) / "app")
 Location = tuple[str, int, str]  # file (relative to the project), line, function
+# How a trace is joined across processes and threads: the app puts the trace id in this header of each email it
+# sends, and the sink reads it back (ids are uuid4().hex; anything else is mail from elsewhere, so untraced). The
+# sink's events come from the thread of this name.
+TRACE_HEADER = "X-Sandbox-Trace"
+# The ids the app puts in TRACE_HEADER are uuid4().hex; anything else is mail from elsewhere, so untraced.
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
+SINK_THREAD_NAME = "smtp-sink"
+# The policy a worker records on each attempt.failed when it retries whatever the error was.
+BLIND = "blind"
 # How a route hands a send on and answers without waiting: it started a thread, queued it for a pool, stored a task.
 HANDOFF_KINDS = ("worker.spawned", "pool.queued", "queue.stored")
 

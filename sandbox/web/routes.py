@@ -31,10 +31,10 @@ from sandbox.smtp.sink import MAILBOX_SIZE, Sink, StoredMessage
 from sandbox.strategies.delivery import FAILURES_KEPT, DeliveryLog, Failure
 from sandbox.strategies.labels import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISES
 from sandbox.strategies.modes import ANSWERS_AFTER_SEND, BROKEN_VARIANTS, ENDPOINTS, SEND_MODES, STRATEGIES
+from sandbox.strategies.watch import unwatch_request, watch_request
 from sandbox.trace.facts import NOT_OBSERVED, observed_server
 from sandbox.trace.quiz import QUIZ_KINDS
 from sandbox.trace.tracer import TRACES_KEPT, Binding, Location, Tracer, bind, line_of, raised_at, thread_identity
-from sandbox.trace.watch import unwatch_request, watch_request
 from sandbox.web import lessons
 from sandbox.web.app_settings import app_settings, change_app_settings
 from sandbox.web.security import CONTENT_SECURITY_POLICY

@@ -6,9 +6,9 @@ from flask import Flask
 from flask_mail import Message
 
 from sandbox.app.emails import mail, send_async_email, welcome_email
-from sandbox.smtp.sink import TRACE_HEADER, Sink
-from sandbox.trace.tracer import Binding
-from sandbox.trace.watch import as_worker
+from sandbox.smtp.sink import Sink
+from sandbox.strategies.watch import as_worker
+from sandbox.trace.tracer import TRACE_HEADER, Binding
 
 
 def test_message_comes_from_templates_and_settings(app: Flask) -> None:

@@ -4,8 +4,8 @@ import threading
 
 from flask import Flask
 
-from sandbox.smtp.sink import SINK_THREAD_NAME, Sink
-from sandbox.trace.tracer import Tracer
+from sandbox.smtp.sink import Sink
+from sandbox.trace.tracer import SINK_THREAD_NAME, Tracer
 from tests.conftest import record_trace
 
 

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from sandbox import create_app
 from sandbox.client import call
-from sandbox.smtp.sink import TRACE_ID, Sink
+from sandbox.smtp.sink import Sink
+from sandbox.trace.tracer import TRACE_ID
 from sandbox.web.serving import AppServer
 from tests.web.test_input import LINE_BREAKS
 

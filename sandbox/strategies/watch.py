@@ -28,10 +28,9 @@ from flask_mail import Message, email_dispatched
 from jinja2 import Template
 
 from sandbox.smtp.failures import error_and_outcome
-from sandbox.smtp.sink import TRACE_HEADER
 from sandbox.strategies.modes import WORKER_RULES
 from sandbox.strategies.workers import worker_outcome
-from sandbox.trace.tracer import Binding, bind, current_binding, line_of, raised_at
+from sandbox.trace.tracer import TRACE_HEADER, Binding, bind, current_binding, line_of, raised_at
 
 _THREAD_START = threading.Thread.start.__code__
 
@@ -60,7 +59,7 @@ def _starting(thread: threading.Thread) -> None:
         return
     binding.log.accepted(binding.trace_id, binding.mode)
     binding.log.worker_started(binding.trace_id, thread)
-    binding.record("worker.spawned", worker=thread.name, target=target.__name__)
+    binding.record("worker.spawned", worker=thread.name, target=target.__name__, daemon=thread.daemon)
     thread._target = as_worker(binding.worker(**WORKER_RULES.get(binding.mode, {})), target)  # type: ignore[attr-defined]
 
 
