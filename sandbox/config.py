@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -129,33 +129,151 @@ class Settings:
         return config
 
 
-ENV_NAMES = {
-    "host": "SANDBOX_HOST",
-    "port": "SANDBOX_PORT",
-    "allow_hosts": "SANDBOX_ALLOW_HOSTS",
-    "smtp_port": "SANDBOX_SMTP_PORT",
-    "delay_s": "SANDBOX_DELAY",
-    "server": "SANDBOX_SERVER",
-    "mail_server": "SANDBOX_MAIL_SERVER",
-    "smtp_timeout_s": "SANDBOX_SMTP_TIMEOUT",
-    "subject_prefix": "SANDBOX_SUBJECT_PREFIX",
-    "sender": "SANDBOX_SENDER",
-    "trace": "SANDBOX_TRACE",
-    "greet_delay_s": "SANDBOX_GREET_DELAY",
-    "jitter_s": "SANDBOX_JITTER",
-    "reject_probability": "SANDBOX_REJECT_PROBABILITY",
-    "reject_code": "SANDBOX_REJECT_CODE",
-    "reject_stage": "SANDBOX_REJECT_STAGE",
-    "disconnect_probability": "SANDBOX_DISCONNECT_PROBABILITY",
-    "seed": "SANDBOX_SEED",
-    "pool_size": "SANDBOX_POOL_SIZE",
-    "pool_backlog": "SANDBOX_POOL_BACKLOG",
-    "pool_attempts": "SANDBOX_POOL_ATTEMPTS",
-    "retry_backoff_s": "SANDBOX_RETRY_BACKOFF",
-    "queue_url": "SANDBOX_QUEUE_URL",
-    "queue_consumer": "SANDBOX_QUEUE_CONSUMER",
-    "queue_workers": "SANDBOX_QUEUE_WORKERS",
-}
+@dataclass(frozen=True)
+class Option:
+    """One setting as every entry point offers it: its ``SANDBOX_*`` variable, its flags (none: the variable only),
+    and where the flag appears: ``web`` (the web app's command lines), ``sink`` (also ``python -m sandbox.sink``),
+    ``faults`` (the sink's faults, in their own group). ``{default}`` in the help shows the default in force."""
+
+    field: str
+    env: str
+    flags: tuple[str, ...] = ()
+    help: str = ""
+    metavar: str | None = None
+    where: str = "web"
+    choices: tuple[str, ...] | None = None
+
+
+OPTIONS = (
+    Option("host", "SANDBOX_HOST", ("--host",), "address the web app binds (default {default})"),
+    Option("port", "SANDBOX_PORT", ("--port",), "web app port; 0 picks a free one"),
+    Option(
+        "allow_hosts",
+        "SANDBOX_ALLOW_HOSTS",
+        ("--allow-host",),
+        "also answer to this host name or address, e.g. the name students type to reach an exposed sandbox; repeat "
+        "for more, adds to SANDBOX_ALLOW_HOSTS (loopback names, and when exposed this machine's own names and "
+        "addresses, need no flag)",
+        "NAME",
+    ),
+    Option(
+        "smtp_port", "SANDBOX_SMTP_PORT", ("--smtp-port",), "port of the SMTP sink; 0 picks a free one", "PORT", "sink"
+    ),
+    Option(
+        "delay_s",
+        "SANDBOX_DELAY",
+        ("--delay",),
+        "how long the sink waits before it accepts each email (default {default:g})",
+        "SECONDS",
+        "sink",
+    ),
+    Option(
+        "greet_delay_s",
+        "SANDBOX_GREET_DELAY",
+        ("--greet-delay",),
+        "how long the sink waits before its greeting",
+        "SECONDS",
+        "faults",
+    ),
+    Option(
+        "jitter_s",
+        "SANDBOX_JITTER",
+        ("--jitter",),
+        "up to this much added at random to each delay",
+        "SECONDS",
+        "faults",
+    ),
+    Option(
+        "reject_probability",
+        "SANDBOX_REJECT_PROBABILITY",
+        ("--reject-probability",),
+        "chance (0 to 1) that the sink rejects a message",
+        "P",
+        "faults",
+    ),
+    Option(
+        "reject_code",
+        "SANDBOX_REJECT_CODE",
+        ("--reject-code",),
+        "the SMTP code of a rejection: 4xx (try again) or 5xx (final)",
+        "CODE",
+        "faults",
+    ),
+    Option(
+        "reject_stage",
+        "SANDBOX_REJECT_STAGE",
+        ("--reject-stage",),
+        "where the sink rejects: MAIL, RCPT or DATA",
+        "STAGE",
+        "faults",
+    ),
+    Option(
+        "disconnect_probability",
+        "SANDBOX_DISCONNECT_PROBABILITY",
+        ("--disconnect-probability",),
+        "chance (0 to 1) the sink hangs up at DATA",
+        "P",
+        "faults",
+    ),
+    Option("seed", "SANDBOX_SEED", ("--seed",), "seed for the random faults, so a run can be repeated", "N", "faults"),
+    Option(
+        "server",
+        "SANDBOX_SERVER",
+        ("--server",),
+        "threaded: Werkzeug serves requests in parallel; single: one request at a time",
+        choices=SERVER_MODES,
+    ),
+    Option(
+        "mail_server",
+        "SANDBOX_MAIL_SERVER",
+        ("--mail-server",),
+        "send to this SMTP server instead of the embedded sink",
+        "HOST:PORT",
+    ),
+    Option(
+        "pool_size",
+        "SANDBOX_POOL_SIZE",
+        ("--pool-size",),
+        "worker threads of the pool strategy (default {default})",
+        "N",
+    ),
+    Option(
+        "pool_backlog",
+        "SANDBOX_POOL_BACKLOG",
+        ("--pool-backlog",),
+        "sends that may wait for a pool thread; past that, the pool route answers 503 with Retry-After "
+        "(default: no limit)",
+        "N",
+    ),
+    Option(
+        "queue_url",
+        "SANDBOX_QUEUE_URL",
+        ("--queue-url",),
+        "the queue strategy's store: redis://host:port/0, or sqlite:///path (default instance/queue.db)",
+        "URL",
+    ),
+    Option(
+        "queue_consumer",
+        "SANDBOX_QUEUE_CONSUMER",
+        ("--queue-consumer",),
+        "embedded: worker threads in this process; external: run huey_consumer sandbox.queue_worker.huey",
+        choices=QUEUE_CONSUMERS,
+    ),
+    Option(
+        "smtp_timeout_s",
+        "SANDBOX_SMTP_TIMEOUT",
+        ("--smtp-timeout",),
+        "give up on an SMTP conversation after this long",
+        "SECONDS",
+    ),
+    Option("subject_prefix", "SANDBOX_SUBJECT_PREFIX"),
+    Option("sender", "SANDBOX_SENDER"),
+    Option("trace", "SANDBOX_TRACE"),
+    Option("pool_attempts", "SANDBOX_POOL_ATTEMPTS"),
+    Option("retry_backoff_s", "SANDBOX_RETRY_BACKOFF"),
+    Option("queue_workers", "SANDBOX_QUEUE_WORKERS"),
+)
+ENV_NAMES = {option.field: option.env for option in OPTIONS}
 
 
 def check_host(name: str, host: str) -> str:
@@ -224,109 +342,36 @@ FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, *, sink_only: bool = False) -> None:
-    """Add the flags that map to :class:`Settings` fields; their defaults come from ``defaults``."""
-    if not sink_only:
-        parser.add_argument(
-            "--host", default=defaults.host, help=f"address the web app binds (default {defaults.host})"
-        )
-        parser.add_argument("--port", type=int, default=defaults.port, help="web app port; 0 picks a free one")
-        parser.add_argument(
-            "--allow-host",
-            dest="allow_hosts",
-            action="append",
-            default=list(defaults.allow_hosts),
-            metavar="NAME",
-            help="also answer to this host name or address, e.g. the name students type to reach an exposed sandbox; "
-            "repeat for more, adds to SANDBOX_ALLOW_HOSTS (loopback names, and when exposed this machine's own names "
-            "and addresses, need no flag)",
-        )
-    # Run alone, the sink's port is simply --port (as DESIGN.md gives it); beside the web app, --smtp-port.
-    parser.add_argument(
-        *(("--port", "--smtp-port") if sink_only else ("--smtp-port",)),
-        dest="smtp_port",
-        type=int,
-        metavar="PORT",
-        default=defaults.smtp_port,
-        help="port of the SMTP sink; 0 picks a free one",
-    )
-    parser.add_argument(
-        "--delay",
-        dest="delay_s",
-        type=float,
-        default=defaults.delay_s,
-        metavar="SECONDS",
-        help=f"how long the sink waits before it accepts each email (default {defaults.delay_s:g})",
-    )
+    """Add the flags of :data:`OPTIONS` (only the sink's with ``sink_only``); their defaults come from ``defaults``."""
     faults = parser.add_argument_group("sink faults")
-    for flag, dest, kind, metavar, help_text in FAULT_FLAGS:
-        faults.add_argument(
-            flag, dest=dest, type=kind, metavar=metavar, default=getattr(defaults, dest), help=help_text
-        )
-    if sink_only:
-        return
-    parser.add_argument(
-        "--server",
-        choices=SERVER_MODES,
-        default=defaults.server,
-        help="threaded: Werkzeug serves requests in parallel; single: one request at a time",
-    )
-    parser.add_argument(
-        "--mail-server",
-        dest="mail_server",
-        metavar="HOST:PORT",
-        default=defaults.mail_server,
-        type=_mail_server_argument,
-        help="send to this SMTP server instead of the embedded sink",
-    )
-    parser.add_argument(
-        "--pool-size",
-        dest="pool_size",
-        type=int,
-        default=defaults.pool_size,
-        help=f"worker threads of the pool strategy (default {defaults.pool_size})",
-    )
-    parser.add_argument(
-        "--pool-backlog",
-        dest="pool_backlog",
-        type=int,
-        metavar="N",
-        default=defaults.pool_backlog,
-        help="sends that may wait for a pool thread; past that, the pool route answers 503 with Retry-After "
-        "(default: no limit)",
-    )
-    parser.add_argument(
-        "--queue-url",
-        dest="queue_url",
-        default=defaults.queue_url,
-        metavar="URL",
-        help="the queue strategy's store: redis://host:port/0, or sqlite:///path (default instance/queue.db)",
-    )
-    parser.add_argument(
-        "--queue-consumer",
-        dest="queue_consumer",
-        choices=QUEUE_CONSUMERS,
-        default=defaults.queue_consumer,
-        help="embedded: worker threads in this process; external: run huey_consumer sandbox.queue_worker.huey",
-    )
-    parser.add_argument(
-        "--smtp-timeout",
-        dest="smtp_timeout_s",
-        type=float,
-        default=defaults.smtp_timeout_s,
-        metavar="SECONDS",
-        help="give up on an SMTP conversation after this long",
-    )
+    for option in OPTIONS:
+        if not option.flags or (sink_only and option.where == "web"):
+            continue
+        flags = option.flags
+        if sink_only and option.field == "smtp_port":
+            flags = ("--port", *flags)  # run alone, the sink's port is simply --port (as DESIGN.md gives it)
+        default = getattr(defaults, option.field)
+        group = faults if option.where == "faults" else parser
+        kwargs: dict[str, Any] = {"dest": option.field, "default": default, "help": option.help.format(default=default)}
+        if option.metavar:
+            kwargs["metavar"] = option.metavar
+        if option.choices:
+            kwargs["choices"] = option.choices
+        elif option.field == "allow_hosts":
+            kwargs.update(action="append", default=list(default))
+        else:
+            kwargs["type"] = _flag_type(option.field)
+        group.add_argument(*flags, **kwargs)
 
 
-FAULT_FLAGS = (
-    ("--greet-delay", "greet_delay_s", float, "SECONDS", "how long the sink waits before its greeting"),
-    ("--jitter", "jitter_s", float, "SECONDS", "up to this much added at random to each delay"),
-    ("--reject-probability", "reject_probability", float, "P", "chance (0 to 1) that the sink rejects a message"),
-    ("--reject-code", "reject_code", int, "CODE", "the SMTP code of a rejection: 4xx (try again) or 5xx (final)"),
-    ("--reject-stage", "reject_stage", str.upper, "STAGE", "where the sink rejects: MAIL, RCPT or DATA"),
-    ("--disconnect-probability", "disconnect_probability", float, "P", "chance (0 to 1) the sink hangs up at DATA"),
-    ("--seed", "seed", int, "N", "seed for the random faults, so a run can be repeated"),
-)
+def _flag_type(field: str) -> Callable[[str], Any]:
+    """How a flag's text becomes the field's value, from the field's annotation."""
+    if field == "mail_server":
+        return _mail_server_argument
+    if field == "reject_stage":
+        return str.upper
+    kind = FIELD_TYPES[field]
+    return int if kind.startswith("int") else float if kind == "float" else str
 
 
 def settings_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: Settings) -> Settings:

@@ -92,3 +92,16 @@ def test_the_web_app_command_offers_allow_host(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--allow-host NAME" in capsys.readouterr().out
+
+
+def test_one_table_names_every_setting_once() -> None:
+    """Each Settings field has one row: its variable, and its flags if it has any; no flag or variable twice."""
+    from dataclasses import fields
+
+    from sandbox.config import OPTIONS
+
+    assert sorted(option.field for option in OPTIONS) == sorted(f.name for f in fields(Settings))
+    envs = [option.env for option in OPTIONS]
+    flags = [flag for option in OPTIONS for flag in option.flags]
+    assert len(set(envs)) == len(envs) and all(env.startswith("SANDBOX_") for env in envs)
+    assert len(set(flags)) == len(flags)
