@@ -121,6 +121,10 @@ class Sandbox:
             log = self.delivery
             timeout = self.settings.smtp_timeout_s
             settled = log.wait_settled(timeout, ignore=DURABLE_MODES)
+            requests = self.requests_log
+            if requests is not None:
+                # A blocking send settles just before its route answers: let that answer be written before exiting.
+                requests.wait_answered(timeout)
             self.app.extensions["sandbox.pool"].stop(log)  # the backlog no worker took: never sent
             if not settled:
                 log.wait_settled(timeout, ignore=DURABLE_MODES)
