@@ -31,7 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | Non
     if test_config is not None:
         app.config.update(test_config)
 
-    # Imported here so that ``python -m sandbox.sink`` does not import the sink module twice.
+    # Imported here, not at the top: the command lines that need no app (``python -m sandbox.sink``) stay light.
     from sandbox.app.emails import mail
     from sandbox.strategies import watch
     from sandbox.strategies.pool import MailPool

@@ -7,7 +7,7 @@
   and Flask-Mail's ``email_dispatched`` the server's 250;
 - :class:`WatchedFlask` runs an ``async def`` view through ``ensure_sync`` as Flask does, recording when the
   coroutine is called, starts on the event loop's thread and ends;
-- ``mail.send()`` (``sandbox.smtp_client``), the pool, the queue and the sink report their own parts.
+- ``mail.send()`` (``sandbox.smtp.client``), the pool, the queue and the sink report their own parts.
 
 A profile hook costs a Python call per function call, so it is set only on a send route's thread, only for that
 request, and it does nothing but compare one code object.
