@@ -731,7 +731,9 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "worker.finished":
             return sentence("The worker's send is done: it leaves the app context", here)
         case "worker.failed":
-            return sentence(f"The worker catches the error and records it: {d.get('error', '')}", quoted(ref, d))
+            return sentence(
+                f"The worker ends with an error, which the sandbox records: {d.get('error', '')}", quoted(ref, d)
+            )
         case "response.sent":
             return sentence(
                 f"Flask hands the HTTP {d.get('status')} response to the web server",
