@@ -52,8 +52,15 @@ environment.globals["steps_data"] = steps_data
 
 
 def render_trace_page(
-    result: TraceReport, *, nonce: str | None = None, back_link: str | None = None, back_label: str = "All modes"
+    result: TraceReport,
+    *,
+    nonce: str | None = None,
+    back_link: str | None = None,
+    back_label: str = "All modes",
+    folded: bool = False,
 ) -> str:
+    """The trace page. ``folded`` (the live sandbox) closes the table, tracker and quiz below the stepper so the first
+    screen holds the timeline, the stepper and the code; a written file keeps them open, as print does."""
     return environment.get_template("reports/trace.html").render(
         result=result,
         trace=result.trace,
@@ -62,6 +69,7 @@ def render_trace_page(
         nonce=nonce,
         back_link=back_link,
         back_label=back_label,
+        folded=folded,
     )
 
 

@@ -152,3 +152,11 @@ def describe_faults(faults: Faults, receiving: Receiving | None = None) -> str:
     if faults.seed is not None:
         parts.append(f"seed {faults.seed}")
     return ", ".join(parts)
+
+
+def describe_sink_settings(settings: Mapping[str, Any]) -> str:
+    """Settings as ``GET /api/sink`` shows them, in words: a lesson step's panel and the pages' "Sink:" line."""
+    if not settings["listening"]:
+        return "not listening: every connection is refused, as by a dead server"
+    faults = Faults(**{key: settings[key] for key in FAULT_FIELDS})
+    return describe_faults(faults, Receiving(**{key: settings[key] for key in RECEIVING_FIELDS}))

@@ -40,7 +40,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from sandbox.app.mail_server import MailboxHandler
 from sandbox.errors import ConfigError
-from sandbox.smtp.faults import Faults, Receiving, changed_settings, reject_reply
+from sandbox.smtp.faults import Faults, Receiving, changed_settings, describe_sink_settings, reject_reply
 from sandbox.trace.clock import utc_timestamp
 from sandbox.trace.tracer import SINK_THREAD_NAME, TRACE_HEADER, TRACE_ID, Location, line_of
 
@@ -74,6 +74,10 @@ class StoredMessage:
             "size": self.size,
             "trace_id": self.trace_id,
         }
+
+    def source(self) -> str:
+        """The whole message as the sink received it (headers, MIME boundaries, encoded parts), readable as text."""
+        return _readable(self.raw.decode("utf-8", "surrogateescape"))
 
     def parts(self) -> dict[str, Any]:
         """Headers, the text part and the HTML part, as the mailbox view shows them.
@@ -573,21 +577,24 @@ class Sink:
 
     def settings(self) -> dict[str, Any]:
         """What ``GET /api/sink`` shows; ``PUT /api/sink`` takes the same object back unchanged."""
-        return {
+        settings = {
             **self.handler.faults.to_dict(),
             **self.handler.receiving.to_dict(),
             "listening": self._listening,
             "host": self.host,
             "port": self.port,
         }
+        return {**settings, "description": describe_sink_settings(settings)}
 
     def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing.
 
-        ``host`` and ``port`` are accepted only with their current values, so a client can save the settings it
-        read and put them back whole; ``listening`` switches the dead-server mode.
+        ``description`` (derived from the rest) is ignored; ``host`` and ``port`` are accepted only with their current
+        values. So a client can save the settings it read and put them back whole. ``listening`` switches the
+        dead-server mode.
         """
         changes = dict(changes)
+        changes.pop("description", None)  # derived from the others: a client putting back what it read sends it too
         for name in ("host", "port"):
             if name in changes and changes.pop(name) != getattr(self, name):
                 raise ConfigError(f"{name} cannot change while the sink runs (it is {getattr(self, name)!r})")

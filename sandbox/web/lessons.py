@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,12 +68,15 @@ from typing import Any
 import yaml
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
 from sandbox.config import SERVER_MODES
 from sandbox.errors import ConfigError
 from sandbox.render.code_panes import APP_FILE, file_blocks
-from sandbox.smtp.faults import FAULT_FIELDS, RECEIVING_FIELDS, Faults, Receiving, changed_settings, describe_faults
+from sandbox.smtp.faults import Faults, Receiving, changed_settings, describe_sink_settings
 from sandbox.strategies.labels import BUTTON_LABELS, COMPARED_WITH
 from sandbox.strategies.modes import SEND_MODES
 from sandbox.trace.facts import Facts, observed_server
@@ -97,6 +100,23 @@ bp = Blueprint("lessons", __name__, url_prefix="/lessons")
 api = Blueprint("lessons_api", __name__, url_prefix="/api/lessons")
 VERDICT_TRACES_MAX = 20
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def _focusable_code(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+    """A code block with ``tabindex="0"``: one that scrolls sideways on a phone must be reachable from the keyboard."""
+    default = RendererHTML.fence if tokens[idx].type == "fence" else RendererHTML.code_block
+    return default(self, tokens, idx, options, env).replace("<pre>", '<pre tabindex="0">', 1)
+
+
+def _focusable_table(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+    """A table with ``tabindex="0"``, for the same reason (the lesson's CSS lets a wide one scroll)."""
+    tokens[idx].attrSet("tabindex", "0")
+    return self.renderToken(tokens, idx, options, env)
+
+
+_markdown.add_render_rule("fence", _focusable_code)
+_markdown.add_render_rule("code_block", _focusable_code)
+_markdown.add_render_rule("table_open", _focusable_table)
 
 
 class LessonError(ValueError):
@@ -302,7 +322,7 @@ def _parse_step(path: Path, where: str, step: object, modes: frozenset[str]) -> 
         **flags,
         "clients": clients,
         "server": server,
-        "sink_text": describe_sink(sink),
+        "sink_text": describe_sink_settings(sink),
     }
 
 
@@ -319,14 +339,6 @@ def _parse_sink(path: Path, where: str, sink: object) -> dict[str, Any]:
     except ConfigError as err:
         raise LessonError(f"{path.name}: {where}: {err}") from err
     return {**faults.to_dict(), **receiving.to_dict(), "listening": listening}
-
-
-def describe_sink(settings: Mapping[str, Any]) -> str:
-    """The settings a step runs with, in words, for the panel."""
-    if not settings["listening"]:
-        return "not listening: every connection is refused, as by a dead server"
-    faults = Faults(**{key: settings[key] for key in FAULT_FIELDS})
-    return describe_faults(faults, Receiving(**{key: settings[key] for key in RECEIVING_FIELDS}))
 
 
 def _mapping(path: Path, where: str, value: object, known: tuple[str, ...]) -> dict[str, Any]:

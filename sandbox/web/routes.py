@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -166,8 +167,16 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
-def json_error(err: HTTPException) -> tuple[Response, int]:
-    """Every HTTP error as ``{"error": ...}``, keeping headers such as ``Allow`` on a 405."""
+def json_error(err: HTTPException) -> tuple[Response | str, int]:
+    """Every HTTP error as ``{"error": ...}``, keeping headers such as ``Allow`` on a 405; a person's browser asking
+    for a page (an old trace or message link after a restart) gets an HTML page with the reason and a way back."""
+    if wants_page():
+        return render_template(
+            "pages/error.html",
+            title="Not found" if err.code == 404 else (err.name or "Error"),
+            message=err.description,
+            hint=ERROR_HINTS.get(request.blueprint or "", ERROR_HINTS[""]),
+        ), err.code or 500
     body: dict[str, object] = {"error": err.description}
     if g.get("trace_id"):
         at = raised_at(err.__traceback__) or view_line()
@@ -177,6 +186,21 @@ def json_error(err: HTTPException) -> tuple[Response, int]:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response, err.code or 500
+
+
+ERROR_HINTS = {
+    "sandbox": "Traces and messages live in the running sandbox's memory: a restart, or enough newer sends, lets old "
+    "ones go. Send again and follow the new link.",
+    "lessons": "The lessons are listed on the lessons page.",
+    "": "The address may be mistyped, or from an earlier run of the sandbox.",
+}
+
+
+def wants_page() -> bool:
+    """A GET for a page (not the JSON API, not a send) from a client that prefers HTML to JSON: a browser."""
+    if request.method != "GET" or request.path.startswith(("/api/", "/send-email/")):
+        return False
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
 @bp.get("/")
@@ -235,7 +259,9 @@ def trace_page(trace_id: str) -> Response:
     nonce = secrets.token_urlsafe(16)
     embedded = request.args.get("embedded") == "1"
     back = None if embedded else url_for("sandbox.index")
-    page = render_trace_page(trace_report(trace_id), nonce=nonce, back_link=back, back_label="Back to the sandbox")
+    page = render_trace_page(
+        trace_report(trace_id), nonce=nonce, back_link=back, back_label="Back to the sandbox", folded=True
+    )
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
@@ -305,17 +331,28 @@ def mailbox_page() -> str:
 
 @bp.get("/mailbox/<int:message_id>")
 def message_page(message_id: int) -> str:
-    return render_template("pages/message.html", message=stored_message(message_id).parts())
+    stored = stored_message(message_id)
+    return render_template("pages/message.html", message=stored.parts(), source=stored.source())
 
 
 @bp.get("/mailbox/<int:message_id>/html")
 def message_html(message_id: int) -> Response:
-    """The email's HTML part, for a sandboxed iframe: the CSP sandbox forbids scripts even if opened directly."""
-    response = Response(stored_message(message_id).parts()["html"], mimetype="text/html")
+    """The email's HTML part, for a sandboxed iframe: the CSP sandbox forbids scripts even if opened directly. Its
+    links open in a new tab (a frame that cannot navigate would make them do nothing), as a mail client's do."""
+    html = stored_message(message_id).parts()["html"]
+    response = Response(links_open_outside(html), mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
-        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+        "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; "
+        "img-src data:; frame-ancestors 'self'"
     )
     return response
+
+
+def links_open_outside(html: str) -> str:
+    """``html`` with ``<base target="_blank">`` in its head (or in front, where the parser puts it in one)."""
+    base = '<base target="_blank">'
+    head = re.search(r"<head(\s[^>]*)?>", html, flags=re.IGNORECASE)
+    return html[: head.end()] + base + html[head.end() :] if head else base + html
 
 
 def stored_message(message_id: int) -> StoredMessage:

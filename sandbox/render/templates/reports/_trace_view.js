@@ -70,14 +70,30 @@ for (const stepper of document.querySelectorAll("[data-stepper]")) {
     button.addEventListener("click", () => show(moves[button.dataset.go]()));
   }
   slider.addEventListener("input", () => show(Number(slider.value)));
-  document.addEventListener("keydown", (event) => {
-    const tag = (event.target.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "textarea" || tag === "select" || event.altKey || event.ctrlKey || event.metaKey) return;
+  // The keys belong to the stepper: they step only while the focus is in it (the slider keeps its own keys).
+  stepper.addEventListener("keydown", (event) => {
+    if (event.target === slider || event.altKey || event.ctrlKey || event.metaKey) return;
     const keys = { ArrowRight: moves.forward, ArrowLeft: moves.back, Home: moves.first, End: moves.last };
     if (keys[event.key]) {
       event.preventDefault();
       show(keys[event.key]());
     }
   });
+  // Every "step N" link on the page (key moments, quiz explanations) moves the stepper there and gives it the focus.
+  root.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest('a[href^="#step-"]');
+    if (!link) return;
+    const step = Number(link.getAttribute("href").slice("#step-".length));
+    if (!Number.isInteger(step)) return;
+    event.preventDefault();
+    show(step);
+    stepper.focus({ preventScroll: true });
+    stepper.scrollIntoView({ block: "nearest" });
+  });
   show(1);
 }
+
+// Printing shows everything: folded sections open first.
+window.addEventListener("beforeprint", () => {
+  for (const fold of document.querySelectorAll("details.fold")) fold.open = true;
+});

@@ -5,7 +5,8 @@ import { renderComparison } from "./comparison.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { pingAfterMs, renderPingReport, sendWithPing } from "./ping-report.js";
 import { ResultList } from "./results.js";
-import { describeSettings, runScenario } from "./scenario.js";
+import { runScenario } from "./scenario.js";
+import { watchSink } from "./sink-settings.js";
 import { startStats } from "./stats.js";
 import { startShutdownDemo } from "./shutdown-demo.js";
 import { showTrace } from "./trace-frame.js";
@@ -105,7 +106,7 @@ run.addEventListener("click", async () => {
   running = false;
   run.disabled = !chosen();
   if (!outcome) return;
-  const back = outcome.restored ? ` Your sink settings are back as they were: ${describeSettings(outcome.restored)}.` :
+  const back = outcome.restored ? ` Your sink settings are back as they were: ${outcome.restored.description}.` :
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
   const appBack = outcome.appRestored ? "" : " The app's settings could not be put back: see GET /api/app.";
   const { quizMode, quizStep } = panel.dataset;
@@ -120,6 +121,10 @@ run.addEventListener("click", async () => {
   if (last) showTrace(traceCard, traceFrame, last, kinds);
   if (outcome.traceIds.length) await showVerdict(outcome.traceIds);
 });
+
+// The sink as it is now: the visitor's own settings, the run's while it runs, and the visitor's again after it.
+const sinkLine = document.querySelector("#sink-now");
+const refreshSink = sinkLine ? watchSink(sinkLine) : () => {};
 
 run.disabled = !chosen(); // enabled once the click has somewhere to go and a prediction is made
 startHeartbeat(document.querySelector("#heartbeat"), document.querySelector("#heartbeat-status"));

@@ -3,39 +3,70 @@
 //
 // Two clocks, labelled: the server's (`response_ms` in its answer, the number the trace uses, counted from the
 // moment the web server had the request) and the browser's own (which adds the network and the browser).
+//
+// With a `storageKey`, every entry is kept in the tab's session storage as it changes and drawn again when the page
+// is opened anew (Back from a trace or a message): a send still under way then is followed to its end again.
 import { completeTrace, formatMs, relativeTo, send } from "./api.js";
 
 const FAILURE_KINDS = ["worker.failed", "smtp.failed"];
+const KEPT = 30; // entries kept in session storage, newest first
 
 export class ResultList {
-  constructor(list, { onTrace, onComplete } = {}) {
+  constructor(list, { onTrace, storageKey } = {}) {
     this.list = list;
     this.onTrace = onTrace;
-    this.onComplete = onComplete;
+    this.storageKey = storageKey;
     this.labels = JSON.parse(list.dataset.labels || "{}"); // the server's names for the modes
     this.sends = new Map(); // trace id -> {clickedAt, elapsedMs, body, mode, trace}
+    this.records = []; // what is saved: one plain object per entry, newest first
+  }
+
+  // Draw the entries saved by an earlier visit of this page in this tab; resolves once each of their traces is done.
+  restore() {
+    if (!this.storageKey) return Promise.resolve();
+    let saved = [];
+    try {
+      saved = JSON.parse(sessionStorage.getItem(this.storageKey) || "[]");
+    } catch (error) {
+      saved = [];
+    }
+    const waits = [];
+    for (const record of saved.slice().reverse()) {
+      if (record.status === undefined) continue; // left before its answer came: nothing known to show
+      const entry = this.entry(record);
+      entry.answered();
+      if (record.traceId) {
+        this.sends.set(record.traceId, { mode: record.mode, body: record.body, elapsedMs: record.elapsedMs, trace: record.trace });
+        waits.push(record.trace ? Promise.resolve(entry.completed(record.trace)) : this.follow(record, entry));
+      }
+    }
+    return Promise.all(waits);
+  }
+
+  save() {
+    if (!this.storageKey) return;
+    try {
+      sessionStorage.setItem(this.storageKey, JSON.stringify(this.records.slice(0, KEPT)));
+    } catch (error) {
+      // Storage full or switched off: the entries stay on this page, they are just not kept.
+    }
   }
 
   // `note` (optional) goes before the mode's name, e.g. the lesson step the send belongs to; `base` is the origin of
-  // the server to send through ("" for this page's own).
-  async run(mode, fields, { note = "", base = "" } = {}) {
-    const item = document.createElement("li");
-    item.className = "result pending";
-    item.dataset.mode = mode;
-    if (fields.comparison) item.dataset.comparison = fields.comparison;
-    const title = document.createElement("strong");
-    title.textContent = `${note ? note + " · " : ""}${this.labels[mode] || mode}`;
-    const response = line("Response", "0 ms");
-    response.value.classList.add("stopwatch");
-    const accepted = line("Email accepted", "waiting…");
-    item.append(title, response.row, accepted.row);
-    this.list.prepend(item);
+  // the server to send through ("" for this page's own). Resolves with the trace id once the trace is complete.
+  async run(mode, fields, options = {}) {
+    return (await this.runRecord(mode, fields, options)).traceId || null;
+  }
 
+  // The same, resolving with the send's record: its status, body and (once complete) its trace's summary.
+  async runRecord(mode, fields, { note = "", base = "" } = {}) {
+    const record = { mode, note, comparison: fields.comparison || null };
+    const entry = this.entry(record);
     const started = performance.now();
     let ticking = true;
     const tick = () => {
       if (!ticking) return;
-      response.value.textContent = `${formatMs(performance.now() - started)} in your browser…`;
+      entry.response.textContent = `${formatMs(performance.now() - started)} in your browser…`;
       requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
@@ -45,37 +76,76 @@ export class ResultList {
       result = await send(mode, fields, base);
     } catch (error) {
       ticking = false;
-      item.className = "result failed";
-      response.value.textContent = `no answer (${error})`;
-      return null;
+      Object.assign(record, { status: 0, body: { error: `no answer (${error})` }, elapsedMs: performance.now() - started });
+      entry.answered();
+      this.save();
+      return record;
     }
     ticking = false;
-    const { status, body, elapsedMs } = result;
-    item.classList.remove("pending");
-    item.dataset.status = String(status);
-    item.dataset.browserMs = elapsedMs.toFixed(1);
-    const serverMs = typeof body.response_ms === "number" ? body.response_ms : null;
-    if (serverMs !== null) item.dataset.responseMs = serverMs.toFixed(1);
-    response.value.textContent = `${twoClocks(serverMs, elapsedMs)} (HTTP ${status}${body.status ? ", " + body.status : ""})`;
-    if (status >= 400) {
-      item.classList.add("failed");
-      accepted.value.textContent = body.error || "failed";
-    }
-    if (!body.trace_id) return null;
-    item.dataset.traceId = body.trace_id;
-    this.sends.set(body.trace_id, { ...result, mode });
-    item.append(this.actions(body.trace_id));
+    const { status, body, elapsedMs, clickedAt } = result;
+    Object.assign(record, { status, body, elapsedMs, traceId: body.trace_id || null });
+    entry.answered();
+    this.save();
+    if (!body.trace_id) return record;
+    this.sends.set(body.trace_id, { ...result, mode, clickedAt });
+    await this.follow(record, entry);
+    return record;
+  }
 
-    const trace = await completeTrace(body.trace_id);
-    if (trace) {
-      this.sends.get(body.trace_id).trace = trace;
-      const outcome = describeOutcome(trace);
-      if (outcome.acceptedMs !== null) item.dataset.acceptedMs = outcome.acceptedMs.toFixed(1);
-      if (outcome.failed) item.classList.add("failed");
-      if (outcome.text) accepted.value.textContent = outcome.text;
-      if (this.onComplete) this.onComplete(body.trace_id, trace);
-    }
-    return body.trace_id;
+  // Wait for the trace of an answered send, then show the email's fate from it.
+  async follow(record, entry) {
+    const trace = await completeTrace(record.traceId);
+    if (!trace) return;
+    const sent = this.sends.get(record.traceId);
+    if (sent) sent.trace = trace;
+    record.trace = keptTrace(trace);
+    entry.completed(record.trace);
+    this.save();
+  }
+
+  // The list item of one record, drawn as far as the record goes; `answered` and `completed` draw the rest.
+  entry(record) {
+    this.records.unshift(record);
+    const item = document.createElement("li");
+    item.className = "result pending";
+    item.dataset.mode = record.mode;
+    if (record.comparison) item.dataset.comparison = record.comparison;
+    const title = document.createElement("strong");
+    title.textContent = `${record.note ? record.note + " · " : ""}${this.labels[record.mode] || record.mode}`;
+    const response = line("Response", "0 ms");
+    response.value.classList.add("stopwatch");
+    const accepted = line("Email accepted", "waiting…");
+    item.append(title, response.row, accepted.row);
+    this.list.prepend(item);
+    const answered = () => {
+      const { status, body, elapsedMs } = record;
+      item.classList.remove("pending");
+      if (status === 0) {
+        item.classList.add("failed");
+        response.value.textContent = body.error;
+        accepted.value.textContent = "unknown: the browser got no answer";
+        return;
+      }
+      item.dataset.status = String(status);
+      item.dataset.browserMs = elapsedMs.toFixed(1);
+      const serverMs = typeof body.response_ms === "number" ? body.response_ms : null;
+      if (serverMs !== null) item.dataset.responseMs = serverMs.toFixed(1);
+      response.value.textContent = `${twoClocks(serverMs, elapsedMs)} (HTTP ${status}${body.status ? ", " + body.status : ""})`;
+      if (status >= 400) {
+        item.classList.add("failed");
+        accepted.value.textContent = body.error || "failed";
+      }
+      if (record.traceId) {
+        item.dataset.traceId = record.traceId;
+        item.append(this.actions(record.traceId));
+      }
+    };
+    const completed = (trace) => {
+      if (trace.fate.acceptedMs !== null) item.dataset.acceptedMs = trace.fate.acceptedMs.toFixed(1);
+      if (trace.fate.failed) item.classList.add("failed");
+      if (trace.fate.text) accepted.value.textContent = trace.fate.text;
+    };
+    return { item, response: response.value, answered, completed };
   }
 
   actions(traceId) {
@@ -94,9 +164,14 @@ export class ResultList {
 
   // When the sink accepted the email, in ms from the moment the server had the request (the trace's clock).
   acceptedMs(traceId) {
-    const sent = this.sends.get(traceId);
-    if (!sent || !sent.trace || sent.trace.accepted_ms === null) return null;
-    return sent.trace.accepted_ms;
+    const trace = this.trace(traceId);
+    return trace && trace.accepted_ms !== null ? trace.accepted_ms : null;
+  }
+
+  // What this list keeps of a complete trace (the times, the mode, and `fate`: describeOutcome's reading of it).
+  summary(traceId) {
+    const record = this.records.find((r) => r.traceId === traceId);
+    return record && record.trace ? record.trace : null;
   }
 
   mode(traceId) {
@@ -108,6 +183,12 @@ export class ResultList {
     const sent = this.sends.get(traceId);
     return sent ? sent.trace || null : null;
   }
+}
+
+// What a saved entry keeps of its trace: what the list, the comparison and the verdict read.
+function keptTrace(trace) {
+  const { trace_id, mode, response_ms, accepted_ms, comparison, outcome } = trace;
+  return { trace_id, mode, response_ms, accepted_ms, comparison, outcome, fate: describeOutcome(trace) };
 }
 
 // "2.01 s (server) · 2.03 s in your browser (+18.0 ms network and browser)"
@@ -128,12 +209,13 @@ export function describeOutcome(trace) {
     return {
       acceptedMs: trace.accepted_ms,
       failed: false,
+      error: null,
       text: `${formatMs(trace.accepted_ms)} after the server had the request${order ? ` (${order})` : ""}`,
     };
   }
-  const failures = trace.events.filter((e) => FAILURE_KINDS.includes(e.kind));
+  const failures = (trace.events || []).filter((e) => FAILURE_KINDS.includes(e.kind));
   const last = failures[failures.length - 1];
-  if (!last) return { acceptedMs: null, failed: false, text: "" };
+  if (!last) return { acceptedMs: null, failed: false, error: null, text: "" };
   const attempts = trace.events.filter((e) => e.kind === "attempt.started").length;
   const order = relativeTo(last.t_ms, answer, "the answer left");
   const tries = attempts > 1 ? `, after ${attempts} attempts` : "";
@@ -142,6 +224,7 @@ export function describeOutcome(trace) {
   return {
     acceptedMs: null,
     failed: true,
+    error: `${fate}: ${error}`,
     text: `${fate}: ${error}. The send gave up ${formatMs(last.t_ms)} after the server had the request${order ? ` (${order})` : ""}${tries}.`,
   };
 }

@@ -51,16 +51,3 @@ export async function runScenario(scenario, { send, say, embeddedSink, onStepDon
   return { traceIds: sent, saved: saved && saved.body, restored, appRestored };
 }
 
-// The visitor's settings in a few words, for the closing status line.
-export function describeSettings(settings) {
-  const parts = [`delay ${settings.delay_s} s`];
-  if (settings.greet_delay_s) parts.push(`greeting delay ${settings.greet_delay_s} s`);
-  if (settings.jitter_s) parts.push(`jitter up to ${settings.jitter_s} s`);
-  if (settings.reject_probability) {
-    parts.push(`rejects ${Math.round(settings.reject_probability * 100)}% at ${settings.reject_stage} with ${settings.reject_code}`);
-  }
-  if (settings.disconnect_probability) parts.push(`drops ${Math.round(settings.disconnect_probability * 100)}% at DATA`);
-  if (settings.seed !== null && settings.seed !== undefined) parts.push(`seed ${settings.seed}`);
-  parts.push(settings.listening ? "listening" : "not listening");
-  return parts.join(", ");
-}

@@ -1,0 +1,43 @@
+// The verdict under the buttons: what a send, or a "Send both", measured, in the server's clock, chosen
+// from the traces' facts (answer times, when each email was accepted or why not, which came first), never from the
+// mode's name.
+import { formatMs } from "./api.js";
+
+// One send: "Send (thread) answered in 5.4 ms (HTTP 202); the sink accepted its email 1.01 s after the server had
+// the request, 1.00 s after the answer left."
+export function sendVerdict(label, status, trace) { // `trace`: a ResultList summary
+  const answered = `${label} answered in ${formatMs(trace.response_ms)} (HTTP ${status})`;
+  return `${answered}; ${fate(trace)}.`;
+}
+
+// A "Send both": both answers, both fates, and which answer waited for its email.
+export function comparisonVerdict(labels, blocking, threaded) {
+  const waits = `You waited ${formatMs(blocking.response_ms)} for ${labels.blocking} and ${formatMs(threaded.response_ms)} for ${labels.threaded}`;
+  if (blocking.accepted_ms !== null && threaded.accepted_ms !== null) {
+    const accepted = `the sink accepted their emails ${formatMs(blocking.accepted_ms)} and ${formatMs(threaded.accepted_ms)} after each request arrived`;
+    return `${waits}; ${accepted}.${order(labels, blocking, threaded)}`;
+  }
+  return `${waits}. ${labels.blocking}: ${fate(blocking)}. ${labels.threaded}: ${fate(threaded)}.${order(labels, blocking, threaded)}`;
+}
+
+function fate(trace) {
+  if (trace.accepted_ms !== null) {
+    const gap = trace.accepted_ms - trace.response_ms;
+    const when = gap < 0 ? `${formatMs(-gap)} before the answer left` : `${formatMs(gap)} after the answer left`;
+    return `the sink accepted the email ${formatMs(trace.accepted_ms)} after the server had the request, ${when}`;
+  }
+  return trace.fate.error || "the trace recorded neither a delivery nor a failure";
+}
+
+// Which answers came before their email was accepted: a fact of this run's two traces.
+function order(labels, blocking, threaded) {
+  const before = (t) => t.accepted_ms !== null && t.response_ms < t.accepted_ms;
+  const after = (t) => t.accepted_ms !== null && t.response_ms >= t.accepted_ms;
+  if (after(blocking) && before(threaded)) {
+    return ` Only ${labels.threaded} answered before its email was accepted.`;
+  }
+  if (before(blocking) && before(threaded)) return " Both answered before their emails were accepted.";
+  if (after(blocking) && after(threaded)) return " Both answered after their emails were accepted.";
+  if (before(blocking) && after(threaded)) return ` Only ${labels.blocking} answered before its email was accepted.`;
+  return "";
+}
