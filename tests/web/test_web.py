@@ -4,6 +4,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
+from html import unescape
 
 import pytest
 from flask import Flask
@@ -219,6 +220,26 @@ def test_unknown_trace_is_404(client: FlaskClient) -> None:
         assert response.status_code == 404 and "no trace" in response.get_json()["error"]
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("/traces/nope", "no trace 'nope'"), ("/mailbox/999", "no message #999"), ("/lessons/nope", "no lesson 'nope'")],
+)
+def test_a_person_following_a_dead_link_gets_a_page_with_a_way_back(client: FlaskClient, url: str, reason: str) -> None:
+    page = client.get(url, headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "<h1>Not found</h1>" in text and reason in unescape(text)
+    assert 'href="/">Back to the sandbox</a>' in text
+    # The API and the send routes answer JSON whatever the client accepts.
+    for api_url in ("/api" + url.replace("/mailbox/", "/messages/"), "/send-email/nope"):
+        method = "POST" if api_url.startswith("/send-email/") else "GET"
+        response = client.open(api_url, method=method, headers={"Accept": BROWSER_ACCEPT})
+        assert response.status_code == 404 and "error" in response.get_json()
+
+
 def test_mailbox_views_and_message_json(client: FlaskClient, sink: Sink) -> None:
     sent = client.post("/send-email/sync", json={"name": "Ada"}).get_json()
     [stored] = sink.mailbox.messages()
@@ -226,9 +247,14 @@ def test_mailbox_views_and_message_json(client: FlaskClient, sink: Sink) -> None
     assert message["trace_id"] == sent["trace_id"] and "Ada" in message["text"] and "Ada" in message["html"]
     assert ["X-Sandbox-Trace", sent["trace_id"]] in message["headers"]
     page = client.get(f"/mailbox/{stored.id}").get_data(as_text=True)
-    assert "<iframe" in page and " sandbox " in page
+    [frame] = re.findall(r"<iframe[^>]*>", page)
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in frame  # links open; no scripts, no same origin
+    raw = re.search(r'<pre class="email-raw" tabindex="0">(.*?)</pre>', page, flags=re.DOTALL)
+    assert raw and "MIME-Version: 1.0" in raw.group(1) and "boundary=" in raw.group(1)  # the source, as received
     html = client.get(f"/mailbox/{stored.id}/html")
-    assert html.headers["Content-Security-Policy"].startswith("sandbox;")
+    csp = html.headers["Content-Security-Policy"]
+    assert csp.startswith("sandbox allow-popups allow-popups-to-escape-sandbox;") and "allow-scripts" not in csp
+    assert '<base target="_blank">' in html.get_data(as_text=True)
     assert client.get("/mailbox/999").status_code == 404
     assert client.get("/api/messages/999").status_code == 404
 

@@ -1,0 +1,247 @@
+"""The student's first five minutes, in a real Chromium on a laptop (1366x900) and a phone (390x844, 320x640):
+every page fits the screen and passes axe-core; the payoff of "Send both" is in the first screen; Back, a double
+click, another tab, a dead link and the keyboard leave the student where they expect.
+
+The screenshots of each page at both widths go to test-artifacts/screens/ (named in the README)."""
+
+from __future__ import annotations
+
+import json
+import re
+import smtplib
+import urllib.request
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from sandbox.render.document import report
+from sandbox.render.files import write_reports
+from sandbox.runtime import Sandbox
+from sandbox.web.lessons import lessons
+from tests.conftest import settings_for_tests
+from tests.web.screens import LAPTOP, assert_accessible, assert_fits, check_at_every_width, screenshot
+
+DELAY_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    queue_url = f"sqlite:///{tmp_path_factory.mktemp('screens')}/queue.db"
+    with Sandbox(settings_for_tests(delay_s=DELAY_S, server="threaded", queue_url=queue_url)) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": LAPTOP[0], "height": LAPTOP[1]})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def api(sandbox: Sandbox, path: str) -> dict:
+    with urllib.request.urlopen(f"{sandbox.url}{path.lstrip('/')}", timeout=10) as response:
+        return json.load(response)
+
+
+def send_both(page: Page) -> list[str]:
+    """Press "Send both" and wait for its verdict; the two trace ids, blocking first."""
+    page.get_by_role("button", name="Send both").click()
+    expect(page.locator("#verdict")).to_contain_text("You waited", timeout=20_000)
+    rows = page.locator("#comparison .compare-row")
+    expect(rows).to_have_count(2)
+    return [rows.nth(i).get_attribute("data-trace-id") for i in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def sent(browser: Browser, sandbox: Sandbox) -> list[str]:
+    """One "Send both" for the pages to show: its trace ids, blocking first."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(sandbox.url)
+        ids = send_both(page)
+    finally:
+        context.close()
+    assert sandbox.delivery.wait_settled(10)
+    return ids
+
+
+def test_after_send_both_the_verdict_and_the_comparison_are_in_the_first_screen(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    blocking, threaded = send_both(page)
+    b, t = (api(sandbox, f"/api/traces/{trace_id}") for trace_id in (blocking, threaded))
+    for element in (page.locator("#verdict"), page.locator("#comparison")):
+        box = element.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= LAPTOP[1], box
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("role", "status")  # read out once, when it is written
+    # Every number in it is the trace's (the server's clock), as the trace page shows it.
+    for value in (b["response_ms"], t["response_ms"], b["accepted_ms"], t["accepted_ms"]):
+        shown = f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
+        expect(verdict).to_contain_text(shown)
+    # The stopwatch is not in a live region: a screen reader hears the verdict, not every frame of the clock.
+    assert page.locator("#results").get_attribute("aria-live") is None
+    screenshot(page, "sandbox after send both")
+
+
+def dead_link_and_pages(sandbox: Sandbox, sent: list[str]) -> dict[str, str]:
+    message = api(sandbox, "/api/messages")["messages"][0]["id"]
+    pages = {
+        "sandbox": "",
+        "lessons": "lessons",
+        "mailbox": "mailbox",
+        "message": f"mailbox/{message}",
+        "trace": f"traces/{sent[1]}",
+        "dead trace link": "traces/0123456789abcdef",
+    }
+    pages.update({f"lesson {lesson.slug}": f"lessons/{lesson.slug}" for lesson in lessons()})
+    return pages
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sandbox", "lessons", "mailbox", "message", "trace", "dead trace link"]
+    + [f"lesson {lesson.slug}" for lesson in lessons()],
+)
+def test_every_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, sent: list[str], name: str) -> None:
+    page.goto(sandbox.url + dead_link_and_pages(sandbox, sent)[name])
+    page.wait_for_timeout(400)  # the first polls (sink settings, mailbox, stats) have drawn
+    check_at_every_width(page, name)
+
+
+def test_the_offline_files_fit_a_phone_and_pass_axe(
+    page: Page, sandbox: Sandbox, sent: list[str], tmp_path: Path
+) -> None:
+    tracer = sandbox.app.extensions["sandbox.tracer"]
+    write_reports([report(tracer.get(trace_id)) for trace_id in sent], tmp_path)
+    for name in ("index.html", "sync.html", "thread.html"):
+        page.goto((tmp_path / name).as_uri())
+        check_at_every_width(page, f"offline {name}")
+    # Written files keep everything open: a reader of a file has no server to fold anything away from.
+    assert page.locator("details.fold:not([open])").count() == 0
+
+
+def test_back_from_a_trace_finds_the_results_and_the_comparison(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    ids = send_both(page)
+    verdict = page.locator("#verdict").inner_text()
+    page.get_by_text("Broken on purpose").click()
+    page.locator("li.result").first.get_by_role("link", name="Open the trace").click()
+    expect(page.locator("h1")).to_contain_text("send")
+    page.go_back()
+    expect(page.locator("li.result")).to_have_count(2)
+    expect(page.locator("#verdict")).to_have_text(verdict)
+    rows = page.locator("#comparison .compare-row")
+    expect(rows).to_have_count(2)
+    assert [rows.nth(i).get_attribute("data-trace-id") for i in (0, 1)] == ids
+    expect(page.locator("li.result").first).to_have_attribute("data-accepted-ms", re.compile(r"^\d+\.\d$"))
+    expect(page.locator("#broken-panel")).to_have_attribute("open", "")  # the panel opened before is still open
+
+
+def test_a_double_click_sends_once(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    sent_before = api(sandbox, "/api/stats")["sent"]
+    page.get_by_role("button", name="Send (blocking)", exact=True).dblclick()
+    expect(page.locator("button[data-mode='sync']")).to_have_attribute("aria-busy", "true")
+    expect(page.locator("#verdict")).to_contain_text("Send (blocking) answered in", timeout=10_000)
+    expect(page.locator("li.result")).to_have_count(1)
+    assert api(sandbox, "/api/stats")["sent"] - sent_before == 1
+
+
+def test_a_change_made_elsewhere_shows_where_the_student_sends(page: Page, sandbox: Sandbox) -> None:
+    """Another tab (here, the API) turns on a 451 at RCPT: the open page says so before the next send, and opens the
+    faults panel with its count of faults on."""
+    page.goto(sandbox.url)
+    sink_line = page.locator("#sink-now")
+    expect(sink_line).to_have_text(f"Sink: delay {DELAY_S:g} s.")
+    expect(page.locator("#faults-panel")).not_to_have_attribute("open", "")
+    request = urllib.request.Request(
+        f"{sandbox.url}api/sink",
+        data=json.dumps({"reject_probability": 1, "reject_code": 451, "delay_s": 0.2}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="PUT",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+        expect(sink_line).to_have_text("Sink: delay 0.2 s, rejects 100% at RCPT with 451.", timeout=5_000)
+        expect(page.locator("#faults-panel")).to_have_attribute("open", "")
+        expect(page.locator("#faults-active")).to_have_text("1 on")
+        expect(page.locator("#delay-value")).to_have_text("0.2 s")
+        expect(page.locator("#fault-reject")).to_have_value("1")
+    finally:
+        sandbox.sink.update_settings({"reject_probability": 0, "delay_s": DELAY_S})
+    expect(sink_line).to_have_text(f"Sink: delay {DELAY_S:g} s.", timeout=5_000)
+
+
+def test_a_dead_link_is_a_page_with_a_way_back(page: Page, sandbox: Sandbox) -> None:
+    response = page.goto(f"{sandbox.url}mailbox/987654")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+    expect(page.locator("main")).to_contain_text("no message #987654")
+    page.get_by_role("link", name="Back to the sandbox").click()
+    expect(page.locator("h1")).to_have_text("Concurrency sandbox")
+
+
+def test_step_through_it_gives_the_stepper_the_keys(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    page.get_by_role("button", name="Send (thread)", exact=True).click()
+    expect(page.locator("#verdict")).to_contain_text("Send (thread) answered in")
+    page.locator("li.result").first.get_by_role("button", name="Step through it").click()
+    frame = page.frame_locator("#trace-frame")
+    position = frame.locator("[data-position]")
+    expect(position).to_contain_text("Step 1 of")
+    expect(frame.locator("[data-stepper]")).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(position).to_contain_text("Step 2 of")
+    page.keyboard.press("End")
+    total = frame.locator("table.steps tbody tr").count()
+    expect(position).to_have_text(f"Step {total} of {total}")
+    # A "step N" link anywhere on the trace page moves the stepper, not just the table.
+    frame.get_by_text("Key moments").click()
+    link = frame.locator(".moments a").first
+    step = link.get_attribute("href").removeprefix("#step-")
+    link.click()
+    expect(position).to_have_text(f"Step {step} of {total}")
+    expect(frame.locator("[data-stepper]")).to_be_focused()
+    # Keys outside the stepper are the page's own: End on the page body does not move it.
+    frame.locator("h1").click()
+    page.keyboard.press("Home")
+    expect(position).to_have_text(f"Step {step} of {total}")
+
+
+def test_the_mailbox_updates_live_and_a_message_opens_on_its_body(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}mailbox")
+    before = page.locator("#inbox li").count()
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = "ada@example.com", "student@example.com", "Arrives while you look"
+    email.set_content("plain part")
+    email.add_alternative("<p>Hello <a href='https://example.com/'>a link</a></p>", subtype="html")
+    with smtplib.SMTP(sandbox.sink.host, sandbox.sink.port, timeout=10) as smtp:
+        smtp.send_message(email)
+    newest = page.locator("#inbox li").first
+    expect(page.locator("#inbox li")).to_have_count(before + 1)
+    expect(newest.locator(".inbox-from")).to_have_text("ada@example.com")
+    expect(newest.locator(".inbox-subject")).to_have_text("Arrives while you look")
+    expect(newest.locator("time")).to_have_text("just now")
+    newest.locator(".inbox-open").click()
+    # Opens on the rendered body; Text, Headers and Raw are a tab away.
+    html_tab = page.get_by_role("tab", name="HTML")
+    expect(html_tab).to_have_attribute("aria-selected", "true")
+    expect(page.frame_locator("iframe.email-html").locator("a")).to_have_attribute("href", "https://example.com/")
+    expect(page.locator("#panel-raw")).to_be_hidden()
+    html_tab.focus()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Raw")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-raw pre")).to_contain_text("Subject: Arrives while you look")
+    page.get_by_role("tab", name="Headers").click()
+    expect(page.locator("#panel-headers")).to_contain_text("ada@example.com")
+    assert_fits(page, "message")
+    assert_accessible(page, "message, headers tab")
