@@ -13,8 +13,8 @@ SCREENS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screens"
 LAPTOP, PHONE, SMALL_PHONE = (1366, 900), (390, 844), (320, 640)
 _axe = Axe()
 
-# Elements wider than the viewport, unless a scrolling box that fits holds them (a code block or table may scroll
-# inside itself; the page may not).
+# Elements reaching past the viewport's right edge, unless a box that fits scrolls or clips them (a code block, a
+# table or the timeline may scroll inside itself; the page may not).
 _STICKING_OUT = """() => {
   const width = document.documentElement.clientWidth;
   const out = [];
@@ -22,14 +22,13 @@ _STICKING_OUT = """() => {
     const box = element.getBoundingClientRect();
     if (box.width === 0 || box.right <= width + 1) continue;
     let holder = element.parentElement, held = false;
-    while (holder) {
-      if (["auto", "scroll", "hidden"].includes(getComputedStyle(holder).overflowX)) {
-        held = holder.getBoundingClientRect().right <= width + 1;
-        break;
-      }
+    while (holder && !held) {
+      const clips = ["auto", "scroll", "hidden"].includes(getComputedStyle(holder).overflowX);
+      held = clips && holder.getBoundingClientRect().right <= width + 1;
       holder = holder.parentElement;
     }
-    if (!held) out.push(`${element.tagName.toLowerCase()}.${element.className} ends at ${Math.round(box.right)} px`);
+    const name = `${element.tagName.toLowerCase()}.${element.getAttribute("class") || ""}`;
+    if (!held) out.push(`${name} ends at ${Math.round(box.right)} px`);
   }
   return { scrollWidth: document.documentElement.scrollWidth, width, out: out.slice(0, 5) };
 }"""
