@@ -28,21 +28,26 @@ from sandbox.trace.steps import (
 from sandbox.trace.tracer import SINK_THREAD_NAME, Event
 
 OPTIONS_PER_QUESTION = 4
+# In the order a student meets them: what the run was about first (who waited, which came first, why it failed),
+# then its details (threads, times), and last the questions a student answers by reading the table's step numbers.
 QUIZ_KINDS = (
-    "response_step",
-    "accept_step",
+    "which_first",
+    "who_waits",
+    "why_no_context",
     "send_thread",
     "wait_time",
-    "request_thread_at",
-    "which_first",
-    "thread_count",
-    "other_mode",
-    "killed_at",
-    "why_no_context",
-    "who_waits",
     "copies",
+    "killed_at",
     "async_def",
+    "other_mode",
+    "thread_count",
+    "request_thread_at",
+    "response_step",
+    "accept_step",
 )
+# The live trace page's quiz when no lesson names its kinds: fewer questions, with the stepper's step numbers (the
+# table is folded away there) left to the full JSON and the written files.
+PAGE_QUIZ_KINDS = QUIZ_KINDS[: QUIZ_KINDS.index("response_step")]
 
 # What a step did, in a few words, for options and feedback.
 LABELS = {

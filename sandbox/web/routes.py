@@ -34,7 +34,7 @@ from sandbox.strategies.labels import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLU
 from sandbox.strategies.modes import ANSWERS_AFTER_SEND, BROKEN_VARIANTS, ENDPOINTS, SEND_MODES, STRATEGIES
 from sandbox.strategies.watch import unwatch_request, watch_request
 from sandbox.trace.facts import NOT_OBSERVED, observed_server
-from sandbox.trace.quiz import QUIZ_KINDS
+from sandbox.trace.quiz import PAGE_QUIZ_KINDS, QUIZ_KINDS
 from sandbox.trace.tracer import TRACES_KEPT, Binding, Location, Tracer, bind, line_of, raised_at, thread_identity
 from sandbox.web import lessons
 from sandbox.web.app_settings import app_settings, change_app_settings
@@ -226,15 +226,15 @@ def send_email(mode: str) -> Response:
     raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(SEND_MODES)}", 404)
 
 
-def trace_report(trace_id: str) -> TraceReport:
+def trace_report(trace_id: str, default_kinds: Sequence[str] = QUIZ_KINDS) -> TraceReport:
     """The trace with its views; the newest trace of the other mode, if any, feeds the comparison question.
 
-    ``?kinds=a,b`` keeps only those quiz kinds (a lesson asks for the ones it teaches).
+    ``?kinds=a,b`` keeps only those quiz kinds (a lesson asks for the ones it teaches); ``default_kinds`` otherwise.
     """
     trace = tracer().get(trace_id)
     if trace is None:
         raise BadInput(f"no trace {trace_id!r}: it never existed or is older than the newest {TRACES_KEPT}", 404)
-    kinds = [k for k in request.args.get("kinds", "").split(",") if k] or QUIZ_KINDS
+    kinds = [k for k in request.args.get("kinds", "").split(",") if k] or default_kinds
     unknown = [k for k in kinds if k not in QUIZ_KINDS]
     if unknown:
         raise BadInput(f"unknown quiz kinds {', '.join(unknown)}; known: {', '.join(QUIZ_KINDS)}")
@@ -260,7 +260,11 @@ def trace_page(trace_id: str) -> Response:
     embedded = request.args.get("embedded") == "1"
     back = None if embedded else url_for("sandbox.index")
     page = render_trace_page(
-        trace_report(trace_id), nonce=nonce, back_link=back, back_label="Back to the sandbox", folded=True
+        trace_report(trace_id, PAGE_QUIZ_KINDS),
+        nonce=nonce,
+        back_link=back,
+        back_label="Back to the sandbox",
+        folded=True,
     )
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (

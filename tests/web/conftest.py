@@ -19,8 +19,10 @@ LAUNCH_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per module: Playwright's sync API runs an event loop in this thread while it is open, and the
+    tests of async views that run later in the session need the thread without one."""
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium found (apt-get install chromium); .ci/run installs it")
     with sync_playwright() as playwright:

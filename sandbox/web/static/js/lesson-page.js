@@ -24,7 +24,9 @@ const comparison = document.querySelector("#comparison");
 const resultList = document.querySelector("#results");
 const results = new ResultList(resultList, {
   onTrace: (traceId) => showTrace(traceCard, traceFrame, traceId, kinds),
+  storageKey: `lesson:${location.pathname}:results`, // Back from a trace finds this lesson's results again
 });
+results.restore();
 const say = (text) => { status.textContent = text; };
 
 async function send(mode, fields, step, index) {
