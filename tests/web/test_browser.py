@@ -98,7 +98,7 @@ def test_send_both_is_one_comparison_of_two_sends(page: Page, sandbox: Sandbox) 
     sent_before = api(sandbox, "/api/stats")["sent"]
     page.locator("#send-both").dblclick()
     expect(page.locator("#send-both")).to_have_attribute("aria-busy", "true")
-    expect(page.locator("#verdict")).to_contain_text("You waited", timeout=15_000)
+    expect(page.locator("#verdict")).to_contain_text("Send (blocking) answered in", timeout=15_000)
     expect(page.locator("#send-both")).to_be_enabled()
     results = page.locator("li.result")
     expect(results).to_have_count(2)

@@ -54,7 +54,7 @@ def api(sandbox: Sandbox, path: str) -> dict:
 def send_both(page: Page) -> list[str]:
     """Press "Send both" and wait for its verdict; the two trace ids, blocking first."""
     page.get_by_role("button", name="Send both").click()
-    expect(page.locator("#verdict")).to_contain_text("You waited", timeout=20_000)
+    expect(page.locator("#verdict")).to_contain_text("Send (blocking) answered in", timeout=20_000)
     rows = page.locator("#comparison .compare-row")
     expect(rows).to_have_count(2)
     return [rows.nth(i).get_attribute("data-trace-id") for i in (0, 1)]
@@ -245,3 +245,39 @@ def test_the_mailbox_updates_live_and_a_message_opens_on_its_body(page: Page, sa
     expect(page.locator("#panel-headers")).to_contain_text("ada@example.com")
     assert_fits(page, "message")
     assert_accessible(page, "message, headers tab")
+
+
+def expected_order(blocking: dict, threaded: dict) -> str:
+    """The verdict's last sentence, from the two traces' events as the API gives them."""
+
+    def before(t: dict) -> bool | None:
+        return None if t["accepted_ms"] is None else t["response_ms"] < t["accepted_ms"]
+
+    b, t = before(blocking), before(threaded)
+    if b is None or t is None:
+        return ""
+    if b == t:
+        return f"Both answered {'before' if b else 'after'} their emails were accepted."
+    return f"Only Send ({'blocking' if b else 'thread'}) answered before its email was accepted."
+
+
+@pytest.mark.parametrize("sink", ["delay 0", "dead server"])
+def test_the_verdict_is_read_from_the_run_not_from_the_mode(page: Page, sandbox: Sandbox, sink: str) -> None:
+    """With no delay the thread's email may be accepted before its answer leaves, and a dead server delivers
+    nothing: the verdict says what each run's events show, never what the modes are meant to do."""
+    changes = {"delay_s": 0.0} if sink == "delay 0" else {"listening": False}
+    sandbox.sink.update_settings(changes)
+    try:
+        page.goto(sandbox.url)
+        for _ in range(3 if sink == "delay 0" else 1):
+            ids = send_both(page)
+            blocking, threaded = (api(sandbox, f"/api/traces/{trace_id}") for trace_id in ids)
+            text = page.locator("#verdict").inner_text()
+            order = expected_order(blocking, threaded)
+            assert text.endswith(order or "."), (text, order)
+            for other in ("Both answered before", "Both answered after", "Only Send"):
+                assert other not in text or other in order, (text, order)
+            if sink == "dead server":
+                assert text.count("not delivered") == 2 and "accepted their emails" not in text, text
+    finally:
+        sandbox.sink.update_settings({"delay_s": DELAY_S, "listening": True})

@@ -12,7 +12,7 @@ export function sendVerdict(label, status, trace) { // `trace`: a ResultList sum
 
 // A "Send both": both answers, both fates, and which answer waited for its email.
 export function comparisonVerdict(labels, blocking, threaded) {
-  const waits = `You waited ${formatMs(blocking.response_ms)} for ${labels.blocking} and ${formatMs(threaded.response_ms)} for ${labels.threaded}`;
+  const waits = `${labels.blocking} answered in ${formatMs(blocking.response_ms)} and ${labels.threaded} in ${formatMs(threaded.response_ms)}`;
   if (blocking.accepted_ms !== null && threaded.accepted_ms !== null) {
     const accepted = `the sink accepted their emails ${formatMs(blocking.accepted_ms)} and ${formatMs(threaded.accepted_ms)} after each request arrived`;
     return `${waits}; ${accepted}.${order(labels, blocking, threaded)}`;
