@@ -3,8 +3,8 @@
 // mode's name.
 import { formatMs } from "./api.js";
 
-// One send: "Send (thread) answered in 5.4 ms (HTTP 202); the sink accepted its email 1.01 s after the server had
-// the request, 1.00 s after the answer left."
+// One send: "Send (thread) answered in 5.4 ms (HTTP 202); the mail server accepted the email 1.01 s after the
+// request arrived, 1.00 s after the answer left."
 export function sendVerdict(label, status, trace) { // `trace`: a ResultList summary
   const answered = `${label} answered in ${formatMs(trace.response_ms)} (HTTP ${status})`;
   return `${answered}; ${fate(trace)}.`;
@@ -14,7 +14,7 @@ export function sendVerdict(label, status, trace) { // `trace`: a ResultList sum
 export function comparisonVerdict(labels, blocking, threaded) {
   const waits = `${labels.blocking} answered in ${formatMs(blocking.response_ms)} and ${labels.threaded} in ${formatMs(threaded.response_ms)}`;
   if (blocking.accepted_ms !== null && threaded.accepted_ms !== null) {
-    const accepted = `the sink accepted their emails ${formatMs(blocking.accepted_ms)} and ${formatMs(threaded.accepted_ms)} after each request arrived`;
+    const accepted = `the mail server accepted their emails ${formatMs(blocking.accepted_ms)} and ${formatMs(threaded.accepted_ms)} after each request arrived`;
     return `${waits}; ${accepted}.${order(labels, blocking, threaded)}`;
   }
   return `${waits}. ${labels.blocking}: ${fate(blocking)}. ${labels.threaded}: ${fate(threaded)}.${order(labels, blocking, threaded)}`;
@@ -24,7 +24,7 @@ function fate(trace) {
   if (trace.accepted_ms !== null) {
     const gap = trace.accepted_ms - trace.response_ms;
     const when = gap < 0 ? `${formatMs(-gap)} before the answer left` : `${formatMs(gap)} after the answer left`;
-    return `the sink accepted the email ${formatMs(trace.accepted_ms)} after the server had the request, ${when}`;
+    return `the mail server accepted the email ${formatMs(trace.accepted_ms)} after the request arrived, ${when}`;
   }
   return trace.fate.error || "the trace recorded neither a delivery nor a failure";
 }
