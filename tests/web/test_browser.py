@@ -138,6 +138,8 @@ def test_stepping_moves_the_row_and_the_code_line(page: Page, sandbox: Sandbox) 
     expect(current_row).to_have_attribute("data-step", str(total - 1))
     page.get_by_role("button", name="First").click()
     expect(current_row).to_have_attribute("data-step", "1")
+    expect(page.locator(".state-now td.changed")).to_have_count(0)  # nothing before step 1 to change from
+    page.get_by_role("button", name="Forward").click()
     expect(page.locator(".state-now td.changed").first).to_be_visible()
 
 
@@ -332,7 +334,7 @@ def test_lesson_one_sends_through_both_servers_and_pings_during_the_blocking_sen
     expect(page.locator(".lesson-live")).to_contain_text(sandbox.other_server.url.rstrip("/"))
     predict_and_run(page, "in_turn")
     expect(page.locator("#run-status")).to_contain_text("Done", timeout=30_000)
-    expect(page.locator("#run-status")).to_contain_text("the send of step 1 answered last")
+    expect(page.locator("#run-status")).to_contain_text("the send of step 1 that answered last")
     single = page.locator("li.result", has_text="single server")
     expect(single).to_have_count(3)
     times = sorted(float(single.nth(i).get_attribute("data-response-ms")) for i in range(3))

@@ -19,7 +19,7 @@ for (const stepper of document.querySelectorAll("[data-stepper]")) {
       const name = line.dataset.var;
       const cell = line.querySelector("td");
       cell.textContent = row[name] || "—";
-      const changed = name !== "output" && (previous ? previous[name] !== row[name] : true);
+      const changed = name !== "output" && previous !== undefined && previous[name] !== row[name]; // step 1: no before
       cell.classList.toggle("changed", changed);
     }
     const moment = data.moments[String(current)];

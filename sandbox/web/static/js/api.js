@@ -78,11 +78,21 @@ export async function completeTrace(traceId, timeoutMs = 70000) {
   return null;
 }
 
-// A duration for people. Durations are never negative: a caller with a signed gap says "before" or "after" itself.
+// A duration for people, with the digits the trace page prints for the same value. Durations are never negative: a
+// caller with a signed gap says "before" or "after" itself.
 export function formatMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
   const value = Math.max(0, ms);
-  return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(1)} ms`;
+  return value >= 1000 ? `${fixed(value / 1000, 2)} s` : `${fixed(value, 1)} ms`;
+}
+
+// Python's "%.{digits}f" for a value of 0 or more: like toFixed, except that an exact tie (4.25 to one digit) goes to
+// the even digit (4.2) as Python's does, not up (4.3). A value is an exact tie when it times 2^(digits+1) is odd.
+export function fixed(value, digits) {
+  const doubled = value * 2 ** (digits + 1);
+  if (!Number.isInteger(doubled) || doubled % 2 === 0) return value.toFixed(digits);
+  const down = Math.floor(value * 10 ** digits); // exact for a tie
+  return ((down % 2 === 0 ? down : down + 1) / 10 ** digits).toFixed(digits);
 }
 
 // "1.52 s before the answer left" / "3.0 ms after the answer left", from two times on the same clock.

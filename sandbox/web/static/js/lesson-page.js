@@ -112,8 +112,8 @@ run.addEventListener("click", async () => {
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
   const appBack = outcome.appRestored ? "" : " The app's settings could not be put back: see GET /api/app.";
   const { quizMode, quizStep } = panel.dataset;
-  const which = [quizMode ? `the ${quizMode} send` : "the send", quizStep ? ` of step ${quizStep}` : "", " answered last"].join("");
-  say(`Done. Step through the trace of ${which} below, or any result above.${back}${appBack}`);
+  const which = [quizMode ? `the ${quizMode} send` : "the send", quizStep ? ` of step ${quizStep}` : "", " that answered last"].join("");
+  say(`Done. Below is the trace of ${which}: step through it, or open any result above.${back}${appBack}`);
   // The lesson's quiz is about one send of its quiz_step and quiz_mode (where it names them): the one answered last,
   // which in a burst is the one that waited longest for its answer.
   const candidates = quizStep ? stepTraces[Number(quizStep) - 1] || [] : outcome.traceIds;

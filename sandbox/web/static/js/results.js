@@ -123,6 +123,7 @@ export class ResultList {
       if (status === 0) {
         item.classList.add("failed");
         response.value.textContent = body.error;
+        accepted.name.textContent = "Email: ";
         accepted.value.textContent = "unknown: the browser got no answer";
         return;
       }
@@ -133,31 +134,37 @@ export class ResultList {
       response.value.textContent = `${twoClocks(serverMs, elapsedMs)} (HTTP ${status}${body.status ? ", " + body.status : ""})`;
       if (status >= 400) {
         item.classList.add("failed");
+        accepted.name.textContent = "Email: ";
         accepted.value.textContent = body.error || "failed";
       }
       if (record.traceId) {
         item.dataset.traceId = record.traceId;
-        item.append(this.actions(record.traceId));
+        item.append(this.actions(record.traceId, `${title.textContent}, HTTP ${status}`));
       }
     };
     const completed = (trace) => {
       if (trace.fate.acceptedMs !== null) item.dataset.acceptedMs = trace.fate.acceptedMs.toFixed(1);
-      if (trace.fate.failed) item.classList.add("failed");
+      if (trace.fate.failed) {
+        item.classList.add("failed");
+        accepted.name.textContent = "Email: "; // "Email accepted: not delivered" would say two things at once
+      }
       if (trace.fate.text) accepted.value.textContent = trace.fate.text;
     };
     return { item, response: response.value, answered, completed };
   }
 
-  actions(traceId) {
+  // "Step through it" here, under the results; "Open the trace" on a page of its own. Each names its send for a
+  // screen reader's list of buttons and links, where a dozen identical names would say nothing.
+  actions(traceId, title) {
     const actions = document.createElement("p");
     actions.className = "result-actions";
     const step = document.createElement("button");
     step.type = "button";
-    step.textContent = "Step through it";
+    step.append("Step through it", hidden(` (${title})`));
     step.addEventListener("click", () => this.onTrace && this.onTrace(traceId));
     const link = document.createElement("a");
     link.href = `/traces/${encodeURIComponent(traceId)}`;
-    link.textContent = "Open the trace";
+    link.append("Open the trace on its own page", hidden(` (${title})`));
     actions.append(step, " ", link);
     return actions;
   }
@@ -229,6 +236,13 @@ export function describeOutcome(trace) {
   };
 }
 
+function hidden(text) {
+  const span = document.createElement("span");
+  span.className = "visually-hidden";
+  span.textContent = text;
+  return span;
+}
+
 function line(label, initial) {
   const row = document.createElement("p");
   row.className = "result-line";
@@ -239,5 +253,5 @@ function line(label, initial) {
   value.className = "result-value";
   value.textContent = initial;
   row.append(name, value);
-  return { row, value };
+  return { row, name, value };
 }

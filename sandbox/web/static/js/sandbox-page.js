@@ -44,10 +44,16 @@ const results = new ResultList($("#results"), { onTrace: openTrace, storageKey: 
 const refreshMailbox = startMailbox($("#mailbox"), results);
 startStats($("#delivery-stats"));
 
-// The verdict: one sentence, set once per send or comparison, so a screen reader hears it once.
-function say(text) {
-  verdict.textContent = text;
-  remember({ verdict: text });
+// The verdict: a headline and its numbers, set once per send or comparison, so a screen reader hears it once.
+function show({ headline, detail }) {
+  const strong = document.createElement("strong");
+  strong.textContent = headline;
+  verdict.replaceChildren(strong, detail ? ` ${detail}` : "");
+}
+
+function say(words) {
+  show(words);
+  remember({ verdict: words });
   const box = verdict.getBoundingClientRect();
   if (box.top < 0 || box.bottom > window.innerHeight) verdict.scrollIntoView({ block: "nearest" });
 }
@@ -152,8 +158,8 @@ for (const button of document.querySelectorAll("button[data-mode]")) {
     const record = await results.runRecord(mode, fields());
     refreshMailbox();
     if (record.trace) say(sendVerdict(label, record.status, record.trace));
-    else if (record.status === undefined || record.status === 0) say(`${label}: the browser got no answer.`);
-    else say(`${label}: HTTP ${record.status}, ${record.body.error || "no trace was recorded"}.`);
+    else if (record.status === undefined || record.status === 0) say({ headline: `${label}: the browser got no answer.` });
+    else say({ headline: `${label}: HTTP ${record.status}.`, detail: record.body.error || "No trace was recorded." });
   }));
 }
 
@@ -172,13 +178,13 @@ sendBoth.addEventListener("click", () => busy(sendBoth, async () => {
     const [b, t] = pair.map((id) => results.summary(id));
     say(comparisonVerdict({ blocking: labels.sync || "sync", threaded: labels.thread || "thread" }, b, t));
   } else {
-    say("One of the two sends has no complete trace, so there is nothing to compare: see its result below.");
+    say({ headline: "Nothing to compare.", detail: "One of the two sends has no complete trace: see its result below." });
   }
 }));
 
 // Back from a trace or a message: the results, then what was shown with them.
 const state = remembered();
-if (state.verdict) verdict.textContent = state.verdict;
+if (state.verdict && state.verdict.headline) show(state.verdict);
 results.restore().then(() => {
   if (state.comparison) showComparison(state.comparison);
 });

@@ -1,5 +1,6 @@
 // The sink's settings where a send can be pressed: read from the server after every change and every few seconds,
-// so a change made in another tab or by a lesson's run shows here too. `onSettings` also gets each reading.
+// so a change made in another tab or by a lesson's run shows here too. The line starts with its `data-prefix`
+// ("Sink: " by default); `onSettings` also gets each reading.
 import { getJSON } from "./api.js";
 
 const EVERY_MS = 2000;
@@ -20,7 +21,7 @@ export function watchSink(line, onSettings = () => {}) {
       return; // the next reading tries again
     }
     if (answer.status !== 200) return;
-    const text = `Sink: ${answer.body.description}.`;
+    const text = `${line.dataset.prefix || "Sink: "}${answer.body.description}.`;
     if (text !== shown) {
       line.textContent = text;
       line.dataset.activeFaults = String(activeFaults(answer.body));
