@@ -59,12 +59,15 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-def check_at_every_width(page: Page, name: str) -> None:
-    """Laptop and phone: fits, passes axe, screenshot; a small phone: fits. Leaves the page at the laptop size."""
+def check_at_every_width(page: Page, name: str, shown: str | None = None) -> None:
+    """Laptop and phone: fits, passes axe, screenshot (of the part holding ``shown``, a selector, if one is named); a
+    small phone: fits. Leaves the page at the laptop size."""
     for size in (PHONE, SMALL_PHONE, LAPTOP):
         page.set_viewport_size({"width": size[0], "height": size[1]})
         page.wait_for_timeout(100)  # one frame for the layout
         assert_fits(page, name)
         if size != SMALL_PHONE:
             assert_accessible(page, name)
+            if shown:
+                page.locator(shown).evaluate("element => element.scrollIntoView({ block: 'start' })")
             screenshot(page, name)

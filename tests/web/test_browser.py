@@ -303,7 +303,7 @@ def test_each_lesson_states_its_objective_asks_first_and_judges_the_prediction_b
     expect(verdict).to_have_attribute("data-correct", "false")
     expect(verdict).to_contain_text("You predicted")
     expect(verdict).to_contain_text("The run shows otherwise")
-    check_at_every_width(page, f"lesson {slug} after Run it")
+    check_at_every_width(page, f"lesson {slug} after Run it", shown="#prediction")
 
 
 def test_a_lesson_runs_its_scenario(page: Page, sandbox: Sandbox) -> None:
