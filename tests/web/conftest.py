@@ -1,15 +1,23 @@
-"""The browser the page tests drive: Debian's Chromium through Playwright (its own download does not work here)."""
+"""What the page tests share: Debian's Chromium through Playwright (its own download does not work here), a sandbox
+per module (with the module's ``DELAY_S``), a fresh page per test, and the JSON API the pages read."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from sandbox.runtime import Sandbox
+from tests.conftest import settings_for_tests
+from tests.web.screens import LAPTOP
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -29,3 +37,37 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A threaded sandbox whose sink waits the module's ``DELAY_S``, with a queue of its own: the page's live counts
+    must not include emails other tests left in the shared store."""
+    queue_url = f"sqlite:///{tmp_path_factory.mktemp('pages')}/queue.db"
+    settings = settings_for_tests(delay_s=request.module.DELAY_S, server="threaded", queue_url=queue_url)
+    with Sandbox(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A laptop-sized page in a context of its own (no session storage from another test); a JavaScript error fails
+    the test, and a failed test leaves a screenshot in test-artifacts/."""
+    context = browser.new_context(viewport={"width": LAPTOP[0], "height": LAPTOP[1]})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def api(sandbox: Sandbox, path: str) -> dict:
+    """GET one of the sandbox's JSON routes, as the page does."""
+    with urllib.request.urlopen(f"{sandbox.url}{path.lstrip('/')}", timeout=10) as response:
+        return json.load(response)

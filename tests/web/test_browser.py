@@ -6,46 +6,19 @@ failing test saves a screenshot under test-artifacts/.
 
 from __future__ import annotations
 
-import json
 import smtplib
-import urllib.request
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from sandbox.runtime import Sandbox
 from tests.conftest import settings_for_tests
+from tests.web.conftest import ARTIFACTS, api
 from tests.web.screens import check_at_every_width
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DELAY_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    # A queue of its own: the page's live counts must not include emails other tests left in the shared store.
-    queue_url = f"sqlite:///{tmp_path_factory.mktemp('browser')}/queue.db"
-    with Sandbox(settings_for_tests(delay_s=DELAY_S, server="threaded", queue_url=queue_url)) as running:
-        yield running
-
-
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def send_from_page(page: Page, label: str) -> dict[str, str | None]:
@@ -86,11 +59,6 @@ def test_blocking_waits_for_the_sink_and_thread_does_not(page: Page, sandbox: Sa
     expect(page.locator("#delivery-stats")).to_have_text(
         "Worker threads alive now: 2 (thread 0, pool 0, queue 2). Accepted 2: 2 delivered, 0 failed, 0 pending."
     )
-
-
-def api(sandbox: Sandbox, path: str) -> dict:
-    with urllib.request.urlopen(f"{sandbox.url}{path.lstrip('/')}", timeout=10) as response:
-        return json.load(response)
 
 
 def test_send_both_is_one_comparison_of_two_sends(page: Page, sandbox: Sandbox) -> None:

@@ -10,7 +10,6 @@ import json
 import re
 import smtplib
 import urllib.request
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -22,34 +21,10 @@ from sandbox.render.files import write_reports
 from sandbox.runtime import Sandbox
 from sandbox.trace.facts import observed_server
 from sandbox.web.lessons import lessons
-from tests.conftest import settings_for_tests
+from tests.web.conftest import api
 from tests.web.screens import LAPTOP, assert_accessible, assert_fits, check_at_every_width, screenshot
 
 DELAY_S = 0.5
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    queue_url = f"sqlite:///{tmp_path_factory.mktemp('screens')}/queue.db"
-    with Sandbox(settings_for_tests(delay_s=DELAY_S, server="threaded", queue_url=queue_url)) as running:
-        yield running
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": LAPTOP[0], "height": LAPTOP[1]})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
-
-
-def api(sandbox: Sandbox, path: str) -> dict:
-    with urllib.request.urlopen(f"{sandbox.url}{path.lstrip('/')}", timeout=10) as response:
-        return json.load(response)
 
 
 def send_both(page: Page) -> list[str]:
