@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import smtplib
 import urllib.request
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,13 @@ def api(sandbox: Sandbox, path: str) -> dict:
     """GET one of the sandbox's JSON routes, as the page does."""
     with urllib.request.urlopen(f"{sandbox.url}{path.lstrip('/')}", timeout=10) as response:
         return json.load(response)
+
+
+def deliver(sandbox: Sandbox, sender: str, subject: str, html: str) -> None:
+    """Hand the sink an email by smtplib, past the app: a text part and ``html``, as an outside client would."""
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = sender, "student@example.com", subject
+    email.set_content("plain part")
+    email.add_alternative(html, subtype="html")
+    with smtplib.SMTP(sandbox.sink.host, sandbox.sink.port, timeout=10) as smtp:
+        smtp.send_message(email)

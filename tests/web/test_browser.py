@@ -6,16 +6,14 @@ failing test saves a screenshot under test-artifacts/.
 
 from __future__ import annotations
 
-import smtplib
 from collections.abc import Iterator
-from email.message import EmailMessage
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from sandbox.runtime import Sandbox
 from tests.conftest import settings_for_tests
-from tests.web.conftest import ARTIFACTS, api
+from tests.web.conftest import ARTIFACTS, api, deliver
 from tests.web.screens import check_at_every_width
 
 DELAY_S = 1.0
@@ -202,12 +200,12 @@ def test_threaded_server_heartbeat_keeps_beating(page: Page, sandbox: Sandbox) -
 
 
 def test_a_script_in_an_email_does_not_run(page: Page, sandbox: Sandbox) -> None:
-    email = EmailMessage()
-    email["From"], email["To"], email["Subject"] = "mallory@example.com", "student@example.com", "Click me"
-    email.set_content("plain part")
-    email.add_alternative("<p id='x'>hello</p><script>document.body.dataset.ran = 'yes';</script>", subtype="html")
-    with smtplib.SMTP(sandbox.sink.host, sandbox.sink.port, timeout=10) as smtp:
-        smtp.send_message(email)
+    deliver(
+        sandbox,
+        "mallory@example.com",
+        "Click me",
+        "<p id='x'>hello</p><script>document.body.dataset.ran = 'yes';</script>",
+    )
     message_id = sandbox.sink.mailbox.messages()[-1].id
     page.goto(f"{sandbox.url}mailbox/{message_id}")
     frame = page.locator("iframe.email-html")

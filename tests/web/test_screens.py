@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import smtplib
 import urllib.request
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from sandbox.render.files import write_reports
 from sandbox.runtime import Sandbox
 from sandbox.trace.facts import observed_server
 from sandbox.web.lessons import lessons
-from tests.web.conftest import api
+from tests.web.conftest import api, deliver
 from tests.web.screens import LAPTOP, assert_accessible, assert_fits, check_at_every_width, screenshot
 
 DELAY_S = 0.5
@@ -197,12 +195,9 @@ def test_step_through_it_gives_the_stepper_the_keys(page: Page, sandbox: Sandbox
 def test_the_mailbox_updates_live_and_a_message_opens_on_its_body(page: Page, sandbox: Sandbox) -> None:
     page.goto(f"{sandbox.url}mailbox")
     before = page.locator("#inbox li").count()
-    email = EmailMessage()
-    email["From"], email["To"], email["Subject"] = "ada@example.com", "student@example.com", "Arrives while you look"
-    email.set_content("plain part")
-    email.add_alternative("<p>Hello <a href='https://example.com/'>a link</a></p>", subtype="html")
-    with smtplib.SMTP(sandbox.sink.host, sandbox.sink.port, timeout=10) as smtp:
-        smtp.send_message(email)
+    deliver(
+        sandbox, "ada@example.com", "Arrives while you look", "<p>Hello <a href='https://example.com/'>a link</a></p>"
+    )
     newest = page.locator("#inbox li").first
     expect(page.locator("#inbox li")).to_have_count(before + 1)
     expect(newest.locator(".inbox-from")).to_have_text("ada@example.com")
