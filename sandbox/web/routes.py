@@ -52,7 +52,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(lessons.api)
-    app.register_error_handler(HTTPException, json_error)
+    app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(SendError, send_failed)
     request_finished.connect(record_response, app)
 
@@ -167,9 +167,10 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
-def json_error(err: HTTPException) -> tuple[Response | str, int]:
+def http_error(err: HTTPException) -> tuple[Response | str, int]:
     """Every HTTP error as ``{"error": ...}``, keeping headers such as ``Allow`` on a 405; a person's browser asking
-    for a page (an old trace or message link after a restart) gets an HTML page with the reason and a way back."""
+    for a page (an old trace or message link after a restart) gets the same status as an HTML page with the reason
+    and a way back."""
     if wants_page():
         return render_template(
             "pages/error.html",

@@ -29,7 +29,13 @@ const results = new ResultList(resultList, {
 results.restore();
 const say = (text) => { status.textContent = text; };
 
+// The sink as it is now: the visitor's own settings, the run's while it runs, and the visitor's again after it. Read
+// again at each step of a run and at its end, not only every two seconds.
+const sinkLine = document.querySelector("#sink-now");
+const refreshSink = sinkLine ? watchSink(sinkLine) : () => {};
+
 async function send(mode, fields, step, index) {
+  refreshSink(); // the step has just set its sink
   const kind = step.server || serverKind;
   const base = servers[kind];
   if (base === null || base === undefined) throw new Error(`this sandbox runs no ${kind} server for this step`);
@@ -107,6 +113,7 @@ run.addEventListener("click", async () => {
   }
   running = false;
   run.disabled = !chosen();
+  refreshSink(); // the visitor's own settings are back
   if (!outcome) return;
   const back = outcome.restored ? ` Your sink settings are back as they were: ${outcome.restored.description}.` :
     outcome.saved ? " Your sink settings could not be put back; set them again on the sandbox page." : "";
@@ -123,10 +130,6 @@ run.addEventListener("click", async () => {
   if (last) showTrace(traceCard, traceFrame, last, kinds);
   if (outcome.traceIds.length) await showVerdict(outcome.traceIds);
 });
-
-// The sink as it is now: the visitor's own settings, the run's while it runs, and the visitor's again after it.
-const sinkLine = document.querySelector("#sink-now");
-const refreshSink = sinkLine ? watchSink(sinkLine) : () => {};
 
 run.disabled = !chosen(); // enabled once the click has somewhere to go and a prediction is made
 startHeartbeat(document.querySelector("#heartbeat"), document.querySelector("#heartbeat-status"));

@@ -82,12 +82,12 @@ export class ResultList {
       return record;
     }
     ticking = false;
-    const { status, body, elapsedMs, clickedAt } = result;
+    const { status, body, elapsedMs } = result;
     Object.assign(record, { status, body, elapsedMs, traceId: body.trace_id || null });
     entry.answered();
     this.save();
     if (!body.trace_id) return record;
-    this.sends.set(body.trace_id, { ...result, mode, clickedAt });
+    this.sends.set(body.trace_id, { ...result, mode });
     await this.follow(record, entry);
     return record;
   }
@@ -95,7 +95,10 @@ export class ResultList {
   // Wait for the trace of an answered send, then show the email's fate from it.
   async follow(record, entry) {
     const trace = await completeTrace(record.traceId);
-    if (!trace) return;
+    if (!trace) {
+      entry.untraced();
+      return;
+    }
     const sent = this.sends.get(record.traceId);
     if (sent) sent.trace = trace;
     record.trace = keptTrace(trace);
@@ -150,7 +153,12 @@ export class ResultList {
       }
       if (trace.fate.text) accepted.value.textContent = trace.fate.text;
     };
-    return { item, response: response.value, answered, completed };
+    // The trace could not be read: gone (a restart, or newer sends pushed it out) or still open after the wait.
+    const untraced = () => {
+      accepted.name.textContent = "Email: ";
+      accepted.value.textContent = "unknown here: its trace could not be read (the sandbox may have restarted); the mailbox shows what arrived";
+    };
+    return { item, response: response.value, answered, completed, untraced };
   }
 
   // "Step through it" here, under the results; "Open the trace" on a page of its own. Each names its send for a

@@ -13,12 +13,17 @@ export function activeFaults(settings) {
 
 export function watchSink(line, onSettings = () => {}) {
   let shown = null;
+  let reading = false; // one reading at a time: a burst of calls (a step's eight sends) makes one request
   async function refresh() {
+    if (reading) return;
+    reading = true;
     let answer;
     try {
       answer = await getJSON("/api/sink");
     } catch (error) {
       return; // the next reading tries again
+    } finally {
+      reading = false;
     }
     if (answer.status !== 200) return;
     const text = `${line.dataset.prefix || "Sink: "}${answer.body.description}.`;
