@@ -265,3 +265,23 @@ def test_the_page_prints_a_time_with_the_digits_the_trace_page_prints(page: Page
         values,
     )
     assert shown == python
+
+
+def test_a_kept_result_whose_trace_is_gone_says_so(page: Page, sandbox: Sandbox) -> None:
+    """A result kept from before a restart: its trace is no longer there, and the entry says so instead of waiting."""
+    page.goto(sandbox.url)
+    gone = {
+        "mode": "thread",
+        "note": "",
+        "comparison": None,
+        "status": 202,
+        "elapsedMs": 12.0,
+        "body": {"status": "queued", "trace_id": "0" * 32, "response_ms": 4.0},
+        "traceId": "0" * 32,
+    }
+    page.evaluate("record => sessionStorage.setItem('sandbox:results', JSON.stringify([record]))", gone)
+    page.reload()
+    entry = page.locator("li.result")
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text("its trace could not be read")
+    expect(entry).to_have_attribute("data-status", "202")
