@@ -1,0 +1,225 @@
+"""A class on one sandbox: N students, each with the page's heartbeat and a send every 10 s.
+
+    python -m bench.classroom [--students 25,50,100,200] [--seconds 20] [--delay 1] [--server threaded]
+
+The sandbox runs as `python -m sandbox` in a process of its own. Each simulated student does what the page does:
+it pings `/api/ping` every 250 ms, one ping at a time, as the heartbeat strip does. Every 10 s, starting at a random
+moment, it presses a send button (half the students the blocking route, half the thread route) and then opens the
+send's trace page (the quiz is answered in the browser and costs the server nothing). The students are asyncio
+tasks on httpx in this process. The table gives this process's CPU beside the sandbox's, because both share the
+machine's cores: on a small machine the load generator is part of the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from bench.report import machine, percentile, table
+from sandbox.config import CliParser
+
+PING_EVERY_S = 0.25
+SEND_EVERY_S = 10.0
+PING_GOAL_MS = 50.0
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measured:
+    """What one class size saw, client side."""
+
+    pings_ms: list[float] = field(default_factory=list)
+    sends_ms: dict[str, list[float]] = field(default_factory=lambda: {"sync": [], "thread": []})
+    refused: int = 0
+
+
+async def student(client: httpx.AsyncClient, index: int, until: float, measured: Measured) -> None:
+    """One student's page: a heartbeat, and a send (then its trace page) every 10 s."""
+    mode = "sync" if index % 2 == 0 else "thread"
+
+    async def heartbeat() -> None:
+        while (now := time.perf_counter()) < until:
+            started = time.perf_counter()
+            await client.get("/api/ping")
+            measured.pings_ms.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(max(0.0, now + PING_EVERY_S - time.perf_counter()))
+
+    async def sends() -> None:
+        await asyncio.sleep(random.uniform(0, SEND_EVERY_S))
+        while (now := time.perf_counter()) < until:
+            started = time.perf_counter()
+            reply = await client.post(f"/send-email/{mode}", json={"name": f"Student {index}"})
+            measured.sends_ms[mode].append((time.perf_counter() - started) * 1000)
+            if reply.status_code >= 400:
+                measured.refused += 1
+            else:
+                await client.get(f"/traces/{reply.json()['trace_id']}")
+            await asyncio.sleep(max(0.0, now + SEND_EVERY_S - time.perf_counter()))
+
+    await asyncio.gather(heartbeat(), sends())
+
+
+async def run_class(url: str, students: int, seconds: float) -> Measured:
+    measured = Measured()
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        until = time.perf_counter() + seconds
+        await asyncio.gather(*(student(client, i, until, measured) for i in range(students)))
+    return measured
+
+
+class SandboxProcess:
+    """`python -m sandbox` on a free port, with a throwaway queue store; its CPU time and resident memory from
+    /proc (Linux)."""
+
+    def __init__(self, delay: float, server: str) -> None:
+        self.folder = tempfile.TemporaryDirectory(prefix="classroom-")
+        env = {**os.environ, "SANDBOX_QUEUE_URL": f"sqlite:///{Path(self.folder.name) / 'queue.db'}"}
+        command = [sys.executable, "-m", "sandbox", "--port", "0", "--delay", str(delay), "--server", server]
+        # Its request log (stderr) would cost this process time to read: it goes nowhere.
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        first = self.process.stdout.readline() if self.process.stdout else ""
+        found = re.search(r"on (http://\S+/) ", first)
+        if not found:
+            self.stop()
+            raise RuntimeError(f"the sandbox did not start (run python -m sandbox to see why): {first!r}")
+        self.url = found.group(1)
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime + stime
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.folder.cleanup()
+
+
+async def sample_rss(sandbox: SandboxProcess, until: float) -> float:
+    peak = 0.0
+    while time.perf_counter() < until:
+        peak = max(peak, sandbox.rss_mb())
+        await asyncio.sleep(0.5)
+    return peak
+
+
+def stats(url: str) -> dict:
+    return httpx.get(f"{url}api/stats", timeout=30).json()
+
+
+def settle(url: str, timeout_s: float = 60) -> dict:
+    """The app's counts once no email is pending (or the timeout passed)."""
+    deadline = time.perf_counter() + timeout_s
+    while (counts := stats(url))["pending"] and time.perf_counter() < deadline:
+        time.sleep(0.5)
+    return counts
+
+
+def measure(sandbox: SandboxProcess, students: int, seconds: float) -> tuple[Measured, dict, float, float, float]:
+    before, cpu_before, own_before = stats(sandbox.url), sandbox.cpu_s(), time.process_time()
+
+    async def both() -> tuple[Measured, float]:
+        until = time.perf_counter() + seconds
+        return await asyncio.gather(run_class(sandbox.url, students, seconds), sample_rss(sandbox, until))
+
+    started = time.perf_counter()
+    measured, rss = asyncio.run(both())
+    wall = time.perf_counter() - started
+    cpu, own = (sandbox.cpu_s() - cpu_before) / wall, (time.process_time() - own_before) / wall
+    after = settle(sandbox.url)
+    counts = {key: after[key] - before[key] for key in ("sent", "delivered", "failed")}
+    return measured, counts, cpu, own, rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = CliParser(prog="python -m bench.classroom", description=__doc__.splitlines()[0])
+    parser.add_argument("--students", default="25,50,100,200", help="comma list of class sizes")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long each class runs")
+    parser.add_argument("--delay", type=float, default=1.0, help="the sink's delay")
+    parser.add_argument("--server", choices=("threaded", "single"), default="threaded")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [int(n) for n in args.students.split(",")]
+    except ValueError:
+        parser.error("--students takes a comma list of whole numbers, such as 25,50,100")
+    if not Path("/proc/self/stat").exists():
+        parser.exit(1, "bench.classroom reads the sandbox's CPU and memory from /proc: Linux only\n")
+    console = Console(width=150)
+    rows, largest = [], None
+    sandbox = SandboxProcess(args.delay, args.server)
+    try:
+        for n in sizes:
+            with console.status(f"{n} students for {args.seconds:g} s..."):
+                measured, counts, cpu, own, rss = measure(sandbox, n, args.seconds)
+            ping50, ping95 = (percentile(measured.pings_ms, q) for q in (50, 95))
+            sends = {
+                mode: percentile(times, 95) if len(times) > 1 else float("nan")
+                for mode, times in measured.sends_ms.items()
+            }
+            if ping95 < PING_GOAL_MS:
+                largest = n
+            rows.append(
+                (
+                    n,
+                    len(measured.pings_ms),
+                    f"{ping50:.1f}",
+                    f"{ping95:.1f}",
+                    f"{sends['thread']:.1f}",
+                    f"{sends['sync'] - args.delay * 1000:.1f}",
+                    f"{counts['delivered']}/{counts['sent']}",
+                    counts["failed"] + measured.refused,
+                    f"{cpu:.2f}",
+                    f"{rss:.0f}",
+                    f"{own:.2f}",
+                )
+            )
+    finally:
+        sandbox.stop()
+    console.print(
+        table(
+            f"a class on one {args.server} sandbox (times in ms, client side), sink delay {args.delay:g} s, "
+            f"{args.seconds:g} s per class size",
+            [
+                "students",
+                "pings",
+                "ping p50 ms",
+                "ping p95 ms",
+                "thread send p95 ms",
+                "blocking p95 - delay ms",
+                "delivered/sent",
+                "failed or refused",
+                "sandbox CPU (cores)",
+                "sandbox RSS MB",
+                "generator CPU (cores)",
+            ],
+            rows,
+        )
+    )
+    verdict = (
+        f"largest class with ping p95 under {PING_GOAL_MS:g} ms: {largest}"
+        if largest
+        else (f"no class size kept ping p95 under {PING_GOAL_MS:g} ms")
+    )
+    console.print(f"{verdict} ({machine()})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
