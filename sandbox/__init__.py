@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,19 @@ if TYPE_CHECKING:
     from sandbox.smtp.sink import Sink
 
 MAX_BODY_BYTES = 16 * 1024
+# Building an app compiles its URL rules with ast.parse, which on CPython 3.11 may raise a spurious "AST constructor
+# recursion depth mismatch" SystemError when two threads parse at once (python/cpython#106905). Apps built side by
+# side (the truth matrix starts several sandboxes at a time) are built one at a time.
+_BUILDING = threading.Lock()
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, sink: Sink | None = None) -> Flask:
     """Build the app: defaults, then ``SANDBOX_*`` variables, then the embedded ``sink``, then ``test_config``."""
+    with _BUILDING:
+        return _build_app(test_config, sink)
+
+
+def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flask:
     from sandbox.strategies.watch import WatchedFlask
 
     app = WatchedFlask(__name__, template_folder="web/templates", static_folder="web/static")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from types import FrameType
 
 from flask import Flask
@@ -28,11 +27,6 @@ from sandbox.trace.tracer import Tracer
 from sandbox.web.requests_log import RequestsLog
 from sandbox.web.security import SERVER_PORTS_KEY, warn_if_exposed
 from sandbox.web.serving import AppServer
-
-# Building an app compiles its URL rules with ast.parse, which on CPython 3.11 may raise a spurious "AST constructor
-# recursion depth mismatch" SystemError when two threads parse at once (python/cpython#106905). Sandboxes started
-# side by side (the truth matrix starts several at a time) build their apps one at a time.
-_BUILDING_APP = threading.Lock()
 
 SHUTDOWN_REASON = "the sandbox stopped while this email was still being sent: the app cannot tell whether it arrived"
 
@@ -85,8 +79,7 @@ class Sandbox:
         if self.sink is not None:
             self.sink.start()
         try:
-            with _BUILDING_APP:
-                self.app = create_app(self.settings.flask_config(), sink=self.sink)
+            self.app = create_app(self.settings.flask_config(), sink=self.sink)
             if self.settings.queue_consumer == "embedded":
                 self._start_queue()
             kind, host = self.settings.server, self.settings.host
