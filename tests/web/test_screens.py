@@ -66,27 +66,21 @@ def test_after_send_both_the_verdict_and_the_comparison_are_in_the_first_screen(
     screenshot(page, "sandbox after send both")
 
 
-def dead_link_and_pages(sandbox: Sandbox, sent: list[str]) -> dict[str, str]:
-    message = api(sandbox, "/api/messages")["messages"][0]["id"]
-    pages = {
-        "sandbox": "",
-        "lessons": "lessons",
-        "mailbox": "mailbox",
-        "message": f"mailbox/{message}",
-        "trace": f"traces/{sent[1]}",
-        "dead trace link": "traces/0123456789abcdef",
-    }
-    pages.update({f"lesson {lesson.slug}": f"lessons/{lesson.slug}" for lesson in lessons()})
-    return pages
+# Each page by name, and its path; "{message}" and "{trace}" are filled from the module's "Send both".
+PAGES = {
+    "sandbox": "",
+    "lessons": "lessons",
+    "mailbox": "mailbox",
+    "message": "mailbox/{message}",
+    "trace": "traces/{trace}",
+    "dead trace link": "traces/0123456789abcdef",
+} | {f"lesson {lesson.slug}": f"lessons/{lesson.slug}" for lesson in lessons()}
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["sandbox", "lessons", "mailbox", "message", "trace", "dead trace link"]
-    + [f"lesson {lesson.slug}" for lesson in lessons()],
-)
+@pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, sent: list[str], name: str) -> None:
-    page.goto(sandbox.url + dead_link_and_pages(sandbox, sent)[name])
+    message = api(sandbox, "/api/messages")["messages"][0]["id"]
+    page.goto(sandbox.url + PAGES[name].format(message=message, trace=sent[1]))
     page.wait_for_timeout(400)  # the first polls (sink settings, mailbox, stats) have drawn
     check_at_every_width(page, name)
 

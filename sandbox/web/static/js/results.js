@@ -37,7 +37,8 @@ export class ResultList {
       entry.answered();
       if (record.traceId) {
         this.sends.set(record.traceId, { mode: record.mode, body: record.body, elapsedMs: record.elapsedMs, trace: record.trace });
-        waits.push(record.trace ? Promise.resolve(entry.completed(record.trace)) : this.follow(record, entry));
+        if (record.trace) entry.completed(record.trace);
+        else waits.push(this.follow(record, entry));
       }
     }
     return Promise.all(waits);

@@ -159,7 +159,10 @@ for (const button of document.querySelectorAll("button[data-mode]")) {
     refreshMailbox();
     if (record.trace) say(sendVerdict(label, record.status, record.trace));
     else if (record.status === undefined || record.status === 0) say({ headline: `${label}: the browser got no answer.` });
-    else say({ headline: `${label}: HTTP ${record.status}.`, detail: record.body.error || "No trace was recorded." });
+    else {
+      const why = record.traceId ? "Its trace could not be read: see its result below." : "No trace was recorded.";
+      say({ headline: `${label}: HTTP ${record.status}.`, detail: record.body.error || why });
+    }
   }));
 }
 
