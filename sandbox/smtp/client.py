@@ -31,7 +31,15 @@ from sandbox.smtp.failures import (
     watched_conversation,
 )
 from sandbox.strategies.delivery import FAILED
-from sandbox.trace.tracer import TRACE_HEADER, Binding, bound, current_binding, source_location, suspended_at
+from sandbox.trace.tracer import (
+    DEFAULT_DESK,
+    TRACE_HEADER,
+    Binding,
+    bound,
+    current_binding,
+    source_location,
+    suspended_at,
+)
 
 TO_THREAD = "asyncio.to_thread"  # how an async view's send reaches a thread with no line of the student's
 
@@ -95,13 +103,14 @@ class TimeoutConnection(flask_mail.Connection):
     every socket in the process, so the timeout is given to this connection alone.
     """
 
-    def __init__(self, mail: Any, timeout: float) -> None:
+    def __init__(self, mail: Any, timeout: float, port: int | None = None) -> None:
         super().__init__(mail)
         self.timeout = timeout
+        self.port = mail.port if port is None else port
 
     def configure_host(self) -> smtplib.SMTP:
         smtp_class = TracedSMTPSSL if self.mail.use_ssl else TracedSMTP
-        host = smtp_class(self.mail.server, self.mail.port, local_hostname=local_hostname(), timeout=self.timeout)
+        host = smtp_class(self.mail.server, self.port, local_hostname=local_hostname(), timeout=self.timeout)
         host.set_debuglevel(int(self.mail.debug))
         if self.mail.use_tls:
             host.starttls()
@@ -123,6 +132,18 @@ class TimeoutConnection(flask_mail.Connection):
             self.host.close()
 
 
+def desk_port(app: Any, state: Any) -> int | None:
+    """The embedded sink's port for the desk the code running here sends for; None (the configured port) for the
+    default desk, or when mail goes to another server."""
+    binding = current_binding()
+    sink = app.extensions.get("sandbox.sink")
+    if binding is None or binding.desk == DEFAULT_DESK or sink is None:
+        return None
+    if (state.server, state.port) != (sink.host, sink.port):
+        return None
+    return sink.port_for(binding.desk)
+
+
 @functools.cache
 def local_hostname() -> str:
     """The name smtplib greets the server with; looked up once, as ``socket.getfqdn()`` may wait on DNS."""
@@ -130,11 +151,13 @@ def local_hostname() -> str:
 
 
 class Mail(flask_mail.Mail):
-    """Flask-Mail's ``Mail``: connections honour ``SANDBOX_SMTP_TIMEOUT``, and a send made for a trace is traced."""
+    """Flask-Mail's ``Mail``: connections honour ``SANDBOX_SMTP_TIMEOUT``, a send made for a trace is traced, and a
+    desk's send goes to that desk's port of the embedded sink."""
 
     def connect(self) -> TimeoutConnection:
         app = current_app._get_current_object()
-        return TimeoutConnection(app.extensions["mail"], float(app.config["SANDBOX_SMTP_TIMEOUT"]))
+        state = app.extensions["mail"]
+        return TimeoutConnection(state, float(app.config["SANDBOX_SMTP_TIMEOUT"]), desk_port(app, state))
 
     def send(self, message: flask_mail.Message) -> None:
         binding = current_binding()
@@ -165,7 +188,7 @@ def traced_send(send: Any, message: flask_mail.Message, binding: Binding) -> Non
         binding.record("attempt.started", attempt=attempt, attempts=binding.attempts)
     binding.record("send.started", **({"via": binding.via} if binding.via else {}))
     if binding.blocking:
-        binding.log.accepted(binding.trace_id, binding.mode)
+        binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
     try:
         with watched_conversation() as conversation:
             send(message)

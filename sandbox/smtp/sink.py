@@ -42,9 +42,10 @@ from sandbox.app.mail_server import MailboxHandler
 from sandbox.errors import ConfigError
 from sandbox.smtp.faults import Faults, Receiving, changed_settings, describe_sink_settings, reject_reply
 from sandbox.trace.clock import utc_timestamp
-from sandbox.trace.tracer import SINK_THREAD_NAME, TRACE_HEADER, TRACE_ID, Location, line_of
+from sandbox.trace.tracer import DEFAULT_DESK, SINK_THREAD_NAME, TRACE_HEADER, TRACE_ID, Location, line_of
 
-MAILBOX_SIZE = 500
+MAILBOX_SIZE = 500  # the default desk's mailbox
+DESK_MAILBOX_SIZE = 100  # each visitor's desk
 DATA_SIZE_LIMIT = 1024 * 1024
 
 
@@ -145,6 +146,7 @@ class Mailbox:
     """The newest messages the sink accepted, safe to read from any thread while the sink writes."""
 
     def __init__(self, capacity: int = MAILBOX_SIZE) -> None:
+        self.capacity = capacity
         self._messages: deque[StoredMessage] = deque(maxlen=capacity)
         self._ids = itertools.count(1)
         self._changed = threading.Condition()
@@ -191,6 +193,35 @@ class Mailbox:
             self._messages.clear()
 
 
+@dataclass(eq=False)
+class SinkDesk:
+    """One desk's side of the sink: its settings, its own random choices, its mailbox and the port it listens on.
+
+    Every desk gets a listening socket of its own on the sink's one event loop, so the sink knows whose a
+    connection is from its first byte: the greeting delay, a rejection at MAIL or RCPT and a dead server
+    (its socket closed: connections refused by the operating system) all follow that desk's settings alone.
+    """
+
+    name: str
+    mailbox: Mailbox
+    faults: Faults = field(default_factory=Faults)
+    receiving: Receiving = field(default_factory=Receiving)
+    random: random.Random = field(default_factory=random.Random)
+    listening: bool = False
+    port: int = 0
+    server: asyncio.AbstractServer | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.faults.seed)
+
+    def change(self, faults: Faults, receiving: Receiving) -> None:
+        """Swap in new settings whole; a new seed restarts the random choices so a run can be repeated."""
+        if faults.seed != self.faults.seed:
+            self.random = random.Random(faults.seed)
+        self.faults = faults
+        self.receiving = receiving
+
+
 EventSink = Callable[..., None]
 log = logging.getLogger(__name__)
 # compat32 keeps headers as plain strings: four times cheaper than policy.default, which matters per message.
@@ -218,6 +249,7 @@ class _Arrival:
     store made of it. Kept in a context variable: aiosmtpd runs each session as its own task."""
 
     server: SMTP
+    desk: SinkDesk
     trace_id: str | None
     subject: str
     message_id_header: str
@@ -270,41 +302,51 @@ class SlowHandler(MailboxHandler):
         on_message: Callable[[StoredMessage], None] | None = None,
         receiving: Receiving | None = None,
     ) -> None:
-        self.box = mailbox
+        self.default = SinkDesk(DEFAULT_DESK, mailbox, faults or Faults(), receiving or Receiving())
         self.on_message = on_message
         self.on_event: EventSink | None = None
         self.sessions = 0
         self.max_sessions = MAX_SESSIONS
-        self.faults = faults or Faults()
-        self.receiving = receiving or Receiving()
-        super().__init__(_Intake(self), self._faults.delay_s)
+        super().__init__(_Intake(self), self.default.faults.delay_s)
+
+    @property
+    def box(self) -> Mailbox:
+        """The default desk's mailbox (mail from clients without a desk, and from outside the app)."""
+        return self.default.mailbox
 
     @property
     def faults(self) -> Faults:
-        return self._faults
+        """The default desk's faults."""
+        return self.default.faults
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
-        """Swap in new faults whole; a new seed restarts the random choices so a run can be repeated."""
-        if getattr(self, "_faults", None) is None or faults.seed != self._faults.seed:
-            self._random = random.Random(faults.seed)
-        self._faults = faults
+        self.default.change(faults, self.default.receiving)
+
+    @property
+    def receiving(self) -> Receiving:
+        return self.default.receiving
+
+    @receiving.setter
+    def receiving(self, receiving: Receiving) -> None:
+        self.default.change(self.default.faults, receiving)
 
     @property
     def delay_s(self) -> float:
-        """The configured wait (without jitter)."""
-        return self._faults.delay_s
+        """The default desk's configured wait (without jitter)."""
+        return self.default.faults.delay_s
 
     @delay_s.setter
     def delay_s(self, seconds: float) -> None:
-        self.faults = dataclasses.replace(self._faults, delay_s=seconds)
+        self.faults = dataclasses.replace(self.default.faults, delay_s=seconds)
 
     @property
     def delay(self) -> float:
-        """This message's wait, as the student's handler reads it: the delay plus this time's jitter."""
-        faults = self._faults
-        delay_s = faults.delay_s + (self._random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
+        """This message's wait, as the student's handler reads it: its desk's delay plus this time's jitter."""
         arrival = _arrival.get()
+        desk = arrival.desk if arrival is not None else self.default
+        faults = desk.faults
+        delay_s = faults.delay_s + (desk.random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
         if arrival is not None:
             self._emit(arrival.trace_id, "sink.delay_started", delay_s=round(delay_s, 3))
         return delay_s
@@ -312,6 +354,10 @@ class SlowHandler(MailboxHandler):
     @delay.setter
     def delay(self, seconds: float) -> None:
         self.delay_s = seconds
+
+    def desk_of(self, server: SMTP) -> SinkDesk:
+        """The desk whose port this session came in on."""
+        return getattr(server, "desk", None) or self.default
 
     def _emit(self, trace_id: str | None, kind: str, at: Location | None = None, **details: Any) -> None:
         """Tell ``on_event``; a failing listener is logged, and changes nothing the client hears."""
@@ -335,17 +381,17 @@ class SlowHandler(MailboxHandler):
         log.error("the sink failed while handling an SMTP command", exc_info=error)
         return "451 4.3.0 Local error in processing, try again later"
 
-    def _rejects(self, stage: str) -> str | None:
-        """The rejection reply if the faults reject at ``stage`` this time (one random draw per message)."""
-        faults = self._faults
+    def _rejects(self, stage: str, desk: SinkDesk) -> str | None:
+        """The rejection reply if the desk's faults reject at ``stage`` this time (one random draw per message)."""
+        faults = desk.faults
         if faults.reject_probability <= 0 or faults.reject_stage != stage:
             return None
-        return reject_reply(faults.reject_code) if self._random.random() < faults.reject_probability else None
+        return reject_reply(faults.reject_code) if desk.random.random() < faults.reject_probability else None
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        rejection = self._rejects("MAIL")
+        rejection = self._rejects("MAIL", self.desk_of(server))
         if rejection:
             return rejection
         envelope.mail_from = address
@@ -357,7 +403,7 @@ class SlowHandler(MailboxHandler):
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS})"
-        rejection = self._rejects("RCPT")
+        rejection = self._rejects("RCPT", self.desk_of(server))
         if rejection:
             return rejection
         envelope.rcpt_tos.append(address)
@@ -370,6 +416,7 @@ class SlowHandler(MailboxHandler):
         headers = _HEADERS.parsebytes(raw)  # the headers only: the body is never needed here
         arrival = _Arrival(
             server=server,
+            desk=self.desk_of(server),
             trace_id=_trace_id(headers),
             subject=_header_text("Subject", _first_header(headers, "Subject")),
             message_id_header=_readable(_first_header(headers, "Message-ID").strip()),
@@ -392,8 +439,9 @@ class SlowHandler(MailboxHandler):
             raise
         except Refused as refused:
             return refused.reply
-        receiving = self.receiving
-        lost = receiving.lose_reply_probability and self._random.random() < receiving.lose_reply_probability
+        desk = arrival.desk
+        receiving = desk.receiving
+        lost = receiving.lose_reply_probability and desk.random.random() < receiving.lose_reply_probability
         if lost:
             # The email is in the mailbox (or was already); the client, who sent all of it, hears nothing.
             self._emit(arrival.trace_id, "sink.reply_lost", at=ANSWER_AT, **arrival.stored)
@@ -411,27 +459,28 @@ class SlowHandler(MailboxHandler):
         dropped connection, a rejection), each answering with :class:`Refused`; then the message is kept."""
         arrival = _arrival.get()
         assert arrival is not None, "store runs inside handle_DATA"
-        server, trace_id = arrival.server, arrival.trace_id
+        server, trace_id, desk = arrival.server, arrival.trace_id, arrival.desk
         if server.transport is None or server.transport.is_closing():
             # The client gave up (its timeout) while we waited: it was never told 250, so nothing was accepted.
             self._emit(trace_id, "sink.client_left")
             raise Refused("451 Client left before the message was accepted")
-        if self._faults.disconnect_probability and self._random.random() < self._faults.disconnect_probability:
+        if desk.faults.disconnect_probability and desk.random.random() < desk.faults.disconnect_probability:
             self._emit(trace_id, "sink.disconnected")
             server.transport.close()
             raise Refused("421 4.4.2 Connection dropped by the sandbox's fault settings")
-        rejection = self._rejects("DATA")
+        rejection = self._rejects("DATA", desk)
         if rejection:
             self._emit(trace_id, "sink.rejected", reply=rejection, stage="DATA")
             raise Refused(rejection)
         # No await from the lookup to the store: this loop runs one session at a time here, so two copies arriving
         # together cannot both be taken for the first.
-        original = self.box.by_message_id(arrival.message_id_header) if self.receiving.dedupe_message_id else None
+        mailbox = desk.mailbox
+        original = mailbox.by_message_id(arrival.message_id_header) if desk.receiving.dedupe_message_id else None
         if original is not None:
             arrival.stored = {"message_id": original.id, "stored": False, "duplicate_of": original.id}
             return
         raw = envelope.original_content or b""
-        arrival.message = self.box.add(
+        arrival.message = mailbox.add(
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
             subject=arrival.subject,
@@ -446,9 +495,11 @@ class SlowHandler(MailboxHandler):
 
 
 class SlowSMTP(SMTP):
-    """aiosmtpd's SMTP session with a greeting delay and a cap on simultaneous sessions."""
+    """aiosmtpd's SMTP session with a greeting delay and a cap on simultaneous sessions; ``desk`` is the desk whose
+    port it came in on (None: the sink's main port, the default desk)."""
 
     _greeted = False
+    desk: SinkDesk | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.event_handler.sessions += 1
@@ -465,7 +516,7 @@ class SlowSMTP(SMTP):
                 await super().push("421 4.7.0 Too many connections, try again later")
                 self.transport.close()
                 return
-            await asyncio.sleep(self.event_handler.faults.greet_delay_s)
+            await asyncio.sleep(self.event_handler.desk_of(self).faults.greet_delay_s)
         await super().push(status)
 
     @syntax("DATA")
@@ -486,6 +537,12 @@ class _LoopbackController(Controller):
     def factory(self) -> SMTP:
         return SlowSMTP(self.handler, **self.SMTP_kwargs)
 
+    def session_for(self, desk: SinkDesk) -> SMTP:
+        """A session that came in on ``desk``'s own port."""
+        session = SlowSMTP(self.handler, **self.SMTP_kwargs)
+        session.desk = desk
+        return session
+
     def _run(self, ready_event: threading.Event) -> None:
         threading.current_thread().name = SINK_THREAD_NAME
         super()._run(ready_event)
@@ -497,7 +554,11 @@ class _LoopbackController(Controller):
 
 
 class Sink:
-    """The slow SMTP sink on its own thread and event loop; start it, send to ``host:port``, read ``mailbox``."""
+    """The slow SMTP sink on its own thread and event loop; start it, send to ``host:port``, read ``mailbox``.
+
+    ``host:port`` is the default desk's address. A visitor's desk gets a port of its own (:meth:`port_for`), its own
+    settings and its own mailbox, all served by the same loop: one sink for a whole class.
+    """
 
     def __init__(
         self,
@@ -510,8 +571,10 @@ class Sink:
         self.mailbox = Mailbox()
         self.handler = SlowHandler(self.mailbox, faults, on_message, receiving)
         self._controller = _LoopbackController(self.handler, hostname=host, port=port, data_size_limit=DATA_SIZE_LIMIT)
-        self._listening = False
-        # One change of listening state at a time: two PUTs racing must not both bind or both close.
+        # What a new desk starts with: the settings the sink was started with (the instructor's --delay and faults).
+        self._initial = (self.handler.faults, self.handler.receiving)
+        self._desks: dict[str, SinkDesk] = {DEFAULT_DESK: self.handler.default}
+        # One change of listening state or of the desks at a time: two PUTs racing must not both bind or both close.
         self._switch = threading.Lock()
 
     @property
@@ -528,18 +591,22 @@ class Sink:
 
     @property
     def listening(self) -> bool:
-        """False while the sink plays a dead server: connections are refused, open sessions carry on."""
-        return self._listening
+        """False while the default desk plays a dead server: connections are refused, open sessions carry on."""
+        return self.handler.default.listening
 
     def start(self) -> Sink:
         self._controller.start()
-        self._listening = True
+        self.handler.default.listening = True
+        self.handler.default.port = self.port
         return self
 
     def stop(self) -> None:
         with self._switch:
+            for name, desk in list(self._desks.items()):
+                if name != DEFAULT_DESK and desk.listening:
+                    self._close(desk)
             self._controller.stop()
-            self._listening = False
+            self.handler.default.listening = False
 
     def __enter__(self) -> Sink:
         return self.start()
@@ -547,65 +614,127 @@ class Sink:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def set_listening(self, listening: bool) -> None:
-        """Close the listening socket (``False``) or open it again on the same port (``True``).
+    def desk(self, name: str = DEFAULT_DESK) -> SinkDesk:
+        """The sink's side of desk ``name``, opened (listening on a port of its own) the first time it is asked for,
+        with the settings the sink started with."""
+        desk = self._desks.get(name)
+        if desk is not None:
+            return desk
+        with self._switch:
+            desk = self._desks.get(name)
+            if desk is None:
+                desk = SinkDesk(name, Mailbox(DESK_MAILBOX_SIZE), *self._initial)
+                self._open(desk)
+                self._desks[name] = desk
+            return desk
+
+    def port_for(self, name: str) -> int:
+        """The port where the app sends desk ``name``'s mail (a dead server's port still refuses connections)."""
+        return self.port if name == DEFAULT_DESK else self.desk(name).port
+
+    def mailbox_of(self, name: str) -> Mailbox:
+        return self.mailbox if name == DEFAULT_DESK else self.desk(name).mailbox
+
+    def desk_names(self) -> list[str]:
+        """The desks the sink serves now, the default one first."""
+        return list(self._desks)
+
+    def close_desk(self, name: str) -> None:
+        """Stop listening for desk ``name`` and forget its settings and mailbox; sessions already open finish. The
+        default desk cannot be closed: it is reset instead."""
+        if name == DEFAULT_DESK:
+            self.reset_desk(name)
+            return
+        with self._switch:
+            desk = self._desks.pop(name, None)
+            if desk is not None and desk.listening:
+                self._close(desk)
+
+    def reset_desk(self, name: str) -> dict[str, Any]:
+        """Desk ``name`` back to the settings the sink started with, listening, its mailbox emptied."""
+        desk = self.desk(name)
+        self.set_listening(True, name)
+        desk.change(*self._initial)
+        desk.mailbox.clear()
+        return self.settings(name)
+
+    def set_listening(self, listening: bool, name: str = DEFAULT_DESK) -> None:
+        """Close desk ``name``'s listening socket (``False``) or open it again on the same port (``True``).
 
         Only the listening socket changes: the event loop keeps running, so sessions already open finish their
         conversation (and their delay) normally. The socket is closed and reopened on the sink's own loop, the one
         thread that owns it. Reopening fails with ConfigError if another program took the port meanwhile.
         """
+        desk = self.desk(name)
         with self._switch:
-            if listening == self._listening:
+            if listening == desk.listening:
                 return
             controller = self._controller
             if controller.loop is None or not controller.loop.is_running():
                 raise ConfigError("the sink is not running: start it before switching its listening socket")
             if listening:
-                try:
-                    server = asyncio.run_coroutine_threadsafe(controller._create_server(), controller.loop).result(
-                        SWITCH_TIMEOUT_S
-                    )
-                except OSError as err:
-                    raise ConfigError(f"cannot listen again on {self.address}: {err}") from err
-                controller.server = server
+                self._open(desk)
             else:
-                server = controller.server
-                # Server.close() stops accepting at once and leaves open connections alone; wait_closed() is not
-                # awaited because (from Python 3.12) it waits for every open session to end.
-                asyncio.run_coroutine_threadsafe(_close_listener(server), controller.loop).result(SWITCH_TIMEOUT_S)
-            self._listening = listening
+                self._close(desk)
 
-    def settings(self) -> dict[str, Any]:
-        """What ``GET /api/sink`` shows; ``PUT /api/sink`` takes the same object back unchanged."""
+    def _open(self, desk: SinkDesk) -> None:
+        """Listen for ``desk`` on its port (a new one the first time); the default desk on the sink's own port."""
+        controller = self._controller
+        if desk is self.handler.default:
+            create = controller._create_server()
+        else:
+            create = controller.loop.create_server(lambda: controller.session_for(desk), host=self.host, port=desk.port)
+        try:
+            server = asyncio.run_coroutine_threadsafe(create, controller.loop).result(SWITCH_TIMEOUT_S)
+        except OSError as err:
+            raise ConfigError(f"cannot listen again on {self.host}:{desk.port}: {err}") from err
+        if desk is self.handler.default:
+            controller.server = server
+        desk.server = server
+        desk.port = server.sockets[0].getsockname()[1]
+        desk.listening = True
+
+    def _close(self, desk: SinkDesk) -> None:
+        server = self._controller.server if desk is self.handler.default else desk.server
+        # Server.close() stops accepting at once and leaves open connections alone; wait_closed() is not
+        # awaited because (from Python 3.12) it waits for every open session to end.
+        asyncio.run_coroutine_threadsafe(_close_listener(server), self._controller.loop).result(SWITCH_TIMEOUT_S)
+        desk.listening = False
+
+    def settings(self, name: str = DEFAULT_DESK) -> dict[str, Any]:
+        """What ``GET /api/sink`` shows for desk ``name``; ``PUT /api/sink`` takes the same object back unchanged."""
+        desk = self.desk(name)
         settings = {
-            **self.handler.faults.to_dict(),
-            **self.handler.receiving.to_dict(),
-            "listening": self._listening,
+            **desk.faults.to_dict(),
+            **desk.receiving.to_dict(),
+            "listening": desk.listening,
             "host": self.host,
-            "port": self.port,
+            "port": self.port_for(name),
         }
         return {**settings, "description": describe_sink_settings(settings)}
 
-    def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply ``PUT /api/sink`` changes while the sink runs; a bad value raises ConfigError and changes nothing.
+    def update_settings(self, changes: Mapping[str, Any], name: str = DEFAULT_DESK) -> dict[str, Any]:
+        """Apply ``PUT /api/sink`` changes to desk ``name`` while the sink runs; a bad value raises ConfigError and
+        changes nothing.
 
         ``description`` (derived from the rest) is ignored; ``host`` and ``port`` are accepted only with their current
         values. So a client can save the settings it read and put them back whole. ``listening`` switches the
         dead-server mode.
         """
+        desk = self.desk(name)
         changes = dict(changes)
         changes.pop("description", None)  # derived from the others: a client putting back what it read sends it too
-        for name in ("host", "port"):
-            if name in changes and changes.pop(name) != getattr(self, name):
-                raise ConfigError(f"{name} cannot change while the sink runs (it is {getattr(self, name)!r})")
-        listening = changes.pop("listening", self._listening)
+        address = {"host": self.host, "port": self.port_for(name)}
+        for key, current in address.items():
+            if key in changes and changes.pop(key) != current:
+                raise ConfigError(f"{key} cannot change while the sink runs (it is {current!r})")
+        listening = changes.pop("listening", desk.listening)
         if not isinstance(listening, bool):
             raise ConfigError("listening must be true (accept connections) or false (refuse them, a dead server)")
-        faults, receiving = changed_settings(self.handler.faults, self.handler.receiving, changes)  # checked first
-        self.set_listening(listening)
-        self.handler.faults = faults
-        self.handler.receiving = receiving
-        return self.settings()
+        faults, receiving = changed_settings(desk.faults, desk.receiving, changes)  # checked first
+        self.set_listening(listening, name)
+        desk.change(faults, receiving)
+        return self.settings(name)
 
 
 SWITCH_TIMEOUT_S = 5.0

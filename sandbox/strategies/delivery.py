@@ -10,10 +10,12 @@ already have delivered it is delivered "possibly twice", and listed as such.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sandbox.trace.clock import utc_timestamp
+from sandbox.trace.tracer import DEFAULT_DESK
 
 DELIVERED, FAILED, UNKNOWN = "delivered", "failed", "unknown"
 FAILURES_KEPT = 500
@@ -29,9 +31,10 @@ class Failure:
     error: str
     at: str
     outcome: str = FAILED  # FAILED or UNKNOWN
+    desk: str = field(default=DEFAULT_DESK, repr=False)  # whose send: listed to that desk only
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "desk"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,10 @@ class Duplicate:
     mode: str
     reason: str
     at: str
+    desk: str = field(default=DEFAULT_DESK, repr=False)
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "desk"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class StopReport:
 
 
 class DeliveryLog:
-    """Thread-safe counts, pending sends and failures for one app."""
+    """Thread-safe counts, pending sends and failures for one app, each also counted for the desk that sent it."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
@@ -71,17 +75,21 @@ class DeliveryLog:
         self._failures: list[Failure] = []
         self._duplicates: list[Duplicate] = []
         self._last_id = 0
-        self._sent = 0
-        self._counts = {DELIVERED: 0, FAILED: 0, UNKNOWN: 0}
+        self._desk_of: dict[str, str] = {}  # trace id -> desk, while the send is pending
+        self._counts: dict[str, Counter[str]] = {}  # desk -> "sent" and each outcome
 
-    def accepted(self, trace_id: str, mode: str, maybe_sent_before: str | None = None) -> None:
-        """The app took responsibility for this email. ``maybe_sent_before`` says why an earlier attempt, cut by a
-        crash, may already have delivered it (a send taken back from the queue's outbox after a restart)."""
+    def accepted(
+        self, trace_id: str, mode: str, maybe_sent_before: str | None = None, desk: str = DEFAULT_DESK
+    ) -> None:
+        """The app took responsibility for this email, sent from ``desk``. ``maybe_sent_before`` says why an earlier
+        attempt, cut by a crash, may already have delivered it (a send taken back from the queue's outbox after a
+        restart)."""
         with self._lock:
             self._pending[trace_id] = mode
+            self._desk_of[trace_id] = desk
             if maybe_sent_before:
                 self._maybe_sent[trace_id] = maybe_sent_before
-            self._sent += 1
+            self._counts.setdefault(desk, Counter())["sent"] += 1
 
     def may_have_arrived(self, trace_id: str, reason: str) -> None:
         """An attempt of this pending send ended without an answer after its whole message went out, and another
@@ -96,63 +104,77 @@ class DeliveryLog:
 
     def delivered(self, trace_id: str) -> None:
         with self._lock:
+            desk = self._desk_of.get(trace_id, DEFAULT_DESK)
             mode = self._settle(trace_id)
             if mode is None:
                 return
-            self._counts[DELIVERED] += 1
+            self._counts.setdefault(desk, Counter())[DELIVERED] += 1
             earlier = self._maybe_sent.pop(trace_id, None)
             if earlier:
-                self._duplicates.append(Duplicate(trace_id, mode, earlier, utc_timestamp()))
+                self._duplicates.append(Duplicate(trace_id, mode, earlier, utc_timestamp(), desk))
                 del self._duplicates[:-FAILURES_KEPT]
 
     def failed(self, trace_id: str, mode: str, error: str, outcome: str = FAILED) -> None:
         """Record a send that ended without a 250; ``outcome`` is FAILED, or UNKNOWN when it may have arrived."""
         with self._lock:
+            desk = self._desk_of.get(trace_id, DEFAULT_DESK)
             if self._settle(trace_id) is None:
                 return
             earlier = self._maybe_sent.pop(trace_id, None)
             if earlier:  # this attempt failed, but the one a crash cut may have delivered it
                 outcome, error = UNKNOWN, f"{error}; {earlier}"
-            self._record_failure(trace_id, mode, error, outcome)
+            self._record_failure(trace_id, mode, error, outcome, desk)
 
     def _settle(self, trace_id: str) -> str | None:
         """Take the send out of the pending set; None if it was not pending (already settled or abandoned)."""
         mode = self._pending.pop(trace_id, None)
+        self._desk_of.pop(trace_id, None)
         self._workers.pop(trace_id, None)
         self._lock.notify_all()
         return mode
 
-    def _record_failure(self, trace_id: str, mode: str, error: str, outcome: str) -> Failure:
+    def _record_failure(self, trace_id: str, mode: str, error: str, outcome: str, desk: str) -> Failure:
         self._last_id += 1
-        failure = Failure(self._last_id, trace_id, mode, error, utc_timestamp(), outcome)
-        self._counts[outcome] += 1
+        failure = Failure(self._last_id, trace_id, mode, error, utc_timestamp(), outcome, desk)
+        self._counts.setdefault(desk, Counter())[outcome] += 1
         self._failures.append(failure)
         del self._failures[:-FAILURES_KEPT]
         return failure
 
-    def failures(self) -> list[Failure]:
-        """The newest failures, oldest first."""
+    def failures(self, desk: str | None = None) -> list[Failure]:
+        """The newest failures (of ``desk``, or of every desk), oldest first."""
         with self._lock:
-            return list(self._failures)
+            return [f for f in self._failures if desk is None or f.desk == desk]
 
-    def duplicates(self) -> list[Duplicate]:
+    def duplicates(self, desk: str | None = None) -> list[Duplicate]:
         with self._lock:
-            return list(self._duplicates)
+            return [d for d in self._duplicates if desk is None or d.desk == desk]
 
     def pending(self) -> dict[str, str]:
         """trace id -> mode of the sends not yet settled."""
         with self._lock:
             return dict(self._pending)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, desk: str | None = None) -> dict[str, Any]:
+        """The counts of ``desk``'s sends, or of every desk's."""
         with self._lock:
+            mine = [desk] if desk is not None else list(self._counts)
+            counts = sum((self._counts.get(d, Counter()) for d in mine), Counter())
+            pending = [t for t in self._pending if desk is None or self._desk_of.get(t) == desk]
             return {
-                "threads_alive": sum(t.is_alive() for t in self._workers.values()),
-                "sent": self._sent,
-                **self._counts,
-                "pending": len(self._pending),
-                "possibly_duplicated": len(self._duplicates),
+                "threads_alive": sum(self._workers[t].is_alive() for t in pending if t in self._workers),
+                "sent": counts["sent"],
+                **{outcome: counts[outcome] for outcome in (DELIVERED, FAILED, UNKNOWN)},
+                "pending": len(pending),
+                "possibly_duplicated": sum(desk is None or d.desk == desk for d in self._duplicates),
             }
+
+    def forget_desk(self, desk: str) -> None:
+        """Drop a desk's counts and settled records (reset, or cleaned up); its sends still pending stay pending."""
+        with self._lock:
+            self._counts.pop(desk, None)
+            self._failures = [f for f in self._failures if f.desk != desk]
+            self._duplicates = [d for d in self._duplicates if d.desk != desk]
 
     def wait_settled(self, timeout: float, ignore: frozenset[str] = frozenset()) -> bool:
         """Block until no send is pending, except in the modes in ``ignore``; False if ``timeout`` passed first."""
@@ -164,8 +186,12 @@ class DeliveryLog:
         durable modes in ``keep``, which outlive the process; return the new records. A late outcome of an
         abandoned send is ignored: what was reported stays what was known."""
         with self._lock:
-            abandoned = [(trace_id, mode) for trace_id, mode in self._pending.items() if mode not in keep]
-            for trace_id, _ in abandoned:
+            abandoned = [
+                (trace_id, mode, self._desk_of.get(trace_id, DEFAULT_DESK))
+                for trace_id, mode in self._pending.items()
+                if mode not in keep
+            ]
+            for trace_id, _, _ in abandoned:
                 self._settle(trace_id)
                 self._maybe_sent.pop(trace_id, None)
-            return [self._record_failure(trace_id, mode, reason, UNKNOWN) for trace_id, mode in abandoned]
+            return [self._record_failure(trace_id, mode, reason, UNKNOWN, desk) for trace_id, mode, desk in abandoned]

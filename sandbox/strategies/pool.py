@@ -60,7 +60,7 @@ class MailPool:
                 full = PoolFull(waiting, self.size)
                 binding.record("pool.full", error=full.description, pool_size=self.size, backlog=self.backlog)
                 raise full
-            binding.log.accepted(binding.trace_id, MODE)
+            binding.log.accepted(binding.trace_id, MODE, desk=binding.desk)
             binding.record("pool.queued", pool_size=self.size, ahead=len(self._queued))
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(

@@ -31,7 +31,7 @@ from sandbox.smtp.client import Message as FoldedMessage
 from sandbox.smtp.failures import SendError, describe_error, error_and_outcome
 from sandbox.strategies.delivery import FAILED, DeliveryLog
 from sandbox.strategies.outbox import SENDING, Outbox
-from sandbox.trace.tracer import Binding, bound, current_binding, finish_line, line_of, raised_at
+from sandbox.trace.tracer import DEFAULT_DESK, Binding, bound, current_binding, finish_line, line_of, raised_at
 
 MODE = "queue"
 TASK_NAME = "sandbox.deliver"
@@ -128,8 +128,8 @@ class MailQueue:
         if binding is None:
             raise RuntimeError("the queue stores emails for a traced request only")
         trace_id = binding.trace_id
-        binding.log.accepted(trace_id, MODE)
-        data = message_data(msg) | {"worker": f"{worker.__module__}:{worker.__qualname__}"}
+        binding.log.accepted(trace_id, MODE, desk=binding.desk)
+        data = message_data(msg) | {"worker": f"{worker.__module__}:{worker.__qualname__}", "desk": binding.desk}
         try:
             huey, deliver = self._open()
             outbox = Outbox(huey)
@@ -158,7 +158,7 @@ class MailQueue:
         for entry in Outbox(huey).entries():
             lost = entry.trace_id not in waiting
             maybe_sent = MAYBE_SENT if lost and entry.state == SENDING else None
-            log.accepted(entry.trace_id, MODE, maybe_sent_before=maybe_sent)
+            log.accepted(entry.trace_id, MODE, maybe_sent_before=maybe_sent, desk=entry.data.get("desk", DEFAULT_DESK))
             if lost:
                 huey.enqueue(deliver.s(entry.data, entry.trace_id))
                 again.append(entry.trace_id)
@@ -201,6 +201,7 @@ def message_from_data(data: dict[str, Any]) -> FoldedMessage:
     """The message a task stored, rebuilt for one attempt with its original Message-ID."""
     fields = dict(data)
     fields.pop("worker", None)
+    fields.pop("desk", None)
     msg_id = fields.pop("msg_id", None)  # absent from tasks stored before it was kept
     msg = FoldedMessage(**fields)
     if msg_id:
@@ -245,6 +246,7 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
         attempts=attempts,
         attempt=attempt - 1,
         retry_in=retry_in,
+        desk=data.get("desk", DEFAULT_DESK),
     )
     try:
         worker = stored_worker(data)

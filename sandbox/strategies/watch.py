@@ -57,7 +57,7 @@ def _starting(thread: threading.Thread) -> None:
     target = getattr(thread, "_target", None)
     if binding is None or not _is_students(target):
         return
-    binding.log.accepted(binding.trace_id, binding.mode)
+    binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
     binding.log.worker_started(binding.trace_id, thread)
     binding.record("worker.spawned", worker=thread.name, target=target.__name__, daemon=thread.daemon)
     thread._target = as_worker(binding.worker(**WORKER_RULES.get(binding.mode, {})), target)  # type: ignore[attr-defined]

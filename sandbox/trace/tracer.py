@@ -34,7 +34,10 @@ from pathlib import Path
 from types import CodeType, TracebackType
 from typing import Any
 
-TRACES_KEPT = 200
+TRACES_KEPT = 200  # the default desk's (scripts, the demo, curl)
+DESK_TRACES_KEPT = 50  # each visitor's desk
+# The desk of every client without a desk cookie (curl, scripts, run_demo.py), and of mail from outside the app.
+DEFAULT_DESK = "default"
 PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 PROJECT_DIR = str(Path(PACKAGE_DIR).parent)
 # The student's files: what the code panel shows, and the only files an event's line may point into.
@@ -84,6 +87,7 @@ class Trace:
     events: list[Event] = field(default_factory=list)
     raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     comparison: str | None = None  # shared by the sends of one comparison ("Send both", the demo)
+    desk: str = DEFAULT_DESK  # whose send this is: only that desk may read it
 
     def snapshot(self) -> Trace:
         """A copy with every event recorded so far, as Events in time order; no other thread changes it."""
@@ -97,6 +101,7 @@ class Trace:
             dict(self.versions),
             events,
             comparison=self.comparison,
+            desk=self.desk,
         )
 
     @property
@@ -142,22 +147,54 @@ class Trace:
 
 
 class Tracer:
-    """Thread-safe store of the newest traces; ``record`` appends one event under one short lock."""
+    """Thread-safe store of the newest traces of each desk; ``record`` appends one event under one short lock.
 
-    def __init__(self, capacity: int = TRACES_KEPT, enabled: bool = True) -> None:
+    Each desk keeps its own newest traces (``capacity`` for the default desk, ``desk_capacity`` for a visitor's), so
+    one student sending in a loop cannot push another's traces out.
+    """
+
+    def __init__(
+        self, capacity: int = TRACES_KEPT, enabled: bool = True, desk_capacity: int = DESK_TRACES_KEPT
+    ) -> None:
         self.enabled = enabled
         self._capacity = capacity
-        self._traces: OrderedDict[str, Trace] = OrderedDict()
+        self._desk_capacity = desk_capacity
+        self._traces: dict[str, Trace] = {}
+        self._by_desk: dict[str, OrderedDict[str, None]] = {}  # desk -> its trace ids, oldest first
         self._lock = threading.Lock()
 
-    def start(self, trace_id: str, mode: str, server: str, delay_s: float | None, settings: Mapping[str, Any]) -> None:
+    def start(
+        self,
+        trace_id: str,
+        mode: str,
+        server: str,
+        delay_s: float | None,
+        settings: Mapping[str, Any],
+        desk: str = DEFAULT_DESK,
+    ) -> None:
         if not self.enabled:
             return
-        trace = Trace(trace_id, mode, server, delay_s, settings, VERSIONS)
+        trace = Trace(trace_id, mode, server, delay_s, settings, VERSIONS, desk=desk)
+        capacity = self._capacity if desk == DEFAULT_DESK else self._desk_capacity
         with self._lock:
             self._traces[trace_id] = trace
-            while len(self._traces) > self._capacity:
-                self._traces.popitem(last=False)
+            mine = self._by_desk.setdefault(desk, OrderedDict())
+            mine[trace_id] = None
+            while len(mine) > capacity:
+                self._traces.pop(mine.popitem(last=False)[0], None)
+
+    def drop_desk(self, desk: str) -> int:
+        """Forget every trace of ``desk`` (reset, or cleaned up after being idle); returns how many there were."""
+        with self._lock:
+            mine = self._by_desk.pop(desk, OrderedDict())
+            for trace_id in mine:
+                self._traces.pop(trace_id, None)
+            return len(mine)
+
+    def count(self, desk: str | None = None) -> int:
+        """How many traces are kept, for one desk or for all."""
+        with self._lock:
+            return len(self._traces) if desk is None else len(self._by_desk.get(desk, ()))
 
     def record(self, trace_id: str | None, kind: str, /, at: Location | None = None, **details: Any) -> None:
         """Add an event to a known trace; unknown ids (mail from elsewhere, an evicted trace) are ignored.
@@ -198,21 +235,25 @@ class Tracer:
         if trace.comparison is None:
             return None
         with self._lock:
+            mine = (self._traces[trace_id] for trace_id in reversed(self._by_desk.get(trace.desk, {})))
             found = next(
                 (
                     t
-                    for t in reversed(self._traces.values())
+                    for t in mine
                     if t.comparison == trace.comparison and t.trace_id != trace.trace_id and t.mode in modes
                 ),
                 None,
             )
             return None if found is None else found.snapshot()
 
-    def get(self, trace_id: str) -> Trace | None:
-        """A consistent copy of the trace, or None if it is unknown or was evicted."""
+    def get(self, trace_id: str, desk: str | None = None) -> Trace | None:
+        """A consistent copy of the trace, or None if it is unknown, was evicted or (``desk`` given) is another
+        visitor's desk's: the default desk's traces (scripts, curl, the demo) are anyone's to read."""
         with self._lock:
             trace = self._traces.get(trace_id)
-            return None if trace is None else trace.snapshot()
+            if trace is None or (desk is not None and trace.desk not in (desk, DEFAULT_DESK)):
+                return None
+            return trace.snapshot()
 
 
 @dataclass
@@ -224,7 +265,7 @@ class Binding:
     and ``retry_in`` make each ``mail.send()`` an attempt of a retrying worker (``retry_in(attempt, error)``: the
     pause before the next, or None when this one is final; ``policy`` names a retry rule worth showing). ``here``
     and ``via`` name the student's line and the mechanism when a send runs on a thread with no line of theirs
-    (an event loop's executor); ``coroutine`` is the async view a send may serve.
+    (an event loop's executor); ``coroutine`` is the async view a send may serve; ``desk`` is whose send it is.
     """
 
     tracer: Tracer
@@ -240,6 +281,7 @@ class Binding:
     here: Location | None = None
     via: str | None = None
     unanswered: int | None = None  # the first attempt that sent everything and heard no answer
+    desk: str = DEFAULT_DESK  # whose send: the sink listens for each desk on a port of its own
 
     def record(self, kind: str, /, at: Location | None = None, **details: Any) -> None:
         self.tracer.record(self.trace_id, kind, at=at or self.here, **details)
@@ -253,7 +295,7 @@ class Binding:
 
     def worker(self, **changes: Any) -> Binding:
         """A fresh binding of the same trace for a worker: not the answer's send, its own attempt count."""
-        return Binding(self.tracer, self.log, self.trace_id, self.mode, **changes)
+        return Binding(self.tracer, self.log, self.trace_id, self.mode, desk=self.desk, **changes)
 
 
 _binding: ContextVar[Binding | None] = ContextVar("sandbox_trace_binding", default=None)

@@ -82,6 +82,7 @@ from sandbox.strategies.modes import SEND_MODES
 from sandbox.trace.facts import Facts, observed_server
 from sandbox.trace.quiz import QUIZ_KINDS
 from sandbox.web.app_settings import checked_app_settings, describe_app_settings
+from sandbox.web.desks import current_desk
 from sandbox.web.predictions import CHECKS
 from sandbox.web.security import CONTENT_SECURITY_POLICY, other_server_origin
 from sandbox.web.send_request import BadInput
@@ -416,9 +417,9 @@ def verdict(slug: str) -> Response:
     tracer, log = current_app.extensions["sandbox.tracer"], current_app.extensions.get("sandbox.requests")
     runs = []
     for trace_id in ids:
-        trace = tracer.get(trace_id)
+        trace = tracer.get(trace_id, current_desk())
         if trace is None:
-            raise BadInput(f"no trace {trace_id!r}: it never existed or is no longer kept", 404)
+            raise BadInput(f"no trace {trace_id!r} at your desk: it never existed or is no longer kept", 404)
         runs.append(Facts(trace, observed_server(trace, log)))
     check, _ = CHECKS[lesson.predict["check"]]
     judged = check(runs)

@@ -28,16 +28,17 @@ from sandbox.render.document import TraceReport, report, trace_document
 from sandbox.render.html import render_trace_page
 from sandbox.shutdown_demo import HOLD_S, DemoBusy, run_cases
 from sandbox.smtp.failures import SendError
-from sandbox.smtp.sink import MAILBOX_SIZE, Sink, StoredMessage
+from sandbox.smtp.sink import Mailbox, Sink, StoredMessage
 from sandbox.strategies.delivery import FAILURES_KEPT, DeliveryLog, Failure
 from sandbox.strategies.labels import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISES
 from sandbox.strategies.modes import ANSWERS_AFTER_SEND, BROKEN_VARIANTS, ENDPOINTS, SEND_MODES, STRATEGIES
 from sandbox.strategies.watch import unwatch_request, watch_request
 from sandbox.trace.facts import NOT_OBSERVED, observed_server
 from sandbox.trace.quiz import PAGE_QUIZ_KINDS, QUIZ_KINDS
-from sandbox.trace.tracer import TRACES_KEPT, Binding, Location, Tracer, bind, line_of, raised_at, thread_identity
-from sandbox.web import lessons
+from sandbox.trace.tracer import Binding, Location, Tracer, bind, line_of, raised_at, thread_identity
+from sandbox.web import desks, lessons
 from sandbox.web.app_settings import app_settings, change_app_settings
+from sandbox.web.desks import current_desk, wants_page
 from sandbox.web.security import CONTENT_SECURITY_POLICY
 from sandbox.web.send_request import BadInput, read_json
 
@@ -48,6 +49,7 @@ PAGE_SIZE = 500  # entries per page of /api/messages and /api/failures with ?aft
 def init_app(app: Flask) -> None:
     from sandbox.app.emails import bp as emails  # the student's routes, one per send mode
 
+    desks.init_app(app)  # first: every later hook and route reads the request's desk
     app.register_blueprint(emails)
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
@@ -84,18 +86,20 @@ def start_request() -> None:
     g.trace_id = uuid.uuid4().hex
     g.mode = mode
     sink = current_sink(required=False)
+    desk = current_desk()
     config = current_app.config
     tracer().start(
         g.trace_id,
         mode,
         request.environ.get("sandbox.server", config["SANDBOX_SERVER"]),  # the server that really had it
-        sink.handler.delay_s if sink else None,
+        sink.desk(desk).faults.delay_s if sink else None,
         {
             "smtp_timeout_s": config["SANDBOX_SMTP_TIMEOUT"],
-            "mail_server": f"{config['MAIL_SERVER']}:{config['MAIL_PORT']}",
+            "mail_server": f"{config['MAIL_SERVER']}:{sink.port_for(desk) if sink else config['MAIL_PORT']}",
         },
+        desk=desk,
     )
-    binding = Binding(tracer(), delivery_log(), g.trace_id, mode, blocking=mode in ANSWERS_AFTER_SEND)
+    binding = Binding(tracer(), delivery_log(), g.trace_id, mode, blocking=mode in ANSWERS_AFTER_SEND, desk=desk)
     watch_request(binding)
     route = view_line()
     if arrived_ns is not None:
@@ -197,16 +201,10 @@ ERROR_HINTS = {
 }
 
 
-def wants_page() -> bool:
-    """A GET for a page (not the JSON API, not a send) from a client that prefers HTML to JSON: a browser."""
-    if request.method != "GET" or request.path.startswith(("/api/", "/send-email/")):
-        return False
-    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
-
-
 @bp.get("/")
 def index() -> str:
     sink = current_sink(required=False)
+    desk = sink.desk(current_desk()) if sink else None
     return render_template(
         "pages/index.html",
         broken=list(BROKEN_VARIANTS),
@@ -215,8 +213,8 @@ def index() -> str:
         promise_columns=PROMISE_COLUMNS,
         mail_server=f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}",
         server=current_app.config["SANDBOX_SERVER"],
-        delay_s=sink.handler.delay_s if sink else None,
-        faults=sink.handler.faults if sink else None,
+        delay_s=desk.faults.delay_s if desk else None,
+        faults=desk.faults if desk else None,
         modes=list(STRATEGIES),
     )
 
@@ -232,9 +230,13 @@ def trace_report(trace_id: str, default_kinds: Sequence[str] = QUIZ_KINDS) -> Tr
 
     ``?kinds=a,b`` keeps only those quiz kinds (a lesson asks for the ones it teaches); ``default_kinds`` otherwise.
     """
-    trace = tracer().get(trace_id)
+    trace = tracer().get(trace_id, current_desk())
     if trace is None:
-        raise BadInput(f"no trace {trace_id!r}: it never existed or is older than the newest {TRACES_KEPT}", 404)
+        raise BadInput(
+            f"no trace {trace_id!r} at your desk: it never existed, was sent from another desk, or is older than the "
+            "newest your desk keeps (GET /api/desk)",
+            404,
+        )
     kinds = [k for k in request.args.get("kinds", "").split(",") if k] or default_kinds
     unknown = [k for k in kinds if k not in QUIZ_KINDS]
     if unknown:
@@ -283,11 +285,11 @@ def ping() -> Response:
 @bp.get("/api/messages")
 def messages() -> Response:
     """Newest first; with ``?after=<id>``, the page of messages after that id, oldest first (see ``page_after``)."""
-    stored = current_sink().mailbox.messages()
+    stored = desk_mailbox().messages()
     after = after_id()
     if after is None:
         return jsonify(messages=[m.summary() for m in reversed(stored)])
-    return jsonify(page_after("messages", after, stored, StoredMessage.summary, MAILBOX_SIZE))
+    return jsonify(page_after("messages", after, stored, StoredMessage.summary, desk_mailbox().capacity))
 
 
 def after_id() -> int | None:
@@ -330,7 +332,7 @@ def message_json(message_id: int) -> Response:
 
 @bp.get("/mailbox")
 def mailbox_page() -> str:
-    newest_first = list(reversed(current_sink().mailbox.messages()))
+    newest_first = list(reversed(desk_mailbox().messages()))
     return render_template("pages/mailbox.html", messages=newest_first)
 
 
@@ -361,15 +363,16 @@ def links_open_outside(html: str) -> str:
 
 
 def stored_message(message_id: int) -> StoredMessage:
-    message = current_sink().mailbox.get(message_id)
+    mailbox = desk_mailbox()
+    message = mailbox.get(message_id)
     if message is None:
-        raise BadInput(f"no message #{message_id} in the mailbox (it keeps the newest {MAILBOX_SIZE})", 404)
+        raise BadInput(f"no message #{message_id} in your desk's mailbox (it keeps the newest {mailbox.capacity})", 404)
     return message
 
 
 @bp.get("/api/sink")
 def sink_settings() -> Response:
-    return jsonify(current_sink().settings())
+    return jsonify(current_sink().settings(current_desk()))
 
 
 @bp.put("/api/sink")
@@ -379,7 +382,7 @@ def change_sink() -> Response:
     if not isinstance(changes, dict):
         raise BadInput('send a JSON object, e.g. {"delay_s": 1.5}')
     try:
-        return jsonify(sink.update_settings(changes))
+        return jsonify(sink.update_settings(changes, current_desk()))
     except ConfigError as err:
         raise BadInput(str(err)) from err
 
@@ -417,22 +420,23 @@ def shutdown_demo() -> Response:
 def failures() -> Response:
     """Every send that did not certainly deliver (``outcome`` failed or unknown), and the ones delivered possibly
     twice after a crash; ``?after=<id>`` pages through the failures oldest first."""
-    log = delivery_log()
-    duplicates = [d.to_dict() for d in log.duplicates()]
+    log, desk = delivery_log(), current_desk()
+    duplicates = [d.to_dict() for d in log.duplicates(desk)]
     after = after_id()
     if after is None:
-        return jsonify(failures=[f.to_dict() for f in log.failures()], possibly_duplicated=duplicates)
-    body = page_after("failures", after, log.failures(), Failure.to_dict, FAILURES_KEPT)
+        return jsonify(failures=[f.to_dict() for f in log.failures(desk)], possibly_duplicated=duplicates)
+    body = page_after("failures", after, log.failures(desk), Failure.to_dict, FAILURES_KEPT)
     return jsonify(body | {"possibly_duplicated": duplicates})
 
 
 @bp.get("/api/stats")
 def stats() -> Response:
-    """The delivery counts and the worker threads alive now, all modes together and by mode."""
+    """This desk's delivery counts, and the worker threads alive now (the whole app's), all modes together and by
+    mode."""
     app = current_app._get_current_object()
-    counts = delivery_log().stats()
+    counts = delivery_log().stats(current_desk())
     threads = {
-        "thread": counts["threads_alive"],
+        "thread": delivery_log().stats()["threads_alive"],
         "pool": app.extensions["sandbox.pool"].threads_alive(),
         "queue": app.extensions["sandbox.queue"].threads_alive(),
     }
@@ -446,3 +450,8 @@ def current_sink(required: bool = True) -> Sink | None:
         server = f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}"
         raise BadInput(f"no embedded sink: this sandbox sends to {server}, whose mailbox is not visible here", 404)
     return sink
+
+
+def desk_mailbox() -> Mailbox:
+    """The mailbox of this request's desk (a 404 without an embedded sink)."""
+    return current_sink().mailbox_of(current_desk())

@@ -1,0 +1,203 @@
+"""A desk per visitor: each browser's own sink settings, mailbox, traces and delivery counts, so that one sandbox can
+serve a whole class without one student's delay slider or dead server changing another student's sends.
+
+A browser gets its desk the first time it asks for a page (a GET that prefers HTML): a random id in Flask's signed
+session cookie (no login, nothing typed). Every later request from that browser, the JSON API and the sends
+included, works at that desk. Clients without the cookie (curl, scripts, ``run_demo.py``) share the default desk,
+so the API behaves for them as it always did; its traces are the scripts', so any desk may open them by their link.
+The signing key is kept in ``instance/`` so desks outlive a restart.
+
+A desk nobody used for ``DESK_IDLE_S`` is cleaned up (its port closed, its mail and traces forgotten), and at most
+``MAX_DESKS`` are kept (the least recently used goes first): the memory the desks can take is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, session
+
+from sandbox.smtp.sink import DESK_MAILBOX_SIZE, MAILBOX_SIZE
+from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT
+
+DESK_IDLE_S = 2 * 3600  # a desk unused this long is cleaned up
+MAX_DESKS = 300
+SWEEP_EVERY_S = 60.0
+COOKIE_NAME = "sandbox_desk"
+COOKIE_DAYS = 7
+DESK_ID = re.compile(r"[0-9a-f]{16}")
+SECRET_FILE = "secret_key"
+
+bp = Blueprint("desks", __name__)
+
+
+@dataclass
+class Desk:
+    id: str
+    created: float
+    last_seen: float
+
+
+class Desks:
+    """The desks in use, and what forgetting one means: its sink port and mailbox, its traces, its counts."""
+
+    def __init__(self, app: Flask, idle_s: float = DESK_IDLE_S, max_desks: int = MAX_DESKS) -> None:
+        self._app = app
+        self.idle_s = idle_s
+        self.max_desks = max_desks
+        self._desks: dict[str, Desk] = {}
+        self._lock = threading.Lock()
+        self._swept = time.monotonic()
+
+    def touch(self, desk_id: str) -> None:
+        """``desk_id`` was used now (a desk from before a restart comes back, with the sink's starting settings)."""
+        now = time.monotonic()
+        with self._lock:
+            desk = self._desks.get(desk_id)
+            if desk is not None:
+                desk.last_seen = now
+                crowded = False
+            else:
+                self._desks[desk_id] = Desk(desk_id, now, now)
+                crowded = len(self._desks) > self.max_desks
+        if crowded or now - self._swept > SWEEP_EVERY_S:
+            self.sweep(now)
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Forget the desks idle for ``idle_s``, then the least recently used beyond ``max_desks``; returns them."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._swept = now
+            by_use = sorted(self._desks.values(), key=lambda d: d.last_seen)
+            idle = [d.id for d in by_use if now - d.last_seen > self.idle_s]
+            crowd = [d.id for d in by_use if d.id not in idle][: max(0, len(by_use) - len(idle) - self.max_desks)]
+            gone = idle + crowd
+            for desk_id in gone:
+                del self._desks[desk_id]
+        for desk_id in gone:
+            self._forget(desk_id, close=True)
+        return gone
+
+    def reset(self, desk_id: str) -> None:
+        """Start the desk afresh: the sink's starting settings, no mail, no traces, no counts."""
+        self._forget(desk_id, close=False)
+
+    def _forget(self, desk_id: str, close: bool) -> None:
+        extensions = self._app.extensions
+        sink = extensions.get("sandbox.sink")
+        if sink is not None:
+            if close:
+                sink.close_desk(desk_id)
+            else:
+                sink.reset_desk(desk_id)
+        extensions["sandbox.tracer"].drop_desk(desk_id)
+        extensions["sandbox.delivery"].forget_desk(desk_id)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._desks)
+
+
+def init_app(app: Flask) -> None:
+    """The signed cookie (its key from ``instance/``), the registry, the hook that seats each request at its desk,
+    and ``/api/desk``. Register before the routes whose hooks read the desk."""
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret_key(Path(app.instance_path))
+    app.config.update(
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=COOKIE_DAYS),
+    )
+    app.extensions["sandbox.desks"] = Desks(app)
+    app.register_blueprint(bp)
+
+
+def secret_key(instance: Path) -> bytes:
+    """The key that signs desk cookies, made once and kept in ``instance/`` (readable by its owner only), so a
+    restart keeps every visitor at their desk. Two processes starting together agree on one key."""
+    path = instance / SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    instance.mkdir(parents=True, exist_ok=True)
+    partial = instance / f".{SECRET_FILE}.{os.getpid()}.{threading.get_ident()}"
+    partial.write_bytes(secrets.token_bytes(32))
+    partial.chmod(0o600)
+    try:
+        os.link(partial, path)  # fails if another process made the key first: theirs is the one
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink()
+    return path.read_bytes()
+
+
+def current_desk() -> str:
+    """The desk of this request (the default desk outside a request, or for a client without the cookie)."""
+    return g.get("desk", DEFAULT_DESK)
+
+
+def desks() -> Desks:
+    return current_app.extensions["sandbox.desks"]
+
+
+@bp.before_app_request
+def seat_visitor() -> None:
+    """Read the desk from the cookie; a browser asking for a page without one gets a new desk."""
+    desk_id = session.get("desk")
+    if not (isinstance(desk_id, str) and DESK_ID.fullmatch(desk_id)):
+        desk_id = None
+        if wants_page():
+            desk_id = secrets.token_hex(8)
+            session["desk"] = desk_id
+            session.permanent = True
+    g.desk = desk_id or DEFAULT_DESK
+    if desk_id is not None:
+        desks().touch(desk_id)
+
+
+def wants_page() -> bool:
+    """A GET for a page (not the JSON API, not a send) from a client that prefers HTML to JSON: a browser."""
+    if request.method != "GET" or request.path.startswith(("/api/", "/send-email/")):
+        return False
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+@bp.get("/api/desk")
+def desk_info() -> Response:
+    return jsonify(describe_desk(current_desk()))
+
+
+@bp.post("/api/desk/reset")
+def reset_desk() -> Response:
+    """Start this desk afresh; the default desk (shared by every client without a cookie) is reset the same way."""
+    desk = current_desk()
+    desks().reset(desk)
+    return jsonify(describe_desk(desk))
+
+
+def describe_desk(desk: str) -> dict[str, Any]:
+    """What ``GET /api/desk`` says: whose desk this is, what it keeps, and when it would be cleaned up."""
+    extensions = current_app.extensions
+    sink = extensions.get("sandbox.sink")
+    own = desk != DEFAULT_DESK
+    return {
+        "own": own,
+        "traces": extensions["sandbox.tracer"].count(desk),
+        "messages": len(sink.mailbox_of(desk).messages()) if sink is not None else None,
+        "keeps": {
+            "traces": DESK_TRACES_KEPT if own else TRACES_KEPT,
+            "messages": DESK_MAILBOX_SIZE if own else MAILBOX_SIZE,
+        },
+        "idle_cleanup_s": desks().idle_s if own else None,
+    }
