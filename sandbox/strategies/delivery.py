@@ -23,7 +23,8 @@ FAILURES_KEPT = 500
 
 @dataclass(frozen=True)
 class Failure:
-    """A send that did not certainly deliver, as ``GET /api/failures`` lists it; ``id`` counts up, for paging."""
+    """A send that did not certainly deliver, as ``GET /api/failures`` lists it; ``id`` counts up at each desk, for
+    paging."""
 
     id: int
     trace_id: str
@@ -74,7 +75,7 @@ class DeliveryLog:
         self._workers: dict[str, threading.Thread] = {}
         self._failures: list[Failure] = []
         self._duplicates: list[Duplicate] = []
-        self._last_id = 0
+        self._last_ids: Counter[str] = Counter()  # desk -> the id of its newest failure
         self._desk_of: dict[str, str] = {}  # trace id -> desk, while the send is pending
         self._counts: dict[str, Counter[str]] = {}  # desk -> "sent" and each outcome
 
@@ -112,7 +113,7 @@ class DeliveryLog:
             earlier = self._maybe_sent.pop(trace_id, None)
             if earlier:
                 self._duplicates.append(Duplicate(trace_id, mode, earlier, utc_timestamp(), desk))
-                del self._duplicates[:-FAILURES_KEPT]
+                self._duplicates = _newest_of_each_desk(self._duplicates, desk)
 
     def failed(self, trace_id: str, mode: str, error: str, outcome: str = FAILED) -> None:
         """Record a send that ended without a 250; ``outcome`` is FAILED, or UNKNOWN when it may have arrived."""
@@ -134,11 +135,11 @@ class DeliveryLog:
         return mode
 
     def _record_failure(self, trace_id: str, mode: str, error: str, outcome: str, desk: str) -> Failure:
-        self._last_id += 1
-        failure = Failure(self._last_id, trace_id, mode, error, utc_timestamp(), outcome, desk)
+        self._last_ids[desk] += 1
+        failure = Failure(self._last_ids[desk], trace_id, mode, error, utc_timestamp(), outcome, desk)
         self._counts.setdefault(desk, Counter())[outcome] += 1
         self._failures.append(failure)
-        del self._failures[:-FAILURES_KEPT]
+        self._failures = _newest_of_each_desk(self._failures, desk)
         return failure
 
     def failures(self, desk: str | None = None) -> list[Failure]:
@@ -173,6 +174,7 @@ class DeliveryLog:
         """Drop a desk's counts and settled records (reset, or cleaned up); its sends still pending stay pending."""
         with self._lock:
             self._counts.pop(desk, None)
+            self._last_ids.pop(desk, None)
             self._failures = [f for f in self._failures if f.desk != desk]
             self._duplicates = [d for d in self._duplicates if d.desk != desk]
 
@@ -195,3 +197,19 @@ class DeliveryLog:
                 self._settle(trace_id)
                 self._maybe_sent.pop(trace_id, None)
             return [self._record_failure(trace_id, mode, reason, UNKNOWN, desk) for trace_id, mode, desk in abandoned]
+
+
+def _newest_of_each_desk(records: list[Any], desk: str) -> list[Any]:
+    """``records`` with at most FAILURES_KEPT of ``desk``'s (its oldest dropped): one desk's flood of failures never
+    pushes another desk's out."""
+    mine = sum(r.desk == desk for r in records)
+    if mine <= FAILURES_KEPT:
+        return records
+    extra = mine - FAILURES_KEPT
+    kept = []
+    for record in records:
+        if extra and record.desk == desk:
+            extra -= 1
+            continue
+        kept.append(record)
+    return kept

@@ -193,13 +193,14 @@ def other_server_origin(kind: str) -> str | None:
 
 
 def allow_own_origins(response: Response) -> Response:
-    """An ``after_request`` hook: a page on the sandbox's other server may read this answer (CORS), and a preflight
-    from it learns that it may POST JSON; nobody else is named."""
+    """An ``after_request`` hook: a page on the sandbox's other server may read this answer (CORS), with the
+    visitor's desk cookie sent along, and a preflight from it learns that it may POST JSON; nobody else is named."""
     response.vary.add("Origin")
     origin = request.headers.get("Origin")
     if origin is None or not is_other_server(origin):
         return response
     response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Credentials"] = "true"  # the desk cookie rides along
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = "GET, POST"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type"

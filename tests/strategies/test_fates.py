@@ -70,6 +70,35 @@ def test_failures_page_in_order_and_say_what_was_dropped() -> None:
     assert (body["failures"], body["dropped"]) == ([], 0)
 
 
+def test_each_desk_keeps_its_own_failures_counts_and_ids() -> None:
+    log = DeliveryLog()
+    log.accepted("b1", "sync", desk="bob")
+    log.failed("b1", "sync", "refused")
+    for n in range(FAILURES_KEPT + 20):  # ada's flood
+        log.accepted(f"a{n}", "thread", desk="ada")
+        log.failed(f"a{n}", "thread", "x")
+    log.accepted("b2", "thread", desk="bob")
+    log.delivered("b2")
+    assert [(f.id, f.trace_id) for f in log.failures("bob")] == [(1, "b1")], "ada's flood pushed out none of bob's"
+    ada = log.failures("ada")
+    assert len(ada) == FAILURES_KEPT and (ada[0].id, ada[-1].id) == (21, FAILURES_KEPT + 20)
+    body = page_after("failures", 0, ada, Failure.to_dict, FAILURES_KEPT, limit=5)
+    assert body["dropped"] == 20, "paging a desk's failures counts that desk's dropped ones only"
+    assert log.stats("bob") | {"threads_alive": 0} == {
+        "threads_alive": 0,
+        "sent": 2,
+        "delivered": 1,
+        "failed": 1,
+        "unknown": 0,
+        "pending": 0,
+        "possibly_duplicated": 0,
+    }
+    assert log.stats()["sent"] == FAILURES_KEPT + 22
+    assert "desk" not in log.failures("bob")[0].to_dict()
+    log.forget_desk("ada")
+    assert log.failures("ada") == [] and log.stats("ada")["sent"] == 0 and log.stats()["sent"] == 2
+
+
 class HangUpOnQuit(SMTP):
     """A server that accepts the message, then drops the connection instead of answering QUIT."""
 

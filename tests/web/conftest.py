@@ -3,10 +3,8 @@ per module (with the module's ``DELAY_S``), a fresh page per test, and the JSON 
 
 from __future__ import annotations
 
-import json
 import shutil
 import smtplib
-import urllib.request
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from sandbox.runtime import Sandbox
+from sandbox.web.desks import COOKIE_NAME
 from tests.conftest import settings_for_tests
 from tests.web.screens import LAPTOP
 
@@ -69,17 +68,35 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
-def api(sandbox: Sandbox, path: str) -> dict:
-    """GET one of the sandbox's JSON routes, as the page does."""
-    with urllib.request.urlopen(f"{sandbox.url}{path.lstrip('/')}", timeout=10) as response:
-        return json.load(response)
+def seat(page: Page, sandbox: Sandbox) -> None:
+    """Give the page's browser its desk, as opening the sandbox page does (once per browser context)."""
+    if not any(cookie["name"] == COOKIE_NAME for cookie in page.context.cookies(sandbox.url)):
+        page.request.get(sandbox.url, headers={"Accept": "text/html"})
 
 
-def deliver(sandbox: Sandbox, sender: str, subject: str, html: str) -> None:
-    """Hand the sink an email by smtplib, past the app: a text part and ``html``, as an outside client would."""
+def api(page: Page, sandbox: Sandbox, path: str) -> dict:
+    """GET one of the sandbox's JSON routes as the page does: from its browser, at its desk."""
+    seat(page, sandbox)
+    response = page.request.get(f"{sandbox.url}{path.lstrip('/')}")
+    assert response.ok, f"{path}: {response.status} {response.text()}"
+    return response.json()
+
+
+def put_sink(page: Page, sandbox: Sandbox, changes: dict) -> dict:
+    """Change the sink's settings for the page's desk, as another tab of the same browser would."""
+    seat(page, sandbox)
+    response = page.request.put(f"{sandbox.url}api/sink", data=changes)
+    assert response.ok, f"PUT /api/sink {changes}: {response.status} {response.text()}"
+    return response.json()
+
+
+def deliver(page: Page, sandbox: Sandbox, sender: str, subject: str, html: str) -> int:
+    """Hand the sink an email by smtplib, past the app, on the page's desk's port: a text part and ``html``, as an
+    outside client would. Returns its id in the desk's mailbox."""
     email = EmailMessage()
     email["From"], email["To"], email["Subject"] = sender, "student@example.com", subject
     email.set_content("plain part")
     email.add_alternative(html, subtype="html")
-    with smtplib.SMTP(sandbox.sink.host, sandbox.sink.port, timeout=10) as smtp:
+    with smtplib.SMTP(sandbox.sink.host, api(page, sandbox, "/api/sink")["port"], timeout=10) as smtp:
         smtp.send_message(email)
+    return api(page, sandbox, "/api/messages")["messages"][0]["id"]

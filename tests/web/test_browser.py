@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from sandbox.runtime import Sandbox
 from tests.conftest import settings_for_tests
-from tests.web.conftest import ARTIFACTS, api, deliver
+from tests.web.conftest import ARTIFACTS, api, deliver, put_sink
 from tests.web.screens import check_at_every_width
 
 DELAY_S = 1.0
@@ -61,18 +61,18 @@ def test_blocking_waits_for_the_sink_and_thread_does_not(page: Page, sandbox: Sa
 
 def test_send_both_is_one_comparison_of_two_sends(page: Page, sandbox: Sandbox) -> None:
     page.goto(sandbox.url)
-    sent_before = api(sandbox, "/api/stats")["sent"]
+    sent_before = api(page, sandbox, "/api/stats")["sent"]
     page.locator("#send-both").dblclick()
     expect(page.locator("#send-both")).to_have_attribute("aria-busy", "true")
     expect(page.locator("#verdict")).to_contain_text("Send (blocking) answered in", timeout=15_000)
     expect(page.locator("#send-both")).to_be_enabled()
     results = page.locator("li.result")
     expect(results).to_have_count(2)
-    assert api(sandbox, "/api/stats")["sent"] - sent_before == 2
+    assert api(page, sandbox, "/api/stats")["sent"] - sent_before == 2
     ids = [results.nth(i).get_attribute("data-trace-id") for i in (1, 0)]
     modes = [results.nth(i).get_attribute("data-mode") for i in (1, 0)]
     assert modes == ["sync", "thread"]
-    comparisons = {api(sandbox, f"/api/traces/{trace_id}")["comparison"] for trace_id in ids}
+    comparisons = {api(page, sandbox, f"/api/traces/{trace_id}")["comparison"] for trace_id in ids}
     assert len(comparisons) == 1 and None not in comparisons
     rows = page.locator("#comparison .compare-row")
     expect(rows).to_have_count(2)
@@ -120,7 +120,7 @@ def test_the_two_panes_show_the_students_lines_where_each_thread_is(
     try:
         page.goto(sandbox.url)
         trace_id = send_from_page(page, "Send (thread)")["trace-id"]
-        rows = api(sandbox, f"/api/traces/{trace_id}")["steps"]
+        rows = api(page, sandbox, f"/api/traces/{trace_id}")["steps"]
         waiting = next(row["step"] for row in rows if row["kind"] == "sink.delay_started")
         page.goto(f"{sandbox.url}traces/{trace_id}")
         for _ in range(waiting - 1):
@@ -200,13 +200,13 @@ def test_threaded_server_heartbeat_keeps_beating(page: Page, sandbox: Sandbox) -
 
 
 def test_a_script_in_an_email_does_not_run(page: Page, sandbox: Sandbox) -> None:
-    deliver(
+    message_id = deliver(
+        page,
         sandbox,
         "mallory@example.com",
         "Click me",
         "<p id='x'>hello</p><script>document.body.dataset.ran = 'yes';</script>",
     )
-    message_id = sandbox.sink.mailbox.messages()[-1].id
     page.goto(f"{sandbox.url}mailbox/{message_id}")
     frame = page.locator("iframe.email-html")
     assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"  # never allow-scripts
@@ -294,7 +294,7 @@ def test_a_lesson_runs_its_scenario(page: Page, sandbox: Sandbox) -> None:
 
 
 def test_lesson_one_sends_through_both_servers_and_pings_during_the_blocking_send(page: Page, sandbox: Sandbox) -> None:
-    before = api(sandbox, "/api/sink")
+    before = api(page, sandbox, "/api/sink")
     page.goto(f"{sandbox.url}lessons/why-blocking-blocks")
     expect(page.locator("#server-mode")).to_have_text("threaded")
     expect(page.locator(".lesson-live")).to_contain_text(sandbox.other_server.url.rstrip("/"))
@@ -318,16 +318,16 @@ def test_lesson_one_sends_through_both_servers_and_pings_during_the_blocking_sen
     assert float(report.get_attribute("data-ping-ms")) < float(report.get_attribute("data-send-ms"))
     frame = page.frame_locator("#trace-frame")
     expect(frame.locator("table.steps")).to_contain_text("waiting for the server's only thread")
-    assert api(sandbox, "/api/sink") == before
+    assert api(page, sandbox, "/api/sink") == before
 
 
 def test_the_failures_lesson_breaks_the_sink_and_the_app_and_puts_the_visitors_settings_back(
     page: Page, sandbox: Sandbox
 ) -> None:
     own = {"delay_s": 0.3, "jitter_s": 0.1, "seed": 7, "reject_code": 552, "reject_stage": "DATA"}
-    sandbox.sink.update_settings(own)
+    put_sink(page, sandbox, own)
     try:
-        before, app_before = api(sandbox, "/api/sink"), api(sandbox, "/api/app")
+        before, app_before = api(page, sandbox, "/api/sink"), api(page, sandbox, "/api/app")
         page.goto(f"{sandbox.url}lessons/failures-and-timeouts")
         expect(page.locator(".lesson-live")).to_contain_text("App: the app gives up on the mail server after 1 s")
         predict_and_run(page)
@@ -342,9 +342,9 @@ def test_the_failures_lesson_breaks_the_sink_and_the_app_and_puts_the_visitors_s
         expect(slow).to_contain_text("did not answer within 1 s")
         expect(page.locator("li.result.failed")).to_have_count(9)
         expect(page.locator("#verdict")).to_contain_text("the app's SMTP timeout was 1 s")
-        assert api(sandbox, "/api/sink") == before and api(sandbox, "/api/app") == app_before
+        assert api(page, sandbox, "/api/sink") == before and api(page, sandbox, "/api/app") == app_before
     finally:
-        sandbox.sink.update_settings({**own, "delay_s": DELAY_S, "jitter_s": 0.0, "seed": None, "listening": True})
+        put_sink(page, sandbox, {**own, "delay_s": DELAY_S, "jitter_s": 0.0, "seed": None, "listening": True})
 
 
 def test_a_full_pool_answers_503_with_retry_after_and_nothing_is_lost(page: Page, sandbox: Sandbox) -> None:
@@ -361,7 +361,7 @@ def test_a_full_pool_answers_503_with_retry_after_and_nothing_is_lost(page: Page
     accepted = page.locator("li.result[data-status='202']")
     expect(accepted).to_have_count(16 - refused.count())
     assert sandbox.delivery.wait_settled(30)
-    assert api(sandbox, "/api/app")["pool_backlog"] is None, "the visitor's setting (no limit) is back"
+    assert api(page, sandbox, "/api/app")["pool_backlog"] is None, "the visitor's setting (no limit) is back"
 
 
 def test_lesson_seven_counts_copies_and_stops_real_processes(page: Page, sandbox: Sandbox) -> None:

@@ -6,10 +6,10 @@ The screenshots of each page at both widths go to test-artifacts/screens/ (named
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -19,7 +19,7 @@ from sandbox.render.files import write_reports
 from sandbox.runtime import Sandbox
 from sandbox.trace.facts import observed_server
 from sandbox.web.lessons import lessons
-from tests.web.conftest import api, deliver
+from tests.web.conftest import api, deliver, put_sink
 from tests.web.screens import LAPTOP, assert_accessible, assert_fits, check_at_every_width, screenshot
 
 DELAY_S = 0.5
@@ -34,24 +34,36 @@ def send_both(page: Page) -> list[str]:
     return [rows.nth(i).get_attribute("data-trace-id") for i in (0, 1)]
 
 
+@dataclass(frozen=True)
+class SentBoth:
+    """One "Send both" for the pages to show: its trace ids (blocking first), and the cookies of the browser that
+    sent it, so another page can sit at the same desk."""
+
+    ids: list[str]
+    cookies: list[Any]
+
+    def join(self, page: Page) -> None:
+        page.context.add_cookies(self.cookies)
+
+
 @pytest.fixture(scope="module")
-def sent(browser: Browser, sandbox: Sandbox) -> list[str]:
-    """One "Send both" for the pages to show: its trace ids, blocking first."""
+def sent(browser: Browser, sandbox: Sandbox) -> SentBoth:
     context = browser.new_context()
     try:
         page = context.new_page()
         page.goto(sandbox.url)
         ids = send_both(page)
+        cookies = context.cookies()
     finally:
         context.close()
     assert sandbox.delivery.wait_settled(10)
-    return ids
+    return SentBoth(ids, cookies)
 
 
 def test_after_send_both_the_verdict_and_the_comparison_are_in_the_first_screen(page: Page, sandbox: Sandbox) -> None:
     page.goto(sandbox.url)
     blocking, threaded = send_both(page)
-    b, t = (api(sandbox, f"/api/traces/{trace_id}") for trace_id in (blocking, threaded))
+    b, t = (api(page, sandbox, f"/api/traces/{trace_id}") for trace_id in (blocking, threaded))
     for element in (page.locator("#verdict"), page.locator("#comparison")):
         box = element.bounding_box()
         assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= LAPTOP[1], box
@@ -78,18 +90,19 @@ PAGES = {
 
 
 @pytest.mark.parametrize("name", list(PAGES))
-def test_every_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, sent: list[str], name: str) -> None:
-    message = api(sandbox, "/api/messages")["messages"][0]["id"]
-    page.goto(sandbox.url + PAGES[name].format(message=message, trace=sent[1]))
+def test_every_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, sent: SentBoth, name: str) -> None:
+    sent.join(page)
+    message = api(page, sandbox, "/api/messages")["messages"][0]["id"]
+    page.goto(sandbox.url + PAGES[name].format(message=message, trace=sent.ids[1]))
     page.wait_for_timeout(400)  # the first polls (sink settings, mailbox, stats) have drawn
     check_at_every_width(page, name)
 
 
 def test_the_offline_files_fit_a_phone_and_pass_axe(
-    page: Page, sandbox: Sandbox, sent: list[str], tmp_path: Path
+    page: Page, sandbox: Sandbox, sent: SentBoth, tmp_path: Path
 ) -> None:
     tracer, log = sandbox.app.extensions["sandbox.tracer"], sandbox.app.extensions["sandbox.requests"]
-    traces = [tracer.get(trace_id) for trace_id in sent]
+    traces = [tracer.get(trace_id) for trace_id in sent.ids]
     write_reports([report(trace, server=observed_server(trace, log)) for trace in traces], tmp_path)  # as run_demo
     for name in ("index.html", "sync.html", "thread.html"):
         page.goto((tmp_path / name).as_uri())
@@ -117,36 +130,30 @@ def test_back_from_a_trace_finds_the_results_and_the_comparison(page: Page, sand
 
 def test_a_double_click_sends_once(page: Page, sandbox: Sandbox) -> None:
     page.goto(sandbox.url)
-    sent_before = api(sandbox, "/api/stats")["sent"]
+    sent_before = api(page, sandbox, "/api/stats")["sent"]
     page.get_by_role("button", name="Send (blocking)", exact=True).dblclick()
     expect(page.locator("button[data-mode='sync']")).to_have_attribute("aria-busy", "true")
     expect(page.locator("#verdict")).to_contain_text("Send (blocking) answered in", timeout=10_000)
     expect(page.locator("li.result")).to_have_count(1)
-    assert api(sandbox, "/api/stats")["sent"] - sent_before == 1
+    assert api(page, sandbox, "/api/stats")["sent"] - sent_before == 1
 
 
 def test_a_change_made_elsewhere_shows_where_the_student_sends(page: Page, sandbox: Sandbox) -> None:
-    """Another tab (here, the API) turns on a 451 at RCPT: the open page says so before the next send, and opens the
-    faults panel with its count of faults on."""
+    """Another tab of the same browser (here, its API requests) turns on a 451 at RCPT: the open page says so before
+    the next send, and opens the faults panel with its count of faults on."""
     page.goto(sandbox.url)
     sink_line = page.locator("#sink-now")
     expect(sink_line).to_have_text(f"Sink: delay {DELAY_S:g} s.")
     expect(page.locator("#faults-panel")).not_to_have_attribute("open", "")
-    request = urllib.request.Request(
-        f"{sandbox.url}api/sink",
-        data=json.dumps({"reject_probability": 1, "reject_code": 451, "delay_s": 0.2}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="PUT",
-    )
     try:
-        urllib.request.urlopen(request, timeout=10).close()
+        put_sink(page, sandbox, {"reject_probability": 1, "reject_code": 451, "delay_s": 0.2})
         expect(sink_line).to_have_text("Sink: delay 0.2 s, rejects 100% at RCPT with 451.", timeout=5_000)
         expect(page.locator("#faults-panel")).to_have_attribute("open", "")
         expect(page.locator("#faults-active")).to_have_text("1 on")
         expect(page.locator("#delay-value")).to_have_text("0.2 s")
         expect(page.locator("#fault-reject")).to_have_value("1")
     finally:
-        sandbox.sink.update_settings({"reject_probability": 0, "delay_s": DELAY_S})
+        put_sink(page, sandbox, {"reject_probability": 0, "delay_s": DELAY_S})
     expect(sink_line).to_have_text(f"Sink: delay {DELAY_S:g} s.", timeout=5_000)
 
 
@@ -190,7 +197,11 @@ def test_the_mailbox_updates_live_and_a_message_opens_on_its_body(page: Page, sa
     page.goto(f"{sandbox.url}mailbox")
     before = page.locator("#inbox li").count()
     deliver(
-        sandbox, "ada@example.com", "Arrives while you look", "<p>Hello <a href='https://example.com/'>a link</a></p>"
+        page,
+        sandbox,
+        "ada@example.com",
+        "Arrives while you look",
+        "<p>Hello <a href='https://example.com/'>a link</a></p>",
     )
     newest = page.locator("#inbox li").first
     expect(page.locator("#inbox li")).to_have_count(before + 1)
@@ -232,12 +243,12 @@ def test_the_verdict_is_read_from_the_run_not_from_the_mode(page: Page, sandbox:
     """With no delay the thread's email may be accepted before its answer leaves, and a dead server delivers
     nothing: the verdict says what each run's events show, never what the modes are meant to do."""
     changes = {"delay_s": 0.0} if sink == "delay 0" else {"listening": False}
-    sandbox.sink.update_settings(changes)
+    put_sink(page, sandbox, changes)
     try:
         page.goto(sandbox.url)
         for _ in range(3 if sink == "delay 0" else 1):
             ids = send_both(page)
-            blocking, threaded = (api(sandbox, f"/api/traces/{trace_id}") for trace_id in ids)
+            blocking, threaded = (api(page, sandbox, f"/api/traces/{trace_id}") for trace_id in ids)
             text = page.locator("#verdict").inner_text()
             headline = page.locator("#verdict strong").inner_text()
             order = expected_order(blocking, threaded)
@@ -245,7 +256,7 @@ def test_the_verdict_is_read_from_the_run_not_from_the_mode(page: Page, sandbox:
             if sink == "dead server":
                 assert text.count("not delivered") == 2 and "accepted their emails" not in text, text
     finally:
-        sandbox.sink.update_settings({"delay_s": DELAY_S, "listening": True})
+        put_sink(page, sandbox, {"delay_s": DELAY_S, "listening": True})
 
 
 def test_the_page_prints_a_time_with_the_digits_the_trace_page_prints(page: Page, sandbox: Sandbox) -> None:

@@ -70,6 +70,7 @@ def test_the_sandboxs_other_server_may_send_and_read_the_answer_and_no_one_else(
     assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
     sent = client.post("/send-email/sync", json={}, headers=sibling)
     assert sent.status_code == 200 and sent.headers["Access-Control-Allow-Origin"] == sibling["Origin"]
+    assert sent.headers["Access-Control-Allow-Credentials"] == "true", "the desk cookie may ride along"
     assert "Origin" in sent.headers["Vary"]
     assert len(sink.mailbox.messages()) == 1
     for origin in ("http://localhost:8082", "https://localhost:8081", "http://127.0.0.1:8081", "http://evil:8081"):

@@ -28,13 +28,15 @@ export function poll(url, everyMs, onBody) {
 
 // One send. `elapsedMs` is the browser's own clock, from just before the request left to the parsed answer: it
 // includes the network and the browser. The server's clock is in the answer, `body.response_ms`. `base` is the
-// origin of the sandbox's other server, for a send through it ("" for this page's own server).
+// origin of the sandbox's other server, for a send through it ("" for this page's own server); the desk cookie goes
+// along to it too, so the send meets this visitor's sink settings and lands in their mailbox.
 export async function send(mode, fields, base = "") {
   const clickedAt = performance.now();
   const response = await fetch(`${base}/send-email/${encodeURIComponent(mode)}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(fields),
+    credentials: "include",
   });
   const body = await response.json();
   return { status: response.status, body, clickedAt, elapsedMs: performance.now() - clickedAt };

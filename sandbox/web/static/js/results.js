@@ -44,6 +44,14 @@ export class ResultList {
     return Promise.all(waits);
   }
 
+  // Forget every entry (the desk was started afresh: their traces are gone).
+  clear() {
+    this.records = [];
+    this.sends.clear();
+    this.list.replaceChildren();
+    this.save();
+  }
+
   save() {
     if (!this.storageKey) return;
     try {

@@ -3,6 +3,7 @@
 // session storage, so Back from a trace or a message finds the page as it was left.
 import { changeSink } from "./api.js";
 import { newComparisonId, renderComparison } from "./comparison.js";
+import { startDesk } from "./desk.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { startMailbox } from "./mailbox.js";
 import { ResultList } from "./results.js";
@@ -193,9 +194,24 @@ results.restore().then(() => {
 });
 if (state.trace) showTrace(traceCard, traceFrame, state.trace, undefined, { focus: false });
 
-startHeartbeat($("#heartbeat"), $("#heartbeat-status"));
-$("#trace-close").addEventListener("click", () => {
+function closeTrace() {
   traceCard.hidden = true;
   traceFrame.src = "about:blank";
   remember({ trace: null });
+}
+
+startHeartbeat($("#heartbeat"), $("#heartbeat-status"));
+$("#trace-close").addEventListener("click", closeTrace);
+
+// A desk started afresh has no traces, mail or changed settings left: the page forgets what it showed of them.
+const firstVerdict = verdict.textContent;
+startDesk($("#desk"), () => {
+  results.clear();
+  closeTrace();
+  comparison.hidden = true;
+  comparison.replaceChildren();
+  verdict.textContent = firstVerdict;
+  remember({ verdict: null, comparison: null });
+  refreshSink();
+  refreshMailbox();
 });
