@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
     if not 1 <= args.clients <= MAX_CLIENTS:
         parser.error(f"--clients must be between 1 and {MAX_CLIENTS}, not {args.clients}")
     settings = settings_from_args(parser, args, defaults)
+    if settings.class_mode and not args.serve:
+        parser.error("--class is for a room: use it with --serve (the demo's own sends have no desk to join)")
     return args, Sandbox(settings, log_requests=args.serve)
 
 

@@ -60,6 +60,9 @@ class Settings:
     queue_url: str | None = None
     queue_consumer: str = "embedded"
     queue_workers: int = 2
+    class_mode: bool = False  # a join code for the room, and /class for the instructor
+    join_code: str | None = None  # class mode's code (default: made at start)
+    instructor_token: str | None = None  # the token of /class (default: made at start)
 
     def __post_init__(self) -> None:
         check_host("host", self.host)
@@ -123,6 +126,9 @@ class Settings:
             "SANDBOX_QUEUE_URL": self.queue_url,
             "SANDBOX_QUEUE_CONSUMER": self.queue_consumer,
             "SANDBOX_QUEUE_WORKERS": self.queue_workers,
+            "SANDBOX_CLASS": self.class_mode,
+            "SANDBOX_JOIN_CODE": self.join_code,
+            "SANDBOX_INSTRUCTOR_TOKEN": self.instructor_token,
         }
         if self.mail_server is not None:
             config["MAIL_SERVER"], config["MAIL_PORT"] = self.mail_server
@@ -266,6 +272,14 @@ OPTIONS = (
         "give up on an SMTP conversation after this long",
         "SECONDS",
     ),
+    Option(
+        "class_mode",
+        "SANDBOX_CLASS",
+        ("--class",),
+        "for a room: students join with a code printed at start, and /class shows the instructor the class",
+    ),
+    Option("join_code", "SANDBOX_JOIN_CODE"),
+    Option("instructor_token", "SANDBOX_INSTRUCTOR_TOKEN"),
     Option("subject_prefix", "SANDBOX_SUBJECT_PREFIX"),
     Option("sender", "SANDBOX_SENDER"),
     Option("trace", "SANDBOX_TRACE"),
@@ -357,6 +371,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, defaults: Settings, 
             kwargs["metavar"] = option.metavar
         if option.choices:
             kwargs["choices"] = option.choices
+        elif FIELD_TYPES[option.field] == "bool":
+            kwargs["action"] = "store_true"
         elif option.field == "allow_hosts":
             kwargs.update(action="append", default=list(default))
         else:

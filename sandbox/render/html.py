@@ -58,9 +58,11 @@ def render_trace_page(
     back_link: str | None = None,
     back_label: str = "All modes",
     folded: bool = False,
+    answers_url: str | None = None,
 ) -> str:
     """The trace page. ``folded`` (the live sandbox) closes the table, tracker and quiz below the stepper so the first
-    screen holds the timeline, the stepper and the code; a written file keeps them open, as print does."""
+    screen holds the timeline, the stepper and the code; a written file keeps them open, as print does.
+    ``answers_url`` (the live sandbox) is where the quiz reports each first answer, for the instructor's view."""
     return environment.get_template("reports/trace.html").render(
         result=result,
         trace=result.trace,
@@ -70,6 +72,7 @@ def render_trace_page(
         back_link=back_link,
         back_label=back_label,
         folded=folded,
+        answers_url=answers_url,
     )
 
 

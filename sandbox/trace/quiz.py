@@ -148,23 +148,26 @@ def make_quiz(
     facts: Facts, rows: list[Row], seed: int = 0, other: Facts | None = None, kinds: Sequence[str] = QUIZ_KINDS
 ) -> list[Question]:
     """The questions of ``kinds`` this run can support; ``other`` is the other send of the same comparison."""
-    rng = random.Random(f"{seed}:{facts.trace.trace_id}")
-    builders: dict[str, Callable[[], Question | None]] = {
-        "response_step": lambda: _step_question(facts, rows, rng, "response_step", "response.sent"),
-        "accept_step": lambda: _step_question(facts, rows, rng, "accept_step", "sink.accepted"),
-        "send_thread": lambda: _send_thread(facts, rng),
-        "wait_time": lambda: _wait_time(facts, rng),
-        "request_thread_at": lambda: _request_thread_at(facts, rng),
-        "which_first": lambda: _which_first(facts, rng),
-        "thread_count": lambda: _thread_count(facts, rows, rng),
-        "other_mode": lambda: _other_mode(facts, other, rng),
-        "killed_at": lambda: _killed_at(facts, rng),
-        "why_no_context": lambda: _why_no_context(facts, rng),
-        "who_waits": lambda: _who_waits(facts, rng),
-        "copies": lambda: _copies(facts, rng),
-        "async_def": lambda: _async_def(facts, rng),
+    # Each kind draws from its own generator, so a question reads the same whichever other kinds are asked with it
+    # (the page, a lesson and the server judging an answer all build the same options in the same order).
+    builders: dict[str, Callable[[random.Random], Question | None]] = {
+        "response_step": lambda rng: _step_question(facts, rows, rng, "response_step", "response.sent"),
+        "accept_step": lambda rng: _step_question(facts, rows, rng, "accept_step", "sink.accepted"),
+        "send_thread": lambda rng: _send_thread(facts, rng),
+        "wait_time": lambda rng: _wait_time(facts, rng),
+        "request_thread_at": lambda rng: _request_thread_at(facts, rng),
+        "which_first": lambda rng: _which_first(facts, rng),
+        "thread_count": lambda rng: _thread_count(facts, rows, rng),
+        "other_mode": lambda rng: _other_mode(facts, other, rng),
+        "killed_at": lambda rng: _killed_at(facts, rng),
+        "why_no_context": lambda rng: _why_no_context(facts, rng),
+        "who_waits": lambda rng: _who_waits(facts, rng),
+        "copies": lambda rng: _copies(facts, rng),
+        "async_def": lambda rng: _async_def(facts, rng),
     }
-    questions = [builders[kind]() for kind in QUIZ_KINDS if kind in kinds]
+    questions = [
+        builders[kind](random.Random(f"{seed}:{facts.trace.trace_id}:{kind}")) for kind in QUIZ_KINDS if kind in kinds
+    ]
     return [q for q in questions if q is not None]
 
 

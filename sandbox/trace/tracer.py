@@ -88,6 +88,7 @@ class Trace:
     raw: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     comparison: str | None = None  # shared by the sends of one comparison ("Send both", the demo)
     desk: str = DEFAULT_DESK  # whose send this is: only that desk may read it
+    started_at: float = 0.0  # time.time() when the trace started: the wall clock, for a class-wide time axis
 
     def snapshot(self) -> Trace:
         """A copy with every event recorded so far, as Events in time order; no other thread changes it."""
@@ -102,6 +103,7 @@ class Trace:
             events,
             comparison=self.comparison,
             desk=self.desk,
+            started_at=self.started_at,
         )
 
     @property
@@ -174,7 +176,7 @@ class Tracer:
     ) -> None:
         if not self.enabled:
             return
-        trace = Trace(trace_id, mode, server, delay_s, settings, VERSIONS, desk=desk)
+        trace = Trace(trace_id, mode, server, delay_s, settings, VERSIONS, desk=desk, started_at=time.time())
         capacity = self._capacity if desk == DEFAULT_DESK else self._desk_capacity
         with self._lock:
             self._traces[trace_id] = trace
@@ -190,6 +192,11 @@ class Tracer:
             for trace_id in mine:
                 self._traces.pop(trace_id, None)
             return len(mine)
+
+    def traces_of(self, desk: str) -> list[Trace]:
+        """A copy of each trace ``desk`` keeps, oldest first."""
+        with self._lock:
+            return [self._traces[trace_id].snapshot() for trace_id in self._by_desk.get(desk, ())]
 
     def count(self, desk: str | None = None) -> int:
         """How many traces are kept, for one desk or for all."""

@@ -13,17 +13,19 @@ A desk nobody used for ``DESK_IDLE_S`` is cleaned up (its port closed, its mail 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, session
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, redirect, request, session, url_for
 
 from sandbox.smtp.sink import DESK_MAILBOX_SIZE, MAILBOX_SIZE
 from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT
@@ -35,15 +37,34 @@ COOKIE_NAME = "sandbox_desk"
 COOKIE_DAYS = 7
 DESK_ID = re.compile(r"[0-9a-f]{16}")
 SECRET_FILE = "secret_key"
+ANSWERS_KEPT = 500  # per desk: a whole course of quizzes several times over
+# In class mode, what a browser may open before it has joined: the join form, the instructor's view, the files.
+OPEN_BEFORE_JOINING = {
+    "classroom.join",
+    "classroom.class_page",
+    "classroom.class_json",
+    "classroom.class_csv",
+    "static",
+    "sandbox.ping",
+}
+
+if TYPE_CHECKING:
+    from sandbox.web.answers import Answer
 
 bp = Blueprint("desks", __name__)
 
 
 @dataclass
 class Desk:
+    """One visitor's desk as the instructor sees it: the name typed when joining (class mode), the sends by mode,
+    and the first answer to each question of each trace."""
+
     id: str
     created: float
     last_seen: float
+    name: str | None = None
+    sends: Counter[str] = field(default_factory=Counter)
+    answers: dict[tuple[str, str], Answer] = field(default_factory=dict)  # (trace id, quiz kind) -> answer
 
 
 class Desks:
@@ -57,16 +78,18 @@ class Desks:
         self._lock = threading.Lock()
         self._swept = time.monotonic()
 
-    def touch(self, desk_id: str) -> None:
-        """``desk_id`` was used now (a desk from before a restart comes back, with the sink's starting settings)."""
+    def touch(self, desk_id: str, name: str | None = None) -> None:
+        """``desk_id`` was used now (a desk from before a restart comes back, with the sink's starting settings);
+        ``name`` is the one its visitor typed, if any."""
         now = time.monotonic()
         with self._lock:
             desk = self._desks.get(desk_id)
             if desk is not None:
                 desk.last_seen = now
+                desk.name = name or desk.name
                 crowded = False
             else:
-                self._desks[desk_id] = Desk(desk_id, now, now)
+                self._desks[desk_id] = Desk(desk_id, now, now, name)
                 crowded = len(self._desks) > self.max_desks
         if crowded or now - self._swept > SWEEP_EVERY_S:
             self.sweep(now)
@@ -87,8 +110,38 @@ class Desks:
         return gone
 
     def reset(self, desk_id: str) -> None:
-        """Start the desk afresh: the sink's starting settings, no mail, no traces, no counts."""
+        """Start the desk afresh: the sink's starting settings, no mail, no traces, no counts, no answers."""
         self._forget(desk_id, close=False)
+        with self._lock:
+            desk = self._desks.get(desk_id)
+            if desk is not None:
+                desk.sends.clear()
+                desk.answers.clear()
+
+    def note_send(self, desk_id: str, mode: str) -> None:
+        with self._lock:
+            desk = self._desks.get(desk_id)
+            if desk is not None:
+                desk.sends[mode] += 1
+
+    def answer(self, desk_id: str, answer: Answer) -> Answer:
+        """Keep the desk's first answer to this question of this trace, and return it (the default desk, shared by
+        anyone without a cookie, keeps none)."""
+        with self._lock:
+            desk = self._desks.get(desk_id)
+            if desk is None:
+                return answer
+            kept = desk.answers.setdefault((answer.trace_id, answer.kind), answer)
+            while len(desk.answers) > ANSWERS_KEPT:
+                del desk.answers[next(iter(desk.answers))]
+            return kept
+
+    def all(self) -> list[Desk]:
+        """A copy of every desk, for the instructor's view."""
+        with self._lock:
+            return [
+                dataclasses.replace(d, sends=Counter(d.sends), answers=dict(d.answers)) for d in self._desks.values()
+            ]
 
     def _forget(self, desk_id: str, close: bool) -> None:
         extensions = self._app.extensions
@@ -152,18 +205,40 @@ def desks() -> Desks:
 
 
 @bp.before_app_request
-def seat_visitor() -> None:
-    """Read the desk from the cookie; a browser asking for a page without one gets a new desk."""
+def seat_visitor() -> Response | None:
+    """Read the desk from the cookie; a browser asking for a page without one gets a new desk, or in class mode the
+    join form (and a client of the API that has not joined, a 401)."""
     desk_id = session.get("desk")
     if not (isinstance(desk_id, str) and DESK_ID.fullmatch(desk_id)):
         desk_id = None
-        if wants_page():
-            desk_id = secrets.token_hex(8)
-            session["desk"] = desk_id
-            session.permanent = True
+        if current_app.config.get("SANDBOX_CLASS") and request.endpoint not in OPEN_BEFORE_JOINING:
+            if wants_page():
+                return redirect(url_for("classroom.join", next=request.full_path.rstrip("?")))
+            abort(401, "join the class first: open /join in a browser and type the code on the projector")
+        if wants_page() and not current_app.config.get("SANDBOX_CLASS"):
+            desk_id = new_desk()
     g.desk = desk_id or DEFAULT_DESK
     if desk_id is not None:
-        desks().touch(desk_id)
+        desks().touch(desk_id, session.get("name"))
+    return None
+
+
+def new_desk() -> str:
+    """Give this browser a desk of its own (in the signed cookie, kept a week)."""
+    desk_id = secrets.token_hex(8)
+    session["desk"] = desk_id
+    session.permanent = True
+    return desk_id
+
+
+def join_desk(name: str) -> str:
+    """Seat this browser under ``name``: at its desk if it has one (joining again renames it), else a new one."""
+    desk_id = session.get("desk")
+    if not (isinstance(desk_id, str) and DESK_ID.fullmatch(desk_id)):
+        desk_id = new_desk()
+    session["name"] = name
+    desks().touch(desk_id, name)
+    return desk_id
 
 
 def wants_page() -> bool:

@@ -54,6 +54,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(lessons.api)
+    from sandbox.web import answers, classroom  # they read traces through this module's trace_report
+
+    app.register_blueprint(answers.bp)
+    classroom.init_app(app)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(SendError, send_failed)
     request_finished.connect(record_response, app)
@@ -99,6 +103,7 @@ def start_request() -> None:
         },
         desk=desk,
     )
+    desks.desks().note_send(desk, mode)
     binding = Binding(tracer(), delivery_log(), g.trace_id, mode, blocking=mode in ANSWERS_AFTER_SEND, desk=desk)
     watch_request(binding)
     route = view_line()
@@ -268,11 +273,12 @@ def trace_page(trace_id: str) -> Response:
         back_link=back,
         back_label="Back to the sandbox",
         folded=True,
+        answers_url=url_for("answers.answer", trace_id=trace_id),
     )
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
-        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+        "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
     )
     return response
 
