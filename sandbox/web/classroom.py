@@ -217,8 +217,8 @@ def time_axis(sends: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         return {"rows": [], "height": 0, "span_s": 0.0, "left": AXIS_LEFT}
     first = sends[0]["at"]
     last = max(s["at"] + (s["response_ms"] or 0.0) / 1000 for s in sends)
-    span = max(last - first, 1.0)
-    scale = (AXIS_RIGHT - AXIS_LEFT) / span
+    span = last - first
+    scale = (AXIS_RIGHT - AXIS_LEFT) / max(span, 1.0)  # a class's first second is drawn on a one-second axis
     senders = [name for name in names if any(s["name"] == name for s in sends)]
     rows = []
     for index, name in enumerate(senders):

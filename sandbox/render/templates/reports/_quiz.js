@@ -43,7 +43,7 @@ function report(quiz, question, option) {
   fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "application/json" },
-    body: JSON.stringify({ kind: question.dataset.kind, choice: Number(option.dataset.index), option: option.textContent.trim() }),
+    body: JSON.stringify({ kind: question.dataset.kind, choice: Number(option.dataset.index), option: option.dataset.option }),
   }).catch(() => {});
 }
 
