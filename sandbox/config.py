@@ -61,6 +61,8 @@ class Settings:
     queue_consumer: str = "embedded"
     queue_workers: int = 2
     class_mode: bool = False  # a join code for the room, and /class for the instructor
+    desk_sends_per_minute: int = 120  # a visitor's desk: sends it may start in any minute
+    desk_connections: int = 16  # a visitor's desk: SMTP connections it may hold open at the sink at once
     join_code: str | None = None  # class mode's code (default: made at start)
     instructor_token: str | None = None  # the token of /class (default: made at start)
 
@@ -86,6 +88,10 @@ class Settings:
         check_queue_url(self.queue_url)
         if not 1 <= self.queue_workers <= 64:
             raise ConfigError(f"queue_workers must be between 1 and 64, not {self.queue_workers}")
+        if not 1 <= self.desk_sends_per_minute <= 100_000:
+            raise ConfigError(f"desk_sends_per_minute must be between 1 and 100000, not {self.desk_sends_per_minute}")
+        if not 1 <= self.desk_connections <= 1000:
+            raise ConfigError(f"desk_connections must be between 1 and 1000, not {self.desk_connections}")
         if self.server not in SERVER_MODES:
             raise ConfigError(f"server must be one of {', '.join(SERVER_MODES)}, not {self.server!r}")
         if not 0 < self.smtp_timeout_s <= 600:
@@ -127,6 +133,7 @@ class Settings:
             "SANDBOX_QUEUE_CONSUMER": self.queue_consumer,
             "SANDBOX_QUEUE_WORKERS": self.queue_workers,
             "SANDBOX_CLASS": self.class_mode,
+            "SANDBOX_DESK_SENDS_PER_MINUTE": self.desk_sends_per_minute,
             "SANDBOX_JOIN_CODE": self.join_code,
             "SANDBOX_INSTRUCTOR_TOKEN": self.instructor_token,
         }
@@ -277,6 +284,21 @@ OPTIONS = (
         "SANDBOX_CLASS",
         ("--class",),
         "for a room: students join with a code printed at start, and /class shows the instructor the class",
+    ),
+    Option(
+        "desk_sends_per_minute",
+        "SANDBOX_DESK_SENDS_PER_MINUTE",
+        ("--desk-sends-per-minute",),
+        "sends one visitor's desk may start in a minute; past that its sends answer 429 (default {default})",
+        "N",
+    ),
+    Option(
+        "desk_connections",
+        "SANDBOX_DESK_CONNECTIONS",
+        ("--desk-connections",),
+        "SMTP connections one visitor's desk may hold open at the sink; past that the sink answers 421 (default "
+        "{default})",
+        "N",
     ),
     Option("join_code", "SANDBOX_JOIN_CODE"),
     Option("instructor_token", "SANDBOX_INSTRUCTOR_TOKEN"),

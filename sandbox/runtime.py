@@ -37,6 +37,8 @@ class Sandbox:
     def __init__(self, settings: Settings, *, log_requests: bool = False) -> None:
         self.settings = settings
         self.sink = None if settings.mail_server else Sink("127.0.0.1", settings.smtp_port, settings.faults())
+        if self.sink is not None:
+            self.sink.handler.desk_sessions = settings.desk_connections
         self.app: Flask | None = None
         self.server: AppServer | None = None
         self.other_server: AppServer | None = None  # the other kind of server, for the lessons

@@ -210,6 +210,7 @@ class SinkDesk:
     listening: bool = False
     port: int = 0
     server: asyncio.AbstractServer | None = field(default=None, repr=False)
+    sessions: int = 0  # SMTP connections open on its port now
 
     def __post_init__(self) -> None:
         self.random = random.Random(self.faults.seed)
@@ -228,6 +229,7 @@ log = logging.getLogger(__name__)
 _HEADERS = BytesHeaderParser(policy=policy.compat32)
 MAX_RECIPIENTS = 100
 MAX_SESSIONS = 1000
+DESK_SESSIONS = 16
 
 
 def _first_header(headers: Message, name: str) -> str:
@@ -307,6 +309,7 @@ class SlowHandler(MailboxHandler):
         self.on_event: EventSink | None = None
         self.sessions = 0
         self.max_sessions = MAX_SESSIONS
+        self.desk_sessions = DESK_SESSIONS  # per visitor's desk (the default desk has only the overall cap)
         super().__init__(_Intake(self), self.default.faults.delay_s)
 
     @property
@@ -503,17 +506,24 @@ class SlowSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.event_handler.sessions += 1
+        if self.desk is not None:
+            self.desk.sessions += 1
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self.event_handler.sessions -= 1
+        if self.desk is not None:
+            self.desk.sessions -= 1
         super().connection_lost(error)
 
     async def push(self, status: str | bytes) -> None:
         if not self._greeted:
             self._greeted = True
-            if self.event_handler.sessions > self.event_handler.max_sessions:
-                await super().push("421 4.7.0 Too many connections, try again later")
+            handler = self.event_handler
+            crowded = self.desk is not None and self.desk.sessions > handler.desk_sessions
+            if handler.sessions > handler.max_sessions or crowded:
+                whose = "from this desk (the limit keeps the sink fair for a class)" if crowded else ""
+                await super().push(f"421 4.7.0 Too many connections {whose}, try again later".replace("  ", " "))
                 self.transport.close()
                 return
             await asyncio.sleep(self.event_handler.desk_of(self).faults.greet_delay_s)

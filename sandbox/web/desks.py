@@ -14,18 +14,20 @@ A desk nobody used for ``DESK_IDLE_S`` is cleaned up (its port closed, its mail 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, redirect, request, session, url_for
+from werkzeug.exceptions import HTTPException
 
 from sandbox.smtp.sink import DESK_MAILBOX_SIZE, MAILBOX_SIZE
 from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT
@@ -65,6 +67,23 @@ class Desk:
     name: str | None = None
     sends: Counter[str] = field(default_factory=Counter)
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)  # (trace id, quiz kind) -> answer
+    recent: deque[float] = field(default_factory=deque, repr=False)  # when its sends of the last minute started
+
+
+class TooManySends(HTTPException):
+    """429: the desk started its allowance of sends in the last minute; ``Retry-After`` says when one frees up."""
+
+    code = 429
+
+    def __init__(self, limit: int, retry_after_s: float) -> None:
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+        super().__init__(
+            f"your desk started {limit} sends in the last minute, its share of the sink for a class; the next may "
+            f"start in {self.retry_after_s} s"
+        )
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [*super().get_headers(*args, **kwargs), ("Retry-After", str(self.retry_after_s))]
 
 
 class Desks:
@@ -118,11 +137,21 @@ class Desks:
                 desk.sends.clear()
                 desk.answers.clear()
 
-    def note_send(self, desk_id: str, mode: str) -> None:
+    def note_send(self, desk_id: str, mode: str, per_minute: int) -> None:
+        """Count a send the desk starts now, or refuse it (TooManySends) if the desk started ``per_minute`` in the
+        last minute. The default desk (scripts, the demo's bursts) has no allowance to keep."""
+        now = time.monotonic()
         with self._lock:
             desk = self._desks.get(desk_id)
-            if desk is not None:
-                desk.sends[mode] += 1
+            if desk is None:
+                return
+            recent = desk.recent
+            while recent and now - recent[0] >= 60:
+                recent.popleft()
+            if len(recent) >= per_minute:
+                raise TooManySends(per_minute, 60 - (now - recent[0]))
+            recent.append(now)
+            desk.sends[mode] += 1
 
     def answer(self, desk_id: str, answer: Answer) -> Answer:
         """Keep the desk's first answer to this question of this trace, and return it (the default desk, shared by
@@ -140,7 +169,8 @@ class Desks:
         """A copy of every desk, for the instructor's view."""
         with self._lock:
             return [
-                dataclasses.replace(d, sends=Counter(d.sends), answers=dict(d.answers)) for d in self._desks.values()
+                dataclasses.replace(d, sends=Counter(d.sends), answers=dict(d.answers), recent=deque())
+                for d in self._desks.values()
             ]
 
     def _forget(self, desk_id: str, close: bool) -> None:

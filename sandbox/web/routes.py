@@ -87,10 +87,11 @@ def start_request() -> None:
     mode = ENDPOINTS.get(request.endpoint or "") if request.method == "POST" else None
     if mode is None:
         return
+    desk = current_desk()
+    desks.desks().note_send(desk, mode, int(current_app.config["SANDBOX_DESK_SENDS_PER_MINUTE"]))  # or 429
     g.trace_id = uuid.uuid4().hex
     g.mode = mode
     sink = current_sink(required=False)
-    desk = current_desk()
     config = current_app.config
     tracer().start(
         g.trace_id,
@@ -103,7 +104,6 @@ def start_request() -> None:
         },
         desk=desk,
     )
-    desks.desks().note_send(desk, mode)
     binding = Binding(tracer(), delivery_log(), g.trace_id, mode, blocking=mode in ANSWERS_AFTER_SEND, desk=desk)
     watch_request(binding)
     route = view_line()

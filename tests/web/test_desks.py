@@ -204,3 +204,36 @@ def test_the_signing_key_is_made_once_and_kept(tmp_path) -> None:
     assert len(first) == 32 and secret_key(tmp_path / "instance") == first
     assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o777 == 0o600
     assert list((tmp_path / "instance").iterdir()) == [tmp_path / "instance" / "secret_key"]
+
+
+def test_a_desk_past_its_sends_per_minute_is_told_when_to_try_again(app: Flask) -> None:
+    app.config["SANDBOX_DESK_SENDS_PER_MINUTE"] = 3
+    ada, bob, script = seated(app), seated(app), app.test_client()
+    assert [ada.post("/send-email/thread", json={}).status_code for _ in range(3)] == [202, 202, 202]
+    refused = ada.post("/send-email/sync", json={})
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "3 sends in the last minute" in refused.get_json()["error"]
+    assert bob.post("/send-email/sync", json={}).status_code == 200, "another desk has its own allowance"
+    assert all(script.post("/send-email/thread", json={}).status_code == 202 for _ in range(5)), "the default desk"
+    wait_settled(app)
+    assert ada.get("/api/stats").get_json()["sent"] == 3, "the refused send was never accepted"
+
+
+def test_a_desk_holding_too_many_connections_hears_421(sink: Sink) -> None:
+    sink.handler.desk_sessions = 2
+    port = sink.port_for("0123456789abcdef")
+    held = [smtplib.SMTP(sink.host, port, timeout=5) for _ in range(2)]
+    try:
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            smtplib.SMTP(sink.host, port, timeout=5)
+        assert refused.value.smtp_code == 421 and b"this desk" in refused.value.smtp_error
+        with smtplib.SMTP(sink.host, sink.port, timeout=5) as other:  # the default desk is not crowded
+            assert other.noop()[0] == 250
+    finally:
+        for smtp in held:
+            smtp.quit()
+    deadline = time.monotonic() + 5
+    while sink.desk("0123456789abcdef").sessions and time.monotonic() < deadline:  # the sink hears the hang-ups
+        time.sleep(0.01)
+    with smtplib.SMTP(sink.host, port, timeout=5) as again:
+        assert again.noop()[0] == 250, "a connection freed is a place freed"
