@@ -26,9 +26,13 @@ DELAY_S = 0.5
 
 
 def send_both(page: Page) -> list[str]:
-    """Press "Send both" and wait for its verdict; the two trace ids, blocking first."""
+    """Press "Send both" and wait for its own verdict (not the one a press before left); the two trace ids, blocking
+    first."""
+    before = page.locator("#comparison").get_attribute("data-comparison") or ""
     page.get_by_role("button", name="Send both").click()
-    expect(page.locator("#verdict")).to_contain_text("Send (blocking) answered in", timeout=20_000)
+    expect(page.locator("#comparison")).not_to_have_attribute("data-comparison", before, timeout=20_000)
+    expect(page.locator("#send-both")).to_be_enabled()  # the verdict is written before the button is freed
+    expect(page.locator("#verdict")).to_contain_text("Send (blocking) answered in")
     rows = page.locator("#comparison .compare-row")
     expect(rows).to_have_count(2)
     return [rows.nth(i).get_attribute("data-trace-id") for i in (0, 1)]
