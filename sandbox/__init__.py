@@ -14,6 +14,7 @@ from sandbox.trace.tracer import Tracer
 
 if TYPE_CHECKING:
     from sandbox.smtp.sink import Sink
+    from sandbox.trace.store import TraceStore
 
 MAX_BODY_BYTES = 16 * 1024
 # Building an app compiles its URL rules with ast.parse, which on CPython 3.11 may raise a spurious "AST constructor
@@ -51,6 +52,9 @@ def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flas
 
     tracer = Tracer(enabled=app.config["SANDBOX_TRACE"])
     app.extensions["sandbox.tracer"] = tracer
+    store = trace_store(app)
+    if store is not None:
+        tracer.keep_in(store)
     app.extensions["sandbox.delivery"] = DeliveryLog()
     app.extensions["sandbox.sink"] = sink
     if sink is not None:
@@ -71,3 +75,18 @@ def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flas
 
     routes.init_app(app)
     return app
+
+
+def trace_store(app: Flask) -> TraceStore | None:
+    """Where the traces are kept (``SANDBOX_STORE_URL``; else the queue's Redis; else ``instance/traces.db``), or
+    None when traces are off or kept in memory only."""
+    from sandbox.config import MEMORY_STORE, REDIS_URL_PREFIXES
+    from sandbox.trace.store import open_store
+
+    url = app.config.get("SANDBOX_STORE_URL")
+    if not app.config["SANDBOX_TRACE"] or url == MEMORY_STORE:
+        return None
+    queue_url = app.config.get("SANDBOX_QUEUE_URL") or ""
+    if url is None and queue_url.startswith(REDIS_URL_PREFIXES):
+        url = queue_url
+    return open_store(url, app.instance_path)

@@ -21,6 +21,7 @@ SERVER_MODES = ("threaded", "single")
 QUEUE_CONSUMERS = ("embedded", "external")
 REDIS_URL_PREFIXES = ("redis://", "rediss://", "unix://")
 SQLITE_URL_PREFIX = "sqlite:///"
+MEMORY_STORE = "memory"  # the trace store's URL for "keep traces in memory only"
 
 
 class CliParser(argparse.ArgumentParser):
@@ -60,6 +61,7 @@ class Settings:
     queue_url: str | None = None
     queue_consumer: str = "embedded"
     queue_workers: int = 2
+    store_url: str | None = None  # where traces are kept: sqlite:///path, redis://..., or "memory" (not kept)
     class_mode: bool = False  # a join code for the room, and /class for the instructor
     desk_sends_per_minute: int = 120  # a visitor's desk: sends it may start in any minute
     desk_connections: int = 16  # a visitor's desk: SMTP connections it may hold open at the sink at once
@@ -86,6 +88,8 @@ class Settings:
                 f"queue_consumer must be one of {', '.join(QUEUE_CONSUMERS)}, not {self.queue_consumer!r}"
             )
         check_queue_url(self.queue_url)
+        if self.store_url not in (None, MEMORY_STORE):
+            check_queue_url(self.store_url)
         if not 1 <= self.queue_workers <= 64:
             raise ConfigError(f"queue_workers must be between 1 and 64, not {self.queue_workers}")
         if not 1 <= self.desk_sends_per_minute <= 100_000:
@@ -132,6 +136,7 @@ class Settings:
             "SANDBOX_QUEUE_URL": self.queue_url,
             "SANDBOX_QUEUE_CONSUMER": self.queue_consumer,
             "SANDBOX_QUEUE_WORKERS": self.queue_workers,
+            "SANDBOX_STORE_URL": self.store_url,
             "SANDBOX_CLASS": self.class_mode,
             "SANDBOX_DESK_SENDS_PER_MINUTE": self.desk_sends_per_minute,
             "SANDBOX_JOIN_CODE": self.join_code,
@@ -263,6 +268,14 @@ OPTIONS = (
         "SANDBOX_QUEUE_URL",
         ("--queue-url",),
         "the queue strategy's store: redis://host:port/0, or sqlite:///path (default instance/queue.db)",
+        "URL",
+    ),
+    Option(
+        "store_url",
+        "SANDBOX_STORE_URL",
+        ("--store-url",),
+        "where traces are kept across restarts and processes: sqlite:///path, redis://host:port/db, or memory "
+        "(default: the queue's Redis if it has one, else instance/traces.db)",
         "URL",
     ),
     Option(

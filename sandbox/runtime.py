@@ -84,6 +84,8 @@ class Sandbox:
             self.app = create_app(self.settings.flask_config(), sink=self.sink)
             if self.settings.queue_consumer == "embedded":
                 self._start_queue()
+            else:
+                self._follow_external_consumer()
             kind, host = self.settings.server, self.settings.host
             self.server = AppServer(self.app, host, self.settings.port, kind).start()
             other = next(k for k in SERVER_MODES if k != kind)
@@ -111,6 +113,13 @@ class Sandbox:
             warn(self.queue_problem)
         mail_queue.start_consumer(self.settings.queue_workers)
 
+    def _follow_external_consumer(self) -> None:
+        """An external consumer reports each email's fate in the trace store: settle them here as they come."""
+        assert self.app is not None
+        store = self.tracer.store
+        if store is not None:
+            self.app.extensions["sandbox.queue"].follow_outcomes(store, self.delivery)
+
     def stop(self) -> list[Failure]:
         """Stop cleanly; returns the sends that did not certainly deliver (also kept in ``undelivered``).
 
@@ -133,6 +142,7 @@ class Sandbox:
             log.abandon_pending(SHUTDOWN_REASON, keep=DURABLE_MODES)
             mail_queue = self.app.extensions["sandbox.queue"]
             mail_queue.stop_consumer(timeout)
+            mail_queue.stop_following()
             try:
                 self.still_queued = mail_queue.unsettled() if mail_queue.opened else 0
             except STORE_ERRORS as err:
@@ -140,6 +150,8 @@ class Sandbox:
                 self.queue_problem = f"the queue's store could not be reached ({err}) to count the emails it holds"
             self.undelivered = log.failures()
             self.duplicates = log.duplicates()
+        if self.app is not None:
+            self.tracer.flush()  # the last events, before the process may exit
         if self.sink is not None:
             mailbox = self.sink.mailbox
             reported = {f.trace_id for f in self.undelivered} | {d.trace_id for d in self.duplicates}

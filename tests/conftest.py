@@ -13,9 +13,10 @@ from flask.testing import FlaskClient
 
 from sandbox import create_app
 
-# The queue strategy stores tasks in instance/queue.db by default; tests (and the commands they start) use a
-# throwaway store instead, so no run leaves tasks behind in the project folder.
+# The queue strategy stores tasks in instance/queue.db by default, and the traces go to instance/traces.db; tests
+# (and the commands they start) use throwaway stores instead, so no run leaves anything in the project folder.
 os.environ.setdefault("SANDBOX_QUEUE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='sandbox-tests-')}/queue.db")
+os.environ.setdefault("SANDBOX_STORE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='sandbox-tests-')}/traces.db")
 from sandbox.config import Settings
 from sandbox.smtp.sink import Mailbox, Sink, StoredMessage
 from sandbox.testing import free_port, redis_server

@@ -136,6 +136,8 @@ def desk_port(app: Any, state: Any) -> int | None:
     """The embedded sink's port for the desk the code running here sends for; None (the configured port) for the
     default desk, or when mail goes to another server."""
     binding = current_binding()
+    if binding is not None and binding.port is not None:
+        return binding.port
     sink = app.extensions.get("sandbox.sink")
     if binding is None or binding.desk == DEFAULT_DESK or sink is None:
         return None

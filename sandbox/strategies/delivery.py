@@ -9,8 +9,10 @@ already have delivered it is delivered "possibly twice", and listed as such.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from sandbox.trace.clock import utc_timestamp
 from sandbox.trace.tracer import DEFAULT_DESK
 
 DELIVERED, FAILED, UNKNOWN = "delivered", "failed", "unknown"
+log = logging.getLogger(__name__)
 FAILURES_KEPT = 500
 
 
@@ -78,6 +81,8 @@ class DeliveryLog:
         self._last_ids: Counter[str] = Counter()  # desk -> the id of its newest failure
         self._desk_of: dict[str, str] = {}  # trace id -> desk, while the send is pending
         self._counts: dict[str, Counter[str]] = {}  # desk -> "sent" and each outcome
+        # Told every fate reported here, pending or not: an external consumer publishes them for the web process.
+        self.on_settled: Callable[[tuple[str, str, str, str]], None] | None = None
 
     def accepted(
         self, trace_id: str, mode: str, maybe_sent_before: str | None = None, desk: str = DEFAULT_DESK
@@ -104,6 +109,7 @@ class DeliveryLog:
             self._workers[trace_id] = thread
 
     def delivered(self, trace_id: str) -> None:
+        self._publish(trace_id, "", DELIVERED, "")
         with self._lock:
             desk = self._desk_of.get(trace_id, DEFAULT_DESK)
             mode = self._settle(trace_id)
@@ -117,6 +123,7 @@ class DeliveryLog:
 
     def failed(self, trace_id: str, mode: str, error: str, outcome: str = FAILED) -> None:
         """Record a send that ended without a 250; ``outcome`` is FAILED, or UNKNOWN when it may have arrived."""
+        self._publish(trace_id, mode, outcome, error)
         with self._lock:
             desk = self._desk_of.get(trace_id, DEFAULT_DESK)
             if self._settle(trace_id) is None:
@@ -125,6 +132,13 @@ class DeliveryLog:
             if earlier:  # this attempt failed, but the one a crash cut may have delivered it
                 outcome, error = UNKNOWN, f"{error}; {earlier}"
             self._record_failure(trace_id, mode, error, outcome, desk)
+
+    def _publish(self, trace_id: str, mode: str, outcome: str, error: str) -> None:
+        if self.on_settled is not None:
+            try:
+                self.on_settled((trace_id, mode, outcome, error))
+            except Exception:  # the store out of reach: the web process will show the send as pending
+                log.warning("could not publish the fate of %s", trace_id, exc_info=True)
 
     def _settle(self, trace_id: str) -> str | None:
         """Take the send out of the pending set; None if it was not pending (already settled or abandoned)."""

@@ -29,8 +29,9 @@ from redis.exceptions import RedisError
 from sandbox.config import REDIS_URL_PREFIXES, check_queue_url
 from sandbox.smtp.client import Message as FoldedMessage
 from sandbox.smtp.failures import SendError, describe_error, error_and_outcome
-from sandbox.strategies.delivery import FAILED, DeliveryLog
+from sandbox.strategies.delivery import DELIVERED, FAILED, DeliveryLog
 from sandbox.strategies.outbox import SENDING, Outbox
+from sandbox.trace.store import TraceStore
 from sandbox.trace.tracer import DEFAULT_DESK, Binding, bound, current_binding, finish_line, line_of, raised_at
 
 MODE = "queue"
@@ -91,6 +92,7 @@ class MailQueue:
         self.app = app
         self._huey: Huey | None = None
         self._consumer: EmbeddedConsumer | None = None
+        self._follower: OutcomeFollower | None = None
         self._lock = threading.Lock()
 
     def _open(self) -> tuple[Huey, TaskWrapper]:
@@ -129,7 +131,7 @@ class MailQueue:
             raise RuntimeError("the queue stores emails for a traced request only")
         trace_id = binding.trace_id
         binding.log.accepted(trace_id, MODE, desk=binding.desk)
-        data = message_data(msg) | {"worker": f"{worker.__module__}:{worker.__qualname__}", "desk": binding.desk}
+        data = message_data(msg) | {"worker": f"{worker.__module__}:{worker.__qualname__}"} | self._desk(binding)
         try:
             huey, deliver = self._open()
             outbox = Outbox(huey)
@@ -147,6 +149,26 @@ class MailQueue:
             raise unavailable from err
         binding.record("queue.stored", task_id=task.id, backend=type(huey).__name__)
         return task.id
+
+    def _desk(self, binding: Binding) -> dict[str, Any]:
+        """Whose email it is, and where the sink listens for that desk: a consumer in another process has no sink
+        to ask, and sends there when it sends to the same sink (``sink`` is its main address)."""
+        sink = self.app.extensions.get("sandbox.sink")
+        if sink is None or binding.desk == DEFAULT_DESK:
+            return {"desk": binding.desk}
+        return {"desk": binding.desk, "sink": sink.address, "desk_port": sink.port_for(binding.desk)}
+
+    def follow_outcomes(self, store: TraceStore, log: DeliveryLog) -> None:
+        """With an external consumer: settle this process's queued sends as the consumer reports them in the trace
+        store, so ``/api/stats`` and ``/api/failures`` count what another process did."""
+        if self._follower is None:
+            self._follower = OutcomeFollower(store, log)
+            self._follower.start()
+
+    def stop_following(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
 
     def recover(self, log: DeliveryLog) -> list[str]:
         """On start: count every unsettled email in the outbox as pending, and queue again those that are in
@@ -200,8 +222,8 @@ class MailQueue:
 def message_from_data(data: dict[str, Any]) -> FoldedMessage:
     """The message a task stored, rebuilt for one attempt with its original Message-ID."""
     fields = dict(data)
-    fields.pop("worker", None)
-    fields.pop("desk", None)
+    for key in ("worker", "desk", "sink", "desk_port"):
+        fields.pop(key, None)
     msg_id = fields.pop("msg_id", None)  # absent from tasks stored before it was kept
     msg = FoldedMessage(**fields)
     if msg_id:
@@ -220,6 +242,46 @@ def stored_worker(data: dict[str, Any]) -> Callable[[Flask, Message], None]:
 def mail_queue(app: Flask) -> MailQueue:
     """The app's durable mail queue."""
     return app.extensions["sandbox.queue"]
+
+
+def desk_port(app: Flask, data: dict[str, Any]) -> int | None:
+    """The desk's own port of the web process's sink, when this consumer sends to that sink and has none of its own
+    (a consumer in another process); None otherwise, and the send goes where the app is configured to send."""
+    if app.extensions.get("sandbox.sink") is not None or "desk_port" not in data:
+        return None
+    return data["desk_port"] if f"{app.config['MAIL_SERVER']}:{app.config['MAIL_PORT']}" == data.get("sink") else None
+
+
+class OutcomeFollower(threading.Thread):
+    """Reads the fates an external consumer wrote to the trace store and settles them in this process's log."""
+
+    EVERY_S = 0.25
+
+    def __init__(self, store: TraceStore, log: DeliveryLog) -> None:
+        super().__init__(name="queue-outcomes", daemon=True)
+        self.store, self.log = store, log
+        self._stop_event = threading.Event()
+        self.cursor = store.outcomes_end()  # only what happens from now on: this process's sends
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.EVERY_S):
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        try:
+            outcomes, self.cursor = self.store.outcomes_after(self.cursor)
+        except Exception:  # the store out of reach: the sends stay pending until it is back
+            return
+        for trace_id, mode, outcome, error in outcomes:
+            if outcome == DELIVERED:
+                self.log.delivered(trace_id)
+            else:
+                self.log.failed(trace_id, mode or MODE, error, outcome)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+        self.catch_up()
 
 
 def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | None) -> None:
@@ -247,6 +309,7 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
         attempt=attempt - 1,
         retry_in=retry_in,
         desk=data.get("desk", DEFAULT_DESK),
+        port=desk_port(app, data),
     )
     try:
         worker = stored_worker(data)

@@ -41,7 +41,11 @@ class TraceStore(Protocol):
 
     def write_outcome(self, outcome: Outcome) -> None: ...
 
+    def delete_desk(self, desk: str) -> None: ...
+
     def outcomes_after(self, cursor: int) -> tuple[list[Outcome], int]: ...
+
+    def outcomes_end(self) -> int: ...
 
 
 def open_store(url: str | None, instance_path: str) -> TraceStore:
@@ -61,8 +65,16 @@ def _event_json(event: RawEvent) -> str:
 
 def _event_from(row: Iterable[Any]) -> RawEvent:
     t_ns, thread, thread_id, kind, details, file, line, function = row
-    return (t_ns, thread, thread_id, kind, json.loads(details) if isinstance(details, str) else details, file, line,
-            function)
+    return (
+        t_ns,
+        thread,
+        thread_id,
+        kind,
+        json.loads(details) if isinstance(details, str) else details,
+        file,
+        line,
+        function,
+    )
 
 
 class SqliteStore:
@@ -72,18 +84,20 @@ class SqliteStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connection() as db:
-            db.executescript(
-                """
+        self._connection().db.executescript(  # executescript commits on its own: outside a transaction
+            """
                 CREATE TABLE IF NOT EXISTS traces (trace_id TEXT PRIMARY KEY, started_at REAL, header TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS events (trace_id TEXT NOT NULL, writer TEXT NOT NULL, event TEXT NOT NULL);
                 CREATE INDEX IF NOT EXISTS events_of_trace ON events (trace_id);
                 CREATE TABLE IF NOT EXISTS outcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, trace_id TEXT NOT NULL,
                     mode TEXT NOT NULL, outcome TEXT NOT NULL, error TEXT NOT NULL);
                 """
-            )
+        )
+        with self._connection() as db:
             old = time.time() - KEPT_DAYS * 86400
-            db.execute("DELETE FROM events WHERE trace_id IN (SELECT trace_id FROM traces WHERE started_at < ?)", (old,))
+            db.execute(
+                "DELETE FROM events WHERE trace_id IN (SELECT trace_id FROM traces WHERE started_at < ?)", (old,)
+            )
             db.execute("DELETE FROM traces WHERE started_at < ?", (old,))
 
     def _connection(self) -> sqlite3.Connection:
@@ -101,9 +115,7 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO traces VALUES (?, ?, ?)",
                 [(h["trace_id"], h["started_at"], json.dumps(h, default=repr)) for h in headers],
             )
-            db.executemany(
-                "INSERT INTO events VALUES (?, ?, ?)", [(tid, writer, _event_json(e)) for tid, e in events]
-            )
+            db.executemany("INSERT INTO events VALUES (?, ?, ?)", [(tid, writer, _event_json(e)) for tid, e in events])
 
     def read(self, trace_id: str, skip_writer: str | None = None) -> tuple[Header | None, list[RawEvent]]:
         with self._connection() as db:
@@ -112,6 +124,12 @@ class SqliteStore:
                 "SELECT event FROM events WHERE trace_id = ? AND writer IS NOT ?", (trace_id, skip_writer)
             ).fetchall()
         return (json.loads(row[0]) if row else None), [_event_from(json.loads(r[0])) for r in rows]
+
+    def delete_desk(self, desk: str) -> None:
+        mine = "SELECT trace_id FROM traces WHERE json_extract(header, '$.desk') = ?"
+        with self._connection() as db:
+            db.execute(f"DELETE FROM events WHERE trace_id IN ({mine})", (desk,))
+            db.execute(f"DELETE FROM traces WHERE trace_id IN ({mine})", (desk,))
 
     def write_outcome(self, outcome: Outcome) -> None:
         with self._connection() as db:
@@ -123,6 +141,10 @@ class SqliteStore:
                 "SELECT id, trace_id, mode, outcome, error FROM outcomes WHERE id > ? ORDER BY id", (cursor,)
             ).fetchall()
         return [tuple(r[1:]) for r in rows], (rows[-1][0] if rows else cursor)
+
+    def outcomes_end(self) -> int:
+        with self._connection() as db:
+            return db.execute("SELECT coalesce(max(id), 0) FROM outcomes").fetchone()[0]
 
 
 class _Transaction:
@@ -150,6 +172,8 @@ class RedisStore:
         pipe = self.redis.pipeline(transaction=True)
         for header in headers:
             pipe.set(f"sandbox:trace:{header['trace_id']}", json.dumps(header, default=repr), ex=self.ttl_s)
+            pipe.sadd(f"sandbox:desk-traces:{header['desk']}", header["trace_id"])
+            pipe.expire(f"sandbox:desk-traces:{header['desk']}", self.ttl_s)
         for trace_id, event in events:
             key = f"sandbox:trace-events:{trace_id}"
             pipe.rpush(key, json.dumps([writer, _event_json(event)]))
@@ -165,9 +189,18 @@ class RedisStore:
                 events.append(_event_from(json.loads(event)))
         return (json.loads(header) if header else None), events
 
+    def delete_desk(self, desk: str) -> None:
+        members = self.redis.smembers(f"sandbox:desk-traces:{desk}")
+        ids = [m.decode() for m in members]
+        keys = [f"sandbox:{kind}:{trace_id}" for trace_id in ids for kind in ("trace", "trace-events")]
+        self.redis.delete(f"sandbox:desk-traces:{desk}", *keys)
+
     def write_outcome(self, outcome: Outcome) -> None:
         self.redis.rpush("sandbox:outcomes", json.dumps(outcome))
 
     def outcomes_after(self, cursor: int) -> tuple[list[Outcome], int]:
         items = self.redis.lrange("sandbox:outcomes", cursor, -1)
         return [tuple(json.loads(item)) for item in items], cursor + len(items)
+
+    def outcomes_end(self) -> int:
+        return self.redis.llen("sandbox:outcomes")

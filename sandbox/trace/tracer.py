@@ -17,13 +17,17 @@ guards one dictionary lookup and one list append.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
+import logging
 import platform
 import re
 import sys
 import threading
 import time
+import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,7 +36,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from types import CodeType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sandbox.trace.store import Header, TraceStore
 
 TRACES_KEPT = 200  # the default desk's (scripts, the demo, curl)
 DESK_TRACES_KEPT = 50  # each visitor's desk
@@ -89,6 +96,31 @@ class Trace:
     comparison: str | None = None  # shared by the sends of one comparison ("Send both", the demo)
     desk: str = DEFAULT_DESK  # whose send this is: only that desk may read it
     started_at: float = 0.0  # time.time() when the trace started: the wall clock, for a class-wide time axis
+    # For the store: how many of ``raw`` were written, whether the header changed since, and whether this process
+    # only adds events to a trace another process started (an external queue consumer).
+    flushed: int = field(default=0, repr=False, compare=False)
+    header_dirty: bool = field(default=True, repr=False, compare=False)
+    adopted: bool = field(default=False, repr=False, compare=False)
+
+    def header(self) -> Header:
+        """What the store keeps of the trace besides its events."""
+        return {
+            "trace_id": self.trace_id,
+            "mode": self.mode,
+            "server": self.server,
+            "delay_s": self.delay_s,
+            "settings": dict(self.settings),
+            "versions": dict(self.versions),
+            "comparison": self.comparison,
+            "desk": self.desk,
+            "started_at": self.started_at,
+        }
+
+    @classmethod
+    def stored(cls, header: Header, raw: list[tuple[Any, ...]]) -> Trace:
+        """A trace read back from the store, its events in time order."""
+        events = sorted((Event(*e) for e in raw), key=lambda e: e.t_ns)
+        return cls(**header, events=events)
 
     def snapshot(self) -> Trace:
         """A copy with every event recorded so far, as Events in time order; no other thread changes it."""
@@ -164,6 +196,16 @@ class Tracer:
         self._traces: dict[str, Trace] = {}
         self._by_desk: dict[str, OrderedDict[str, None]] = {}  # desk -> its trace ids, oldest first
         self._lock = threading.Lock()
+        self.store: TraceStore | None = None
+        self.writer = uuid.uuid4().hex  # this process's name for its events in the store
+        self.adopt = False  # record events for traces another process started (an external queue consumer)
+        self._dirty: set[str] = set()  # traces with something the store does not have yet
+        self._store_failing = False
+
+    def keep_in(self, store: TraceStore) -> None:
+        """Copy every trace to ``store`` from now on, a few times a second, on the process's writer thread."""
+        self.store = store
+        _writer.follow(self)
 
     def start(
         self,
@@ -180,18 +222,29 @@ class Tracer:
         capacity = self._capacity if desk == DEFAULT_DESK else self._desk_capacity
         with self._lock:
             self._traces[trace_id] = trace
+            self._dirty.add(trace_id)
             mine = self._by_desk.setdefault(desk, OrderedDict())
             mine[trace_id] = None
             while len(mine) > capacity:
                 self._traces.pop(mine.popitem(last=False)[0], None)
 
-    def drop_desk(self, desk: str) -> int:
-        """Forget every trace of ``desk`` (reset, or cleaned up after being idle); returns how many there were."""
+    def drop_desk(self, desk: str, stored: bool = False) -> int:
+        """Forget every trace of ``desk`` held in memory (reset, or cleaned up after being idle), and with ``stored``
+        delete them from the store too (a reset: the student asked for a fresh start); returns how many were in
+        memory."""
+        if not stored:
+            self.flush()  # what the store does not have yet would be lost with the memory
         with self._lock:
             mine = self._by_desk.pop(desk, OrderedDict())
             for trace_id in mine:
                 self._traces.pop(trace_id, None)
-            return len(mine)
+                self._dirty.discard(trace_id)
+        if stored and self.store is not None:
+            try:
+                self.store.delete_desk(desk)
+            except Exception:
+                log.warning("could not delete the traces of a desk from the store", exc_info=True)
+        return len(mine)
 
     def traces_of(self, desk: str) -> list[Trace]:
         """A copy of each trace ``desk`` keeps, oldest first."""
@@ -215,9 +268,10 @@ class Tracer:
         thread_name, thread_id = thread_identity()
         file, line, function = at or source_location()
         with self._lock:
-            trace = self._traces.get(trace_id)
+            trace = self._traces.get(trace_id) or self._adopted(trace_id)
             if trace is not None:
                 trace.raw.append((now, thread_name, thread_id, kind, details, file, line, function))
+                self._dirty.add(trace_id)
 
     def record_at(
         self, trace_id: str | None, kind: str, t_ns: int, thread: tuple[str, int], at: Location, **details: Any
@@ -226,9 +280,23 @@ class Tracer:
         if not self.enabled or trace_id is None:
             return
         with self._lock:
-            trace = self._traces.get(trace_id)
+            trace = self._traces.get(trace_id) or self._adopted(trace_id)
             if trace is not None:
                 trace.raw.append((t_ns, thread[0], thread[1], kind, details, *at))
+                self._dirty.add(trace_id)
+
+    def _adopted(self, trace_id: str) -> Trace | None:
+        """With ``adopt``, a trace started in another process, kept here only to carry this process's events to the
+        store (call with the lock held)."""
+        if not self.adopt:
+            return None
+        trace = Trace(trace_id, "", "", None, {}, VERSIONS, adopted=True)
+        self._traces[trace_id] = trace
+        mine = self._by_desk.setdefault("", OrderedDict())  # bounded like the default desk
+        mine[trace_id] = None
+        while len(mine) > self._capacity:
+            self._traces.pop(mine.popitem(last=False)[0], None)
+        return trace
 
     def join_comparison(self, trace_id: str, comparison: str) -> None:
         """Mark the trace as one send of the comparison ``comparison``."""
@@ -236,6 +304,8 @@ class Tracer:
             trace = self._traces.get(trace_id)
             if trace is not None:
                 trace.comparison = comparison
+                trace.header_dirty = True
+                self._dirty.add(trace_id)
 
     def partner(self, trace: Trace, modes: Collection[str]) -> Trace | None:
         """The newest other trace of the same comparison, sent by one of ``modes``."""
@@ -258,9 +328,102 @@ class Tracer:
         visitor's desk's: the default desk's traces (scripts, curl, the demo) are anyone's to read."""
         with self._lock:
             trace = self._traces.get(trace_id)
-            if trace is None or (desk is not None and trace.desk not in (desk, DEFAULT_DESK)):
+            snapshot = None if trace is None or trace.adopted else trace.snapshot()
+        if self.store is None:
+            return snapshot if snapshot is not None and _readable(snapshot, desk) else None
+        if snapshot is not None:
+            if not _readable(snapshot, desk):
                 return None
-            return trace.snapshot()
+            # What other processes recorded for it (an external consumer's worker), written to the store.
+            others = self._read(trace_id, skip_writer=self.writer)[1]
+            if others:
+                snapshot.events = sorted([*snapshot.events, *(Event(*e) for e in others)], key=lambda e: e.t_ns)
+            return snapshot
+        header, raw = self._read(trace_id)  # from before a restart, or started by another process
+        if header is None:
+            return None
+        stored = Trace.stored(header, raw)
+        return stored if _readable(stored, desk) else None
+
+    def _read(self, trace_id: str, skip_writer: str | None = None) -> tuple[Header | None, list[tuple[Any, ...]]]:
+        assert self.store is not None
+        try:
+            return self.store.read(trace_id, skip_writer)
+        except Exception:  # a store out of reach costs the extra events, never the page
+            log.warning("could not read trace %s from the store", trace_id, exc_info=True)
+            return None, []
+
+    def flush(self) -> None:
+        """Write what the store does not have yet, in one batch; a failure is logged and retried next time."""
+        store = self.store
+        if store is None:
+            return
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            headers, events, marks = [], [], []
+            for trace_id in dirty:
+                trace = self._traces.get(trace_id)
+                if trace is None:
+                    continue
+                if trace.header_dirty and not trace.adopted:
+                    headers.append(trace.header())
+                    trace.header_dirty = False
+                events.extend((trace_id, e) for e in trace.raw[trace.flushed :])
+                marks.append((trace, trace.flushed))
+                trace.flushed = len(trace.raw)
+        if not headers and not events:
+            return
+        try:
+            store.write(self.writer, headers, events)
+        except Exception as err:
+            if not self._store_failing:  # once per outage, not five times a second
+                log.warning("could not write trace events to the store (%s); they stay in memory, trying again", err)
+            self._store_failing = True
+            with self._lock:
+                for trace, flushed in marks:
+                    trace.flushed = min(trace.flushed, flushed)
+                    trace.header_dirty = trace.header_dirty or not trace.adopted
+                self._dirty |= dirty
+            return
+        self._store_failing = False
+
+
+def _readable(trace: Trace, desk: str | None) -> bool:
+    """Whether ``desk`` may read ``trace``: its own, or the default desk's (``desk`` None: anyone)."""
+    return desk is None or trace.desk in (desk, DEFAULT_DESK)
+
+
+class _Writer:
+    """The process's one thread that copies every tracer's new events to its store, a few times a second, and once
+    more as the process exits. Tracers are held weakly: an app that is gone stops being written."""
+
+    EVERY_S = 0.2
+
+    def __init__(self) -> None:
+        self._tracers: weakref.WeakSet[Tracer] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def follow(self, tracer: Tracer) -> None:
+        with self._lock:
+            self._tracers.add(tracer)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="trace-store-writer", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush_all)
+
+    def flush_all(self) -> None:
+        for tracer in list(self._tracers):
+            tracer.flush()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.EVERY_S)
+            self.flush_all()
+
+
+_writer = _Writer()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -289,6 +452,7 @@ class Binding:
     via: str | None = None
     unanswered: int | None = None  # the first attempt that sent everything and heard no answer
     desk: str = DEFAULT_DESK  # whose send: the sink listens for each desk on a port of its own
+    port: int | None = None  # the desk's port, when the process sending has no sink to ask (an external consumer)
 
     def record(self, kind: str, /, at: Location | None = None, **details: Any) -> None:
         self.tracer.record(self.trace_id, kind, at=at or self.here, **details)

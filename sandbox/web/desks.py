@@ -181,7 +181,7 @@ class Desks:
                 sink.close_desk(desk_id)
             else:
                 sink.reset_desk(desk_id)
-        extensions["sandbox.tracer"].drop_desk(desk_id)
+        extensions["sandbox.tracer"].drop_desk(desk_id, stored=not close)  # a reset forgets; idle ones stay stored
         extensions["sandbox.delivery"].forget_desk(desk_id)
 
     def ids(self) -> list[str]:

@@ -10,10 +10,13 @@ from pathlib import Path
 
 from flask import Flask
 
+from sandbox import create_app
 from sandbox.app.emails import welcome_email
 from sandbox.client import call
+from sandbox.config import Settings
 from sandbox.runtime import Sandbox
-from sandbox.strategies.queue import message_data, message_from_data
+from sandbox.smtp.sink import Sink
+from sandbox.strategies.queue import desk_port, message_data, message_from_data
 from sandbox.testing import free_port
 from sandbox.trace.tracer import Trace
 from tests.conftest import settings_for_tests
@@ -103,14 +106,10 @@ def test_redis_queue_survives_a_restart(redis_url: str) -> None:
     survives_a_restart(redis_url.replace("/0", "/1"))
 
 
-def test_an_external_consumer_process_delivers(redis_url: str) -> None:
-    settings = settings_for_tests(delay_s=0, queue_url=redis_url.replace("/0", "/2"), queue_consumer="external")
+def external_consumer_completes_the_trace(settings: Settings, env: dict[str, str]) -> None:
+    """A queued send run by ``huey_consumer`` in a process of its own: the email arrives, the web process's trace
+    gains the consumer's events and completes, and its ``/api/stats`` counts the delivery."""
     with Sandbox(settings) as sandbox:
-        env = {
-            "SANDBOX_QUEUE_URL": settings.queue_url,
-            "SANDBOX_MAIL_SERVER": sandbox.sink.address,
-            "PATH": "/usr/bin:/bin",
-        }
         consumer = subprocess.Popen(
             [
                 sys.executable,
@@ -123,7 +122,7 @@ def test_an_external_consumer_process_delivers(redis_url: str) -> None:
                 "thread",
             ],
             cwd=ROOT,
-            env=env,
+            env={**env, "SANDBOX_MAIL_SERVER": sandbox.sink.address, "PATH": "/usr/bin:/bin"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -131,11 +130,38 @@ def test_an_external_consumer_process_delivers(redis_url: str) -> None:
         try:
             reply = call(f"{sandbox.url}send-email/queue", "POST", {})
             assert reply.status == 202
+            trace_id = reply.body["trace_id"]
             assert sandbox.sink.mailbox.wait_for_count(1, 20), consumer.stdout.read() if consumer.poll() else ""
-            assert sandbox.sink.mailbox.messages()[0].trace_id == reply.body["trace_id"]
+            assert sandbox.sink.mailbox.messages()[0].trace_id == trace_id
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                stats = call(f"{sandbox.url}api/stats").body
+                trace = sandbox.tracer.get(trace_id)
+                if stats["delivered"] == 1 and trace is not None and trace.complete:
+                    break
+                time.sleep(0.1)
+            assert (stats["sent"], stats["delivered"], stats["pending"]) == (1, 1, 0), stats
+            assert trace is not None and trace.complete, [e.kind for e in trace.events] if trace else None
+            started = trace.first("worker.started")
+            assert started is not None and started.thread != trace.first("request.received").thread
+            document = call(f"{sandbox.url}api/traces/{trace_id}").body
+            assert document["outcome"] == "delivered" and document["steps"]
         finally:
             consumer.terminate()
             consumer.wait(timeout=10)
+
+
+def test_an_external_consumer_completes_the_trace_through_sqlite(tmp_path: Path) -> None:
+    queue_url, store_url = f"sqlite:///{tmp_path}/queue.db", f"sqlite:///{tmp_path}/traces.db"
+    settings = settings_for_tests(delay_s=0, queue_url=queue_url, store_url=store_url, queue_consumer="external")
+    external_consumer_completes_the_trace(settings, {"SANDBOX_QUEUE_URL": queue_url, "SANDBOX_STORE_URL": store_url})
+
+
+def test_an_external_consumer_completes_the_trace_through_redis(redis_url: str) -> None:
+    """One Redis for the queue and, by default, the traces."""
+    queue_url = redis_url.replace("/0", "/2")
+    settings = settings_for_tests(delay_s=0, queue_url=queue_url, store_url=None, queue_consumer="external")
+    external_consumer_completes_the_trace(settings, {"SANDBOX_QUEUE_URL": queue_url})
 
 
 def test_every_attempt_of_a_queued_email_keeps_its_message_id(app: Flask) -> None:
@@ -144,3 +170,13 @@ def test_every_attempt_of_a_queued_email_keeps_its_message_id(app: Flask) -> Non
         rebuilt = message_from_data(message_data(original))
         assert rebuilt.msgId == original.msgId
         assert b"Message-ID: " + original.msgId.encode() in rebuilt.as_bytes()
+
+
+def test_an_external_consumer_sends_a_desks_email_to_that_desks_port(sink: Sink) -> None:
+    consumer = create_app({"TESTING": True, "MAIL_SERVER": sink.host, "MAIL_PORT": sink.port})  # no sink of its own
+    data = {"desk": "0123456789abcdef", "sink": sink.address, "desk_port": 4321}
+    assert desk_port(consumer, data) == 4321
+    assert desk_port(consumer, data | {"sink": "127.0.0.1:9"}) is None, "it sends elsewhere: the app's own server"
+    assert desk_port(consumer, {"desk": "default"}) is None
+    web = create_app({"TESTING": True}, sink=sink)
+    assert desk_port(web, data) is None, "a process with the sink asks the sink itself"

@@ -157,7 +157,7 @@ def test_an_idle_desk_is_cleaned_up_and_its_port_closed(app: Flask, sink: Sink) 
     assert desks.sweep() == [ada_id]
     with pytest.raises(ConnectionRefusedError):
         smtplib.SMTP(sink.host, port, timeout=5)
-    assert app.extensions["sandbox.tracer"].get(sent["trace_id"]) is None
+    assert app.extensions["sandbox.tracer"].count(ada_id) == 0, "its traces left memory"
     assert ada_id not in sink.desk_names()
     # The same browser comes back: it keeps its cookie and gets its desk again, fresh, on a new port.
     desks.idle_s = 3600
@@ -169,6 +169,8 @@ def test_an_idle_desk_is_cleaned_up_and_its_port_closed(app: Flask, sink: Sink) 
         "idle_cleanup_s": 3600,
     }
     assert send(ada)["status"] == "sent"
+    assert ada.get(f"/api/traces/{sent['trace_id']}").status_code == 200, "the old trace is read from the store"
+    assert bob.get(f"/api/traces/{sent['trace_id']}").status_code == 404, "and is still the desk's own"
 
 
 def test_beyond_the_most_desks_the_least_recently_used_goes(app: Flask) -> None:
