@@ -1,18 +1,21 @@
-"""A class on one sandbox: N students, each with the page's heartbeat and a send every 10 s.
+"""A class on one sandbox: N students, each at a desk of their own, with the page's heartbeat and a send every 10 s.
 
     python -m bench.classroom [--students 25,50,100,200] [--seconds 20] [--delay 1] [--server threaded]
 
-The sandbox runs as `python -m sandbox` in a process of its own. Each simulated student does what the page does:
-it pings `/api/ping` every 250 ms, one ping at a time, as the heartbeat strip does. Every 10 s, starting at a random
-moment, it presses a send button (half the students the blocking route, half the thread route) and then opens the
-send's trace page (the quiz is answered in the browser and costs the server nothing). The students are asyncio
-tasks on httpx in this process. The table gives this process's CPU beside the sandbox's, because both share the
-machine's cores: on a small machine the load generator is part of the load.
+The sandbox runs as `python -m sandbox` in a process of its own. Each simulated student does what a browser does:
+it opens the page (which gives it a desk: its own cookie, its own port of the sink), then pings `/api/ping` every
+250 ms, one ping at a time, as the heartbeat strip does. Every 10 s, starting at a random moment, it presses a send
+button (half the students the blocking route, half the thread route), opens the send's trace page and answers its
+first question (the server judges it against the trace). The students are asyncio tasks on httpx in this process,
+each with its own client. The table gives this process's CPU beside the sandbox's, because both share the
+machine's cores: on a small machine the load generator is part of the load. Deliveries are counted from each
+desk's own `/api/stats`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import random
 import re
@@ -44,39 +47,60 @@ class Measured:
     http_errors: int = 0  # sends answered 4xx or 5xx
 
 
-async def student(client: httpx.AsyncClient, index: int, until: float, measured: Measured) -> None:
-    """One student's page: a heartbeat, and a send (then its trace page) every 10 s."""
-    mode = "sync" if index % 2 == 0 else "thread"
-
-    async def heartbeat() -> None:
-        while (now := time.perf_counter()) < until:
-            started = time.perf_counter()
-            await client.get("/api/ping")
-            measured.pings_ms.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(max(0.0, now + PING_EVERY_S - time.perf_counter()))
-
-    async def sends() -> None:
-        await asyncio.sleep(random.uniform(0, SEND_EVERY_S))
-        while (now := time.perf_counter()) < until:
-            started = time.perf_counter()
-            reply = await client.post(f"/send-email/{mode}", json={"name": f"Student {index}"})
-            measured.sends_ms[mode].append((time.perf_counter() - started) * 1000)
-            if reply.status_code >= 400:
-                measured.http_errors += 1
-            else:
-                await client.get(f"/traces/{reply.json()['trace_id']}")
-            await asyncio.sleep(max(0.0, now + SEND_EVERY_S - time.perf_counter()))
-
-    await asyncio.gather(heartbeat(), sends())
+FIRST_OPTION = re.compile(r'data-kind="([a-z_]+)".*?data-index="0" data-option="([^"]*)"', re.DOTALL)
 
 
-async def run_class(url: str, students: int, seconds: float) -> Measured:
-    measured = Measured()
+async def student(url: str, index: int, until: float, measured: Measured) -> dict:
+    """One student's browser: the page (a desk), a heartbeat, and a send (then its trace page and a quiz answer)
+    every 10 s; returns the desk's counts once its emails are settled."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        until = time.perf_counter() + seconds
-        await asyncio.gather(*(student(client, i, until, measured) for i in range(students)))
-    return measured
+        await client.get("/", headers={"Accept": "text/html"})
+        await asyncio.gather(heartbeat(client, until, measured), sends(client, index, until, measured))
+        return await settled_stats(client)
+
+
+async def heartbeat(client: httpx.AsyncClient, until: float, measured: Measured) -> None:
+    while (now := time.perf_counter()) < until:
+        started = time.perf_counter()
+        await client.get("/api/ping")
+        measured.pings_ms.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(max(0.0, now + PING_EVERY_S - time.perf_counter()))
+
+
+async def sends(client: httpx.AsyncClient, index: int, until: float, measured: Measured) -> None:
+    mode = "sync" if index % 2 == 0 else "thread"
+    await asyncio.sleep(random.uniform(0, SEND_EVERY_S))
+    while (now := time.perf_counter()) < until:
+        started = time.perf_counter()
+        reply = await client.post(f"/send-email/{mode}", json={"name": f"Student {index}"})
+        measured.sends_ms[mode].append((time.perf_counter() - started) * 1000)
+        if reply.status_code >= 400:
+            measured.http_errors += 1
+        else:
+            trace_id = reply.json()["trace_id"]
+            page = await client.get(f"/traces/{trace_id}")
+            first = FIRST_OPTION.search(page.text)
+            if first:
+                body = {"kind": first.group(1), "choice": 0, "option": html.unescape(first.group(2))}
+                answer = await client.post(f"/api/traces/{trace_id}/answers", json=body)
+                measured.http_errors += answer.status_code >= 400
+        await asyncio.sleep(max(0.0, now + SEND_EVERY_S - time.perf_counter()))
+
+
+async def settled_stats(client: httpx.AsyncClient, timeout_s: float = 60) -> dict:
+    """The desk's counts once none of its emails is pending (or the timeout passed)."""
+    deadline = time.perf_counter() + timeout_s
+    while (counts := (await client.get("/api/stats")).json())["pending"] and time.perf_counter() < deadline:
+        await asyncio.sleep(0.5)
+    return counts
+
+
+async def run_class(url: str, students: int, seconds: float) -> tuple[Measured, dict[str, int]]:
+    measured = Measured()
+    until = time.perf_counter() + seconds
+    desks = await asyncio.gather(*(student(url, i, until, measured) for i in range(students)))
+    return measured, {key: sum(desk[key] for desk in desks) for key in ("sent", "delivered")}
 
 
 class SandboxProcess:
@@ -120,32 +144,22 @@ async def sample_rss(sandbox: SandboxProcess, until: float) -> float:
     return peak
 
 
-def stats(url: str) -> dict:
-    return httpx.get(f"{url}api/stats", timeout=30).json()
-
-
-def settle(url: str, timeout_s: float = 60) -> dict:
-    """The app's counts once no email is pending (or the timeout passed)."""
-    deadline = time.perf_counter() + timeout_s
-    while (counts := stats(url))["pending"] and time.perf_counter() < deadline:
-        time.sleep(0.5)
-    return counts
-
-
 def measure(sandbox: SandboxProcess, students: int, seconds: float) -> tuple[Measured, dict, float, float, float]:
-    before, cpu_before, own_before = stats(sandbox.url), sandbox.cpu_s(), time.process_time()
+    """One class: what the students saw, their desks' counts once settled, and the CPU (cores) of the sandbox and
+    of this process and the sandbox's peak RSS during the class itself (not while the last emails settle)."""
+    cpu_before, own_before = sandbox.cpu_s(), time.process_time()
+    used: dict[str, float] = {}
 
-    async def both() -> tuple[Measured, float]:
+    async def clock(until: float) -> None:
+        await asyncio.sleep(max(0.0, until - time.perf_counter()))
+        used["cpu"], used["own"] = sandbox.cpu_s() - cpu_before, time.process_time() - own_before
+
+    async def both() -> tuple[tuple[Measured, dict], float, None]:
         until = time.perf_counter() + seconds
-        return await asyncio.gather(run_class(sandbox.url, students, seconds), sample_rss(sandbox, until))
+        return await asyncio.gather(run_class(sandbox.url, students, seconds), sample_rss(sandbox, until), clock(until))
 
-    started = time.perf_counter()
-    measured, rss = asyncio.run(both())
-    wall = time.perf_counter() - started
-    cpu, own = (sandbox.cpu_s() - cpu_before) / wall, (time.process_time() - own_before) / wall
-    after = settle(sandbox.url)
-    counts = {key: after[key] - before[key] for key in ("sent", "delivered")}
-    return measured, counts, cpu, own, rss
+    (measured, counts), rss, _ = asyncio.run(both())
+    return measured, counts, used["cpu"] / seconds, used["own"] / seconds, rss
 
 
 def main(argv: list[str] | None = None) -> int:

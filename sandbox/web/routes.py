@@ -199,8 +199,8 @@ def http_error(err: HTTPException) -> tuple[Response | str, int]:
 
 
 ERROR_HINTS = {
-    "sandbox": "Traces and messages live in the running sandbox's memory: a restart, or enough newer sends, lets old "
-    "ones go. Send again and follow the new link.",
+    "sandbox": "Messages live in the running sandbox's memory, so a restart or enough newer ones lets old ones go; "
+    "traces are kept for a week, each for the desk (the browser) that sent it. Send again and follow the new link.",
     "lessons": "The lessons are listed on the lessons page.",
     "": "The address may be mistyped, or from an earlier run of the sandbox.",
 }
