@@ -33,7 +33,9 @@ from flask import (
     url_for,
 )
 
+from sandbox.strategies.labels import BUTTON_LABELS
 from sandbox.trace.facts import Facts
+from sandbox.trace.store import KEPT_DAYS
 from sandbox.trace.tracer import DEFAULT_DESK, Trace
 from sandbox.web.answers import Answer
 from sandbox.web.desks import Desk, desks, join_desk
@@ -135,7 +137,11 @@ def class_page() -> Any:
     if "token" in request.args:  # remembered now: keep the token out of the address bar and the history
         return redirect(url_for("classroom.class_page"), 303)
     return render_template(
-        "pages/class.html", summary=class_summary(), join_code=current_app.config["SANDBOX_JOIN_CODE"]
+        "pages/class.html",
+        summary=class_summary(),
+        join_code=current_app.config["SANDBOX_JOIN_CODE"],
+        labels=BUTTON_LABELS,
+        kept_days=KEPT_DAYS if current_app.extensions["sandbox.tracer"].store is not None else 0,
     )
 
 
@@ -161,7 +167,8 @@ def class_csv() -> Response:
             "answers",
             "right",
             "misconceptions chosen",
-            "last active (s ago)",
+            "last send or answer (s ago)",
+            "page last open (s ago)",
         ]
     )
     for desk in summary["desks"]:
@@ -173,6 +180,7 @@ def class_csv() -> Response:
                 desk["answers"],
                 desk["right"],
                 "; ".join(desk["misconceptions"]),
+                desk["last_work_s"],
                 desk["idle_s"],
             ]
         )
@@ -201,6 +209,7 @@ def class_summary() -> dict[str, Any]:
                 "right": sum(a.right for a in d.answers.values()),
                 "misconceptions": sorted({a.misconception for a in d.answers.values() if a.misconception}),
                 "idle_s": round(now - d.last_seen),
+                "last_work_s": None if d.last_work is None else round(now - d.last_work),
             }
             for d in sorted(seated, key=lambda d: names[d.id].lower())
         ],
@@ -214,7 +223,7 @@ def class_summary() -> dict[str, Any]:
 def time_axis(sends: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """The sends as SVG geometry: a row per student who sent, a bar per send from its request to its answer."""
     if not sends:
-        return {"rows": [], "height": 0, "span_s": 0.0, "left": AXIS_LEFT}
+        return {"rows": [], "height": 0, "ticks_y": 0, "span_s": 0.0, "left": AXIS_LEFT, "ticks": []}
     first = sends[0]["at"]
     last = max(s["at"] + (s["response_ms"] or 0.0) / 1000 for s in sends)
     span = last - first
@@ -237,7 +246,23 @@ def time_axis(sends: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
                 }
             )
         rows.append({"name": name, "y": index * ROW_HEIGHT, "marks": marks})
-    return {"rows": rows, "height": len(rows) * ROW_HEIGHT, "span_s": span, "left": AXIS_LEFT}
+    ticks = [{"x": round(AXIS_LEFT + t * scale, 1), "label": f"{t:g} s"} for t in axis_ticks(max(span, 1.0))]
+    height = len(rows) * ROW_HEIGHT
+    return {
+        "rows": rows,
+        "height": height + ROW_HEIGHT,
+        "ticks_y": height + 14,
+        "span_s": span,
+        "left": AXIS_LEFT,
+        "ticks": ticks,
+    }
+
+
+def axis_ticks(span: float) -> list[float]:
+    """Up to six round times from 0 to ``span`` seconds, for the axis's labels."""
+    steps = (0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+    step = next((s for s in steps if span / s <= 5), span / 5)
+    return [round(k * step, 3) for k in range(int(span / step) + 1)]
 
 
 def send_view(trace: Trace, name: str) -> dict[str, Any]:
@@ -262,6 +287,7 @@ def misconception_counts(seated: Iterable[Desk]) -> list[dict[str, Any]]:
     offered: Counter[str] = Counter()
     picked: Counter[str] = Counter()
     kinds: dict[str, set[str]] = {}
+    questions: dict[str, str] = {}  # a question that offered it, in the words students read
     for desk in seated:
         answers: list[Answer] = list(desk.answers.values())
         for misconception in {m for a in answers for m in a.offered}:
@@ -271,5 +297,15 @@ def misconception_counts(seated: Iterable[Desk]) -> list[dict[str, Any]]:
         for a in answers:
             for misconception in a.offered:
                 kinds.setdefault(misconception, set()).add(a.kind)
-    rows = [{"misconception": m, "students": picked[m], "of": offered[m], "kinds": sorted(kinds[m])} for m in offered]
+                questions.setdefault(misconception, a.question)
+    rows = [
+        {
+            "misconception": m,
+            "students": picked[m],
+            "of": offered[m],
+            "kinds": sorted(kinds[m]),
+            "question": questions[m],
+        }
+        for m in offered
+    ]
     return sorted(rows, key=lambda r: (-r["students"], -r["of"], r["misconception"]))

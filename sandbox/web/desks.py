@@ -30,6 +30,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, re
 from werkzeug.exceptions import HTTPException
 
 from sandbox.smtp.sink import DESK_MAILBOX_SIZE, MAILBOX_SIZE
+from sandbox.trace.store import KEPT_DAYS
 from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT
 
 DESK_IDLE_S = 2 * 3600  # a desk unused this long is cleaned up
@@ -68,6 +69,7 @@ class Desk:
     sends: Counter[str] = field(default_factory=Counter)
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)  # (trace id, quiz kind) -> answer
     recent: deque[float] = field(default_factory=deque, repr=False)  # when its sends of the last minute started
+    last_work: float | None = None  # its last send or quiz answer (a page open pings, which is not work)
 
 
 class TooManySends(HTTPException):
@@ -129,13 +131,14 @@ class Desks:
         return gone
 
     def reset(self, desk_id: str) -> None:
-        """Start the desk afresh: the sink's starting settings, no mail, no traces, no counts, no answers."""
+        """Start the desk afresh: the sink's starting settings, no mail, no traces, no counts. What the instructor's
+        view holds (the sends by mode, the quiz answers) stays: a fresh start is not a way to take an answer back."""
         self._forget(desk_id, close=False)
+
+    def get(self, desk_id: str) -> Desk | None:
         with self._lock:
             desk = self._desks.get(desk_id)
-            if desk is not None:
-                desk.sends.clear()
-                desk.answers.clear()
+            return None if desk is None else dataclasses.replace(desk)
 
     def note_send(self, desk_id: str, mode: str, per_minute: int) -> None:
         """Count a send the desk starts now, or refuse it (TooManySends) if the desk started ``per_minute`` in the
@@ -152,6 +155,7 @@ class Desks:
                 raise TooManySends(per_minute, 60 - (now - recent[0]))
             recent.append(now)
             desk.sends[mode] += 1
+            desk.last_work = now
 
     def answer(self, desk_id: str, answer: Answer) -> Answer:
         """Keep the desk's first answer to this question of this trace, and return it (the default desk, shared by
@@ -161,6 +165,7 @@ class Desks:
             if desk is None:
                 return answer
             kept = desk.answers.setdefault((answer.trace_id, answer.kind), answer)
+            desk.last_work = time.monotonic()
             while len(desk.answers) > ANSWERS_KEPT:
                 del desk.answers[next(iter(desk.answers))]
             return kept
@@ -296,8 +301,10 @@ def describe_desk(desk: str) -> dict[str, Any]:
     extensions = current_app.extensions
     sink = extensions.get("sandbox.sink")
     own = desk != DEFAULT_DESK
+    seated = desks().get(desk)
     return {
         "own": own,
+        "name": seated.name if seated is not None else None,
         "traces": extensions["sandbox.tracer"].count(desk),
         "messages": len(sink.mailbox_of(desk).messages()) if sink is not None else None,
         "keeps": {
@@ -305,4 +312,5 @@ def describe_desk(desk: str) -> dict[str, Any]:
             "messages": DESK_MAILBOX_SIZE if own else MAILBOX_SIZE,
         },
         "idle_cleanup_s": desks().idle_s if own else None,
+        "kept_days": KEPT_DAYS if extensions["sandbox.tracer"].store is not None else 0,
     }

@@ -55,7 +55,8 @@ def test_blocking_waits_for_the_sink_and_thread_does_not(page: Page, sandbox: Sa
     expect(page.locator("#comparison")).to_be_hidden()
     # The app's own count, polled live: both sends delivered; the thread's worker is gone, the queue's two stay.
     expect(page.locator("#delivery-stats")).to_have_text(
-        "Worker threads alive now: 2 (thread 0, pool 0, queue 2). Accepted 2: 2 delivered, 0 failed, 0 pending."
+        "Your sends: 2 accepted, 2 delivered, 0 failed, 0 pending. Worker threads alive now in the whole app: 2 "
+        "(thread 0, pool 0, queue 2)."
     )
 
 

@@ -175,3 +175,14 @@ def test_join_codes_and_redirects() -> None:
     assert len(codes) == 50 and all(len(c) == 7 and c[3] == "-" and not set(c) & set("01OIL") for c in codes)
     assert same_code(" abc-def ", "ABC-DEF") and same_code("abcdef", "ABC-DEF") and not same_code("ABC-DEX", "ABC-DEF")
     assert safe_next("/lessons?x=1") == "/lessons?x=1"
+
+
+def test_a_fresh_start_does_not_take_an_answer_back(classroom: Flask) -> None:
+    ada = joined(classroom, "Ada")
+    sent = ada.post("/send-email/thread", json={}).get_json()
+    classroom.extensions["sandbox.delivery"].wait_settled(10)
+    given = answer_all(ada, sent["trace_id"], "wrong")
+    assert ada.post("/api/desk/reset").status_code == 200
+    assert ada.get(f"/api/traces/{sent['trace_id']}").status_code == 404, "the student's own view starts afresh"
+    [desk] = instructor(classroom).get("/class.json").get_json()["desks"]
+    assert desk["answers"] == len(given) and desk["sends"] == {"thread": 1} and desk["last_work_s"] is not None

@@ -62,6 +62,7 @@ def test_two_browsers_have_two_desks_that_do_not_touch(two_students: tuple[Page,
     assert ada.request.get(f"{sandbox.url}api/traces/{hers['trace-id']}").ok
 
     # Ada starts afresh: her settings, mail, results and traces are gone; Bob's are all still there.
+    ada.once("dialog", lambda dialog: dialog.accept())  # "Start afresh? ..."
     ada.get_by_role("button", name="Start my desk afresh").click()
     expect(ada.locator("#desk-line")).to_contain_text("Your desk starts afresh")
     expect(ada.locator("li.result")).to_have_count(0)

@@ -163,10 +163,12 @@ def test_an_idle_desk_is_cleaned_up_and_its_port_closed(app: Flask, sink: Sink) 
     desks.idle_s = 3600
     assert ada.get("/api/desk").get_json() | {"keeps": None} == {
         "own": True,
+        "name": None,
         "traces": 0,
         "messages": 0,
         "keeps": None,
         "idle_cleanup_s": 3600,
+        "kept_days": 7,
     }
     assert send(ada)["status"] == "sent"
     assert ada.get(f"/api/traces/{sent['trace_id']}").status_code == 200, "the old trace is read from the store"

@@ -8,10 +8,12 @@ function describe(desk) {
   }
   const hours = desk.idle_cleanup_s / 3600;
   const idle = Number.isInteger(hours) ? `${hours} hour${hours === 1 ? "" : "s"}` : `${Math.round(desk.idle_cleanup_s / 60)} minutes`;
-  return "Your desk: the sink settings, the mailbox, the results and the traces on this page are this browser's " +
-    "own; other visitors have desks of their own, so nothing you change here reaches their sends. " +
-    `It keeps your newest ${desk.keeps.traces} traces and ${desk.keeps.messages} emails, and is cleared after ` +
-    `${idle} unused.`;
+  const whose = desk.name ? `Your desk (${desk.name})` : "Your desk";
+  return `${whose}: the sink settings, the mailbox, the results and the traces on this page are this browser's ` +
+    "own, and other visitors have desks of their own. The app itself is shared: its SMTP timeout and pool " +
+    "settings (a lesson may change them while it runs), its pool and its web server serve everyone. " +
+    `A desk with no page open for ${idle} loses its settings and mail; ` +
+    (desk.kept_days ? `its traces stay on the server for ${desk.kept_days} days unless you start afresh.` : "its traces go too.");
 }
 
 // Show the desk in `container`; `onReset` runs after the desk was started afresh (to clear what the page shows).
@@ -30,6 +32,9 @@ export async function startDesk(container, onReset) {
   container.hidden = false;
   reset.hidden = !desk.own; // the default desk is shared: starting it afresh would wipe other people's sends
   reset.addEventListener("click", async () => {
+    const sure = window.confirm("Start afresh? Your sink settings go back to the start, and your mail, results " +
+      "and traces are deleted. Your instructor keeps what you sent and answered.");
+    if (!sure) return;
     reset.disabled = true;
     try {
       const response = await fetch("/api/desk/reset", { method: "POST", headers: { Accept: "application/json" } });

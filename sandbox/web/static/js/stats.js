@@ -1,5 +1,5 @@
-// The app's own count of its sends and of the worker threads alive right now (all modes: one thread per email
-// in thread mode, the pool's workers, the queue consumer's), polled once a second from /api/stats.
+// The desk's own count of its sends, and the worker threads alive right now in the whole app (shared by every
+// desk: one thread per email in thread mode, the pool's workers, the queue consumer's), polled once a second.
 import { poll } from "./api.js";
 
 export function startStats(element) {
@@ -12,5 +12,6 @@ function describe(stats) {
   if (stats.unknown) fates.push(`${stats.unknown} of unknown fate`);
   if (stats.possibly_duplicated) fates.push(`${stats.possibly_duplicated} possibly delivered twice`);
   fates.push(`${stats.pending} pending`);
-  return `Worker threads alive now: ${stats.threads_alive} (${byMode}). Accepted ${stats.sent}: ${fates.join(", ")}.`;
+  return `Your sends: ${stats.sent} accepted, ${fates.join(", ")}. Worker threads alive now in the whole app: ` +
+    `${stats.threads_alive} (${byMode}).`;
 }
