@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class Measured:
 
     pings_ms: list[float] = field(default_factory=list)
     sends_ms: dict[str, list[float]] = field(default_factory=lambda: {"sync": [], "thread": []})
-    http_errors: int = 0  # sends answered 4xx or 5xx
+    errors: Counter[str] = field(default_factory=Counter)  # "send 503", "answer 409": what failed, how often
 
 
 FIRST_OPTION = re.compile(r'data-kind="([a-z_]+)".*?data-index="0" data-option="([^"]*)"', re.DOTALL)
@@ -63,8 +64,8 @@ async def student(url: str, index: int, until: float, measured: Measured) -> dic
 async def heartbeat(client: httpx.AsyncClient, until: float, measured: Measured) -> None:
     while (now := time.perf_counter()) < until:
         started = time.perf_counter()
-        await client.get("/api/ping")
-        measured.pings_ms.append((time.perf_counter() - started) * 1000)
+        if await request(client, measured, "ping", "GET", "/api/ping") is not None:
+            measured.pings_ms.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(max(0.0, now + PING_EVERY_S - time.perf_counter()))
 
 
@@ -73,19 +74,32 @@ async def sends(client: httpx.AsyncClient, index: int, until: float, measured: M
     await asyncio.sleep(random.uniform(0, SEND_EVERY_S))
     while (now := time.perf_counter()) < until:
         started = time.perf_counter()
-        reply = await client.post(f"/send-email/{mode}", json={"name": f"Student {index}"})
-        measured.sends_ms[mode].append((time.perf_counter() - started) * 1000)
-        if reply.status_code >= 400:
-            measured.http_errors += 1
-        else:
+        reply = await request(client, measured, "send", "POST", f"/send-email/{mode}", {"name": f"Student {index}"})
+        if reply is not None:
+            measured.sends_ms[mode].append((time.perf_counter() - started) * 1000)
             trace_id = reply.json()["trace_id"]
-            page = await client.get(f"/traces/{trace_id}")
-            first = FIRST_OPTION.search(page.text)
+            page = await request(client, measured, "trace page", "GET", f"/traces/{trace_id}")
+            first = FIRST_OPTION.search(page.text) if page is not None else None
             if first:
                 body = {"kind": first.group(1), "choice": 0, "option": html.unescape(first.group(2))}
-                answer = await client.post(f"/api/traces/{trace_id}/answers", json=body)
-                measured.http_errors += answer.status_code >= 400
+                await request(client, measured, "answer", "POST", f"/api/traces/{trace_id}/answers", body)
         await asyncio.sleep(max(0.0, now + SEND_EVERY_S - time.perf_counter()))
+
+
+async def request(
+    client: httpx.AsyncClient, measured: Measured, what: str, method: str, path: str, body: dict | None = None
+) -> httpx.Response | None:
+    """One request; an answer of 400 or more, or none at all (the connection dropped), is counted by what it was
+    and returns None."""
+    try:
+        reply = await client.request(method, path, json=body)
+    except httpx.TransportError as err:
+        measured.errors[f"{what} {type(err).__name__}"] += 1
+        return None
+    if reply.status_code >= 400:
+        measured.errors[f"{what} {reply.status_code}"] += 1
+        return None
+    return reply
 
 
 async def settled_stats(client: httpx.AsyncClient, timeout_s: float = 60) -> dict:
@@ -198,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{sends['thread']:.1f}",
                     f"{sends['sync'] - args.delay * 1000:.1f}",
                     f"{counts['delivered']}/{counts['sent']}",
-                    measured.http_errors,
+                    ", ".join(f"{what} x{count}" for what, count in sorted(measured.errors.items())) or "0",
                     f"{cpu:.2f}",
                     f"{rss:.0f}",
                     f"{own:.2f}",

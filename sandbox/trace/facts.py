@@ -449,16 +449,20 @@ class Facts:
         return self.after(started, SINK_ENDS, started.thread_id)
 
 
-def observed_server(trace: Trace, log: object | None) -> ServerView:
+def observed_server(trace: Trace, log: object | None, as_of_ns: int | None = None) -> ServerView:
     """What the web server that had this request did for everyone else from its arrival to the trace's last event,
     read from the requests log (:mod:`sandbox.requests_log`), which a sandbox's two servers share; not observed
-    without a log or an arrival stamp."""
+    without a log or an arrival stamp. ``as_of_ns``: as the log stood then (a page built at that moment)."""
     arrived = next((e for e in trace.events if e.kind == "request.arrived"), None)
     if log is None or arrived is None:
         return NOT_OBSERVED
     kind = arrived.details.get("server")
     others = log.between(  # type: ignore[attr-defined]
-        trace.started_ns, trace.events[-1].t_ns, exclude=arrived.details.get("request_id"), server=kind
+        trace.started_ns,
+        trace.events[-1].t_ns,
+        exclude=arrived.details.get("request_id"),
+        server=kind,
+        as_of_ns=as_of_ns,
     )
     return server_view(trace, others, kind)
 

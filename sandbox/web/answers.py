@@ -41,8 +41,10 @@ class Answer:
 
 @bp.post("/api/traces/<trace_id>/answers")
 def answer(trace_id: str) -> Response:
-    """Record this desk's answer: ``{"kind", "choice", "option"}`` (the option's index and its words). The first
-    answer to a question counts, as on the page; a later one is answered with the first."""
+    """Record this desk's answer: ``{"kind", "choice", "option"}`` (the option's index and its words), judged
+    against the trace as of ``?as_of=`` (the moment the page was built: a worker may have finished since, which
+    would change the options). The first answer to a question counts, as on the page; a later one is
+    answered with the first."""
     body = read_json(request) if request.is_json else None
     if not isinstance(body, dict):
         raise BadInput('send a JSON object, e.g. {"kind": "which_first", "choice": 0, "option": "..."}')
@@ -51,7 +53,8 @@ def answer(trace_id: str) -> Response:
         raise BadInput(f"'kind' must be one of {', '.join(QUIZ_KINDS)}")
     if not isinstance(choice, int) or isinstance(choice, bool) or choice < 0:
         raise BadInput("'choice' must be the index of the option picked (0, 1, ...)")
-    question = next((q for q in trace_report(trace_id, [kind]).quiz if q.kind == kind), None)
+    as_of = request.args.get("as_of", type=int)  # the moment the page was built from: judged as it showed the trace
+    question = next((q for q in trace_report(trace_id, [kind], as_of).quiz if q.kind == kind), None)
     if question is None:
         raise BadInput(f"trace {trace_id} has no {kind!r} question (this run cannot support it)", 404)
     if choice >= len(question.options):

@@ -73,13 +73,21 @@ class RequestsLog:
             time.sleep(0.01)
 
     def between(
-        self, start_ns: int, end_ns: int, exclude: int | None = None, server: str | None = None
+        self,
+        start_ns: int,
+        end_ns: int,
+        exclude: int | None = None,
+        server: str | None = None,
+        as_of_ns: int | None = None,
     ) -> list[ServedRequest]:
         """Requests under way at some moment of ``[start_ns, end_ns]`` (unfinished ones count as running until
-        now), except ``exclude``, in arrival order; only those the ``server`` kind had, if it is given."""
-        now = time.perf_counter_ns()
+        now), except ``exclude``, in arrival order; only those the ``server`` kind had, if it is given. With
+        ``as_of_ns``, as the log stood then: what started or finished later had not yet."""
+        now = time.perf_counter_ns() if as_of_ns is None else as_of_ns
         with self._lock:
             entries = list(self._entries.values())
+        if as_of_ns is not None:
+            entries = [_as_of(entry, as_of_ns) for entry in entries if entry.arrived_ns <= as_of_ns]
         overlapping = [
             entry
             for entry in entries
@@ -95,3 +103,12 @@ class RequestsLog:
             entry = self._entries.get(request_id)
             if entry is not None:  # None: dropped, older than the newest ``kept``
                 self._entries[request_id] = replace(entry, **changes)
+
+
+def _as_of(entry: ServedRequest, t_ns: int) -> ServedRequest:
+    """The entry as it stood at ``t_ns``: a start or an end after that had not happened yet."""
+    if entry.finished_ns is not None and entry.finished_ns > t_ns:
+        entry = replace(entry, finished_ns=None, status=None)
+    if entry.started_ns is not None and entry.started_ns > t_ns:
+        entry = replace(entry, started_ns=None)
+    return entry

@@ -230,13 +230,17 @@ def send_email(mode: str) -> Response:
     raise BadInput(f"unknown mode {mode!r}; modes: {', '.join(SEND_MODES)}", 404)
 
 
-def trace_report(trace_id: str, default_kinds: Sequence[str] = QUIZ_KINDS) -> TraceReport:
+def trace_report(trace_id: str, default_kinds: Sequence[str] = QUIZ_KINDS, as_of_ns: int | None = None) -> TraceReport:
     """The trace with its views; the newest trace of the other mode, if any, feeds the comparison question.
 
     ``?kinds=a,b`` keeps only those quiz kinds (a lesson asks for the ones it teaches); ``default_kinds`` otherwise.
+    ``as_of_ns``: the trace as it stood then (what a page built at that moment showed): its events, its partner's
+    and the server's log cut there, so a page and the judge of its answers build the same questions.
     """
     trace = tracer().get(trace_id, current_desk())
-    if trace is None:
+    if trace is not None and as_of_ns is not None:
+        trace.events = [e for e in trace.events if e.t_ns <= as_of_ns]
+    if trace is None or not trace.events:
         raise BadInput(
             f"no trace {trace_id!r} at your desk: it never existed, was sent from another desk, or is older than the "
             "newest your desk keeps (GET /api/desk)",
@@ -247,13 +251,16 @@ def trace_report(trace_id: str, default_kinds: Sequence[str] = QUIZ_KINDS) -> Tr
     if unknown:
         raise BadInput(f"unknown quiz kinds {', '.join(unknown)}; known: {', '.join(QUIZ_KINDS)}")
     other = tracer().partner(trace, COMPARED_WITH.get(trace.mode, ()))
+    if other is not None and as_of_ns is not None:
+        other.events = [e for e in other.events if e.t_ns <= as_of_ns]
+        other = other if other.events else None
     log = current_app.extensions.get("sandbox.requests")
     return report(
         trace,
         other=other,
         kinds=kinds,
-        server=observed_server(trace, log),
-        other_server=observed_server(other, log) if other is not None else NOT_OBSERVED,
+        server=observed_server(trace, log, as_of_ns),
+        other_server=observed_server(other, log, as_of_ns) if other is not None else NOT_OBSERVED,
     )
 
 
@@ -267,13 +274,15 @@ def trace_page(trace_id: str) -> Response:
     nonce = secrets.token_urlsafe(16)
     embedded = request.args.get("embedded") == "1"
     back = None if embedded else url_for("sandbox.index")
+    as_of = time.perf_counter_ns()  # the page shows the trace as of now; its quiz's answers are judged the same way
+    shown = trace_report(trace_id, PAGE_QUIZ_KINDS, as_of)
     page = render_trace_page(
-        trace_report(trace_id, PAGE_QUIZ_KINDS),
+        shown,
         nonce=nonce,
         back_link=back,
         back_label="Back to the sandbox",
         folded=True,
-        answers_url=url_for("answers.answer", trace_id=trace_id),
+        answers_url=url_for("answers.answer", trace_id=trace_id, as_of=as_of),
     )
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (

@@ -4,7 +4,9 @@ misconceptions are those of the answers the students gave, judged against each s
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -186,3 +188,21 @@ def test_a_fresh_start_does_not_take_an_answer_back(classroom: Flask) -> None:
     assert ada.get(f"/api/traces/{sent['trace_id']}").status_code == 404, "the student's own view starts afresh"
     [desk] = instructor(classroom).get("/class.json").get_json()["desks"]
     assert desk["answers"] == len(given) and desk["sends"] == {"thread": 1} and desk["last_work_s"] is not None
+
+
+def test_an_answer_is_judged_against_the_trace_as_the_page_showed_it(classroom: Flask, sink: Sink) -> None:
+    """The page was built while the worker was still sending; by the time the student answers, the trace has grown
+    (and its questions with it). The answer is judged against what the page showed."""
+    ada = joined(classroom, "Ada")
+    ada.put("/api/sink", json={"delay_s": 0.4})
+    sent = ada.post("/send-email/thread", json={}).get_json()
+    page = ada.get(f"/traces/{sent['trace_id']}", headers=PAGE).get_data(as_text=True)
+    url = html.unescape(re.search(r'data-answers-url="([^"]+)"', page).group(1))
+    questions = re.findall(r'data-kind="([a-z_]+)".*?data-index="0" data-option="([^"]*)"', page, re.DOTALL)
+    classroom.extensions["sandbox.delivery"].wait_settled(10)  # the worker finished: the trace has more now
+    assert len(questions) >= 3
+    for kind, option in questions:  # without the page's moment, some of these would no longer match (409)
+        body = {"kind": kind, "choice": 0, "option": html.unescape(option)}
+        answer = ada.post(url, json=body)
+        assert answer.status_code == 200, (kind, answer.get_json())
+        assert answer.get_json()["chosen"] == body["option"]
