@@ -48,6 +48,8 @@ class Measured:
     errors: Counter[str] = field(default_factory=Counter)  # "send 503", "answer 409": what failed, how often
 
 
+# What the trace page's quiz script reads: where to send an answer, and the first question's first option.
+ANSWERS_URL = re.compile(r'data-answers-url="([^"]+)"')
 FIRST_OPTION = re.compile(r'data-kind="([a-z_]+)".*?data-index="0" data-option="([^"]*)"', re.DOTALL)
 
 
@@ -56,7 +58,7 @@ async def student(url: str, index: int, until: float, measured: Measured) -> dic
     every 10 s; returns the desk's counts once its emails are settled."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        await client.get("/", headers={"Accept": "text/html"})
+        await request(client, measured, "page", "GET", "/", headers={"Accept": "text/html"})
         await asyncio.gather(heartbeat(client, until, measured), sends(client, index, until, measured))
         return await settled_stats(client)
 
@@ -80,19 +82,26 @@ async def sends(client: httpx.AsyncClient, index: int, until: float, measured: M
             trace_id = reply.json()["trace_id"]
             page = await request(client, measured, "trace page", "GET", f"/traces/{trace_id}")
             first = FIRST_OPTION.search(page.text) if page is not None else None
-            if first:
+            url = ANSWERS_URL.search(page.text) if page is not None else None
+            if first and url:
                 body = {"kind": first.group(1), "choice": 0, "option": html.unescape(first.group(2))}
-                await request(client, measured, "answer", "POST", f"/api/traces/{trace_id}/answers", body)
+                await request(client, measured, "answer", "POST", html.unescape(url.group(1)), body)
         await asyncio.sleep(max(0.0, now + SEND_EVERY_S - time.perf_counter()))
 
 
 async def request(
-    client: httpx.AsyncClient, measured: Measured, what: str, method: str, path: str, body: dict | None = None
+    client: httpx.AsyncClient,
+    measured: Measured,
+    what: str,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response | None:
     """One request; an answer of 400 or more, or none at all (the connection dropped), is counted by what it was
     and returns None."""
     try:
-        reply = await client.request(method, path, json=body)
+        reply = await client.request(method, path, json=body, headers=headers)
     except httpx.TransportError as err:
         measured.errors[f"{what} {type(err).__name__}"] += 1
         return None
@@ -105,7 +114,13 @@ async def request(
 async def settled_stats(client: httpx.AsyncClient, timeout_s: float = 60) -> dict:
     """The desk's counts once none of its emails is pending (or the timeout passed)."""
     deadline = time.perf_counter() + timeout_s
-    while (counts := (await client.get("/api/stats")).json())["pending"] and time.perf_counter() < deadline:
+    while time.perf_counter() < deadline:
+        try:
+            counts = (await client.get("/api/stats")).json()
+        except httpx.TransportError:
+            counts = {"pending": 1}
+        if not counts["pending"]:
+            return counts
         await asyncio.sleep(0.5)
     return counts
 
@@ -145,8 +160,14 @@ class SandboxProcess:
         return 0.0
 
     def stop(self) -> None:
+        """Stop it as Ctrl-C would; a sandbox still stopping after two minutes is killed, and said so."""
         self.process.terminate()
-        self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            print("the sandbox did not stop within 120 s of SIGTERM and was killed", file=sys.stderr)
         self.folder.cleanup()
 
 
