@@ -6,7 +6,8 @@ process can add to a trace it holds the events another process recorded for it (
 ``huey_consumer``), and a trace no process holds any more (after a restart) is read back whole.
 
 The store also carries the fate of each email sent by another process (``outcomes``), so the web process's
-delivery log, and ``/api/stats``, learn what an external consumer did.
+delivery log, and ``/api/stats``, learn what an external consumer did; and, in class mode, each desk's record for the
+instructor (its name, sends by mode and quiz answers, under the class's join code), so a class can be reopened.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 Header = dict[str, Any]  # trace_id, mode, server, delay_s, settings, versions, comparison, desk, started_at
 RawEvent = tuple[Any, ...]  # (t_ns, thread, thread_id, kind, details, file, line, function)
 Outcome = tuple[str, str, str, str]  # trace id, mode, outcome, error
+DeskRecord = dict[str, Any]  # id, name, sends, answers, last_work: what the instructor's view shows of a desk
 
 
 class TraceStore(Protocol):
@@ -46,6 +48,10 @@ class TraceStore(Protocol):
     def outcomes_after(self, cursor: int) -> tuple[list[Outcome], int]: ...
 
     def outcomes_end(self) -> int: ...
+
+    def write_desks(self, class_code: str, records: Iterable[DeskRecord]) -> None: ...
+
+    def read_desks(self, class_code: str) -> list[DeskRecord]: ...
 
 
 def open_store(url: str | None, instance_path: str) -> TraceStore:
@@ -91,6 +97,8 @@ class SqliteStore:
                 CREATE INDEX IF NOT EXISTS events_of_trace ON events (trace_id);
                 CREATE TABLE IF NOT EXISTS outcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, trace_id TEXT NOT NULL,
                     mode TEXT NOT NULL, outcome TEXT NOT NULL, error TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS desks (class_code TEXT NOT NULL, desk_id TEXT NOT NULL, updated REAL,
+                    record TEXT NOT NULL, PRIMARY KEY (class_code, desk_id));
                 """
         )
         with self._connection() as db:
@@ -99,6 +107,7 @@ class SqliteStore:
                 "DELETE FROM events WHERE trace_id IN (SELECT trace_id FROM traces WHERE started_at < ?)", (old,)
             )
             db.execute("DELETE FROM traces WHERE started_at < ?", (old,))
+            db.execute("DELETE FROM desks WHERE updated < ?", (old,))
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -145,6 +154,19 @@ class SqliteStore:
     def outcomes_end(self) -> int:
         with self._connection() as db:
             return db.execute("SELECT coalesce(max(id), 0) FROM outcomes").fetchone()[0]
+
+    def write_desks(self, class_code: str, records: Iterable[DeskRecord]) -> None:
+        now = time.time()
+        with self._connection() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO desks VALUES (?, ?, ?, ?)",
+                [(class_code, r["id"], now, json.dumps(r)) for r in records],
+            )
+
+    def read_desks(self, class_code: str) -> list[DeskRecord]:
+        with self._connection() as db:
+            rows = db.execute("SELECT record FROM desks WHERE class_code = ?", (class_code,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
 
 class _Transaction:
@@ -204,3 +226,15 @@ class RedisStore:
 
     def outcomes_end(self) -> int:
         return self.redis.llen("sandbox:outcomes")
+
+    def write_desks(self, class_code: str, records: Iterable[DeskRecord]) -> None:
+        key = f"sandbox:class:{class_code}"
+        mapping = {r["id"]: json.dumps(r) for r in records}
+        if mapping:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, self.ttl_s)
+            pipe.execute()
+
+    def read_desks(self, class_code: str) -> list[DeskRecord]:
+        return [json.loads(value) for value in self.redis.hgetall(f"sandbox:class:{class_code}").values()]

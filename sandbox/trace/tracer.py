@@ -205,7 +205,7 @@ class Tracer:
     def keep_in(self, store: TraceStore) -> None:
         """Copy every trace to ``store`` from now on, a few times a second, on the process's writer thread."""
         self.store = store
-        _writer.follow(self)
+        write_in_background(self)
 
     def start(
         self,
@@ -394,17 +394,18 @@ def _readable(trace: Trace, desk: str | None) -> bool:
 
 
 class _Writer:
-    """The process's one thread that copies every tracer's new events to its store, a few times a second, and once
-    more as the process exits. Tracers are held weakly: an app that is gone stops being written."""
+    """The process's one thread that copies what is new to the stores (every tracer's events, the desks' records),
+    a few times a second, and once more as the process exits. They are held weakly: an app that is gone stops being
+    written."""
 
     EVERY_S = 0.2
 
     def __init__(self) -> None:
-        self._tracers: weakref.WeakSet[Tracer] = weakref.WeakSet()
+        self._tracers: weakref.WeakSet[Any] = weakref.WeakSet()  # anything with a flush(): tracers, desks
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def follow(self, tracer: Tracer) -> None:
+    def follow(self, tracer: Any) -> None:
         with self._lock:
             self._tracers.add(tracer)
             if self._thread is None:
@@ -423,6 +424,13 @@ class _Writer:
 
 
 _writer = _Writer()
+
+
+def write_in_background(flushable: Any) -> None:
+    """Have the process's writer thread call ``flushable.flush()`` a few times a second and at exit."""
+    _writer.follow(flushable)
+
+
 log = logging.getLogger(__name__)
 
 

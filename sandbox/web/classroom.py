@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import math
 import re
 import secrets
 import time
@@ -36,7 +37,7 @@ from flask import (
 from sandbox.strategies.labels import BUTTON_LABELS
 from sandbox.trace.facts import Facts
 from sandbox.trace.store import KEPT_DAYS
-from sandbox.trace.tracer import DEFAULT_DESK, Trace
+from sandbox.trace.tracer import Trace
 from sandbox.web.answers import Answer
 from sandbox.web.desks import Desk, desks, join_desk
 
@@ -191,9 +192,9 @@ def class_csv() -> Response:
 
 def class_summary() -> dict[str, Any]:
     """Everything the instructor's view shows, from the desks' records and their traces."""
-    seated = [d for d in desks().all() if d.id != DEFAULT_DESK]
+    seated = desks().of_class(current_app.config["SANDBOX_JOIN_CODE"])
     tracer = current_app.extensions["sandbox.tracer"]
-    now = time.monotonic()
+    now, wall = time.monotonic(), time.time()
     names = {d.id: d.name or f"desk {d.id[:6]}" for d in seated}
     sends = sorted(
         (send_view(trace, names[d.id]) for d in seated for trace in tracer.traces_of(d.id)), key=lambda s: s["at"]
@@ -208,8 +209,8 @@ def class_summary() -> dict[str, Any]:
                 "answers": len(d.answers),
                 "right": sum(a.right for a in d.answers.values()),
                 "misconceptions": sorted({a.misconception for a in d.answers.values() if a.misconception}),
-                "idle_s": round(now - d.last_seen),
-                "last_work_s": None if d.last_work is None else round(now - d.last_work),
+                "idle_s": round(now - d.last_seen) if math.isfinite(d.last_seen) else None,
+                "last_work_s": None if d.last_work is None else round(wall - d.last_work),
             }
             for d in sorted(seated, key=lambda d: names[d.id].lower())
         ],

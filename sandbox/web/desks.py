@@ -31,7 +31,7 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox.smtp.sink import DESK_MAILBOX_SIZE, MAILBOX_SIZE
 from sandbox.trace.store import KEPT_DAYS
-from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT
+from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT, write_in_background
 
 DESK_IDLE_S = 2 * 3600  # a desk unused this long is cleaned up
 MAX_DESKS = 300
@@ -66,10 +66,37 @@ class Desk:
     created: float
     last_seen: float
     name: str | None = None
+    class_code: str | None = None  # the join code it joined with (class mode): whose class it belongs to
     sends: Counter[str] = field(default_factory=Counter)
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)  # (trace id, quiz kind) -> answer
     recent: deque[float] = field(default_factory=deque, repr=False)  # when its sends of the last minute started
-    last_work: float | None = None  # its last send or quiz answer (a page open pings, which is not work)
+    last_work: float | None = None  # time.time() of its last send or quiz answer (an open page's pings are not work)
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps of the desk for the instructor, so a class can be reopened after a restart."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "sends": dict(self.sends),
+            "answers": [a.to_dict() for a in self.answers.values()],
+            "last_work": self.last_work,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Desk:
+        """A desk as the store kept it (not seen by this process: no page open here)."""
+        from sandbox.web.answers import Answer
+
+        answers = [Answer(**{**a, "offered": tuple(a["offered"])}) for a in record["answers"]]
+        return cls(
+            record["id"],
+            0.0,
+            -math.inf,
+            record["name"],
+            sends=Counter(record["sends"]),
+            answers={(a.trace_id, a.kind): a for a in answers},
+            last_work=record["last_work"],
+        )
 
 
 class TooManySends(HTTPException):
@@ -98,25 +125,36 @@ class Desks:
         self._desks: dict[str, Desk] = {}
         self._lock = threading.Lock()
         self._swept = time.monotonic()
+        self._dirty: set[str] = set()  # desks of a class whose record the store does not have yet
+        self.store = app.extensions["sandbox.tracer"].store
+        if self.store is not None:
+            write_in_background(self)
 
-    def touch(self, desk_id: str, name: str | None = None) -> None:
+    def touch(self, desk_id: str, name: str | None = None, class_code: str | None = None) -> None:
         """``desk_id`` was used now (a desk from before a restart comes back, with the sink's starting settings);
-        ``name`` is the one its visitor typed, if any."""
+        ``name`` is the one its visitor typed and ``class_code`` the join code, if any."""
         now = time.monotonic()
+        earlier = self._stored(desk_id, class_code) if desk_id not in self._desks else None
         with self._lock:
             desk = self._desks.get(desk_id)
-            if desk is not None:
-                desk.last_seen = now
-                desk.name = name or desk.name
-                crowded = False
-            else:
-                self._desks[desk_id] = Desk(desk_id, now, now, name)
+            if desk is None:
+                desk = self._desks[desk_id] = (
+                    dataclasses.replace(earlier, created=now) if earlier else Desk(desk_id, now, now)
+                )
                 crowded = len(self._desks) > self.max_desks
+            else:
+                crowded = False
+            desk.last_seen = now
+            if (name and name != desk.name) or (class_code and class_code != desk.class_code):
+                desk.name, desk.class_code = name or desk.name, class_code or desk.class_code
+                self._dirty.add(desk_id)
         if crowded or now - self._swept > SWEEP_EVERY_S:
             self.sweep(now)
 
     def sweep(self, now: float | None = None) -> list[str]:
-        """Forget the desks idle for ``idle_s``, then the least recently used beyond ``max_desks``; returns them."""
+        """Forget the desks idle for ``idle_s``, then the least recently used beyond ``max_desks``; returns them.
+        A class desk's record is written to the store first: the instructor's view keeps it."""
+        self.flush()
         now = time.monotonic() if now is None else now
         with self._lock:
             self._swept = now
@@ -155,7 +193,8 @@ class Desks:
                 raise TooManySends(per_minute, 60 - (now - recent[0]))
             recent.append(now)
             desk.sends[mode] += 1
-            desk.last_work = now
+            desk.last_work = time.time()
+            self._dirty.add(desk_id)
 
     def answer(self, desk_id: str, answer: Answer) -> Answer:
         """Keep the desk's first answer to this question of this trace, and return it (the default desk, shared by
@@ -165,7 +204,8 @@ class Desks:
             if desk is None:
                 return answer
             kept = desk.answers.setdefault((answer.trace_id, answer.kind), answer)
-            desk.last_work = time.monotonic()
+            desk.last_work = time.time()
+            self._dirty.add(desk_id)
             while len(desk.answers) > ANSWERS_KEPT:
                 del desk.answers[next(iter(desk.answers))]
             return kept
@@ -177,6 +217,50 @@ class Desks:
                 dataclasses.replace(d, sends=Counter(d.sends), answers=dict(d.answers), recent=deque())
                 for d in self._desks.values()
             ]
+
+    def _stored(self, desk_id: str, class_code: str | None) -> Desk | None:
+        """The record a class desk left in the store (before a restart, or before it was cleaned up here): a student
+        coming back carries on from it."""
+        if not class_code or self.store is None:
+            return None
+        try:
+            records = self.store.read_desks(class_code)
+        except Exception:  # the store out of reach: the desk starts a new record
+            return None
+        record = next((r for r in records if r["id"] == desk_id), None)
+        return None if record is None else dataclasses.replace(Desk.from_record(record), class_code=class_code)
+
+    def flush(self) -> None:
+        """Write the records of the class desks that changed (on the process's writer thread, off the request path);
+        a store out of reach keeps them for the next time."""
+        if self.store is None:
+            return
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            by_class: dict[str, list[dict[str, Any]]] = {}
+            for desk_id in dirty:
+                desk = self._desks.get(desk_id)
+                if desk is not None and desk.class_code:
+                    by_class.setdefault(desk.class_code, []).append(desk.record())
+        try:
+            for class_code, records in by_class.items():
+                self.store.write_desks(class_code, records)
+        except Exception:
+            with self._lock:
+                self._dirty |= dirty
+
+    def of_class(self, class_code: str) -> list[Desk]:
+        """The desks of the class that joined with ``class_code``: those seen by this process, and those the store
+        kept (from before a restart, or cleaned up here after being idle)."""
+        self.flush()
+        with self._lock:
+            live = {
+                d.id: dataclasses.replace(d, sends=Counter(d.sends), answers=dict(d.answers), recent=deque())
+                for d in self._desks.values()
+                if d.class_code == class_code
+            }
+        stored = self.store.read_desks(class_code) if self.store is not None else []
+        return [*live.values(), *(Desk.from_record(r) for r in stored if r["id"] not in live)]
 
     def _forget(self, desk_id: str, close: bool) -> None:
         extensions = self._app.extensions
@@ -254,7 +338,7 @@ def seat_visitor() -> Response | None:
             desk_id = new_desk()
     g.desk = desk_id or DEFAULT_DESK
     if desk_id is not None:
-        desks().touch(desk_id, session.get("name"))
+        desks().touch(desk_id, session.get("name"), session.get("class"))
     return None
 
 
@@ -272,7 +356,8 @@ def join_desk(name: str) -> str:
     if not (isinstance(desk_id, str) and DESK_ID.fullmatch(desk_id)):
         desk_id = new_desk()
     session["name"] = name
-    desks().touch(desk_id, name)
+    session["class"] = current_app.config.get("SANDBOX_JOIN_CODE")
+    desks().touch(desk_id, name, session["class"])
     return desk_id
 
 

@@ -8,6 +8,7 @@ import html
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -22,7 +23,8 @@ PAGE = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0
 
 
 @pytest.fixture
-def classroom(sink: Sink) -> Iterator[Flask]:
+def classroom(sink: Sink, tmp_path: Path) -> Iterator[Flask]:
+    """A class of its own: its own store, since the store keeps a class's desks under its join code."""
     app = create_app(
         {
             "TESTING": True,
@@ -30,6 +32,7 @@ def classroom(sink: Sink) -> Iterator[Flask]:
             "SANDBOX_CLASS": True,
             "SANDBOX_JOIN_CODE": CODE,
             "SANDBOX_INSTRUCTOR_TOKEN": TOKEN,
+            "SANDBOX_STORE_URL": f"sqlite:///{tmp_path}/traces.db",
         },
         sink=sink,
     )
@@ -206,3 +209,38 @@ def test_an_answer_is_judged_against_the_trace_as_the_page_showed_it(classroom: 
         answer = ada.post(url, json=body)
         assert answer.status_code == 200, (kind, answer.get_json())
         assert answer.get_json()["chosen"] == body["option"]
+
+
+def test_an_instructor_reopens_yesterdays_class_by_its_join_code(sink: Sink, tmp_path: Path) -> None:
+    """A restart (here, a second app on the same store) with the same join code shows the class as it was: names,
+    sends and answers come back from the store; another code shows another class."""
+    config = {
+        "TESTING": True,
+        "MAIL_SUPPRESS_SEND": False,
+        "SANDBOX_CLASS": True,
+        "SANDBOX_JOIN_CODE": CODE,
+        "SANDBOX_INSTRUCTOR_TOKEN": TOKEN,
+        "SANDBOX_STORE_URL": f"sqlite:///{tmp_path}/traces.db",
+    }
+    yesterday = create_app(config, sink=sink)
+    ada = joined(yesterday, "Ada")
+    sent = ada.post("/send-email/thread", json={}).get_json()
+    yesterday.extensions["sandbox.delivery"].wait_settled(10)
+    given = answer_all(ada, sent["trace_id"], "wrong")
+    before = instructor(yesterday).get("/class.json").get_json()
+
+    today = create_app(config, sink=sink)
+    after = instructor(today).get("/class.json").get_json()
+    assert [(d["name"], d["sends"], d["answers"], d["right"]) for d in after["desks"]] == [
+        ("Ada", {"thread": 1}, len(given), sum(a["right"] for a in given))
+    ]
+    assert after["misconceptions"] == before["misconceptions"]
+    other_class = create_app(config | {"SANDBOX_JOIN_CODE": "ZZZ-ZZZ"}, sink=sink)
+    assert instructor(other_class).get("/class.json").get_json()["desks"] == []
+    # Ada comes back today with her cookie: the same desk, still in the class, her record kept.
+    back = today.test_client()
+    back.set_cookie("sandbox_desk", ada.get_cookie("sandbox_desk").value)
+    back.post("/send-email/sync", json={})
+    today.extensions["sandbox.delivery"].wait_settled(10)
+    [desk] = instructor(today).get("/class.json").get_json()["desks"]
+    assert desk["sends"] == {"thread": 1, "sync": 1} and desk["answers"] == len(given), "she carries on her record"
