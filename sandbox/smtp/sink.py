@@ -206,7 +206,7 @@ class SinkDesk:
     mailbox: Mailbox
     faults: Faults = field(default_factory=Faults)
     receiving: Receiving = field(default_factory=Receiving)
-    random: random.Random = field(default_factory=random.Random)
+    random: random.Random = field(init=False, repr=False)  # seeded from ``faults.seed``
     listening: bool = False
     port: int = 0
     server: asyncio.AbstractServer | None = field(default=None, repr=False)
@@ -311,11 +311,6 @@ class SlowHandler(MailboxHandler):
         self.max_sessions = MAX_SESSIONS
         self.desk_sessions = DESK_SESSIONS  # per visitor's desk (the default desk has only the overall cap)
         super().__init__(_Intake(self), self.default.faults.delay_s)
-
-    @property
-    def box(self) -> Mailbox:
-        """The default desk's mailbox (mail from clients without a desk, and from outside the app)."""
-        return self.default.mailbox
 
     @property
     def faults(self) -> Faults:
