@@ -197,8 +197,10 @@ def class_summary() -> dict[str, Any]:
     now, wall = time.monotonic(), time.time()
     names = {d.id: d.name or f"desk {d.id[:6]}" for d in seated}
     sends = sorted(
-        (send_view(trace, names[d.id]) for d in seated for trace in tracer.traces_of(d.id)), key=lambda s: s["at"]
+        (send_view(trace, names[d.id], d.id[:6]) for d in seated for trace in tracer.traces_of(d.id)),
+        key=lambda s: s["at"],
     )
+    in_order = sorted(seated, key=lambda d: (names[d.id].lower(), d.id))
     modes = sorted({mode for d in seated for mode in d.sends})
     return {
         "desks": [
@@ -212,28 +214,29 @@ def class_summary() -> dict[str, Any]:
                 "idle_s": round(now - d.last_seen) if math.isfinite(d.last_seen) else None,
                 "last_work_s": None if d.last_work is None else round(wall - d.last_work),
             }
-            for d in sorted(seated, key=lambda d: names[d.id].lower())
+            for d in in_order
         ],
         "modes": modes,
         "sends": sends,
-        "axis": time_axis(sends, sorted(names.values(), key=str.lower)),
+        "axis": time_axis(sends, [(d.id[:6], names[d.id]) for d in in_order]),
         "misconceptions": misconception_counts(seated),
     }
 
 
-def time_axis(sends: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """The sends as SVG geometry: a row per student who sent, a bar per send from its request to its answer."""
+def time_axis(sends: list[dict[str, Any]], desks: list[tuple[str, str]]) -> dict[str, Any]:
+    """The sends as SVG geometry: a row per desk that sent (``desks``: short id and name, in order; two students
+    may share a name), a bar per send from its request to its answer."""
     if not sends:
         return {"rows": [], "height": 0, "ticks_y": 0, "span_s": 0.0, "left": AXIS_LEFT, "ticks": []}
     first = sends[0]["at"]
     last = max(s["at"] + (s["response_ms"] or 0.0) / 1000 for s in sends)
     span = last - first
     scale = (AXIS_RIGHT - AXIS_LEFT) / max(span, 1.0)  # a class's first second is drawn on a one-second axis
-    senders = [name for name in names if any(s["name"] == name for s in sends)]
+    senders = [(desk, name) for desk, name in desks if any(s["desk"] == desk for s in sends)]
     rows = []
-    for index, name in enumerate(senders):
+    for index, (desk, name) in enumerate(senders):
         marks = []
-        for send in (s for s in sends if s["name"] == name):
+        for send in (s for s in sends if s["desk"] == desk):
             answered = send["response_ms"]
             marks.append(
                 {
@@ -266,11 +269,12 @@ def axis_ticks(span: float) -> list[float]:
     return [round(k * step, 3) for k in range(int(span / step) + 1)]
 
 
-def send_view(trace: Trace, name: str) -> dict[str, Any]:
+def send_view(trace: Trace, name: str, desk: str) -> dict[str, Any]:
     """One send on the class's time axis: whose, which mode, when (wall clock), and how it went."""
     facts = Facts(trace)
     return {
         "name": name,
+        "desk": desk,
         "mode": trace.mode,
         "at": trace.started_at,
         "response_ms": trace.response_ms,

@@ -7,8 +7,10 @@ included, works at that desk. Clients without the cookie (curl, scripts, ``run_d
 so the API behaves for them as it always did; its traces are the scripts', so any desk may open them by their link.
 The signing key is kept in ``instance/`` so desks outlive a restart.
 
-A desk nobody used for ``DESK_IDLE_S`` is cleaned up (its port closed, its mail and traces forgotten), and at most
-``MAX_DESKS`` are kept (the least recently used goes first): the memory the desks can take is bounded.
+A desk nobody used for ``DESK_IDLE_S`` is cleaned up (its port closed, its settings and mail forgotten, its traces
+left to the store), and at most ``MAX_DESKS`` are kept (the least recently used goes first): the memory the desks can
+take is bounded. In class mode a desk also carries what the instructor's view shows of it (a name, sends by mode,
+quiz answers), which the store keeps under the class's join code.
 """
 
 from __future__ import annotations

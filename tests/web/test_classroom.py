@@ -244,3 +244,13 @@ def test_an_instructor_reopens_yesterdays_class_by_its_join_code(sink: Sink, tmp
     today.extensions["sandbox.delivery"].wait_settled(10)
     [desk] = instructor(today).get("/class.json").get_json()["desks"]
     assert desk["sends"] == {"thread": 1, "sync": 1} and desk["answers"] == len(given), "she carries on her record"
+
+
+def test_two_students_of_one_name_keep_two_rows(classroom: Flask) -> None:
+    first, second = joined(classroom, "Sam"), joined(classroom, "Sam")
+    for student in (first, second):
+        student.post("/send-email/thread", json={})
+    classroom.extensions["sandbox.delivery"].wait_settled(10)
+    summary = instructor(classroom).get("/class.json").get_json()
+    assert [d["name"] for d in summary["desks"]] == ["Sam", "Sam"] and len({d["desk"] for d in summary["desks"]}) == 2
+    assert [len(row["marks"]) for row in summary["axis"]["rows"]] == [1, 1]
