@@ -454,8 +454,8 @@ def observed_server(trace: Trace, log: object | None, as_of_ns: int | None = Non
     read from the requests log (:mod:`sandbox.requests_log`), which a sandbox's two servers share; not observed
     without a log or an arrival stamp. ``as_of_ns``: as the log stood then (a page built at that moment)."""
     arrived = next((e for e in trace.events if e.kind == "request.arrived"), None)
-    if log is None or arrived is None:
-        return NOT_OBSERVED
+    if log is None or arrived is None or not log.holds(arrived.details.get("request_id"), arrived.t_ns):  # type: ignore[attr-defined]
+        return NOT_OBSERVED  # no log, or not this request's: read back after a restart, nothing is known of the rest
     kind = arrived.details.get("server")
     others = log.between(  # type: ignore[attr-defined]
         trace.started_ns,

@@ -98,6 +98,13 @@ class RequestsLog:
         ]
         return sorted(overlapping, key=lambda entry: (entry.arrived_ns, entry.id))
 
+    def holds(self, request_id: int | None, arrived_ns: int) -> bool:
+        """Whether this log still has that request (same id, same arrival): a trace from another process, or from
+        before a restart, was served by a server whose log is gone."""
+        with self._lock:
+            entry = self._entries.get(request_id) if request_id is not None else None
+        return entry is not None and entry.arrived_ns == arrived_ns
+
     def _update(self, request_id: int, **changes: object) -> None:
         with self._lock:
             entry = self._entries.get(request_id)
