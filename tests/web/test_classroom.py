@@ -22,20 +22,21 @@ CODE, TOKEN = "K7M-Q2P", "instructor-secret"
 PAGE = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
+def class_config(store: Path) -> dict:
+    """Class mode with a store of its own (the store keeps a class's desks under its join code)."""
+    return {
+        "TESTING": True,
+        "MAIL_SUPPRESS_SEND": False,
+        "SANDBOX_CLASS": True,
+        "SANDBOX_JOIN_CODE": CODE,
+        "SANDBOX_INSTRUCTOR_TOKEN": TOKEN,
+        "SANDBOX_STORE_URL": f"sqlite:///{store}",
+    }
+
+
 @pytest.fixture
 def classroom(sink: Sink, tmp_path: Path) -> Iterator[Flask]:
-    """A class of its own: its own store, since the store keeps a class's desks under its join code."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "MAIL_SUPPRESS_SEND": False,
-            "SANDBOX_CLASS": True,
-            "SANDBOX_JOIN_CODE": CODE,
-            "SANDBOX_INSTRUCTOR_TOKEN": TOKEN,
-            "SANDBOX_STORE_URL": f"sqlite:///{tmp_path}/traces.db",
-        },
-        sink=sink,
-    )
+    app = create_app(class_config(tmp_path / "traces.db"), sink=sink)
     yield app
     assert app.extensions["sandbox.delivery"].wait_settled(10)
 
@@ -214,14 +215,7 @@ def test_an_answer_is_judged_against_the_trace_as_the_page_showed_it(classroom: 
 def test_an_instructor_reopens_yesterdays_class_by_its_join_code(sink: Sink, tmp_path: Path) -> None:
     """A restart (here, a second app on the same store) with the same join code shows the class as it was: names,
     sends and answers come back from the store; another code shows another class."""
-    config = {
-        "TESTING": True,
-        "MAIL_SUPPRESS_SEND": False,
-        "SANDBOX_CLASS": True,
-        "SANDBOX_JOIN_CODE": CODE,
-        "SANDBOX_INSTRUCTOR_TOKEN": TOKEN,
-        "SANDBOX_STORE_URL": f"sqlite:///{tmp_path}/traces.db",
-    }
+    config = class_config(tmp_path / "traces.db")
     yesterday = create_app(config, sink=sink)
     ada = joined(yesterday, "Ada")
     sent = ada.post("/send-email/thread", json={}).get_json()
