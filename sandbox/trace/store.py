@@ -13,7 +13,6 @@ instructor (its name, sends by mode and quiz answers, under the class's join cod
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -25,10 +24,9 @@ from urllib.parse import urlsplit
 
 from redis import Redis
 
+from sandbox.config import REDIS_URL_PREFIXES, SQLITE_URL_PREFIX
+
 KEPT_DAYS = 7  # traces older than this are dropped when a store opens
-REDIS_PREFIXES = ("redis://", "rediss://", "unix://")
-SQLITE_PREFIX = "sqlite:///"
-log = logging.getLogger(__name__)
 
 Header = dict[str, Any]  # trace_id, mode, server, delay_s, settings, versions, comparison, desk, started_at
 RawEvent = tuple[Any, ...]  # (t_ns, thread, thread_id, kind, details, file, line, function)
@@ -56,9 +54,9 @@ class TraceStore(Protocol):
 
 def open_store(url: str | None, instance_path: str) -> TraceStore:
     """``redis://...`` for Redis, ``sqlite:///path`` for that file, nothing for ``instance/traces.db``."""
-    if url and url.startswith(REDIS_PREFIXES):
+    if url and url.startswith(REDIS_URL_PREFIXES):
         return RedisStore(url)
-    if url and not url.startswith(SQLITE_PREFIX):
+    if url and not url.startswith(SQLITE_URL_PREFIX):
         raise ValueError(f"the trace store's URL must start with redis:// or sqlite:///, not {url!r}")
     path = urlsplit(url).path if url else os.path.join(instance_path, "traces.db")
     return SqliteStore(Path(path))
