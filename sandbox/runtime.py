@@ -118,6 +118,7 @@ class Sandbox:
         assert self.app is not None
         store = self.tracer.store
         if store is not None:
+            self.tracer.shared = True  # its workers' events reach this process's traces through the store
             self.app.extensions["sandbox.queue"].follow_outcomes(store, self.delivery)
 
     def stop(self) -> list[Failure]:

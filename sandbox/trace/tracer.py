@@ -199,6 +199,7 @@ class Tracer:
         self.store: TraceStore | None = None
         self.writer = uuid.uuid4().hex  # this process's name for its events in the store
         self.adopt = False  # record events for traces another process started (an external queue consumer)
+        self.shared = False  # another process adds events to this one's traces (an external queue consumer does)
         self._dirty: set[str] = set()  # traces with something the store does not have yet
         self._store_failing = False
 
@@ -221,12 +222,16 @@ class Tracer:
         trace = Trace(trace_id, mode, server, delay_s, settings, VERSIONS, desk=desk, started_at=time.time())
         capacity = self._capacity if desk == DEFAULT_DESK else self._desk_capacity
         with self._lock:
-            self._traces[trace_id] = trace
+            self._keep(trace, desk, capacity)
             self._dirty.add(trace_id)
-            mine = self._by_desk.setdefault(desk, OrderedDict())
-            mine[trace_id] = None
-            while len(mine) > capacity:
-                self._traces.pop(mine.popitem(last=False)[0], None)
+
+    def _keep(self, trace: Trace, desk: str, capacity: int) -> None:
+        """Hold ``trace`` among ``desk``'s, dropping that desk's oldest beyond ``capacity`` (call with the lock)."""
+        self._traces[trace.trace_id] = trace
+        mine = self._by_desk.setdefault(desk, OrderedDict())
+        mine[trace.trace_id] = None
+        while len(mine) > capacity:
+            self._traces.pop(mine.popitem(last=False)[0], None)
 
     def drop_desk(self, desk: str, stored: bool = False) -> int:
         """Forget every trace of ``desk`` held in memory (reset, or cleaned up after being idle), and with ``stored``
@@ -291,11 +296,7 @@ class Tracer:
         if not self.adopt:
             return None
         trace = Trace(trace_id, "", "", None, {}, VERSIONS, adopted=True)
-        self._traces[trace_id] = trace
-        mine = self._by_desk.setdefault("", OrderedDict())  # bounded like the default desk
-        mine[trace_id] = None
-        while len(mine) > self._capacity:
-            self._traces.pop(mine.popitem(last=False)[0], None)
+        self._keep(trace, "", self._capacity)  # bounded like the default desk
         return trace
 
     def join_comparison(self, trace_id: str, comparison: str) -> None:
@@ -334,6 +335,8 @@ class Tracer:
         if snapshot is not None:
             if not _readable(snapshot, desk):
                 return None
+            if not self.shared:
+                return snapshot
             # What other processes recorded for it (an external consumer's worker), written to the store.
             others = self._read(trace_id, skip_writer=self.writer)[1]
             if others:
@@ -401,21 +404,21 @@ class _Writer:
     EVERY_S = 0.2
 
     def __init__(self) -> None:
-        self._tracers: weakref.WeakSet[Any] = weakref.WeakSet()  # anything with a flush(): tracers, desks
+        self._followed: weakref.WeakSet[Any] = weakref.WeakSet()  # anything with a flush(): tracers, desks
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def follow(self, tracer: Any) -> None:
+    def follow(self, flushable: Any) -> None:
         with self._lock:
-            self._tracers.add(tracer)
+            self._followed.add(flushable)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="trace-store-writer", daemon=True)
                 self._thread.start()
                 atexit.register(self.flush_all)
 
     def flush_all(self) -> None:
-        for tracer in list(self._tracers):
-            tracer.flush()
+        for flushable in list(self._followed):
+            flushable.flush()
 
     def _run(self) -> None:
         while True:

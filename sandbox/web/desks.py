@@ -74,6 +74,10 @@ class Desk:
     recent: deque[float] = field(default_factory=deque, repr=False)  # when its sends of the last minute started
     last_work: float | None = None  # time.time() of its last send or quiz answer (an open page's pings are not work)
 
+    def copy(self) -> Desk:
+        """A copy another thread may read while this desk changes."""
+        return dataclasses.replace(self, sends=Counter(self.sends), answers=dict(self.answers), recent=deque())
+
     def record(self) -> dict[str, Any]:
         """What the store keeps of the desk for the instructor, so a class can be reopened after a restart."""
         return {
@@ -178,7 +182,7 @@ class Desks:
     def get(self, desk_id: str) -> Desk | None:
         with self._lock:
             desk = self._desks.get(desk_id)
-            return None if desk is None else dataclasses.replace(desk)
+            return None if desk is None else desk.copy()
 
     def note_send(self, desk_id: str, mode: str, per_minute: int) -> None:
         """Count a send the desk starts now, or refuse it (TooManySends) if the desk started ``per_minute`` in the
@@ -215,10 +219,7 @@ class Desks:
     def all(self) -> list[Desk]:
         """A copy of every desk, for the instructor's view."""
         with self._lock:
-            return [
-                dataclasses.replace(d, sends=Counter(d.sends), answers=dict(d.answers), recent=deque())
-                for d in self._desks.values()
-            ]
+            return [d.copy() for d in self._desks.values()]
 
     def _stored(self, desk_id: str, class_code: str | None) -> Desk | None:
         """The record a class desk left in the store (before a restart, or before it was cleaned up here): a student
@@ -256,11 +257,7 @@ class Desks:
         kept (from before a restart, or cleaned up here after being idle)."""
         self.flush()
         with self._lock:
-            live = {
-                d.id: dataclasses.replace(d, sends=Counter(d.sends), answers=dict(d.answers), recent=deque())
-                for d in self._desks.values()
-                if d.class_code == class_code
-            }
+            live = {d.id: d.copy() for d in self._desks.values() if d.class_code == class_code}
         stored = self.store.read_desks(class_code) if self.store is not None else []
         return [*live.values(), *(Desk.from_record(r) for r in stored if r["id"] not in live)]
 

@@ -35,7 +35,7 @@ from sandbox.strategies.modes import ANSWERS_AFTER_SEND, BROKEN_VARIANTS, ENDPOI
 from sandbox.strategies.watch import unwatch_request, watch_request
 from sandbox.trace.facts import NOT_OBSERVED, observed_server
 from sandbox.trace.quiz import PAGE_QUIZ_KINDS, QUIZ_KINDS
-from sandbox.trace.tracer import Binding, Location, Tracer, bind, line_of, raised_at, thread_identity
+from sandbox.trace.tracer import Binding, Location, Trace, Tracer, bind, line_of, raised_at, thread_identity
 from sandbox.web import desks, lessons
 from sandbox.web.app_settings import app_settings, change_app_settings
 from sandbox.web.desks import current_desk, wants_page
@@ -237,23 +237,18 @@ def trace_report(trace_id: str, default_kinds: Sequence[str] = QUIZ_KINDS, as_of
     ``as_of_ns``: the trace as it stood then (what a page built at that moment showed): its events, its partner's
     and the server's log cut there, so a page and the judge of its answers build the same questions.
     """
-    trace = tracer().get(trace_id, current_desk())
-    if trace is not None and as_of_ns is not None:
-        trace.events = [e for e in trace.events if e.t_ns <= as_of_ns]
-    if trace is None or not trace.events:
+    trace = as_of(tracer().get(trace_id, current_desk()), as_of_ns)
+    if trace is None:
         raise BadInput(
             f"no trace {trace_id!r} at your desk: it never existed, was sent from another desk, or is older than the "
-            "newest your desk keeps (GET /api/desk)",
+            "week the sandbox keeps traces",
             404,
         )
     kinds = [k for k in request.args.get("kinds", "").split(",") if k] or default_kinds
     unknown = [k for k in kinds if k not in QUIZ_KINDS]
     if unknown:
         raise BadInput(f"unknown quiz kinds {', '.join(unknown)}; known: {', '.join(QUIZ_KINDS)}")
-    other = tracer().partner(trace, COMPARED_WITH.get(trace.mode, ()))
-    if other is not None and as_of_ns is not None:
-        other.events = [e for e in other.events if e.t_ns <= as_of_ns]
-        other = other if other.events else None
+    other = as_of(tracer().partner(trace, COMPARED_WITH.get(trace.mode, ())), as_of_ns)
     log = current_app.extensions.get("sandbox.requests")
     return report(
         trace,
@@ -262,6 +257,13 @@ def trace_report(trace_id: str, default_kinds: Sequence[str] = QUIZ_KINDS, as_of
         server=observed_server(trace, log, as_of_ns),
         other_server=observed_server(other, log, as_of_ns) if other is not None else NOT_OBSERVED,
     )
+
+
+def as_of(trace: Trace | None, t_ns: int | None) -> Trace | None:
+    """The trace (a copy the caller owns) as it stood at ``t_ns``: its later events cut off; None if it had none."""
+    if trace is not None and t_ns is not None:
+        trace.events = [e for e in trace.events if e.t_ns <= t_ns]
+    return trace if trace is not None and trace.events else None
 
 
 @bp.get("/api/traces/<trace_id>")

@@ -84,6 +84,7 @@ def test_the_tracer_writes_in_batches_and_adds_what_other_processes_recorded(tmp
     store = SqliteStore(tmp_path / "traces.db")
     web, consumer = Tracer(), Tracer()
     web.keep_in(store)
+    web.shared = True  # as the web process runs with an external consumer
     consumer.keep_in(store)
     consumer.adopt = True  # an external queue consumer: it did not start the trace
     web.start("t1", "queue", "threaded", 0.0, {}, desk="ada")
