@@ -635,10 +635,10 @@ class Sink:
 
     def port_for(self, name: str) -> int:
         """The port where the app sends desk ``name``'s mail (a dead server's port still refuses connections)."""
-        return self.port if name == DEFAULT_DESK else self.desk(name).port
+        return self.desk(name).port
 
     def mailbox_of(self, name: str) -> Mailbox:
-        return self.mailbox if name == DEFAULT_DESK else self.desk(name).mailbox
+        return self.desk(name).mailbox
 
     def desk_names(self) -> list[str]:
         """The desks the sink serves now, the default one first."""
