@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         comparison = uuid.uuid4().hex  # the same email by every mode: one comparison
         for mode in args.modes:
             with console.status(
-                f"Sending {args.clients} email(s) by [bold]{mode}[/] on the {sandbox.settings.server} server..."
+                f"Sending {args.clients} email(s) by [bold]{mode}[/] on the {sandbox.settings.server_kind} server..."
             ):
                 results.append(run_mode(sandbox, mode, args.clients, comparison))
     except KeyboardInterrupt:

@@ -38,14 +38,13 @@ def print_serving(sandbox: Sandbox) -> None:
         if sandbox.sink
         else "the SMTP server at {}:{}".format(*sandbox.settings.mail_server)
     )
-    print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server} server), sending to {target}.")
+    print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server_kind} server), sending to {target}.")
     print(f"Lessons: {sandbox.url}lessons    Mailbox: {sandbox.url}mailbox")
     config = sandbox.app.config if sandbox.app is not None else {}
     if config.get("SANDBOX_CLASS"):
         print(f"Class mode. On the projector: {sandbox.url}  join code {config['SANDBOX_JOIN_CODE']}")
         print(f"Instructor's view (keep it to yourself): {sandbox.url}class?token={config['SANDBOX_INSTRUCTOR_TOKEN']}")
-    if sandbox.other_server is not None:
-        other = sandbox.other_server
+    for other in sandbox.other_servers:
         print(f"The same app on a {other.server_mode} server, for the lessons that compare: {other.url}")
     if sandbox.requeued:
         print(

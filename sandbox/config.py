@@ -15,9 +15,11 @@ from typing import Any, NoReturn
 
 from sandbox.errors import ConfigError
 from sandbox.smtp.faults import Faults
+from sandbox.web.pooled_server import POOLED_THREADS
 from sandbox.web.security import TRUSTED_HOSTS_KEY, host_name, trusted_hosts
 
-SERVER_MODES = ("threaded", "single")
+SERVER_MODES = ("threaded", "single", "pooled")
+LESSON_SERVERS = ("threaded", "single")  # the kinds the lessons compare: a sandbox always runs both
 QUEUE_CONSUMERS = ("embedded", "external")
 REDIS_URL_PREFIXES = ("redis://", "rediss://", "unix://")
 SQLITE_URL_PREFIX = "sqlite:///"
@@ -40,7 +42,8 @@ class Settings:
     allow_hosts: tuple[str, ...] = ()  # more names the web app answers to (see sandbox.security.trusted_hosts)
     smtp_port: int = 0
     delay_s: float = 2.0
-    server: str = "threaded"
+    server: str | None = None  # None: pooled in class mode, else threaded (see server_kind)
+    http_threads: int = POOLED_THREADS  # the pooled server's threads
     mail_server: tuple[str, int] | None = None
     smtp_timeout_s: float = 10.0
     subject_prefix: str = "[Sandbox] "
@@ -96,7 +99,9 @@ class Settings:
             raise ConfigError(f"desk_sends_per_minute must be between 1 and 100000, not {self.desk_sends_per_minute}")
         if not 1 <= self.desk_connections <= 1000:
             raise ConfigError(f"desk_connections must be between 1 and 1000, not {self.desk_connections}")
-        if self.server not in SERVER_MODES:
+        if not 1 <= self.http_threads <= 512:
+            raise ConfigError(f"http_threads must be between 1 and 512, not {self.http_threads}")
+        if self.server is not None and self.server not in SERVER_MODES:
             raise ConfigError(f"server must be one of {', '.join(SERVER_MODES)}, not {self.server!r}")
         if not 0 < self.smtp_timeout_s <= 600:
             raise ConfigError(f"smtp_timeout_s must be above 0 and at most 600 seconds, not {self.smtp_timeout_s}")
@@ -112,6 +117,12 @@ class Settings:
                 values[field.name] = _parse(field.name, environ[name], name)
         return cls(**values)
 
+    @property
+    def server_kind(self) -> str:
+        """The server visitors use: the one asked for, else waitress's pool for a class, else Werkzeug's threaded
+        server (Flask's own)."""
+        return self.server or ("pooled" if self.class_mode else "threaded")
+
     def faults(self) -> Faults:
         """The sink's fault settings (checked when the settings are made)."""
         return Faults(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Faults)})
@@ -123,7 +134,7 @@ class Settings:
     def flask_config(self) -> dict[str, Any]:
         """The Flask and Flask-Mail keys these settings stand for."""
         config: dict[str, Any] = {
-            "SANDBOX_SERVER": self.server,
+            "SANDBOX_SERVER": self.server_kind,
             "SANDBOX_SMTP_TIMEOUT": self.smtp_timeout_s,
             "SANDBOX_SUBJECT_PREFIX": self.subject_prefix,
             "MAIL_DEFAULT_SENDER": self.sender,
@@ -238,8 +249,16 @@ OPTIONS = (
         "server",
         "SANDBOX_SERVER",
         ("--server",),
-        "threaded: Werkzeug serves requests in parallel; single: one request at a time",
+        "threaded: Werkzeug, a thread for each request; single: one request at a time; pooled: waitress, a pool of "
+        "--http-threads threads (default: pooled with --class, else threaded)",
         choices=SERVER_MODES,
+    ),
+    Option(
+        "http_threads",
+        "SANDBOX_HTTP_THREADS",
+        ("--http-threads",),
+        "threads of the pooled server: more requests than that wait in line (default {default})",
+        "N",
     ),
     Option(
         "mail_server",

@@ -63,7 +63,7 @@ def run_mode(sandbox: Sandbox, mode: str, clients: int, comparison: str | None =
     slowest = max(replies, key=lambda r: r.body.get("response_ms", r.elapsed_ms))
     trace_id = slowest.body.get("trace_id")
     trace = sandbox.tracer.get(trace_id) if trace_id else None
-    return ModeResult(mode, sandbox.settings.server, replies, accepted, delivered, trace)
+    return ModeResult(mode, sandbox.settings.server_kind, replies, accepted, delivered, trace)
 
 
 def accepted_after(sandbox: Sandbox, reply: Reply) -> float | None:

@@ -1,8 +1,8 @@
 """Start the sink and the app's servers together and stop them in the order that loses no email.
 
-The app runs in two servers at once, one of each kind, on two loopback ports: the one the settings name, where
-visitors go, and the other kind beside it, so a lesson can show both without a restart (its page sends to the
-other server's port; see :mod:`sandbox.security` for why the browser allows it).
+The app runs in two or three servers at once, each on its own port: the one the settings name, where visitors go, and
+beside it each kind the lessons compare (threaded and single) that it is not, so a lesson can show both without a
+restart (its page sends to the other server's port; see :mod:`sandbox.security` for why the browser allows it).
 
 Stopping order matters: first stop taking requests, then give workers still talking to the sink up to one SMTP
 timeout to finish, then report every send that did not deliver, and only then stop the sink.
@@ -18,7 +18,7 @@ from types import FrameType
 from flask import Flask
 
 from sandbox import create_app
-from sandbox.config import SERVER_MODES, Settings
+from sandbox.config import LESSON_SERVERS, Settings
 from sandbox.smtp.sink import Sink
 from sandbox.strategies.delivery import DeliveryLog, Duplicate, Failure, StopReport
 from sandbox.strategies.modes import DURABLE_MODES
@@ -41,7 +41,7 @@ class Sandbox:
             self.sink.handler.desk_sessions = settings.desk_connections
         self.app: Flask | None = None
         self.server: AppServer | None = None
-        self.other_server: AppServer | None = None  # the other kind of server, for the lessons
+        self.other_servers: list[AppServer] = []  # the lessons' kinds of server the visitors' one is not
         self.undelivered: list[Failure] = []
         self.duplicates: list[Duplicate] = []
         self.requeued: list[str] = []
@@ -86,11 +86,12 @@ class Sandbox:
                 self._start_queue()
             else:
                 self._follow_external_consumer()
-            kind, host = self.settings.server, self.settings.host
-            self.server = AppServer(self.app, host, self.settings.port, kind).start()
-            other = next(k for k in SERVER_MODES if k != kind)
-            self.other_server = AppServer(self.app, host, 0, other).start()
-            self.app.config[SERVER_PORTS_KEY] = {kind: self.server.port, other: self.other_server.port}
+            kind, host, threads = self.settings.server_kind, self.settings.host, self.settings.http_threads
+            self.server = AppServer(self.app, host, self.settings.port, kind, threads=threads).start()
+            for other in LESSON_SERVERS:
+                if other != kind:
+                    self.other_servers.append(AppServer(self.app, host, 0, other).start())
+            self.app.config[SERVER_PORTS_KEY] = {s.server_mode: s.port for s in (self.server, *self.other_servers)}
         except BaseException:
             self._stop_servers()
             if self.sink is not None:
@@ -162,10 +163,10 @@ class Sandbox:
         return self.undelivered
 
     def _stop_servers(self) -> None:
-        for server in (self.server, self.other_server):
+        for server in (self.server, *self.other_servers):
             if server is not None:
-                server.stop()
-        self.server = self.other_server = None
+                server.stop(self.settings.smtp_timeout_s)
+        self.server, self.other_servers = None, []
 
     @property
     def report(self) -> StopReport:

@@ -237,6 +237,12 @@ class Facts:
         return self.arrived.details.get("server") if self.arrived else None
 
     @cached_property
+    def pool_threads(self) -> int | None:
+        """The pooled server's number of threads, as the request's arrival recorded it."""
+        threads = self.arrived.details.get("threads") if self.arrived else None
+        return int(threads) if isinstance(threads, int) else None
+
+    @cached_property
     def queue_wait_ms(self) -> float | None:
         """How long the request waited in the server before a handler took it up."""
         if self.arrived is None or self.received is None:

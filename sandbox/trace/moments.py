@@ -192,6 +192,19 @@ def _queued(facts: Facts) -> Moment | None:
                 claim("detail", "request.arrived", "server", Literal("single")),
             )
         )
+    size = facts.pool_threads
+    if facts.server_kind == "pooled" and size is not None and facts.server.observed:
+        busy = len(facts.server.busy(facts.ms(arrived)))
+        parts.append(
+            sentence(
+                f" This server runs requests on a pool of {counted(size, 'thread')} and keeps the rest waiting in "
+                f"line; when this request arrived, {busy} of them {'was' if busy == 1 else 'were'} busy with other "
+                "requests.",
+                claim("detail", "request.arrived", "server", Literal("pooled")),
+                claim("detail", "request.arrived", "threads", size),
+                claim("server_busy", "request.arrived", busy),
+            )
+        )
     return _moment("Why did this request wait before it started?", join(parts, ""), facts.step(received))
 
 
@@ -289,6 +302,15 @@ def _meanwhile(facts: Facts, start: Event, end: Event, when: str, holder: str) -
                 f": this server handles one request at a time, and {holder} was that one",
                 claim("detail", "request.arrived", "server", Literal("single")),
             )
+        elif facts.server_kind == "pooled" and facts.pool_threads == len(busy) + 1:
+            waited += sentence(
+                f": the only thread of this server's pool was busy, {holder} on it"
+                if facts.pool_threads == 1
+                else f": all {facts.pool_threads} threads of this server's pool were busy, {holder} on one",
+                claim("detail", "request.arrived", "server", Literal("pooled")),
+                claim("detail", "request.arrived", "threads", facts.pool_threads),
+                claim("server_busy", facts.ref(end), len(busy)),
+            )
         parts.append(waited + ".")
     if busy:
         parts.append(
@@ -300,23 +322,49 @@ def _meanwhile(facts: Facts, start: Event, end: Event, when: str, holder: str) -
         )
     if not answered and not waiting and not busy:
         kind = facts.server_kind
-        other = (
-            "this one-request-at-a-time server would have kept them waiting, where a threaded server answers them "
-            "on threads of their own"
-            if kind == "single"
-            else "this threaded server would have answered them on threads of their own; a one-request-at-a-time "
-            "server would have kept them waiting"
-        )
+        other, claims = _had_some_come(facts, kind)
         parts.append(
-            sentence(
+            Sentence(
                 f" No other request came in meanwhile, so nobody else was kept waiting; had some come, {other}.",
-                span,
-                claim("server_waiting", facts.ref(end), 0, 0, 0),
-                claim("server_busy", facts.ref(end), 0),
-                claim("detail", "request.arrived", "server", Literal(kind)),
+                (
+                    span,
+                    claim("server_waiting", facts.ref(end), 0, 0, 0),
+                    claim("server_busy", facts.ref(end), 0),
+                    claim("detail", "request.arrived", "server", Literal(kind)),
+                    *claims,
+                ),
             )
         )
     return parts
+
+
+def _had_some_come(facts: Facts, kind: str | None) -> tuple[str, tuple[str, ...]]:
+    """What this kind of server does with requests that come while one of its threads is held and no other is
+    busy, with the claims that depend on the run."""
+    if kind == "single":
+        return (
+            "this one-request-at-a-time server would have kept them waiting, where a threaded server answers them on "
+            "threads of their own",
+            (),
+        )
+    size = facts.pool_threads
+    if kind == "pooled" and size is not None:
+        size_claim = (claim("detail", "request.arrived", "threads", size),)
+        if size == 1:
+            return (
+                "they would have waited in line: this server's pool has one thread, and this request held it",
+                size_claim,
+            )
+        return (
+            f"this server would have run them on the {size - 1} other threads of its pool of {size}, and kept any "
+            "more waiting in line",
+            size_claim,
+        )
+    return (
+        "this threaded server would have answered them on threads of their own; a one-request-at-a-time server would "
+        "have kept them waiting",
+        (),
+    )
 
 
 ENDED = {False: "failed", True: "ended without an answer"}  # a worker's end, by whether an answer came

@@ -1009,10 +1009,10 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
     oldest = round(max((facts.ms(end) - r.arrived_ms for r in waiting), default=0.0), 3)
     waiting_claim = claim("server_waiting", facts.ref(end), len(waiting), oldest, shown_ms(oldest)[1] if waiting else 0)
     kind_claim = claim("detail", "request.arrived", "server", Literal(kind))
-    if kind == "threaded" and answered and not waiting:
+    if kind in ("threaded", "pooled") and answered and not waiting:
         right, right_claims = ANSWERED_MEANWHILE, (kind_claim, answered_claim, waiting_claim)
         others = [(WAITED_MEANWHILE, (waiting_claim,), "Believes every Flask server handles one request at a time")]
-    elif kind == "single" and waiting and not answered:
+    elif kind in ("single", "pooled") and waiting and not answered:
         right, right_claims = WAITED_MEANWHILE, (kind_claim, waiting_claim, answered_claim)
         others = [(ANSWERED_MEANWHILE, (answered_claim,), "Believes every server gives each request a thread")]
     else:

@@ -218,6 +218,9 @@ def request_state(facts: Facts, n: int) -> Sentence:
         if facts.server_kind == "single":
             single = claim("detail", "request.arrived", "server", Literal("single"))
             return sentence("Request: waiting for the server's only thread", before, single)
+        if facts.server_kind == "pooled":
+            pooled = claim("detail", "request.arrived", "server", Literal("pooled"))
+            return sentence("Request: waiting in line for a thread of the server's pool", before, pooled)
         return sentence("Request: waiting for a handler thread", before)
     ends = tuple(k for k in REQUEST_KINDS if all(facts.on_request(e) for e in facts.all(k)))
     claims = holds(facts, event, n, ends)
@@ -443,12 +446,37 @@ def _capacity(facts: Facts, event: Event, n: int) -> Sentence:
         and facts.position(received) <= facts.position(event)
         and (response is None or facts.position(event) < facts.position(response))
     )
+    if kind == "pooled":
+        return _pool_capacity(facts, event, n, handling, kind_claim)
     if handling:
         claims = [kind_claim, negate(claim("before", f"@{n}", "request.received"))]
         if response is not None:
             claims.append(claim("before", f"@{n}", "response.sent"))
         return Sentence("one request at a time, and it is this one: a new request would wait", tuple(claims))
     return sentence("one request at a time", kind_claim)
+
+
+def _pool_capacity(facts: Facts, event: Event, n: int, handling: bool, kind_claim: str) -> Sentence:
+    """While this request holds one of the pool's threads: would a new request get a free one, or wait in line?
+    (The other requests the pool was running are already counted in the same cell. Past its answer, this request's
+    thread may linger a moment, so no free count is certain then.)"""
+    size = facts.pool_threads
+    if size is None:
+        return sentence("a pool of threads", kind_claim)
+    pool = sentence(
+        f"a pool of {counted(size, 'thread')}", kind_claim, claim("detail", "request.arrived", "threads", size)
+    )
+    if not handling or not facts.server.observed:
+        return pool
+    busy = len(facts.server.busy(facts.ms(event)))
+    claims = [claim("server_busy", f"@{n}", busy), negate(claim("before", f"@{n}", "request.received"))]
+    if facts.response is not None:
+        claims.append(claim("before", f"@{n}", "response.sent"))
+    free = size - 1 - busy
+    if free > 0:
+        which = "the free one" if free == 1 else f"one of the {free} free"
+        return pool + Sentence(f", this request on one: a new request would get {which}", tuple(claims))
+    return pool + Sentence(", all busy, this request on one: a new request would wait in line", tuple(claims))
 
 
 def counted(number: int, noun: str) -> str:

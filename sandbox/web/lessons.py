@@ -86,7 +86,7 @@ from sandbox.web.desks import current_desk
 from sandbox.web.predictions import CHECKS
 from sandbox.web.security import CONTENT_SECURITY_POLICY, other_server_origin
 from sandbox.web.send_request import BadInput
-from sandbox.web.serving import SERVER_KIND
+from sandbox.web.stamps import SERVER_KIND
 
 LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
 FRONT_KEYS = ("title", "summary", "order", "objective", "predict", "scenario", "quiz")

@@ -59,13 +59,17 @@ class RequestsLog:
         finished_ns = time.perf_counter_ns() if finished_ns is None else finished_ns
         self._update(request_id, finished_ns=finished_ns, status=status)
 
-    def wait_answered(self, timeout: float) -> bool:
-        """Wait until every request a handler has begun has been answered (or ended without an answer); False if
-        ``timeout`` passed first. At shutdown: a send that has just settled still has its answer to write."""
+    def wait_answered(self, timeout: float, server: str | None = None) -> bool:
+        """Wait until every request a handler has begun (on the ``server`` kind, if given) has been answered (or
+        ended without an answer); False if ``timeout`` passed first. At shutdown: a send that has just settled still
+        has its answer to write."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                running = any(e.started_ns is not None and e.finished_ns is None for e in self._entries.values())
+                running = any(
+                    e.started_ns is not None and e.finished_ns is None and server in (None, e.server)
+                    for e in self._entries.values()
+                )
             if not running:
                 return True
             if time.monotonic() >= deadline:

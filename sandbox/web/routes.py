@@ -41,6 +41,7 @@ from sandbox.web.app_settings import app_settings, change_app_settings
 from sandbox.web.desks import current_desk, wants_page
 from sandbox.web.security import CONTENT_SECURITY_POLICY
 from sandbox.web.send_request import BadInput, read_json
+from sandbox.web.stamps import ACCEPTOR, ARRIVED_NS, POOL_THREADS, REQUEST_ID, SERVER_KIND
 
 bp = Blueprint("sandbox", __name__)
 PAGE_SIZE = 500  # entries per page of /api/messages and /api/failures with ?after=
@@ -80,7 +81,7 @@ def start_request() -> None:
     handler, as on a one-request-at-a-time server, counts; under the test client it starts here.
     """
     now = time.perf_counter_ns()
-    arrived_ns = request.environ.get("sandbox.arrived_ns")
+    arrived_ns = request.environ.get(ARRIVED_NS)
     g.started_ns = arrived_ns if arrived_ns is not None else now
     g.trace_id = None
     g.response_ms = None
@@ -96,7 +97,7 @@ def start_request() -> None:
     tracer().start(
         g.trace_id,
         mode,
-        request.environ.get("sandbox.server", config["SANDBOX_SERVER"]),  # the server that really had it
+        request.environ.get(SERVER_KIND, config["SANDBOX_SERVER"]),  # the server that really had it
         sink.desk(desk).faults.delay_s if sink else None,
         {
             "smtp_timeout_s": config["SANDBOX_SMTP_TIMEOUT"],
@@ -112,12 +113,19 @@ def start_request() -> None:
             g.trace_id,
             "request.arrived",
             arrived_ns,
-            request.environ["sandbox.arrived_thread"],
+            request.environ[ACCEPTOR],
             route,
-            server=request.environ.get("sandbox.server"),
-            request_id=request.environ.get("sandbox.request_id"),
+            server=request.environ.get(SERVER_KIND),
+            request_id=request.environ.get(REQUEST_ID),
+            **_server_threads(request.environ),
         )
     binding.record("request.received", at=route, method=request.method, path=request.path)
+
+
+def _server_threads(environ: dict[str, Any]) -> dict[str, int]:
+    """``threads`` for the arrival's details, when a pooled server had the request."""
+    threads = environ.get(POOL_THREADS)
+    return {"threads": threads} if threads is not None else {}
 
 
 def view_line(text: str | None = None) -> Location:
@@ -217,7 +225,8 @@ def index() -> str:
         promises=PROMISES,
         promise_columns=PROMISE_COLUMNS,
         mail_server=f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}",
-        server=current_app.config["SANDBOX_SERVER"],
+        server=request.environ.get(SERVER_KIND, current_app.config["SANDBOX_SERVER"]),  # the one this page came from
+        pool_threads=request.environ.get(POOL_THREADS),
         delay_s=desk.faults.delay_s if desk else None,
         faults=desk.faults if desk else None,
         modes=list(STRATEGIES),

@@ -1,10 +1,11 @@
-"""Run the app in a real Werkzeug server on its own thread, so timings are what a browser would see.
+"""Run the app in a real server on threads of its own, so timings are what a browser would see.
 
-Both server kinds stamp each request with the moment the server had it (``environ["sandbox.arrived_ns"]``, from
-``time.perf_counter_ns()``) and its id in the app's requests log (``environ["sandbox.request_id"]``): a trace's own
-clock starts only when Flask gets the request, after any time the request spent waiting for the server.
+Three kinds: Werkzeug's threaded server, a one-request-at-a-time server built on Werkzeug, and the pooled server
+(waitress, in :mod:`sandbox.pooled_server`). Each stamps every request with the moment the server had it and its
+id in the app's requests log (see :mod:`sandbox.stamps`): a trace's own clock starts only when Flask gets the
+request, after any time the request spent waiting for the server.
 
-Neither server waits on a client for long: a request's head, and then its body, must each arrive within
+Werkzeug's two do not wait on a client for long: a request's head, and then its body, must each arrive within
 ``READ_TIMEOUT_S`` (a deadline, so a client trickling one byte at a time is cut as surely as a silent one), and a
 request whose head was cut off before its blank line never reaches the app.
 """
@@ -24,19 +25,12 @@ from typing import Any, BinaryIO
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
+from sandbox.web.pooled_server import POOLED_THREADS, PooledServer
 from sandbox.web.requests_log import RequestsLog
+from sandbox.web.stamps import ACCEPTOR, ARRIVED_NS, READ_TIMEOUT_S, REQUEST_ID, SERVER_KIND, STOP_POLL_S, Arrival
 
-ARRIVED_NS = "sandbox.arrived_ns"
-REQUEST_ID = "sandbox.request_id"
-SERVER_KIND = "sandbox.server"  # "threaded" or "single": which server really had the request
-ACCEPTOR = "sandbox.arrived_thread"  # (name, native id) of the thread that accepted it
-
-READ_TIMEOUT_S = 5.0  # how long a request's head, then its body, may take to arrive
-STOP_POLL_S = 0.1  # how often the accepting thread looks whether stop() was asked for
 WILDCARD_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 PLACE_KEPT_S = 0.1  # how long the single server keeps a silent connection's place in line
-
-Arrival = tuple[int, int]  # (request id in the log, arrived_ns)
 
 
 class _RequestReader(io.RawIOBase):
@@ -326,12 +320,47 @@ class QueuedWSGIServer(_StampedServer):
         self._queue.put(None)
 
 
+class _WerkzeugServer:
+    """Werkzeug's threaded server, or the queued single one, on threads of their own."""
+
+    def __init__(
+        self, app: Flask, host: str, port: int, requests: RequestsLog, server_mode: str, read_timeout_s: float
+    ) -> None:
+        if server_mode == "threaded":
+            self._server: _StampedServer = NamedThreadsWSGIServer(host, port, app, requests, read_timeout_s)
+            accepting = "http-server"
+            self._threads = []
+        else:
+            server = QueuedWSGIServer(host, port, app, requests, read_timeout_s)
+            self._server = server
+            accepting = "http-acceptor"
+            self._threads = [threading.Thread(target=server.work_forever, name="http-server", daemon=True)]
+        accept = threading.Thread(target=self._server.serve_forever, args=(STOP_POLL_S,), name=accepting, daemon=True)
+        self._threads.insert(0, accept)  # stop() joins the accepting thread
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self._server.server_address[:2]  # type: ignore[return-value]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, drain_s: float) -> None:
+        """Requests already running finish on their own threads, each writing its own answer: no need to wait."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._threads[0].join()
+
+
 class AppServer:
     """``threaded``: Werkzeug's threaded server, a thread per request (Flask's default).
     ``single``: one request at a time, so a request that blocks holds up every other client.
+    ``pooled``: waitress, a production server, with a pool of ``threads`` threads (see :mod:`sandbox.pooled_server`).
 
     Every request the server handles goes into the app's requests log, ``self.requests``. ``read_timeout_s`` is how
-    long a request's head, then its body, may take to arrive (tests make it short).
+    long a request's head, then its body, may take to arrive (tests make it short); the pooled server, which reads
+    requests without tying up a thread, closes a connection silent that long.
     """
 
     def __init__(
@@ -341,20 +370,15 @@ class AppServer:
         port: int = 0,
         server_mode: str = "threaded",
         read_timeout_s: float = READ_TIMEOUT_S,
+        threads: int = POOLED_THREADS,
     ) -> None:
         self.server_mode = server_mode
         self.requests: RequestsLog = app.extensions.setdefault("sandbox.requests", RequestsLog())
-        if server_mode == "threaded":
-            self._server: _StampedServer = NamedThreadsWSGIServer(host, port, app, self.requests, read_timeout_s)
-            accepting = "http-server"
-            self._threads = []
+        self._server: PooledServer | _WerkzeugServer
+        if server_mode == "pooled":
+            self._server = PooledServer(app, host, port, self.requests, threads, read_timeout_s)
         else:
-            server = QueuedWSGIServer(host, port, app, self.requests, read_timeout_s)
-            self._server = server
-            accepting = "http-acceptor"
-            self._threads = [threading.Thread(target=server.work_forever, name="http-server", daemon=True)]
-        accept = threading.Thread(target=self._server.serve_forever, args=(STOP_POLL_S,), name=accepting, daemon=True)
-        self._threads.insert(0, accept)  # stop() joins the accepting thread
+            self._server = _WerkzeugServer(app, host, port, self.requests, server_mode, read_timeout_s)
 
     @property
     def port(self) -> int:
@@ -364,22 +388,20 @@ class AppServer:
     def url(self) -> str:
         """Where this machine reaches the server: through loopback when it listens on every address, since 0.0.0.0
         is no name the sandbox answers to."""
-        host, port = self._server.server_address[:2]
+        host, port = self._server.server_address
         host = WILDCARD_LOOPBACK.get(host, host)
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
 
     def start(self) -> AppServer:
-        for thread in self._threads:
-            thread.start()
+        self._server.start()
         return self
 
-    def stop(self) -> None:
-        """Stop accepting requests and close connections still queued; requests already running finish on their
-        own (on the single server, its worker thread then ends)."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._threads[0].join()
+    def stop(self, drain_s: float = READ_TIMEOUT_S) -> None:
+        """Stop accepting requests and close connections still queued. Requests already running finish: on
+        Werkzeug's servers on their own; the pooled server waits for them, at most ``drain_s``, since its loop
+        writes their answers."""
+        self._server.stop(drain_s)
 
     def __enter__(self) -> AppServer:
         return self.start()

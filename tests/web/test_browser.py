@@ -298,7 +298,7 @@ def test_lesson_one_sends_through_both_servers_and_pings_during_the_blocking_sen
     before = api(page, sandbox, "/api/sink")
     page.goto(f"{sandbox.url}lessons/why-blocking-blocks")
     expect(page.locator("#server-mode")).to_have_text("threaded")
-    expect(page.locator(".lesson-live")).to_contain_text(sandbox.other_server.url.rstrip("/"))
+    expect(page.locator(".lesson-live")).to_contain_text(sandbox.other_servers[0].url.rstrip("/"))
     predict_and_run(page, "in_turn")
     expect(page.locator("#run-status")).to_contain_text("Done", timeout=30_000)
     expect(page.locator("#run-status")).to_contain_text("the send of step 1 that answered last")

@@ -17,8 +17,10 @@ from flask import Flask, request
 
 from sandbox.client import Reply, call
 from sandbox.smtp.sink import Sink
+from sandbox.web.pooled_server import POOLED_THREADS
 from sandbox.web.requests_log import ServedRequest
-from sandbox.web.serving import ARRIVED_NS, PLACE_KEPT_S, REQUEST_ID, AppServer
+from sandbox.web.serving import PLACE_KEPT_S, AppServer
+from sandbox.web.stamps import ARRIVED_NS, POOL_THREADS, REQUEST_ID
 
 DELAY_S = 1.0
 
@@ -109,16 +111,19 @@ def test_threaded_server_log_shows_the_ping_answered_during_the_send(
     assert server.requests.between(send.arrived_ns, send.finished_ns, exclude=send.id) == [ping]
 
 
-@pytest.mark.parametrize("server_mode", ["threaded", "single"])
+@pytest.mark.parametrize("server_mode", ["threaded", "single", "pooled"])
 def test_the_app_gets_the_arrival_stamp_and_log_id(
     app: Flask, live_server: Callable[[str], AppServer], server_mode: str
 ) -> None:
-    app.add_url_rule("/test/stamp", "stamp", lambda: {key: request.environ[key] for key in (REQUEST_ID, ARRIVED_NS)})
+    keys = (REQUEST_ID, ARRIVED_NS, POOL_THREADS)
+    app.add_url_rule("/test/stamp", "stamp", lambda: {key: request.environ.get(key) for key in keys})
     server = live_server(server_mode)
     reply = call(f"{server.url}test/stamp")
     (entry,) = finished_log(server, 1)
-    assert reply.body == {REQUEST_ID: entry.id, ARRIVED_NS: entry.arrived_ns}
+    threads = POOLED_THREADS if server_mode == "pooled" else None
+    assert reply.body == {REQUEST_ID: entry.id, ARRIVED_NS: entry.arrived_ns, POOL_THREADS: threads}
     assert reply.started_ns < entry.arrived_ns <= (entry.started_ns or 0) <= (entry.finished_ns or 0)
+    assert entry.server == server_mode
 
 
 def test_two_requests_over_one_connection_are_two_entries_one_after_the_other(
@@ -274,7 +279,7 @@ def test_a_client_too_slow_to_send_its_head_is_cut_at_the_read_timeout(
     assert call(f"{server.url}api/ping").status == 200
 
 
-@pytest.mark.parametrize("server_mode", ["threaded", "single"])
+@pytest.mark.parametrize("server_mode", ["threaded", "single", "pooled"])
 def test_a_request_cut_off_before_its_blank_line_sends_nothing(
     sink: Sink, strict_server: Callable[[str], AppServer], server_mode: str
 ) -> None:
@@ -290,6 +295,7 @@ def test_a_request_cut_off_before_its_blank_line_sends_nothing(
         assert answer == b"" or status_of(answer) == 400, answer
     assert_nothing_sent(server, sink)
     assert status_of(exchange(server, JSON_HEAD + b"Content-Length: 2\r\n\r\n{}")) == 200  # whole, it sends
+    finished_log(server, len(cut_heads) * 3)  # every cut-off request's entry ended
 
 
 @pytest.mark.parametrize(
@@ -311,23 +317,40 @@ def test_a_body_shorter_than_announced_sends_nothing(
     assert_nothing_sent(server, sink)
 
 
+BAD_LENGTHS = [
+    b"Content-Length: abc",
+    b"Content-Length: -1",
+    b"Content-Length: 1, 2",
+    b"Content-Length: 2\r\nContent-Length: 3",
+]
+BOTH_FRAMINGS = b"Content-Length: 2\r\nTransfer-Encoding: chunked"
+
+
 @pytest.mark.parametrize(
-    "framing",
+    ("server_mode", "framing"),
     [
-        b"Content-Length: abc",
-        b"Content-Length: -1",
-        b"Content-Length: 1, 2",
-        b"Content-Length: 2\r\nContent-Length: 3",
-        b"Content-Length: 2\r\nTransfer-Encoding: chunked",
+        *[("threaded", framing) for framing in [*BAD_LENGTHS, BOTH_FRAMINGS]],
+        *[("pooled", framing) for framing in BAD_LENGTHS],
     ],
 )
 def test_a_bad_content_length_is_refused_before_the_route(
-    sink: Sink, strict_server: Callable[[str], AppServer], framing: bytes
+    sink: Sink, strict_server: Callable[[str], AppServer], framing: bytes, server_mode: str
 ) -> None:
-    server = strict_server("threaded")
+    server = strict_server(server_mode)
     answer = exchange(server, JSON_HEAD + framing + b"\r\n\r\n{}")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert status_of(answer) == 400 and b"application/json" in head
     assert "Content-Length" in json.loads(body)["error"]
     assert server.requests.between(0, time.perf_counter_ns())[-1].status == 400
     assert_nothing_sent(server, sink)
+
+
+def test_the_pooled_server_reads_a_body_sent_both_ways_as_chunked(
+    sink: Sink, strict_server: Callable[[str], AppServer]
+) -> None:
+    """waitress follows Transfer-Encoding over Content-Length (RFC 9112); "{}" is no chunk, so nothing is sent."""
+    server = strict_server("pooled")
+    assert exchange(server, JSON_HEAD + BOTH_FRAMINGS + b"\r\n\r\n{}") == b""
+    assert_nothing_sent(server, sink)
+    chunked = JSON_HEAD + BOTH_FRAMINGS + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    assert status_of(exchange(server, chunked)) == 200
