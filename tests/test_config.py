@@ -14,7 +14,18 @@ def test_defaults_bind_loopback_with_a_two_second_sink() -> None:
     assert settings.host == "127.0.0.1"
     assert settings.delay_s == 2.0
     assert settings.smtp_timeout_s == 10.0
-    assert settings.server == "threaded"
+    assert (settings.server, settings.server_kind) == (None, "threaded")
+
+
+def test_a_class_runs_on_the_pooled_server_unless_told_otherwise() -> None:
+    assert Settings(class_mode=True).server_kind == "pooled"
+    assert Settings(class_mode=True, server="threaded").server_kind == "threaded"
+    assert Settings.from_env({"SANDBOX_CLASS": "1"}).flask_config()["SANDBOX_SERVER"] == "pooled"
+    parser = CliParser()
+    defaults = Settings.from_env({})
+    add_settings_arguments(parser, defaults)
+    settings = settings_from_args(parser, parser.parse_args(["--class", "--http-threads", "8"]), defaults)
+    assert (settings.server_kind, settings.http_threads) == ("pooled", 8)
 
 
 def test_environment_overrides_defaults() -> None:
@@ -43,7 +54,8 @@ def test_environment_overrides_defaults() -> None:
     [
         ({"SANDBOX_DELAY": "soon"}, "SANDBOX_DELAY"),
         ({"SANDBOX_DELAY": "61"}, "between 0 and 60"),
-        ({"SANDBOX_SERVER": "forking"}, "threaded, single"),
+        ({"SANDBOX_SERVER": "forking"}, "threaded, single, pooled"),
+        ({"SANDBOX_HTTP_THREADS": "0"}, "http_threads"),
         ({"SANDBOX_PORT": "70000"}, "65535"),
         ({"SANDBOX_SMTP_TIMEOUT": "0"}, "above 0"),
         ({"SANDBOX_MAIL_SERVER": "localhost"}, "HOST:PORT"),

@@ -192,20 +192,29 @@ def _queued(facts: Facts) -> Moment | None:
                 claim("detail", "request.arrived", "server", Literal("single")),
             )
         )
-    size = facts.pool_threads
-    if facts.server_kind == "pooled" and size is not None and facts.server.observed:
-        busy = len(facts.server.busy(facts.ms(arrived)))
-        parts.append(
-            sentence(
-                f" This server runs requests on a pool of {counted(size, 'thread')} and keeps the rest waiting in "
-                f"line; when this request arrived, {busy} of them {'was' if busy == 1 else 'were'} busy with other "
-                "requests.",
-                claim("detail", "request.arrived", "server", Literal("pooled")),
-                claim("detail", "request.arrived", "threads", size),
-                claim("server_busy", "request.arrived", busy),
-            )
-        )
+    if facts.server_kind == "pooled" and facts.pool_threads is not None and facts.server.observed:
+        parts.append(_pool_on_arrival(facts, arrived, facts.pool_threads))
     return _moment("Why did this request wait before it started?", join(parts, ""), facts.step(received))
+
+
+def _pool_on_arrival(facts: Facts, arrived: Event, size: int) -> Sentence:
+    """How busy the pool was when a request that then waited arrived: its threads, and the line ahead of it."""
+    at_ms = facts.ms(arrived)
+    busy, waiting = len(facts.server.busy(at_ms)), facts.server.waiting(at_ms)
+    oldest_ms = round(max((at_ms - r.arrived_ms for r in waiting), default=0.0), 3)
+    ahead = (
+        f", and {counted(len(waiting), 'other request')} {'was' if len(waiting) == 1 else 'were'} already waiting"
+        if waiting
+        else ""
+    )
+    return sentence(
+        f" This server runs requests on a pool of {counted(size, 'thread')} and keeps the rest waiting in line; when "
+        f"this request arrived, {busy} of them {'was' if busy == 1 else 'were'} busy with other requests{ahead}.",
+        claim("detail", "request.arrived", "server", Literal("pooled")),
+        claim("detail", "request.arrived", "threads", size),
+        claim("server_busy", "request.arrived", busy),
+        claim("server_waiting", "request.arrived", len(waiting), oldest_ms, shown_ms(oldest_ms)[1] if waiting else 0),
+    )
 
 
 def _blocked(facts: Facts) -> Moment | None:

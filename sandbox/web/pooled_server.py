@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -200,7 +200,6 @@ class PooledServer:
             threads=threads,
             channel_timeout=silent_s,
             cleanup_interval=1,  # how often it looks for silent connections
-
             connection_limit=CONNECTION_LIMIT,
             asyncore_use_poll=True,  # select() stops at file descriptor 1024
             asyncore_loop_timeout=STOP_POLL_S,

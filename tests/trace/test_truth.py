@@ -653,11 +653,18 @@ def _trace(mode: str, server: str, delay_s: float, events: list[Event]) -> Trace
 
 def _arrival(draw: Callable[..., Any], lanes: dict[tuple[str, int], list[Step]]) -> str:
     """Maybe a request.arrived first, on the request's thread or the server's; returns the server kind."""
-    server = draw(st.sampled_from(("threaded", "single")))
+    server, arrival = _arrival_details(draw)
     if draw(st.booleans()):
         lane = draw(st.sampled_from((REQUEST_LANE, ACCEPT_LANE)))
-        lanes.setdefault(lane, []).insert(0, ("request.arrived", {"server": server, "request_id": 1}))
+        lanes.setdefault(lane, []).insert(0, ("request.arrived", arrival))
     return server
+
+
+def _arrival_details(draw: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
+    """A server kind and the details its request.arrived records (the pooled server's its pool's size)."""
+    server = draw(st.sampled_from(("threaded", "single", "pooled")))
+    threads = {"threads": draw(st.integers(1, 4))} if server == "pooled" else {}
+    return server, {"server": server, "request_id": 1, **threads}
 
 
 @st.composite
@@ -890,9 +897,9 @@ def retry_style_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
     else:
         worker.append(("worker.failed", {"error": error, "outcome": last_fate}, 0))
     lanes = {REQUEST_LANE: request, WORKER_LANE: worker, SINK_LANE: sink}
-    server = draw(st.sampled_from(("threaded", "single")))
+    server, arrival = _arrival_details(draw)
     if draw(st.booleans()):
-        lanes[REQUEST_LANE].insert(0, ("request.arrived", {"server": server, "request_id": 1}, 0))
+        lanes[REQUEST_LANE].insert(0, ("request.arrived", arrival, 0))
     events = _interleave_attempts(draw, lanes, delay_s)
     cell = f"synthetic/{server}/thread-retry/{'+'.join(outcomes)}{'/dedupe' if dedupe else ''}/delay {delay_s:g}"
     return cell, _trace("thread-retry", server, delay_s, events)
@@ -979,7 +986,8 @@ RECEIVING = {
     "lost reply": {"lose_reply_probability": 1.0},
     "lost reply, dedupe": {"lose_reply_probability": 1.0, "dedupe_message_id": True},
 }
-CLIENTS = {"threaded": 1, "single": 3}
+CLIENTS = {"threaded": 1, "single": 3, "pooled": 3}
+POOLED_THREADS = 2  # fewer than the clients of one mode: some wait in line for a thread, some find one free
 SANDBOXES_AT_ONCE = 5
 COMPLETE_WITHIN_S = 20.0
 SHOWN_PROBLEMS = 40
@@ -1019,6 +1027,7 @@ def matrix(server: str) -> list[Cell]:
 def cell_settings(cell: Cell, folder: str) -> Settings:
     changes: dict[str, Any] = {
         "server": cell.server,
+        "http_threads": POOLED_THREADS,
         "seed": 1,
         "smtp_timeout_s": 2.0,
         "pool_attempts": 2,
@@ -1143,7 +1152,7 @@ def _summary(problems: list[str], head: str) -> str:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("server", ["threaded", "single"])
+@pytest.mark.parametrize("server", ["threaded", "single", "pooled"])
 def test_every_claim_holds_in_the_live_matrix(server: str, record_property: Callable[[str, object], None]) -> None:
     cells = matrix(server)
     started = time.monotonic()
@@ -1161,10 +1170,11 @@ def test_every_claim_holds_in_the_live_matrix(server: str, record_property: Call
     assert not problems, _summary(problems, f"{size}\n{len(problems)} problem(s):")
 
 
-@pytest.mark.parametrize("server", ["threaded", "single"])
+@pytest.mark.parametrize("server", ["threaded", "single", "pooled"])
 def test_every_claim_holds_for_a_computing_worker_with_pings_meanwhile(server: str, tmp_path: Any) -> None:
-    """The CPU-bound variant: its moment counts the requests answered while it computed, on either server."""
-    settings = settings_for_tests(delay_s=0.1, server=server, queue_url=f"sqlite:///{tmp_path}/q.db")
+    """The CPU-bound variant: its moment counts the requests answered while it computed, on any server."""
+    queue_url = f"sqlite:///{tmp_path}/q.db"
+    settings = settings_for_tests(delay_s=0.1, server=server, http_threads=POOLED_THREADS, queue_url=queue_url)
     with Sandbox(settings) as sandbox:
         trace_id = call(f"{sandbox.url}send-email/thread-cpu", "POST", {}).body["trace_id"]
         deadline = time.monotonic() + 1.5

@@ -42,11 +42,12 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """A threaded sandbox whose sink waits the module's ``DELAY_S`` (and any other ``SETTINGS`` of the module), with
-    a queue of its own: the page's live counts must not include emails other tests left in the shared store."""
+    """A sandbox whose sink waits the module's ``DELAY_S`` (and any other ``SETTINGS`` of the module: class mode
+    runs on the pooled server, others on the threaded one), with a queue of its own: the page's live counts must
+    not include emails other tests left in the shared store."""
     queue_url = f"sqlite:///{tmp_path_factory.mktemp('pages')}/queue.db"
     extra = getattr(request.module, "SETTINGS", {})  # a module's own, e.g. class mode
-    settings = settings_for_tests(delay_s=request.module.DELAY_S, server="threaded", queue_url=queue_url, **extra)
+    settings = settings_for_tests(delay_s=request.module.DELAY_S, server=None, queue_url=queue_url, **extra)
     with Sandbox(settings) as running:
         yield running
 

@@ -27,6 +27,7 @@ def test_a_student_joins_answers_and_the_instructor_sees_it(page: Page, browser:
     expect(page).to_have_url(f"{sandbox.url}lessons")
 
     page.goto(sandbox.url)
+    expect(page.locator("#server-mode")).to_have_text("pooled")  # a class runs on waitress
     _, threaded = send_both(page)
     page.goto(f"{sandbox.url}traces/{threaded}")
     page.locator("details", has=page.locator("[data-quiz]")).locator("summary").click()
