@@ -1,6 +1,7 @@
 """A class on one sandbox: N students, each at a desk of their own, with the page's heartbeat and a send every 10 s.
 
-    python -m bench.classroom [--students 25,50,100,200] [--seconds 20] [--delay 1] [--server threaded]
+    python -m bench.classroom [--students 25,50,100,200] [--seconds 20] [--delay 1] [--server pooled]
+                              [--http-threads 32]
 
 The sandbox runs as `python -m sandbox` in a process of its own. Each simulated student does what a browser does:
 it opens the page (which gives it a desk: its own cookie, its own port of the sink), then pings `/api/ping` every
@@ -31,7 +32,8 @@ import httpx
 from rich.console import Console
 
 from bench.report import machine, percentile, table
-from sandbox.config import CliParser
+from sandbox.config import SERVER_MODES, CliParser
+from sandbox.web.pooled_server import POOLED_THREADS
 
 PING_EVERY_S = 0.25
 SEND_EVERY_S = 10.0
@@ -136,10 +138,11 @@ class SandboxProcess:
     """`python -m sandbox` on a free port, with a throwaway queue store; its CPU time and resident memory from
     /proc (Linux)."""
 
-    def __init__(self, delay: float, server: str) -> None:
+    def __init__(self, delay: float, server: str, http_threads: int) -> None:
         self.folder = tempfile.TemporaryDirectory(prefix="classroom-")
         env = {**os.environ, "SANDBOX_QUEUE_URL": f"sqlite:///{Path(self.folder.name) / 'queue.db'}"}
         command = [sys.executable, "-m", "sandbox", "--port", "0", "--delay", str(delay), "--server", server]
+        command += ["--http-threads", str(http_threads)]
         # Its request log (stderr) would cost this process time to read: it goes nowhere.
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         first = self.process.stdout.readline() if self.process.stdout else ""
@@ -197,12 +200,17 @@ def measure(sandbox: SandboxProcess, students: int, seconds: float) -> tuple[Mea
     return measured, counts, used["cpu"] / seconds, used["own"] / seconds, rss
 
 
+def server_named(server: str, http_threads: int) -> str:
+    return f"pooled ({http_threads} threads)" if server == "pooled" else server
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = CliParser(prog="python -m bench.classroom", description=__doc__.splitlines()[0])
     parser.add_argument("--students", default="25,50,100,200", help="comma list of class sizes")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long each class runs")
     parser.add_argument("--delay", type=float, default=1.0, help="the sink's delay")
-    parser.add_argument("--server", choices=("threaded", "single"), default="threaded")
+    parser.add_argument("--server", choices=SERVER_MODES, default="pooled", help="the kind of server (default pooled)")
+    parser.add_argument("--http-threads", type=int, default=POOLED_THREADS, help="the pooled server's threads")
     args = parser.parse_args(argv)
     try:
         sizes = [int(n) for n in args.students.split(",")]
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(1, "bench.classroom reads the sandbox's CPU and memory from /proc: Linux only\n")
     console = Console(width=150)
     rows, largest = [], None
-    sandbox = SandboxProcess(args.delay, args.server)
+    sandbox = SandboxProcess(args.delay, args.server, args.http_threads)
     try:
         for n in sizes:
             with console.status(f"{n} students for {args.seconds:g} s..."):
@@ -243,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.stop()
     console.print(
         table(
-            f"a class on one {args.server} sandbox (times in ms, client side), sink delay {args.delay:g} s, "
+            f"a class on one {server_named(args.server, args.http_threads)} sandbox (times in ms, client side), sink "
+            f"delay {args.delay:g} s, "
             f"{args.seconds:g} s per class size",
             [
                 "students",

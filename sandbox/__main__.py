@@ -38,7 +38,13 @@ def print_serving(sandbox: Sandbox) -> None:
         if sandbox.sink
         else "the SMTP server at {}:{}".format(*sandbox.settings.mail_server)
     )
-    print(f"Concurrency sandbox on {sandbox.url} ({sandbox.settings.server_kind} server), sending to {target}.")
+    settings = sandbox.settings
+    server = (
+        f"pooled server: waitress, {settings.http_threads} threads"
+        if settings.server_kind == "pooled"
+        else f"{settings.server_kind} server"
+    )
+    print(f"Concurrency sandbox on {sandbox.url} ({server}), sending to {target}.")
     print(f"Lessons: {sandbox.url}lessons    Mailbox: {sandbox.url}mailbox")
     config = sandbox.app.config if sandbox.app is not None else {}
     if config.get("SANDBOX_CLASS"):

@@ -42,3 +42,18 @@ def test_abandoning_pending_sends_records_each_once() -> None:
         "possibly_duplicated": 0,
     }
     assert log.abandon_pending(SHUTDOWN_REASON) == []
+
+
+def test_a_class_runs_on_the_pooled_server_with_both_lesson_servers_beside_it(tmp_path) -> None:
+    """Stopping waits for the blocking send under way on waitress, so its visitor has an answer."""
+    settings = settings_for_tests(
+        class_mode=True, join_code="HJK-MN3", delay_s=0.5, queue_url=f"sqlite:///{tmp_path}/q.db"
+    )
+    sandbox = Sandbox(settings).start()
+    kinds = {server.server_mode: server.url for server in (sandbox.server, *sandbox.other_servers)}
+    assert set(kinds) == {"pooled", "threaded", "single"} and kinds["pooled"] == sandbox.url
+    assert set(sandbox.app.config["SANDBOX_SERVER_PORTS"]) == {"pooled", "threaded", "single"}
+    assert call(f"{sandbox.url}api/ping").status == 401  # the class's own door: join first
+    for other in sandbox.other_servers:
+        assert call(f"{other.url}api/ping").status == 401
+    sandbox.stop()

@@ -171,7 +171,7 @@ class _PooledWSGIServer(TcpWSGIServer):
     def __init__(self, app: Flask, requests: RequestsLog, adj: Adjustments, socket_map: dict[int, Any]) -> None:
         self.requests = requests
         self.acceptor = ("", 0)
-        self.stopping = False
+        self.stopping = False  # set once, by PooledServer.stop(): accept no more, serve no more from the line
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(adj.threads)
         try:
@@ -201,14 +201,11 @@ class PooledServer:
             channel_timeout=silent_s,
             cleanup_interval=1,  # how often it looks for silent connections
             connection_limit=CONNECTION_LIMIT,
-            asyncore_use_poll=True,  # select() stops at file descriptor 1024
-            asyncore_loop_timeout=STOP_POLL_S,
             ident="sandbox",
         )
         self._map: dict[int, Any] = {}
         self._server = _PooledWSGIServer(app, requests, adj, self._map)
         self._requests = requests
-        self._stop_accepting = threading.Event()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="http-server", daemon=True)
 
@@ -223,7 +220,6 @@ class PooledServer:
         """Stop accepting at once; let the requests the pool is running finish (at most ``drain_s``) and their
         answers be written; then close every connection (a request still in line ends there, unanswered)."""
         self._server.stopping = True
-        self._stop_accepting.set()
         self._requests.wait_answered(drain_s, server=KIND)
         deadline = time.monotonic() + FLUSH_WAIT_S
         while time.monotonic() < deadline and any(
@@ -237,9 +233,10 @@ class PooledServer:
         self._server.acceptor = (threading.current_thread().name, threading.get_native_id())
         try:
             while not self._closing.is_set():
-                if self._stop_accepting.is_set() and self._server.accepting:
+                if self._server.stopping and self._server.accepting:
                     self._server.accepting = False
                     wasyncore.dispatcher.close(self._server)  # the listening socket only: the loop still writes
+                # poll(), not select(), which stops at file descriptor 1024; one round, then look at the flags again.
                 wasyncore.loop(timeout=STOP_POLL_S, use_poll=True, map=self._map, count=1)
         finally:
             wasyncore.close_all(self._map)  # the connections, then the pool (a request in line is cancelled)

@@ -113,9 +113,20 @@ def test_a_working_worker_gets_no_why_no_context_question(app: Flask) -> None:
     assert not [q for q in quiz_of(record_trace(app, "thread")) if q.kind == "why_no_context"]
 
 
-@pytest.mark.parametrize(("server", "right"), [("threaded", ANSWERED_MEANWHILE), ("single", WAITED_MEANWHILE)])
-def test_who_waits_is_answered_by_the_server_that_really_ran(server: str, right: str, tmp_path: Path) -> None:
-    settings = settings_for_tests(delay_s=0.4, server=server, queue_url=f"sqlite:///{tmp_path}/q.db")
+@pytest.mark.parametrize(
+    ("server", "threads", "right"),
+    [
+        ("threaded", 1, ANSWERED_MEANWHILE),
+        ("single", 1, WAITED_MEANWHILE),
+        ("pooled", 2, ANSWERED_MEANWHILE),  # a thread was free for the pings
+        ("pooled", 1, WAITED_MEANWHILE),  # the send held the pool's only thread
+    ],
+)
+def test_who_waits_is_answered_by_the_server_that_really_ran(
+    server: str, threads: int, right: str, tmp_path: Path
+) -> None:
+    queue_url = f"sqlite:///{tmp_path}/q.db"
+    settings = settings_for_tests(delay_s=0.4, server=server, http_threads=threads, queue_url=queue_url)
     with Sandbox(settings) as sandbox, ThreadPoolExecutor(3) as clients:
         blocking = clients.submit(call, f"{sandbox.url}send-email/sync", "POST", {})
         time.sleep(0.1)
