@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 from sandbox.client import call
 from sandbox.runtime import SHUTDOWN_REASON, Sandbox
 from sandbox.strategies.delivery import DeliveryLog
@@ -44,16 +48,21 @@ def test_abandoning_pending_sends_records_each_once() -> None:
     assert log.abandon_pending(SHUTDOWN_REASON) == []
 
 
-def test_a_class_runs_on_the_pooled_server_with_both_lesson_servers_beside_it(tmp_path) -> None:
-    """Stopping waits for the blocking send under way on waitress, so its visitor has an answer."""
-    settings = settings_for_tests(
-        class_mode=True, join_code="HJK-MN3", delay_s=0.5, queue_url=f"sqlite:///{tmp_path}/q.db"
-    )
+def test_a_class_runs_on_the_pooled_server_with_both_lesson_servers_beside_it(tmp_path: Path) -> None:
+    settings = settings_for_tests(class_mode=True, join_code="HJK-MN3", queue_url=f"sqlite:///{tmp_path}/q.db")
+    with Sandbox(settings) as sandbox:
+        kinds = {server.server_mode: server.url for server in (sandbox.server, *sandbox.other_servers)}
+        assert set(kinds) == {"pooled", "threaded", "single"} and kinds["pooled"] == sandbox.url
+        assert set(sandbox.app.config["SANDBOX_SERVER_PORTS"]) == {"pooled", "threaded", "single"}
+        for url in kinds.values():  # every door of the class asks for the join code
+            assert call(f"{url}api/stats").status == 401
+
+
+def test_stopping_the_pooled_server_lets_the_blocking_send_under_way_answer(tmp_path: Path) -> None:
+    settings = settings_for_tests(server="pooled", delay_s=0.5, queue_url=f"sqlite:///{tmp_path}/q.db")
     sandbox = Sandbox(settings).start()
-    kinds = {server.server_mode: server.url for server in (sandbox.server, *sandbox.other_servers)}
-    assert set(kinds) == {"pooled", "threaded", "single"} and kinds["pooled"] == sandbox.url
-    assert set(sandbox.app.config["SANDBOX_SERVER_PORTS"]) == {"pooled", "threaded", "single"}
-    assert call(f"{sandbox.url}api/ping").status == 401  # the class's own door: join first
-    for other in sandbox.other_servers:
-        assert call(f"{other.url}api/ping").status == 401
-    sandbox.stop()
+    with ThreadPoolExecutor(1) as client:
+        reply = client.submit(call, f"{sandbox.url}send-email/sync", "POST", {})
+        time.sleep(0.2)
+        assert sandbox.stop() == []
+        assert reply.result().status == 200
