@@ -614,8 +614,9 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
     ref = facts.ref(event)
     match event.kind:
         case "request.arrived":
+            how = "its first bytes read" if d.get("server") == "pooled" else "connection accepted"
             return sentence(
-                f"The {d.get('server')} web server has the request (connection accepted)",
+                f"The {d.get('server')} web server has the request ({how})",
                 here,
                 claim("detail", ref, "server", Literal(d.get("server"))),
             )
