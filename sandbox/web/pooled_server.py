@@ -30,6 +30,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 
 from sandbox.web.requests_log import RequestsLog
+from sandbox.web.security import CONTENT_SECURITY_POLICY
 from sandbox.web.stamps import (
     ACCEPTOR,
     ARRIVED_NS,
@@ -108,7 +109,11 @@ class _StampedErrorTask(_NotesStatus, ErrorTask):
         error = self.request.error
         body = json.dumps({"error": f"{error.reason}: {error.body}"}).encode()
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers += [
+            ("Content-Type", "application/json"),
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),  # as the app's own answers carry
+            ("X-Content-Type-Options", "nosniff"),
+        ]
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)

@@ -339,7 +339,7 @@ def test_a_bad_content_length_is_refused_before_the_route(
     server = strict_server(server_mode)
     answer = exchange(server, JSON_HEAD + framing + b"\r\n\r\n{}")
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert status_of(answer) == 400 and b"application/json" in head
+    assert status_of(answer) == 400 and b"application/json" in head and b"nosniff" in head
     assert "Content-Length" in json.loads(body)["error"]
     assert server.requests.between(0, time.perf_counter_ns())[-1].status == 400
     assert_nothing_sent(server, sink)
