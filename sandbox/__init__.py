@@ -10,6 +10,7 @@ from flask import Flask
 
 from sandbox.config import Settings
 from sandbox.strategies.delivery import DeliveryLog
+from sandbox.trace.gates import Scheduler
 from sandbox.trace.tracer import Tracer
 
 if TYPE_CHECKING:
@@ -57,8 +58,10 @@ def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flas
         tracer.keep_in(store)
     app.extensions["sandbox.delivery"] = DeliveryLog()
     app.extensions["sandbox.sink"] = sink
+    scheduler = app.extensions["sandbox.scheduler"] = Scheduler(float(app.config["SANDBOX_GATE_BOUND"]))
     if sink is not None:
         sink.handler.on_event = tracer.record
+        sink.handler.before_answer = scheduler.sink_gate(tracer)
     backlog = app.config.get("SANDBOX_POOL_BACKLOG")
     app.extensions["sandbox.pool"] = MailPool(
         int(app.config["SANDBOX_POOL_SIZE"]),

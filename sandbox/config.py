@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from sandbox.errors import ConfigError
 from sandbox.smtp.faults import Faults
+from sandbox.trace.gates import GATE_BOUND_S
 from sandbox.web.pooled_server import POOLED_THREADS
 from sandbox.web.security import TRUSTED_HOSTS_KEY, host_name, trusted_hosts
 
@@ -46,6 +47,7 @@ class Settings:
     http_threads: int = POOLED_THREADS  # the pooled server's threads
     mail_server: tuple[str, int] | None = None
     smtp_timeout_s: float = 10.0
+    gate_bound_s: float = GATE_BOUND_S  # how long a gate of a send scheduled by hand holds a thread
     subject_prefix: str = "[Sandbox] "
     sender: str = "Concurrency Sandbox <sandbox@example.com>"
     trace: bool = True
@@ -103,6 +105,8 @@ class Settings:
             raise ConfigError(f"http_threads must be between 1 and 512, not {self.http_threads}")
         if self.server is not None and self.server not in SERVER_MODES:
             raise ConfigError(f"server must be one of {', '.join(SERVER_MODES)}, not {self.server!r}")
+        if not 0.1 <= self.gate_bound_s <= 600:
+            raise ConfigError(f"gate_bound_s must be between 0.1 and 600 seconds, not {self.gate_bound_s:g}")
         if not 0 < self.smtp_timeout_s <= 600:
             raise ConfigError(f"smtp_timeout_s must be above 0 and at most 600 seconds, not {self.smtp_timeout_s}")
 
@@ -136,6 +140,7 @@ class Settings:
         config: dict[str, Any] = {
             "SANDBOX_SERVER": self.server_kind,
             "SANDBOX_SMTP_TIMEOUT": self.smtp_timeout_s,
+            "SANDBOX_GATE_BOUND": self.gate_bound_s,
             "SANDBOX_SUBJECT_PREFIX": self.subject_prefix,
             "MAIL_DEFAULT_SENDER": self.sender,
             "SANDBOX_TRACE": self.trace,
@@ -309,6 +314,14 @@ OPTIONS = (
         "SANDBOX_SMTP_TIMEOUT",
         ("--smtp-timeout",),
         "give up on an SMTP conversation after this long",
+        "SECONDS",
+    ),
+    Option(
+        "gate_bound_s",
+        "SANDBOX_GATE_BOUND",
+        ("--gate-bound",),
+        "a send scheduled by hand (?schedule=manual): how long a gate holds a thread before it lets it go by itself "
+        "(default {default:g})",
         "SECONDS",
     ),
     Option(

@@ -31,6 +31,7 @@ from sandbox.smtp.failures import (
     watched_conversation,
 )
 from sandbox.strategies.delivery import FAILED
+from sandbox.trace.gates import BEFORE_SEND
 from sandbox.trace.tracer import (
     DEFAULT_DESK,
     TRACE_HEADER,
@@ -159,7 +160,11 @@ class Mail(flask_mail.Mail):
     def connect(self) -> TimeoutConnection:
         app = current_app._get_current_object()
         state = app.extensions["mail"]
-        return TimeoutConnection(state, float(app.config["SANDBOX_SMTP_TIMEOUT"]), desk_port(app, state))
+        timeout = float(app.config["SANDBOX_SMTP_TIMEOUT"])
+        binding = current_binding()
+        if binding is not None and binding.schedule is not None:
+            timeout += binding.schedule.bound_s  # the sink may hold its 250 at a gate that long
+        return TimeoutConnection(state, timeout, desk_port(app, state))
 
     def send(self, message: flask_mail.Message) -> None:
         binding = current_binding()
@@ -188,6 +193,7 @@ def traced_send(send: Any, message: flask_mail.Message, binding: Binding) -> Non
     attempt = binding.next_attempt()
     if attempt:
         binding.record("attempt.started", attempt=attempt, attempts=binding.attempts)
+    binding.park(BEFORE_SEND)
     binding.record("send.started", **({"via": binding.via} if binding.via else {}))
     if binding.blocking:
         binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)

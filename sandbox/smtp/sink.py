@@ -26,7 +26,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -307,6 +307,8 @@ class SlowHandler(MailboxHandler):
         self.default = SinkDesk(DEFAULT_DESK, mailbox, faults or Faults(), receiving or Receiving())
         self.on_message = on_message
         self.on_event: EventSink | None = None
+        # before_answer(trace_id, line): something to await before the 250, or None (sandbox.gates).
+        self.before_answer: Callable[[str, Location], Awaitable[None] | None] | None = None
         self.sessions = 0
         self.max_sessions = MAX_SESSIONS
         self.desk_sessions = DESK_SESSIONS  # per visitor's desk (the default desk has only the overall cap)
@@ -429,7 +431,10 @@ class SlowHandler(MailboxHandler):
             peer=f"{session.peer[0]}:{session.peer[1]}",
             message_id_header=arrival.message_id_header,
         )
+        gate = self.before_answer(arrival.trace_id, CALLED_AT) if self.before_answer and arrival.trace_id else None
         try:
+            if gate is not None:  # a send scheduled by hand: the sink waits to be released before it handles it
+                await gate
             reply = await super().handle_DATA(server, session, envelope)
         except asyncio.CancelledError:
             # aiosmtpd cancels the session when the client hangs up: the wait ends here, nothing is stored.

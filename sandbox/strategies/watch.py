@@ -19,6 +19,7 @@ import functools
 import inspect
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -30,9 +31,11 @@ from jinja2 import Template
 from sandbox.smtp.failures import error_and_outcome
 from sandbox.strategies.modes import WORKER_RULES
 from sandbox.strategies.workers import worker_outcome
+from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER
 from sandbox.trace.tracer import TRACE_HEADER, Binding, bind, current_binding, line_of, raised_at
 
 _THREAD_START = threading.Thread.start.__code__
+_WORKERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # the threads a route started to send for it
 
 
 def watch_request(binding: Binding) -> None:
@@ -46,8 +49,14 @@ def unwatch_request() -> None:
 
 
 def _watch_starts(frame: FrameType, event: str, arg: Any) -> None:
-    if event == "call" and frame.f_code is _THREAD_START:
+    if frame.f_code is not _THREAD_START:
+        return
+    if event == "call":
         _starting(frame.f_locals["self"])
+    elif event == "return" and frame.f_locals["self"] in _WORKERS:
+        binding = current_binding()
+        if binding is not None:
+            binding.park(BEFORE_ANSWER)  # scheduled by hand: the worker runs, the route waits at thr.start()
 
 
 def _starting(thread: threading.Thread) -> None:
@@ -60,6 +69,7 @@ def _starting(thread: threading.Thread) -> None:
     binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
     binding.log.worker_started(binding.trace_id, thread)
     binding.record("worker.spawned", worker=thread.name, target=target.__name__, daemon=thread.daemon)
+    _WORKERS.add(thread)
     thread._target = as_worker(binding.worker(**WORKER_RULES.get(binding.mode, {})), target)  # type: ignore[attr-defined]
 
 
@@ -94,6 +104,7 @@ def _dispatched(app: Flask, message: Message) -> None:
     binding = current_binding()
     if binding is not None and binding.trace_id == trace_id:
         binding.record("smtp.accepted", recipients=list(message.recipients))  # with the binding's line, if it names one
+        binding.park(AFTER_250)
     else:
         app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
 

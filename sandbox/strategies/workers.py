@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sandbox.smtp.failures import SendError, error_and_outcome
+from sandbox.trace.gates import WORKER_START
 from sandbox.trace.tracer import Binding, bound, finish_line, line_of, raised_at
 
 
@@ -20,6 +21,7 @@ def worker_outcome(binding: Binding, target: Callable[..., Any]) -> Iterator[Non
     with bound(binding):
         binding.record("worker.started", at=line_of(target), worker=threading.current_thread().name)
         try:
+            binding.park(WORKER_START, at=line_of(target))
             yield
         except Exception as err:  # noqa: BLE001 - any failure must be recorded, not printed and forgotten
             error, outcome = error_and_outcome(err)

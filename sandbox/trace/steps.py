@@ -8,6 +8,7 @@ server as a whole: what it was doing for everybody else at that moment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from sandbox.trace.facts import (
     stores_copy,
     unanswered,
 )
+from sandbox.trace.gates import BY_YOU, GATE_KINDS
 from sandbox.trace.tracer import BLIND, Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
@@ -207,8 +209,32 @@ REQUEST_KINDS = (
 AWAITING_STATE = "Request: waiting in app.ensure_sync() for the coroutine to finish"
 
 
+def held_at_gate(facts: Facts, n: int, on: Callable[[Event], bool], who: str) -> Sentence | None:
+    """``who`` (a state's opening words) is held at a gate at step n: the thread's last gate.parked up to step n
+    has not yet its gate.released. None when it is not."""
+    upto = facts.position(facts.visible[n - 1])
+    parked = None
+    for event in facts.events[: upto + 1]:
+        if event.kind in GATE_KINDS and on(event):
+            parked = event if event.kind == "gate.parked" else None
+    if parked is None:
+        return None
+    claims = [claim("happened", facts.ref(parked)), negate(claim("before", f"@{n}", facts.ref(parked)))]
+    released = facts.after(parked, ("gate.released",), parked.thread_id)
+    if released is not None:
+        claims.append(claim("before", f"@{n}", facts.ref(released)))
+    gate = parked.details.get("gate")
+    return Sentence(
+        f"{who}: held at the gate “{gate}” until released",
+        (*claims, claim("detail", facts.ref(parked), "gate", Literal(gate))),
+    )
+
+
 def request_state(facts: Facts, n: int) -> Sentence:
     tid = facts.request_thread_id
+    held = held_at_gate(facts, n, facts.on_request, "Request") if tid is not None else None
+    if held is not None:
+        return held
     event = latest(facts, n, REQUEST_KINDS, tid) if tid is not None else None
     if event is None:
         received = facts.received
@@ -274,6 +300,10 @@ def worker_state(facts: Facts, n: int) -> Sentence:
     if not candidates:
         return sentence("Worker: none yet", claim("before", f"@{n}", facts.ref(facts.handoff)))
     event = candidates[-1]
+    name = event.thread if facts.on_worker(event) else facts.spawned_worker_name
+    held = held_at_gate(facts, n, lambda e: facts.on_worker(e) and e.thread_id == event.thread_id, f"Worker {name}")
+    if held is not None:
+        return held
     ends = tuple(k for k in WORKER_KINDS if facts.first(k) and all(facts.on_worker(e) for e in facts.all(k)))
     claims = holds(facts, event, n, ends)
     name = event.thread if facts.on_worker(event) else facts.spawned_worker_name
@@ -620,6 +650,16 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                 here,
                 claim("detail", ref, "server", Literal(d.get("server"))),
             )
+        case "gate.parked":
+            return sentence(
+                f"{event.thread} stops at the gate “{d.get('gate')}” and waits to be released (at most "
+                f"{d.get('bound_s'):g} s)",
+                here,
+                claim("detail", ref, "gate", Literal(d.get("gate"))),
+                claim("detail", ref, "bound_s", d.get("bound_s")),
+            )
+        case "gate.released":
+            return _gate_released(facts, event, n)
         case "request.received":
             text = f"{d.get('method', 'POST')} {d.get('path', '')}: Flask starts handling it"
             wait = facts.queue_wait_ms
@@ -964,6 +1004,34 @@ def _blind_attempt_failed(facts: Facts, event: Event) -> Sentence:
     if no_answer:
         text += ", though this one may already have arrived"
     return Sentence(text, tuple(claims)) + _next_attempt_came(facts, event, attempt, f"attempt {attempt + 1}")
+
+
+def _gate_released(facts: Facts, event: Event, n: int) -> Sentence:
+    """Who let a thread go on from its gate, and after how long."""
+    ref, gate = facts.ref(event), event.details.get("gate")
+    claims = [claim("happened", f"@{n}"), claim("detail", ref, "gate", Literal(gate))]
+    by = event.details.get("by")
+    claims.append(claim("detail", ref, "by", Literal(by)))
+    parked = next(
+        (
+            e
+            for e in reversed(facts.events[: facts.position(event)])
+            if e.kind == "gate.parked" and e.thread == event.thread
+        ),
+        None,
+    )
+    if parked is None:
+        return Sentence(f"{event.thread} goes on from the gate “{gate}”", tuple(claims))
+    waited, waited_claim = gap_phrase(facts, parked, event)
+    claims.append(waited_claim)
+    if by == BY_YOU:
+        return Sentence(f"You release {event.thread} from the gate “{gate}” after {waited}: it goes on", tuple(claims))
+    claims.append(claim("detail", facts.ref(parked), "bound_s", parked.details.get("bound_s")))
+    return Sentence(
+        f"No one released {event.thread} within {parked.details.get('bound_s'):g} s, so the gate “{gate}” lets it go "
+        f"by itself after {waited}",
+        tuple(claims),
+    )
 
 
 def gap_phrase(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:

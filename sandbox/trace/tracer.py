@@ -39,6 +39,7 @@ from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sandbox.trace.gates import Schedule
     from sandbox.trace.store import Header, TraceStore
 
 TRACES_KEPT = 200  # the default desk's (scripts, the demo, curl)
@@ -464,9 +465,16 @@ class Binding:
     unanswered: int | None = None  # the first attempt that sent everything and heard no answer
     desk: str = DEFAULT_DESK  # whose send: the sink listens for each desk on a port of its own
     port: int | None = None  # the desk's port, when the process sending has no sink to ask (an external consumer)
+    schedule: Schedule | None = None  # a send scheduled by hand: its threads wait at the gates (sandbox.gates)
 
     def record(self, kind: str, /, at: Location | None = None, **details: Any) -> None:
         self.tracer.record(self.trace_id, kind, at=at or self.here, **details)
+
+    def park(self, gate: str, at: Location | None = None) -> None:
+        """Wait at ``gate`` until released, if this send is scheduled by hand (the line: ``at``, else the student's
+        innermost)."""
+        if self.schedule is not None:
+            self.schedule.park(gate, self.record, at or self.here or source_location())
 
     def next_attempt(self) -> int:
         """The number of the send about to start, if this binding counts attempts; 0 if it does not."""
@@ -477,7 +485,9 @@ class Binding:
 
     def worker(self, **changes: Any) -> Binding:
         """A fresh binding of the same trace for a worker: not the answer's send, its own attempt count."""
-        return Binding(self.tracer, self.log, self.trace_id, self.mode, desk=self.desk, **changes)
+        return Binding(
+            self.tracer, self.log, self.trace_id, self.mode, desk=self.desk, schedule=self.schedule, **changes
+        )
 
 
 _binding: ContextVar[Binding | None] = ContextVar("sandbox_trace_binding", default=None)

@@ -31,9 +31,17 @@ from sandbox.smtp.failures import SendError
 from sandbox.smtp.sink import Mailbox, Sink, StoredMessage
 from sandbox.strategies.delivery import FAILURES_KEPT, DeliveryLog, Failure
 from sandbox.strategies.labels import BUTTON_LABELS, COMPARED_WITH, PROMISE_COLUMNS, PROMISES
-from sandbox.strategies.modes import ANSWERS_AFTER_SEND, BROKEN_VARIANTS, ENDPOINTS, SEND_MODES, STRATEGIES
+from sandbox.strategies.modes import (
+    ANSWERS_AFTER_SEND,
+    BROKEN_VARIANTS,
+    ENDPOINTS,
+    SCHEDULABLE_MODES,
+    SEND_MODES,
+    STRATEGIES,
+)
 from sandbox.strategies.watch import unwatch_request, watch_request
 from sandbox.trace.facts import NOT_OBSERVED, observed_server
+from sandbox.trace.gates import Schedule
 from sandbox.trace.quiz import PAGE_QUIZ_KINDS, QUIZ_KINDS
 from sandbox.trace.tracer import Binding, Location, Trace, Tracer, bind, line_of, raised_at, thread_identity
 from sandbox.web import desks, lessons
@@ -55,9 +63,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(lessons.api)
-    from sandbox.web import answers, classroom  # they read traces through this module's trace_report
+    from sandbox.web import answers, classroom, schedule  # they read traces through this module's trace_report
 
     app.register_blueprint(answers.bp)
+    app.register_blueprint(schedule.bp)
     classroom.init_app(app)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(SendError, send_failed)
@@ -105,7 +114,15 @@ def start_request() -> None:
         },
         desk=desk,
     )
-    binding = Binding(tracer(), delivery_log(), g.trace_id, mode, blocking=mode in ANSWERS_AFTER_SEND, desk=desk)
+    binding = Binding(
+        tracer(),
+        delivery_log(),
+        g.trace_id,
+        mode,
+        blocking=mode in ANSWERS_AFTER_SEND,
+        desk=desk,
+        schedule=scheduled(g.trace_id, desk, mode),
+    )
     watch_request(binding)
     route = view_line()
     if arrived_ns is not None:
@@ -120,6 +137,19 @@ def start_request() -> None:
             **_server_threads(request.environ),
         )
     binding.record("request.received", at=route, method=request.method, path=request.path)
+
+
+def scheduled(trace_id: str, desk: str, mode: str) -> Schedule | None:
+    """The send's schedule when the request asks for ``?schedule=manual`` (400 for another value, or a mode whose
+    threads pass no gates yet)."""
+    wanted = request.args.get("schedule")
+    if wanted is None:
+        return None
+    if wanted != "manual":
+        raise BadInput(f"schedule must be manual (you hold and release each thread), not {wanted!r}")
+    if mode not in SCHEDULABLE_MODES:
+        raise BadInput(f"a {mode} send cannot be scheduled by hand yet; these can: {', '.join(SCHEDULABLE_MODES)}")
+    return current_app.extensions["sandbox.scheduler"].start(trace_id, desk, mode)
 
 
 def _server_threads(environ: dict[str, Any]) -> dict[str, int]:

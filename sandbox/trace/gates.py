@@ -1,0 +1,153 @@
+"""Gates: the points on a send's path where, when you schedule it by hand, each of its threads waits for you.
+
+A send started with ``?schedule=manual`` gets a :class:`Schedule`. Its threads stop at each gate they reach and go
+on only when released (``POST /api/schedule/<trace_id>/release``), so you, not the operating system, choose the
+order. Each stop and each release is an event of the trace, on the thread that waited, so the execution table shows
+who ran when and why. No gate holds a thread forever: after ``bound_s`` (60 s unless set) it lets the thread go by
+itself, and the send ends like any other.
+
+The gates sit where the sandbox already watches the student's code from outside (their files hold no gate):
+
+- the request's thread, once ``thr.start()`` has returned: before the route returns its answer;
+- a worker, as it starts (before its first line, so before any ``app.app_context()``), then before ``mail.send()``
+  talks to the server, then after the server's 250, before ``mail.send()`` returns;
+- the sink, once it has stored the email, before it answers 250. The sink's thread runs an event loop, so it does
+  not block there: it awaits its release, and every other session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.trace.tracer import Location
+
+GATE_BOUND_S = 60.0
+SCHEDULES_KEPT = 200  # the newest manual sends whose gates the API can still list
+
+BEFORE_ANSWER = "before the route returns its answer"
+WORKER_START = "before the worker's first line"
+BEFORE_SEND = "before mail.send() talks to the mail server"
+AFTER_250 = "after the 250, before mail.send() returns"
+SINK_BEFORE_250 = "before the sink answers 250"
+BY_YOU, BY_BOUND = "you", "the bound"
+GATE_KINDS = ("gate.parked", "gate.released")  # the events of a thread stopping at a gate and going on
+
+Record = Callable[..., None]  # record(kind, at=..., **details) on the waiting thread's trace
+
+
+@dataclass
+class Parked:
+    """A thread waiting at a gate; ``released`` gets who let it go."""
+
+    gate: str
+    thread: str
+    at: Location
+    since_ns: int
+    released: concurrent.futures.Future[str] = field(default_factory=concurrent.futures.Future)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gate": self.gate, "thread": self.thread, "file": self.at[0], "line": self.at[1]}
+
+
+class Schedule:
+    """One send scheduled by hand: which of its threads wait at which gate."""
+
+    def __init__(self, trace_id: str, desk: str, mode: str, bound_s: float) -> None:
+        self.trace_id, self.desk, self.mode, self.bound_s = trace_id, desk, mode, bound_s
+        self._lock = threading.Lock()
+        self._parked: dict[str, Parked] = {}  # by thread name
+
+    def park(self, gate: str, record: Record, at: Location) -> None:
+        """Hold the calling thread at ``gate`` until it is released or the bound passes."""
+        parked = self._stop(gate, threading.current_thread().name, at, record)
+        try:
+            by = parked.released.result(timeout=self.bound_s)
+        except concurrent.futures.TimeoutError:
+            by = BY_BOUND
+        self._go(parked, by, record)
+
+    async def park_async(self, gate: str, thread: str, record: Record, at: Location) -> None:
+        """The same for a task on an event loop: it awaits, and the loop's other tasks go on."""
+        parked = self._stop(gate, thread, at, record)
+        try:
+            by = await asyncio.wait_for(asyncio.wrap_future(parked.released), self.bound_s)
+        except TimeoutError:
+            by = BY_BOUND
+        self._go(parked, by, record)
+
+    def release(self, thread: str) -> str | None:
+        """Let ``thread`` go on; the gate it waited at, or None if it waits at none."""
+        with self._lock:
+            parked = self._parked.get(thread)
+            if parked is None or parked.released.done():
+                return None
+            parked.released.set_result(BY_YOU)
+            return parked.gate
+
+    def parked(self) -> list[Parked]:
+        """The threads waiting now, the longest-waiting first."""
+        with self._lock:
+            return sorted((p for p in self._parked.values() if not p.released.done()), key=lambda p: p.since_ns)
+
+    def _stop(self, gate: str, thread: str, at: Location, record: Record) -> Parked:
+        record("gate.parked", at=at, gate=gate, bound_s=self.bound_s)
+        parked = Parked(gate, thread, at, time.perf_counter_ns())
+        with self._lock:
+            self._parked[thread] = parked
+        return parked
+
+    def _go(self, parked: Parked, by: str, record: Record) -> None:
+        with self._lock:
+            if self._parked.get(parked.thread) is parked:
+                del self._parked[parked.thread]
+        waited_ms = round((time.perf_counter_ns() - parked.since_ns) / 1e6, 3)
+        record("gate.released", at=parked.at, gate=parked.gate, by=by, waited_ms=waited_ms)
+
+
+class Scheduler:
+    """The app's sends scheduled by hand, by trace id (the newest ``SCHEDULES_KEPT``)."""
+
+    def __init__(self, bound_s: float = GATE_BOUND_S) -> None:
+        self.bound_s = bound_s
+        self._lock = threading.Lock()
+        self._schedules: dict[str, Schedule] = {}
+
+    def start(self, trace_id: str, desk: str, mode: str) -> Schedule:
+        schedule = Schedule(trace_id, desk, mode, self.bound_s)
+        with self._lock:
+            self._schedules[trace_id] = schedule
+            while len(self._schedules) > SCHEDULES_KEPT:
+                del self._schedules[next(iter(self._schedules))]
+        return schedule
+
+    def get(self, trace_id: str, desk: str) -> Schedule | None:
+        with self._lock:
+            schedule = self._schedules.get(trace_id)
+        return schedule if schedule is not None and schedule.desk == desk else None
+
+    def of_desk(self, desk: str) -> list[Schedule]:
+        """The desk's schedules, newest first."""
+        with self._lock:
+            return [s for s in reversed(self._schedules.values()) if s.desk == desk]
+
+    def sink_gate(self, tracer: Any) -> Callable[[str, Location], Any]:
+        """The sink's hook before its 250: an awaitable for a send scheduled by hand, else None."""
+
+        def before_answer(trace_id: str, at: Location) -> Any:
+            with self._lock:
+                schedule = self._schedules.get(trace_id)
+            if schedule is None:
+                return None
+
+            def record(kind: str, **details: Any) -> None:
+                tracer.record(trace_id, kind, **details)
+
+            return schedule.park_async(SINK_BEFORE_250, threading.current_thread().name, record, at)
+
+        return before_answer

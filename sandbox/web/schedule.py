@@ -1,0 +1,51 @@
+"""The JSON API of sends scheduled by hand (``POST /send-email/<mode>?schedule=manual``, see :mod:`sandbox.gates`):
+which threads wait at which gate, and releasing one of them.
+
+A scheduled send's own request waits at a gate too, so its answer cannot tell the page the trace id: the page finds
+its sends here, by desk.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from sandbox.trace.gates import Schedule, Scheduler
+from sandbox.web.desks import current_desk
+from sandbox.web.send_request import BadInput, read_json
+
+bp = Blueprint("schedule", __name__)
+
+
+def scheduler() -> Scheduler:
+    return current_app.extensions["sandbox.scheduler"]
+
+
+@bp.get("/api/schedule")
+def schedules() -> Response:
+    """The desk's sends scheduled by hand, newest first, each with the threads waiting at a gate now."""
+    return jsonify(bound_s=scheduler().bound_s, sends=[schedule_view(s) for s in scheduler().of_desk(current_desk())])
+
+
+@bp.post("/api/schedule/<trace_id>/release")
+def release(trace_id: str) -> Response:
+    """Let one thread of the send go on from its gate: ``{"thread": "<name>"}``."""
+    schedule = scheduler().get(trace_id, current_desk())
+    if schedule is None:
+        raise BadInput(f"no send {trace_id!r} scheduled by hand at your desk", 404)
+    body = read_json(request)
+    thread = body.get("thread") if isinstance(body, dict) else None
+    if not isinstance(thread, str) or not thread:
+        raise BadInput('name the thread to release: {"thread": "<name>"}, one of GET /api/schedule\'s')
+    gate = schedule.release(thread)
+    if gate is None:
+        waiting = ", ".join(p.thread for p in schedule.parked()) or "none"
+        raise BadInput(f"{thread!r} waits at no gate of this send (waiting now: {waiting})", 409)
+    return jsonify(trace_id=trace_id, thread=thread, released=gate)
+
+
+def schedule_view(schedule: Schedule) -> dict[str, object]:
+    return {
+        "trace_id": schedule.trace_id,
+        "mode": schedule.mode,
+        "waiting": [parked.to_dict() for parked in schedule.parked()],
+    }

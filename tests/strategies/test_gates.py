@@ -1,0 +1,135 @@
+"""Sends scheduled by hand: their real threads wait at the gates until released, so the order is yours, and the
+trace tells it truly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.client import Reply, call
+from sandbox.runtime import Sandbox
+from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER, BEFORE_SEND, SINK_BEFORE_250, WORKER_START
+from tests.conftest import settings_for_tests
+from tests.trace.truth import check_document
+
+BOUND_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    folder: Path = tmp_path_factory.mktemp("gates")
+    settings = settings_for_tests(delay_s=0.0, gate_bound_s=BOUND_S, queue_url=f"sqlite:///{folder}/q.db")
+    with Sandbox(settings) as running:
+        yield running
+
+
+def start(sandbox: Sandbox, mode: str, clients: ThreadPoolExecutor) -> Future[Reply]:
+    return clients.submit(call, f"{sandbox.url}send-email/{mode}?schedule=manual", "POST", {}, 30)
+
+
+def waiting(sandbox: Sandbox, count: int, known: set[str] = frozenset()) -> tuple[str, dict[str, str]]:
+    """The newest scheduled send (not one of ``known``) once ``count`` of its threads wait: its id and {thread:
+    gate}."""
+    deadline = time.monotonic() + 10
+    while True:
+        sends = [s for s in call(f"{sandbox.url}api/schedule").body["sends"] if s["trace_id"] not in known]
+        if sends and len(sends[0]["waiting"]) == count:
+            return sends[0]["trace_id"], {w["thread"]: w["gate"] for w in sends[0]["waiting"]}
+        assert time.monotonic() < deadline, f"never {count} threads waiting: {sends[:1]}"
+        time.sleep(0.02)
+
+
+def release(sandbox: Sandbox, trace_id: str, thread: str) -> Reply:
+    return call(f"{sandbox.url}api/schedule/{trace_id}/release", "POST", {"thread": thread})
+
+
+def kinds(document: dict[str, Any]) -> list[str]:
+    return [event["kind"] for event in document["events"]]
+
+
+def test_you_make_the_email_arrive_before_the_answer(sandbox: Sandbox) -> None:
+    with ThreadPoolExecutor(1) as clients:
+        answer = start(sandbox, "thread", clients)
+        trace_id, held = waiting(sandbox, 2)
+        request = next(thread for thread, gate in held.items() if gate == BEFORE_ANSWER)
+        worker = next(thread for thread, gate in held.items() if gate == WORKER_START)
+        for gate in (WORKER_START, BEFORE_SEND, SINK_BEFORE_250, AFTER_250):
+            _, held = waiting(sandbox, 2)
+            thread = next(t for t, g in held.items() if g == gate)
+            assert thread == ("smtp-sink" if gate == SINK_BEFORE_250 else worker)
+            assert release(sandbox, trace_id, thread).body["released"] == gate
+        waiting(sandbox, 1)
+        assert not answer.done()  # the route still waits at its gate, with the email long accepted
+        assert release(sandbox, trace_id, request).status == 200
+        assert answer.result().status == 202
+    assert sandbox.delivery.wait_settled(10)
+    document = call(f"{sandbox.url}api/traces/{trace_id}").body
+    order = kinds(document)
+    assert order.index("sink.accepted") < order.index("smtp.accepted") < order.index("response.sent")
+    released = [e["details"]["by"] for e in document["events"] if e["kind"] == "gate.released"]
+    assert released == ["you"] * 5
+    assert check_document(document, "gates/email first") == []
+
+
+def test_you_let_the_answer_leave_before_the_worker_starts(sandbox: Sandbox) -> None:
+    with ThreadPoolExecutor(1) as clients:
+        answer = start(sandbox, "thread", clients)
+        trace_id, held = waiting(sandbox, 2)
+        request = next(thread for thread, gate in held.items() if gate == BEFORE_ANSWER)
+        release(sandbox, trace_id, request)
+        assert answer.result(10).status == 202  # while the worker still waits at its first gate
+        for _ in range(4):
+            _, held = waiting(sandbox, 1)
+            (thread,) = held
+            release(sandbox, trace_id, thread)
+    assert sandbox.delivery.wait_settled(10)
+    document = call(f"{sandbox.url}api/traces/{trace_id}").body
+    order = kinds(document)
+    assert order.index("response.sent") < order.index("send.started") < order.index("sink.accepted")
+    assert check_document(document, "gates/answer first") == []
+
+
+def test_a_gate_left_alone_lets_its_thread_go_after_the_bound(tmp_path: Path) -> None:
+    settings = settings_for_tests(delay_s=0.0, gate_bound_s=0.2, queue_url=f"sqlite:///{tmp_path}/q.db")
+    with Sandbox(settings) as sandbox:
+        reply = call(f"{sandbox.url}send-email/thread-no-context?schedule=manual", "POST", {})
+        assert reply.status == 202
+        assert sandbox.delivery.wait_settled(10)
+        document = call(f"{sandbox.url}api/traces/{reply.body['trace_id']}").body
+    gates = [(e["details"]["gate"], e["details"]["by"]) for e in document["events"] if e["kind"] == "gate.released"]
+    assert (BEFORE_ANSWER, "the bound") in gates and (BEFORE_SEND, "the bound") in gates
+    assert document["outcome"] == "failed"  # the mistake still fails, as it does unscheduled
+    assert check_document(document, "gates/bound") == []
+
+
+def test_a_send_not_scheduled_passes_no_gate(sandbox: Sandbox) -> None:
+    reply = call(f"{sandbox.url}send-email/thread", "POST", {})
+    assert sandbox.delivery.wait_settled(10)
+    document = call(f"{sandbox.url}api/traces/{reply.body['trace_id']}").body
+    assert "gate.parked" not in kinds(document) and document["outcome"] == "delivered"
+
+
+def test_bad_schedules_and_releases_say_what_is_wrong(sandbox: Sandbox) -> None:
+    wrong = call(f"{sandbox.url}send-email/thread?schedule=auto", "POST", {})
+    assert wrong.status == 400 and "manual" in wrong.body["error"]
+    pool = call(f"{sandbox.url}send-email/pool?schedule=manual", "POST", {})
+    assert pool.status == 400 and "cannot be scheduled by hand yet" in pool.body["error"]
+    assert release(sandbox, "0" * 32, "request-1").status == 404
+    known = {s["trace_id"] for s in call(f"{sandbox.url}api/schedule").body["sends"]}
+    with ThreadPoolExecutor(1) as clients:
+        answer = start(sandbox, "sync", clients)
+        trace_id, held = waiting(sandbox, 1, known)
+        assert list(held.values()) == [BEFORE_SEND]  # the blocking route sends on the request's own thread
+        assert release(sandbox, trace_id, "no-such-thread").status == 409
+        nameless = call(f"{sandbox.url}api/schedule/{trace_id}/release", "POST", {})
+        assert nameless.status == 400 and "thread" in nameless.body["error"]
+        for gate in (BEFORE_SEND, SINK_BEFORE_250, AFTER_250):
+            _, held = waiting(sandbox, 1, known)
+            (thread,) = held
+            assert release(sandbox, trace_id, thread).body["released"] == gate
+        assert answer.result(10).status == 200
