@@ -160,11 +160,7 @@ class Mail(flask_mail.Mail):
     def connect(self) -> TimeoutConnection:
         app = current_app._get_current_object()
         state = app.extensions["mail"]
-        timeout = float(app.config["SANDBOX_SMTP_TIMEOUT"])
-        binding = current_binding()
-        if binding is not None and binding.schedule is not None:
-            timeout += binding.schedule.bound_s  # the sink may hold its 250 at a gate that long
-        return TimeoutConnection(state, timeout, desk_port(app, state))
+        return TimeoutConnection(state, timeout_s(app, current_binding()), desk_port(app, state))
 
     def send(self, message: flask_mail.Message) -> None:
         binding = current_binding()
@@ -185,6 +181,13 @@ class Mail(flask_mail.Mail):
             sys.setprofile(watching)
 
 
+def timeout_s(app: Any, binding: Binding | None) -> float:
+    """Each socket operation's timeout: ``SANDBOX_SMTP_TIMEOUT``, plus the gates' bound for a send scheduled by hand
+    (the sink may hold its answer at a gate that long)."""
+    timeout = float(app.config["SANDBOX_SMTP_TIMEOUT"])
+    return timeout + binding.schedule.bound_s if binding is not None and binding.schedule is not None else timeout
+
+
 def traced_send(send: Any, message: flask_mail.Message, binding: Binding) -> None:
     """``send(message)`` recorded in ``binding``'s trace: the trace id in a header (so the sink's events join), an
     attempt of a retrying worker, the SMTP traffic, and a failure turned into SendError. A send the answer waits
@@ -203,7 +206,7 @@ def traced_send(send: Any, message: flask_mail.Message, binding: Binding) -> Non
     except Exception as err:
         failure = err
         if isinstance(err, (smtplib.SMTPException, OSError)):
-            failure = send_error(err, conversation, current_app.config["SANDBOX_SMTP_TIMEOUT"])
+            failure = send_error(err, conversation, timeout_s(current_app, binding))
             binding.record("smtp.failed", error=str(failure), code=failure.code, outcome=failure.outcome)
         if attempt:
             failure = _attempt_failed(binding, attempt, failure)
