@@ -3,6 +3,7 @@
 python run_demo.py                   # one email per mode, sink delay 2 s
 python run_demo.py --clients 5 --server single
 python run_demo.py --serve           # keep the web sandbox up for the class
+python run_demo.py --explore thread  # every ordering of the thread route's gates, and how often each happens
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from sandbox.__main__ import print_serving
 from sandbox.config import CliParser, add_settings_arguments, load_defaults, settings_from_args
 from sandbox.demo import ModeResult, run_mode
+from sandbox.explorer import SCENARIOS, ExplorerError, explore, summary
 from sandbox.render.document import TraceReport, report
-from sandbox.render.files import write_reports
-from sandbox.render.terminal import ask_quiz, print_results, print_trace_report, print_undelivered
+from sandbox.render.files import write_exploration, write_reports
+from sandbox.render.terminal import (
+    ask_quiz,
+    exploration_table,
+    print_results,
+    print_trace_report,
+    print_undelivered,
+)
 from sandbox.runtime import Sandbox, stop_on_sigterm
 from sandbox.strategies.labels import COMPARED_WITH
 from sandbox.strategies.modes import SEND_MODES, STRATEGIES
@@ -29,6 +38,7 @@ from sandbox.trace.facts import NOT_OBSERVED, observed_server
 from sandbox.web.requests_log import RequestsLog
 
 MAX_CLIENTS = 200
+EXPLORE_RUNS, MAX_RUNS = 50, 1000
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
@@ -50,7 +60,22 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
         help="folder for the HTML, Markdown, JSON and Perfetto files (default traces/)",
     )
     parser.add_argument("--quiz", action="store_true", help="ask the quiz in the terminal after the demo")
+    parser.add_argument(
+        "--explore",
+        choices=SCENARIOS,
+        metavar="SCENARIO",
+        help=f"run every ordering of a send's gates instead of the demo ({', '.join(SCENARIOS)}); writes "
+        "explore-SCENARIO.html, .md and .json",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=EXPLORE_RUNS,
+        help=f"with --explore: sends nobody holds, to count how often each ordering happens (default {EXPLORE_RUNS})",
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.runs <= MAX_RUNS:
+        parser.error(f"--runs must be between 0 and {MAX_RUNS}, not {args.runs}")
     args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     unknown = [mode for mode in args.modes if mode not in SEND_MODES]
     if unknown or not args.modes:
@@ -58,6 +83,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sandbox]:
     if not 1 <= args.clients <= MAX_CLIENTS:
         parser.error(f"--clients must be between 1 and {MAX_CLIENTS}, not {args.clients}")
     settings = settings_from_args(parser, args, defaults)
+    if args.explore:
+        if args.serve or settings.mail_server:
+            parser.error("--explore runs its own sends against the embedded sink: leave out --serve and --mail-server")
+        settings = settings.replace(delay_s=0.0)  # how long the sink waits changes no ordering that can happen
     if settings.class_mode and not args.serve:
         parser.error("--class is for a room: use it with --serve (the demo's own sends have no desk to join)")
     return args, Sandbox(settings, log_requests=args.serve)
@@ -72,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         console.print(f"[red]cannot start the sandbox: {escape(str(err))}[/]")
         return 1
+    if args.explore:
+        return explore_in_terminal(console, sandbox, args.explore, args.runs, args.out)
     results = []
     try:
         if args.serve:
@@ -98,6 +129,33 @@ def main(argv: list[str] | None = None) -> int:
             quiz_in_terminal(console, reports)
     print_undelivered(sandbox.report, console)
     return 1 if undelivered else 0
+
+
+def explore_in_terminal(console: Console, sandbox: Sandbox, scenario: str, runs: int, out: Path) -> int:
+    """Every ordering of the scenario with a progress bar, then the table, the counts and the files."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    tasks: dict[str, TaskID] = {}
+    try:
+        with Progress(*columns, console=console) as bar:
+
+            def progress(phase: str, done: int, total: int | None) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            exploration = explore(sandbox, scenario, runs, progress)
+    except (ExplorerError, KeyboardInterrupt) as err:
+        console.print(f"[red]The exploration stopped: {escape(str(err) or 'interrupted')}[/]")
+        sandbox.stop()
+        return 1
+    sandbox.stop()
+    console.print(exploration_table(exploration))
+    for line in summary(exploration):
+        console.print(escape(line))
+    console.print("(The sink answered at once while exploring: how long it waits changes no ordering that can happen.)")
+    written = write_exploration(exploration, out)
+    console.print("Wrote " + ", ".join(escape(str(path)) for path in written))
+    return 1 if exploration.unexplained else 0
 
 
 def trace_reports(results: list[ModeResult], log: RequestsLog | None) -> list[TraceReport]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader
 
+from sandbox.explorer import Exploration, summary, yes_no
 from sandbox.render.code_panes import panes, step_marks
 from sandbox.render.document import TraceReport
 from sandbox.strategies.labels import title
@@ -73,6 +74,13 @@ def render_trace_page(
         back_label=back_label,
         folded=folded,
         answers_url=answers_url,
+    )
+
+
+def render_exploration_page(exploration: Exploration) -> str:
+    """Every ordering of a scenario, with how often each came up when nobody held the threads."""
+    return environment.get_template("reports/explore.html").render(
+        e=exploration, summary=summary(exploration), yes_no=yes_no
     )
 
 

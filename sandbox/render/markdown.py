@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader
 
+from sandbox.explorer import Exploration, summary, yes_no
 from sandbox.render.document import TraceReport
 from sandbox.strategies.labels import title
 
@@ -23,6 +24,12 @@ environment = Environment(
     keep_trailing_newline=True,
 )
 environment.filters["cell"] = markdown_cell
+
+
+def render_exploration_markdown(exploration: Exploration) -> str:
+    return environment.get_template("reports/explore.md").render(
+        e=exploration, summary=summary(exploration), yes_no=yes_no
+    )
 
 
 def render_trace_markdown(result: TraceReport) -> str:

@@ -11,6 +11,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from sandbox.demo import ModeResult, median
+from sandbox.explorer import Exploration, yes_no
 from sandbox.render.document import TraceReport
 from sandbox.strategies.delivery import UNKNOWN, StopReport
 from sandbox.strategies.labels import PROMISE_COLUMNS, PROMISES, short_label, title
@@ -112,6 +113,28 @@ def print_results(console: Console, results: Sequence[ModeResult], delay_s: floa
     for result in results:
         for error in result.errors:
             console.print(f"[red]{escape(result.mode)}: {escape(error)}[/]")
+
+
+def exploration_table(exploration: Exploration) -> Table:
+    """Every ordering with its outcome and how often the runs nobody held took it (never: highlighted)."""
+    table = Table(title=f"Every ordering of the {exploration.scenario} scenario", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("Releases, in order")
+    table.add_column("Accepted before the answer")
+    table.add_column("Answer waited in mail.send()")
+    table.add_column("Failed")
+    table.add_column(f"Runs nobody held (of {exploration.free_runs})", justify="right")
+    for n, ordering in enumerate(exploration.orderings, 1):
+        never = exploration.free_runs and not ordering.observed
+        table.add_row(
+            str(n),
+            "\n".join(escape(step.label) for step in ordering.steps),
+            yes_no(ordering.outcome.accepted_before_answer),
+            yes_no(ordering.outcome.request_sent),
+            yes_no(ordering.outcome.failed),
+            f"[bold yellow]{ordering.observed} (never seen)[/]" if never else str(ordering.observed),
+        )
+    return table
 
 
 def print_undelivered(report: StopReport, console: Console | None = None) -> None:

@@ -4,7 +4,8 @@ A send started with ``?schedule=manual`` gets a :class:`Schedule`. Its threads s
 on only when released (``POST /api/schedule/<trace_id>/release``), so you, not the operating system, choose the
 order. Each stop and each release is an event of the trace, on the thread that waited, so the execution table shows
 who ran when and why. No gate holds a thread forever: after ``bound_s`` (60 s unless set) it lets the thread go by
-itself, and the send ends like any other.
+itself, and the send ends like any other. With ``?schedule=observe`` no gate holds anyone: each thread only
+records that it passed (``gate.passed``), so the explorer can tell which order the operating system chose.
 
 The gates sit where the sandbox already watches the student's code from outside (their files hold no gate):
 
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.trace.tracer import Location
+from sandbox.trace.tracer import SINK_THREAD_NAME, Location
 
 GATE_BOUND_S = 60.0
 SCHEDULES_KEPT = 200  # the newest manual sends whose gates the API can still list
@@ -37,6 +38,8 @@ AFTER_250 = "after the 250, before mail.send() returns"
 SINK_BEFORE_250 = "before the sink answers 250"
 BY_YOU, BY_BOUND = "you", "the bound"
 GATE_KINDS = ("gate.parked", "gate.released")  # the events of a thread stopping at a gate and going on
+PASSED = "gate.passed"  # a thread of an observed send went through a gate without stopping
+MANUAL, OBSERVE = "manual", "observe"  # the ways to schedule a send: ?schedule=manual or ?schedule=observe
 
 Record = Callable[..., None]  # record(kind, at=..., **details) on the waiting thread's trace
 
@@ -47,24 +50,29 @@ class Parked:
 
     gate: str
     thread: str
+    role: str  # "request", "worker" or "sink"
     at: Location
     since_ns: int
     released: concurrent.futures.Future[str] = field(default_factory=concurrent.futures.Future)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate, "thread": self.thread, "file": self.at[0], "line": self.at[1]}
+        return {"gate": self.gate, "thread": self.thread, "role": self.role, "file": self.at[0], "line": self.at[1]}
 
 
 class Schedule:
     """One send scheduled by hand: which of its threads wait at which gate."""
 
-    def __init__(self, trace_id: str, desk: str, mode: str, bound_s: float) -> None:
-        self.trace_id, self.desk, self.mode, self.bound_s = trace_id, desk, mode, bound_s
+    def __init__(self, trace_id: str, desk: str, mode: str, bound_s: float, how: str = MANUAL) -> None:
+        self.trace_id, self.desk, self.mode, self.bound_s, self.how = trace_id, desk, mode, bound_s, how
+        self.request_thread = threading.current_thread().name  # made as the request starts, on its thread
         self._lock = threading.Lock()
         self._parked: dict[str, Parked] = {}  # by thread name
 
     def park(self, gate: str, record: Record, at: Location) -> None:
         """Hold the calling thread at ``gate`` until it is released or the bound passes."""
+        if self.how == OBSERVE:
+            record(PASSED, at=at, gate=gate)
+            return
         parked = self._stop(gate, threading.current_thread().name, at, record)
         try:
             by = parked.released.result(timeout=self.bound_s)
@@ -74,6 +82,9 @@ class Schedule:
 
     async def park_async(self, gate: str, thread: str, record: Record, at: Location) -> None:
         """The same for a task on an event loop: it awaits, and the loop's other tasks go on."""
+        if self.how == OBSERVE:
+            record(PASSED, at=at, gate=gate)
+            return
         parked = self._stop(gate, thread, at, record)
         try:
             by = await asyncio.wait_for(asyncio.wrap_future(parked.released), self.bound_s)
@@ -95,9 +106,13 @@ class Schedule:
         with self._lock:
             return sorted((p for p in self._parked.values() if not p.released.done()), key=lambda p: p.since_ns)
 
+    def role(self, thread: str) -> str:
+        """What a thread is to this send: its request's, the sink's, or a worker."""
+        return "request" if thread == self.request_thread else "sink" if thread == SINK_THREAD_NAME else "worker"
+
     def _stop(self, gate: str, thread: str, at: Location, record: Record) -> Parked:
         record("gate.parked", at=at, gate=gate, bound_s=self.bound_s)
-        parked = Parked(gate, thread, at, time.perf_counter_ns())
+        parked = Parked(gate, thread, self.role(thread), at, time.perf_counter_ns())
         with self._lock:
             self._parked[thread] = parked
         return parked
@@ -118,8 +133,9 @@ class Scheduler:
         self._lock = threading.Lock()
         self._schedules: dict[str, Schedule] = {}
 
-    def start(self, trace_id: str, desk: str, mode: str) -> Schedule:
-        schedule = Schedule(trace_id, desk, mode, self.bound_s)
+    def start(self, trace_id: str, desk: str, mode: str, how: str = MANUAL) -> Schedule:
+        """A schedule for the send starting on this thread (its request's)."""
+        schedule = Schedule(trace_id, desk, mode, self.bound_s, how)
         with self._lock:
             self._schedules[trace_id] = schedule
             while len(self._schedules) > SCHEDULES_KEPT:

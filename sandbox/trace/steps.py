@@ -660,6 +660,12 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
             )
         case "gate.released":
             return _gate_released(facts, event, n)
+        case "gate.passed":
+            return sentence(
+                f"{event.thread} passes the gate “{d.get('gate')}” without stopping (the send is only observed)",
+                here,
+                claim("detail", ref, "gate", Literal(d.get("gate"))),
+            )
         case "request.received":
             text = f"{d.get('method', 'POST')} {d.get('path', '')}: Flask starts handling it"
             wait = facts.queue_wait_ms

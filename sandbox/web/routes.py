@@ -41,7 +41,7 @@ from sandbox.strategies.modes import (
 )
 from sandbox.strategies.watch import unwatch_request, watch_request
 from sandbox.trace.facts import NOT_OBSERVED, observed_server
-from sandbox.trace.gates import Schedule
+from sandbox.trace.gates import MANUAL, OBSERVE, Schedule
 from sandbox.trace.quiz import PAGE_QUIZ_KINDS, QUIZ_KINDS
 from sandbox.trace.tracer import Binding, Location, Trace, Tracer, bind, line_of, raised_at, thread_identity
 from sandbox.web import desks, lessons
@@ -140,16 +140,17 @@ def start_request() -> None:
 
 
 def scheduled(trace_id: str, desk: str, mode: str) -> Schedule | None:
-    """The send's schedule when the request asks for ``?schedule=manual`` (400 for another value, or a mode whose
-    threads pass no gates yet)."""
-    wanted = request.args.get("schedule")
-    if wanted is None:
+    """The send's schedule when the request asks for ``?schedule=manual`` (you hold and release each thread) or
+    ``?schedule=observe`` (each thread only notes the gates it passes); 400 for another value, or a mode whose
+    threads pass no gates yet."""
+    how = request.args.get("schedule")
+    if how is None:
         return None
-    if wanted != "manual":
-        raise BadInput(f"schedule must be manual (you hold and release each thread), not {wanted!r}")
+    if how not in (MANUAL, OBSERVE):
+        raise BadInput(f"schedule must be {MANUAL} (you hold and release each thread) or {OBSERVE}, not {how!r}")
     if mode not in SCHEDULABLE_MODES:
-        raise BadInput(f"a {mode} send cannot be scheduled by hand yet; these can: {', '.join(SCHEDULABLE_MODES)}")
-    return current_app.extensions["sandbox.scheduler"].start(trace_id, desk, mode)
+        raise BadInput(f"a {mode} send cannot be scheduled yet; these can: {', '.join(SCHEDULABLE_MODES)}")
+    return current_app.extensions["sandbox.scheduler"].start(trace_id, desk, mode, how)
 
 
 def _server_threads(environ: dict[str, Any]) -> dict[str, int]:

@@ -11,6 +11,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER, BEFORE_SEND, SINK_BEFORE_250, WORKER_START
+
 PROJECT = Path(__file__).resolve().parents[2]
 STUDENT_DIR = "sandbox/app/"
 SEND = ("mail.send",)
@@ -56,7 +58,19 @@ def code_line(file: str, line: int) -> str:
     return lines[line - 1].split("  #")[0].strip() if 0 < line <= len(lines) else ""
 
 
-def rule(kind: str) -> tuple[str, ...] | None:
+# A thread held at a gate (or passing it) lights the line it is held on, by gate.
+GATE_LINES = {
+    BEFORE_ANSWER: ("thr.start()",),
+    WORKER_START: ("def ",),
+    BEFORE_SEND: SEND,
+    AFTER_250: SEND,
+    SINK_BEFORE_250: ("async def handle_DATA",),
+}
+
+
+def rule(kind: str, details: dict[str, Any] | None = None) -> tuple[str, ...] | None:
+    if kind in ("gate.parked", "gate.released", "gate.passed"):
+        return GATE_LINES.get((details or {}).get("gate", ""))
     return SEND if kind.startswith("smtp.") else LINES.get(kind)
 
 
@@ -66,7 +80,7 @@ def unlit_events(doc: dict[str, Any], cell: str) -> list[str]:
     for event in doc.get("events") or []:
         kind, file, line = event["kind"], event.get("file") or "", event.get("line") or 0
         where = f"[{cell}] {kind} on {event['thread']}"
-        wanted = rule(kind)
+        wanted = rule(kind, event.get("details"))
         if wanted is None:
             problems.append(f"{where}: no rule says which student line this kind lights (tests/student_lines.py)")
         elif not file.startswith(STUDENT_DIR):
