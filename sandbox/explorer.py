@@ -264,25 +264,66 @@ def summary(exploration: Exploration) -> Sequence[str]:
     """The counts a reader wants first, as sentences true of this exploration."""
     orderings = exploration.orderings
     n = len(orderings)
-    first = sum(1 for o in orderings if o.outcome.accepted_before_answer)
-    waited = sum(1 for o in orderings if o.outcome.request_sent)
-    failed = sum(1 for o in orderings if o.outcome.failed)
     lines = [
-        f"{n} ordering{'s' if n != 1 else ''} can happen; each was run for real.",
-        f"In {first} of them the sink accepted the email before the answer left.",
-        f"In {waited} of them the answer waited inside mail.send() on the request's own thread.",
+        f"{_count(n, 'ordering')} of the gates can happen; each was run for real, its threads held and released "
+        "in that order.",
+        f"In {_of(orderings, lambda o: o.outcome.accepted_before_answer, n)} the sink accepted the email before "
+        "the answer left.",
+        f"In {_of(orderings, lambda o: o.outcome.request_sent, n)} the answer waited inside mail.send() on the "
+        "request's own thread.",
     ]
-    if failed:
-        lines.append(f"In {failed} of them the send failed.")
-    unseen = sum(1 for o in orderings if o.observed == 0)
+    if any(o.outcome.failed for o in orderings):
+        lines.append(f"In {_of(orderings, lambda o: o.outcome.failed, n)} the send failed.")
     runs = exploration.free_runs
     if runs:
-        lines.append(
-            f"Of {runs} runs nobody held, none took {unseen} of the {n} orderings."
-            if unseen
-            else f"Each of the {n} orderings came up at least once in {runs} runs nobody held."
-        )
+        seen = [f"ordering {i} {_count(o.observed, 'time')}" for i, o in enumerate(orderings, 1) if o.observed]
+        lines.append(f"In {_count(runs, 'run')} nobody held: " + ", ".join(seen) + ".")
+        lines += _never_seen(orderings)
     unexplained = sum(exploration.unexplained.values())
     if unexplained:
-        lines.append(f"{unexplained} of those runs took an order the enumeration did not produce.")
+        lines.append(f"{_count(unexplained, 'run')} nobody held took an order the enumeration did not produce.")
     return lines
+
+
+def _never_seen(orderings: list[Ordering]) -> list[str]:
+    """Which orderings never came up, and whether any of them ends in a way no ordering that came up did."""
+    unseen = [(i, o) for i, o in enumerate(orderings, 1) if not o.observed]
+    if not unseen:
+        return []
+    seen_outcomes = {o.outcome for o in orderings if o.observed}
+    lines = [f"{_numbered([i for i, _ in unseen])} never came up, though {'it' if len(unseen) == 1 else 'each'} can."]
+    different = [(i, o) for i, o in unseen if o.outcome not in seen_outcomes]
+    if different:
+        lines.append(
+            f"{_numbered([i for i, _ in different])} "
+            f"{'ends' if len(different) == 1 else 'end'} as no ordering that came up did ("
+            + "; ".join(f"{i}: {outcome_words(o.outcome)}" for i, o in different)
+            + "): an outcome only a rare ordering gives is where a rare bug hides."
+        )
+    else:
+        lines.append("Each ends as an ordering that came up did, so the runs nobody held missed no outcome.")
+    return lines
+
+
+def outcome_words(outcome: Outcome) -> str:
+    accepted = {None: "no 250 came", True: "the 250 came before the answer", False: "the answer left before the 250"}
+    words = [accepted[outcome.accepted_before_answer]]
+    if outcome.request_sent:
+        words.append("the answer waited in mail.send()")
+    if outcome.failed:
+        words.append("the send failed")
+    return ", ".join(words)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _of(orderings: list[Ordering], test: Callable[[Ordering], bool | None], n: int) -> str:
+    return f"{sum(1 for o in orderings if test(o))} of {'it' if n == 1 else 'them'}"
+
+
+def _numbered(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"Ordering {numbers[0]}"
+    return f"Orderings {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"

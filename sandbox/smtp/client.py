@@ -31,7 +31,7 @@ from sandbox.smtp.failures import (
     watched_conversation,
 )
 from sandbox.strategies.delivery import FAILED
-from sandbox.trace.gates import BEFORE_SEND
+from sandbox.trace.gates import AFTER_250, BEFORE_SEND
 from sandbox.trace.tracer import (
     DEFAULT_DESK,
     TRACE_HEADER,
@@ -220,6 +220,7 @@ def traced_send(send: Any, message: flask_mail.Message, binding: Binding) -> Non
         binding.log.may_have_arrived(binding.trace_id, f"{binding.mode}: {maybe_delivered(binding.unanswered)}")
     if binding.blocking:
         binding.log.delivered(binding.trace_id)
+    binding.park(AFTER_250)
 
 
 def _attempt_failed(binding: Binding, attempt: int, err: BaseException) -> BaseException:

@@ -31,7 +31,7 @@ from jinja2 import Template
 from sandbox.smtp.failures import error_and_outcome
 from sandbox.strategies.modes import WORKER_RULES
 from sandbox.strategies.workers import worker_outcome
-from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER
+from sandbox.trace.gates import BEFORE_ANSWER
 from sandbox.trace.tracer import TRACE_HEADER, Binding, bind, current_binding, line_of, raised_at
 
 _THREAD_START = threading.Thread.start.__code__
@@ -104,7 +104,6 @@ def _dispatched(app: Flask, message: Message) -> None:
     binding = current_binding()
     if binding is not None and binding.trace_id == trace_id:
         binding.record("smtp.accepted", recipients=list(message.recipients))  # with the binding's line, if it names one
-        binding.park(AFTER_250)
     else:
         app.extensions["sandbox.tracer"].record(trace_id, "smtp.accepted", recipients=list(message.recipients))
 

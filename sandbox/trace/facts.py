@@ -249,6 +249,12 @@ class Facts:
             return None
         return self.gap_ms(self.arrived, self.received)
 
+    # A send scheduled by hand ----------------------------------------------------------------------------------
+    @cached_property
+    def holds(self) -> list[tuple[Event, Event | None]]:
+        """Each stop of a thread at a gate, with the event that let it go on (None: it had not yet)."""
+        return [(e, self.after(e, ("gate.released",), e.thread_id)) for e in self.all("gate.parked")]
+
     # The worker -----------------------------------------------------------------------------------------------
     @cached_property
     def handoff(self) -> Event | None:

@@ -11,7 +11,7 @@ The gates sit where the sandbox already watches the student's code from outside 
 
 - the request's thread, once ``thr.start()`` has returned: before the route returns its answer;
 - a worker, as it starts (before its first line, so before any ``app.app_context()``), then before ``mail.send()``
-  talks to the server, then after the server's 250, before ``mail.send()`` returns;
+  talks to the server, then after the server's 250, as ``mail.send()`` returns (its conversation over);
 - the sink, once it has stored the email, before it answers 250. The sink's thread runs an event loop, so it does
   not block there: it awaits its release, and every other session goes on.
 """
@@ -34,7 +34,7 @@ SCHEDULES_KEPT = 200  # the newest manual sends whose gates the API can still li
 BEFORE_ANSWER = "before the route returns its answer"
 WORKER_START = "before the worker's first line"
 BEFORE_SEND = "before mail.send() talks to the mail server"
-AFTER_250 = "after the 250, before mail.send() returns"
+AFTER_250 = "after the 250, as mail.send() returns"
 SINK_BEFORE_250 = "before the sink answers 250"
 BY_YOU, BY_BOUND = "you", "the bound"
 GATE_KINDS = ("gate.parked", "gate.released")  # the events of a thread stopping at a gate and going on

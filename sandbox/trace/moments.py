@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sandbox.trace.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.trace.clock import shown_ms
 from sandbox.trace.facts import Facts, fate_unknown, slowest_wait_ms, stores_copy, unanswered, wait_tol
+from sandbox.trace.gates import BY_BOUND
 from sandbox.trace.steps import BLIND, counted, gap_phrase, hold_ending, mailbox_at, message_numbers, quoted, times
 from sandbox.trace.tracer import Event
 
@@ -39,6 +40,7 @@ def key_moments(facts: Facts) -> list[Moment]:
     found = [
         m
         for m in (
+            _held(facts),
             _queued(facts),
             _who_waited(facts),
             _blocked(facts),
@@ -54,6 +56,43 @@ def key_moments(facts: Facts) -> list[Moment]:
         if m is not None
     ]
     return found[:MOMENTS_SHOWN]
+
+
+def _held(facts: Facts) -> Moment | None:
+    """A send scheduled by hand: which thread waited at which gate, and for how long."""
+    holds = facts.holds
+    if not holds:
+        return None
+    parts = [
+        sentence(
+            "You scheduled this send by hand: its threads stopped at gates and went on only when released, so the "
+            "times on this page include those waits.",
+            claim("happened", "gate.parked"),
+        )
+    ]
+    for parked, released in holds:
+        gate = parked.details.get("gate")
+        gate_claim = claim("detail", facts.ref(parked), "gate", Literal(gate))
+        if released is None:
+            parts.append(
+                sentence(
+                    f" {parked.thread} stopped at “{gate}” at step {facts.step(parked)}.",
+                    gate_claim,
+                )
+            )
+            continue
+        gap, gap_claim = gap_phrase(facts, parked, released)
+        bound = released.details.get("by") == BY_BOUND
+        parts.append(
+            sentence(
+                f" {parked.thread} waited at “{gate}” from step {facts.step(parked)} to step {facts.step(released)}, "
+                f"{gap}{', until the bound let it go' if bound else ''}.",
+                gate_claim,
+                gap_claim,
+                claim("detail", facts.ref(released), "by", Literal(released.details.get("by"))),
+            )
+        )
+    return _moment("Who held the threads?", join(parts, ""), facts.step(holds[0][0]))
 
 
 def _moment(title: str, text: Sentence, step: int | None) -> Moment | None:
@@ -105,15 +144,7 @@ def _who_waited(facts: Facts) -> Moment | None:
     handoff = facts.handoff
     if handoff is None or facts.worker_origin is None:
         return None
-    parts = [
-        head,
-        sentence(
-            f" At step {facts.step(handoff)} the route {HANDOFF_WORDS[facts.worker_origin]} and answered without "
-            "waiting for it.",
-            order(facts, handoff, response),
-            claim("same_thread", facts.ref(handoff), "request.received"),
-        ),
-    ]
+    parts = [head, _answered_without_waiting(facts, handoff, response)]
     end = facts.worker_end
     if end is not None:
         gap, gap_claim = gap_phrase(facts, *sorted((response, end), key=facts.position))
@@ -215,6 +246,32 @@ def _pool_on_arrival(facts: Facts, arrived: Event, size: int) -> Sentence:
         claim("server_busy", "request.arrived", busy),
         claim("server_waiting", "request.arrived", len(waiting), oldest_ms, shown_ms(oldest_ms)[1] if waiting else 0),
     )
+
+
+def _answered_without_waiting(facts: Facts, handoff: Event, response: Event) -> Sentence:
+    """The route handed the send on and did not wait for it; if you held the route at a gate, that is what its
+    answer waited for."""
+    claims = [order(facts, handoff, response), claim("same_thread", facts.ref(handoff), "request.received")]
+    handed = f" At step {facts.step(handoff)} the route {HANDOFF_WORDS[facts.worker_origin]}"
+    text = f"{handed} and answered without waiting for it."
+    held = [
+        (parked, released)
+        for parked, released in facts.holds
+        if facts.on_request(parked) and released is not None and facts.position(released) < facts.position(response)
+    ]
+    if held:
+        parked, released = held[-1]
+        gate = parked.details.get("gate")
+        text = (
+            f"{handed} and did not wait for it: its answer waited only for you, at the gate “{gate}” until step "
+            f"{facts.step(released)}."
+        )
+        claims += [
+            claim("same_thread", facts.ref(parked), "request.received"),
+            claim("detail", facts.ref(parked), "gate", Literal(parked.details.get("gate"))),
+            order(facts, released, response),
+        ]
+    return Sentence(text, tuple(claims))
 
 
 def _blocked(facts: Facts) -> Moment | None:

@@ -48,6 +48,9 @@ QUIZ_KINDS = (
 # The live trace page's quiz when no lesson names its kinds: fewer questions, with the stepper's step numbers (the
 # table is folded away there) left to the full JSON and the written files.
 PAGE_QUIZ_KINDS = QUIZ_KINDS[: QUIZ_KINDS.index("response_step")]
+# Questions about how long things took, or what a crash at one moment would cost: not asked of a send whose threads
+# were held at gates, where the answer would teach the holding, not the program.
+NATURAL_KINDS = ("wait_time", "killed_at")
 
 # What a step did, in a few words, for options and feedback.
 LABELS = {
@@ -165,6 +168,8 @@ def make_quiz(
         "copies": lambda rng: _copies(facts, rng),
         "async_def": lambda rng: _async_def(facts, rng),
     }
+    if facts.holds:  # held at gates, the run's times and its state at a moment are what you made them
+        kinds = [kind for kind in kinds if kind not in NATURAL_KINDS]
     questions = [
         builders[kind](random.Random(f"{seed}:{facts.trace.trace_id}:{kind}")) for kind in QUIZ_KINDS if kind in kinds
     ]

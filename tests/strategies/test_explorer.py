@@ -78,7 +78,7 @@ def test_run_demo_explore_prints_every_ordering_and_writes_the_files(tmp_path: P
     result = run("run_demo.py", "--explore", "thread", "--runs", "5", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "Every ordering of the thread scenario" in result.stdout
-    assert "5 orderings can happen; each was run for real." in result.stdout
+    assert "5 orderings of the gates can happen; each was run for real" in result.stdout
     document = json.loads((tmp_path / "explore-thread.json").read_text())
     assert document["enumerated"] == 5 and document["free_runs"] == 5
     assert sum(o["observed"] for o in document["orderings"]) == 5
