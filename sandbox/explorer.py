@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
 # A scenario's name, the route it sends by, and what it asks of the orderings.
 SCENARIOS = {
-    "thread": ("thread", "a thread per email: can the email be accepted before the answer leaves?"),
-    "thread-no-context": (NO_CONTEXT, "the worker without an app context: does it fail before the answer leaves?"),
-    "sync": ("sync", "the blocking route: is there any order in which the answer leaves before the 250?"),
+    "thread": ("thread", "A thread per email: can the email be accepted before the answer leaves?"),
+    "thread-no-context": (NO_CONTEXT, "The worker without an app context: does it fail before the answer leaves?"),
+    "sync": ("sync", "The blocking route: is there any order in which the answer leaves before the 250?"),
 }
 ORDERINGS, FREE_RUNS = "orderings run, held at the gates", "runs nobody held"
 SETTLE_S = 10.0  # how long one step of a run may take to come to rest before the explorer gives up
@@ -276,7 +276,7 @@ def summary(exploration: Exploration) -> Sequence[str]:
         lines.append(f"In {_of(orderings, lambda o: o.outcome.failed, n)} the send failed.")
     runs = exploration.free_runs
     if runs:
-        seen = [f"ordering {i} {_count(o.observed, 'time')}" for i, o in enumerate(orderings, 1) if o.observed]
+        seen = [f"ordering {i} came up {_count(o.observed, 'time')}" for i, o in enumerate(orderings, 1) if o.observed]
         lines.append(f"In {_count(runs, 'run')} nobody held: " + ", ".join(seen) + ".")
         lines += _never_seen(orderings)
     unexplained = sum(exploration.unexplained.values())
@@ -292,14 +292,15 @@ def _never_seen(orderings: list[Ordering]) -> list[str]:
         return []
     seen_outcomes = {o.outcome for o in orderings if o.observed}
     lines = [f"{_numbered([i for i, _ in unseen])} never came up, though {'it' if len(unseen) == 1 else 'each'} can."]
-    different = [(i, o) for i, o in unseen if o.outcome not in seen_outcomes]
+    different: dict[str, list[int]] = {}
+    for i, o in unseen:
+        if o.outcome not in seen_outcomes:
+            different.setdefault(outcome_words(o.outcome), []).append(i)
+    for words, numbers in different.items():
+        ends = "ends" if len(numbers) == 1 else "end"
+        lines.append(f"{_numbered(numbers)} {ends} as no ordering that came up did: {words}.")
     if different:
-        lines.append(
-            f"{_numbered([i for i, _ in different])} "
-            f"{'ends' if len(different) == 1 else 'end'} as no ordering that came up did ("
-            + "; ".join(f"{i}: {outcome_words(o.outcome)}" for i, o in different)
-            + "): an outcome only a rare ordering gives is where a rare bug hides."
-        )
+        lines.append("An outcome only a rare ordering gives is where a rare bug hides.")
     else:
         lines.append("Each ends as an ordering that came up did, so the runs nobody held missed no outcome.")
     return lines
