@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import linecache
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sandbox.trace.tracer import SINK_THREAD_NAME, Location
+from sandbox.trace.tracer import PROJECT_DIR, SINK_THREAD_NAME, Location
 
 GATE_BOUND_S = 60.0
 SCHEDULES_KEPT = 200  # the newest manual sends whose gates the API can still list
@@ -56,7 +58,9 @@ class Parked:
     released: concurrent.futures.Future[str] = field(default_factory=concurrent.futures.Future)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate, "thread": self.thread, "role": self.role, "file": self.at[0], "line": self.at[1]}
+        file, line = self.at[0], self.at[1]
+        code = linecache.getline(str(Path(PROJECT_DIR) / file), line).strip() if file else ""
+        return {"gate": self.gate, "thread": self.thread, "role": self.role, "file": file, "line": line, "code": code}
 
 
 class Schedule:

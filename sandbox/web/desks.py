@@ -73,10 +73,13 @@ class Desk:
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)  # (trace id, quiz kind) -> answer
     recent: deque[float] = field(default_factory=deque, repr=False)  # when its sends of the last minute started
     last_work: float | None = None  # time.time() of its last send or quiz answer (an open page's pings are not work)
+    solved: set[str] = field(default_factory=set)  # the scheduler's challenges solved here (sandbox.challenges)
 
     def copy(self) -> Desk:
         """A copy another thread may read while this desk changes."""
-        return dataclasses.replace(self, sends=Counter(self.sends), answers=dict(self.answers), recent=deque())
+        return dataclasses.replace(
+            self, sends=Counter(self.sends), answers=dict(self.answers), recent=deque(), solved=set(self.solved)
+        )
 
     def record(self) -> dict[str, Any]:
         """What the store keeps of the desk for the instructor, so a class can be reopened after a restart."""
@@ -86,6 +89,7 @@ class Desk:
             "sends": dict(self.sends),
             "answers": [a.to_dict() for a in self.answers.values()],
             "last_work": self.last_work,
+            "solved": sorted(self.solved),
         }
 
     @classmethod
@@ -102,6 +106,7 @@ class Desk:
             sends=Counter(record["sends"]),
             answers={(a.trace_id, a.kind): a for a in answers},
             last_work=record["last_work"],
+            solved=set(record.get("solved", ())),
         )
 
 
@@ -215,6 +220,20 @@ class Desks:
             while len(desk.answers) > ANSWERS_KEPT:
                 del desk.answers[next(iter(desk.answers))]
             return kept
+
+    def solve(self, desk_id: str, challenge: str) -> None:
+        """Keep that the desk solved ``challenge`` (the default desk keeps none)."""
+        with self._lock:
+            desk = self._desks.get(desk_id)
+            if desk is not None and challenge not in desk.solved:
+                desk.solved.add(challenge)
+                desk.last_work = time.time()
+                self._dirty.add(desk_id)
+
+    def solved(self, desk_id: str) -> set[str]:
+        with self._lock:
+            desk = self._desks.get(desk_id)
+            return set(desk.solved) if desk is not None else set()
 
     def all(self) -> list[Desk]:
         """A copy of every desk, for the instructor's view."""

@@ -63,10 +63,11 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(lessons.api)
-    from sandbox.web import answers, classroom, schedule  # they read traces through this module's trace_report
+    from sandbox.web import answers, challenges, classroom, schedule  # they read traces through trace_report
 
     app.register_blueprint(answers.bp)
     app.register_blueprint(schedule.bp)
+    app.register_blueprint(challenges.bp)
     classroom.init_app(app)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(SendError, send_failed)

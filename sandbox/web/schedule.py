@@ -44,8 +44,12 @@ def release(trace_id: str) -> Response:
 
 
 def schedule_view(schedule: Schedule) -> dict[str, object]:
+    """A send scheduled by hand: who waits where, and whether it is over (nothing more will be recorded)."""
+    trace = current_app.extensions["sandbox.tracer"].get(schedule.trace_id)
     return {
         "trace_id": schedule.trace_id,
         "mode": schedule.mode,
+        "how": schedule.how,
         "waiting": [parked.to_dict() for parked in schedule.parked()],
+        "complete": trace is not None and trace.complete,
     }

@@ -134,3 +134,32 @@ def test_bad_schedules_and_releases_say_what_is_wrong(sandbox: Sandbox) -> None:
             (thread,) = held
             assert release(sandbox, trace_id, thread).body["released"] == gate
         assert answer.result(10).status == 200
+
+
+def test_a_challenge_is_judged_only_on_a_finished_send_of_its_route_scheduled_by_hand(sandbox: Sandbox) -> None:
+    def check(slug: str, body: object) -> Reply:
+        return call(f"{sandbox.url}api/challenges/{slug}/check", "POST", body)
+
+    assert check("no-such-challenge", {"trace_id": "x"}).status == 404
+    assert check("email-first", {}).status == 400
+    assert check("email-first", {"trace_id": "0" * 32}).status == 404
+    unscheduled = call(f"{sandbox.url}send-email/thread", "POST", {}).body["trace_id"]
+    assert sandbox.delivery.wait_settled(10)
+    refused = check("email-first", {"trace_id": unscheduled})
+    assert refused.status == 409 and "scheduled by hand" in refused.body["error"]
+    with ThreadPoolExecutor(1) as clients:
+        answer = start(sandbox, "thread", clients)
+        trace_id, held = waiting(sandbox, 2)
+        early = check("email-first", {"trace_id": trace_id})
+        assert early.status == 409 and "still under way" in early.body["error"]
+        request = next(thread for thread, gate in held.items() if gate == BEFORE_ANSWER)
+        release(sandbox, trace_id, request)  # the answer first: not the goal
+        assert answer.result(10).status == 202
+        for _ in range(4):  # the worker's three gates and the sink's
+            _, held = waiting(sandbox, 1)
+            (thread,) = held
+            release(sandbox, trace_id, thread)
+    assert sandbox.delivery.wait_settled(10)
+    judged = check("email-first", {"trace_id": trace_id})
+    assert judged.status == 200 and not judged.body["solved"]
+    assert judged.body["why"].startswith("The answer came at step")
