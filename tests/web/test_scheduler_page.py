@@ -3,8 +3,12 @@ the run's trace against the challenge."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from playwright.sync_api import Page, expect
 
+from sandbox.explorer import explore
+from sandbox.render.files import write_exploration
 from sandbox.runtime import Sandbox
 from tests.web.screens import check_at_every_width
 
@@ -51,3 +55,18 @@ def test_the_blocking_answer_cannot_come_first_and_the_page_says_why(page: Page,
     expect(page.locator("#verdict")).to_contain_text("Not this time.")
     expect(page.locator("#verdict")).to_contain_text("The route's own thread ran mail.send()")
     expect(page.locator("#trace-link")).to_be_visible()
+
+
+def test_the_explorers_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, tmp_path: Path) -> None:
+    exploration = explore(sandbox, "thread", 3)
+    write_exploration(exploration, tmp_path)
+    page.goto((tmp_path / "explore-thread.html").as_uri())
+    expect(page.locator("tbody tr")).to_have_count(5)
+    check_at_every_width(page, "explore-thread")
+
+
+def test_a_held_trace_page_shows_who_held_the_threads(page: Page, sandbox: Sandbox) -> None:
+    ordering = explore(sandbox, "thread", 0).orderings[-1]  # the route released last
+    page.goto(f"{sandbox.url}traces/{ordering.trace_id}")
+    expect(page.locator("body")).to_contain_text("Who held the threads?")
+    check_at_every_width(page, "trace, held")
