@@ -12,8 +12,9 @@ The gates sit where the sandbox already watches the student's code from outside 
 - the request's thread, once ``thr.start()`` has returned: before the route returns its answer;
 - a worker, as it starts (before its first line, so before any ``app.app_context()``), then before ``mail.send()``
   talks to the server, then after the server's 250, as ``mail.send()`` returns (its conversation over);
-- the sink, once it has stored the email, before it answers 250. The sink's thread runs an event loop, so it does
-  not block there: it awaits its release, and every other session goes on.
+- the sink, once the whole message has arrived, before it handles it (its wait, its store and its 250 all come
+  after). The sink's thread runs an event loop, so it does not block there: it awaits its release, and every other
+  session goes on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from sandbox.trace.tracer import PROJECT_DIR, SINK_THREAD_NAME, Location
 
 GATE_BOUND_S = 60.0
-SCHEDULES_KEPT = 200  # the newest manual sends whose gates the API can still list
+SCHEDULES_KEPT = 200  # the newest scheduled sends the API still lists (more while threads of older ones are held)
 
 BEFORE_ANSWER = "before the route returns its answer"
 WORKER_START = "before the worker's first line"
@@ -142,8 +143,10 @@ class Scheduler:
         schedule = Schedule(trace_id, desk, mode, self.bound_s, how)
         with self._lock:
             self._schedules[trace_id] = schedule
-            while len(self._schedules) > SCHEDULES_KEPT:
-                del self._schedules[next(iter(self._schedules))]
+            # The oldest go first, but never one with a thread held: it would wait, unseen, until the bound.
+            over = len(self._schedules) - SCHEDULES_KEPT
+            for old in [s for s in self._schedules.values() if not s.parked()][: max(over, 0)]:
+                del self._schedules[old.trace_id]
         return schedule
 
     def get(self, trace_id: str, desk: str) -> Schedule | None:

@@ -3,6 +3,7 @@ trace tells it truly."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +14,16 @@ import pytest
 
 from sandbox.client import Reply, call
 from sandbox.runtime import Sandbox
-from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER, BEFORE_SEND, SINK_BEFORE_250, WORKER_START
+from sandbox.trace.gates import (
+    AFTER_250,
+    BEFORE_ANSWER,
+    BEFORE_SEND,
+    SCHEDULES_KEPT,
+    SINK_BEFORE_250,
+    WORKER_START,
+    Scheduler,
+)
+from sandbox.trace.tracer import DEFAULT_DESK
 from tests.app.student_lines import unlit_events
 from tests.conftest import settings_for_tests
 from tests.trace.truth import check_document
@@ -163,3 +173,19 @@ def test_a_challenge_is_judged_only_on_a_finished_send_of_its_route_scheduled_by
     judged = check("email-first", {"trace_id": trace_id})
     assert judged.status == 200 and not judged.body["solved"]
     assert judged.body["why"].startswith("The answer came at step")
+
+
+def test_the_scheduler_forgets_old_sends_but_never_one_still_holding_a_thread() -> None:
+    scheduler = Scheduler(bound_s=5)
+    held = scheduler.start("held", DEFAULT_DESK, "thread")
+    parked = threading.Thread(target=held.park, args=(WORKER_START, lambda *a, **k: None, ("", 0, "")))
+    parked.start()
+    while not held.parked():
+        time.sleep(0.01)
+    for n in range(SCHEDULES_KEPT + 5):
+        scheduler.start(f"done-{n}", DEFAULT_DESK, "thread")
+    kept = [s.trace_id for s in scheduler.of_desk(DEFAULT_DESK)]
+    assert len(kept) == SCHEDULES_KEPT and "held" in kept and "done-0" not in kept
+    assert held.release(threading.current_thread().name) is None  # only a held thread can be released
+    assert held.release(parked.name) == WORKER_START
+    parked.join(5)
