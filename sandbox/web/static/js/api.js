@@ -50,14 +50,19 @@ export async function ping(base = "") {
   return { status: response.status, started, ended: performance.now() };
 }
 
-// PUT a JSON object of settings to `url` (/api/sink, /api/app).
-export async function changeSettings(url, changes) {
+// Send `body` as JSON with `method` to `url`; the status and the answer's body.
+export async function sendJSON(method, url, body) {
   const response = await fetch(url, {
-    method: "PUT",
+    method,
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(changes),
+    body: JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
+}
+
+// PUT a JSON object of settings to `url` (/api/sink, /api/app).
+export function changeSettings(url, changes) {
+  return sendJSON("PUT", url, changes);
 }
 
 export function changeSink(changes) {

@@ -1,6 +1,6 @@
 // You are the scheduler: start a send whose threads wait at the gates, release them one by one, then have the
 // server judge the run's trace against the challenge's goal.
-import { getJSON } from "./api.js";
+import { getJSON, sendJSON } from "./api.js";
 
 const card = document.getElementById("threads-card");
 const list = document.getElementById("threads");
@@ -18,15 +18,6 @@ function say(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-async function postJSON(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
-
 async function run(challenge) {
   const { slug, mode } = challenge.dataset;
   for (const button of starts) button.disabled = true;
@@ -38,7 +29,7 @@ async function run(challenge) {
     const before = new Set((await getJSON("/api/schedule")).body.sends.map((s) => s.trace_id));
     say(status, `A ${mode} send is starting; its threads will stop at their first gates.`);
     let answer = null;
-    postJSON(`/send-email/${encodeURIComponent(mode)}?schedule=manual`, {}).then(
+    sendJSON("POST", `/send-email/${encodeURIComponent(mode)}?schedule=manual`, {}).then(
       (reply) => { answer = reply; },
       () => { answer = { status: 0, body: {} }; },
     );
@@ -47,7 +38,7 @@ async function run(challenge) {
       say(verdict, answer && answer.body.error ? `The send was refused: ${answer.body.error}` : "The send never started.");
       return;
     }
-    const judged = await postJSON(`/api/challenges/${encodeURIComponent(slug)}/check`, { trace_id: send.trace_id });
+    const judged = await sendJSON("POST", `/api/challenges/${encodeURIComponent(slug)}/check`, { trace_id: send.trace_id });
     if (judged.status !== 200) {
       say(verdict, judged.body.error || `The run could not be judged (HTTP ${judged.status}).`);
     } else {
@@ -99,7 +90,7 @@ function threadItem(traceId, waiting) {
   button.addEventListener("click", async () => {
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
-    await postJSON(`/api/schedule/${encodeURIComponent(traceId)}/release`, { thread: waiting.thread });
+    await sendJSON("POST", `/api/schedule/${encodeURIComponent(traceId)}/release`, { thread: waiting.thread });
   });
   item.append(who, where, line, " ", button);
   return item;
