@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from sandbox.strategies.modes import NO_CONTEXT
+from sandbox.strategies.modes import NO_CONTEXT, PROXY
 from sandbox.trace.facts import Facts
 from sandbox.trace.tracer import Event
 from sandbox.web import desks
@@ -75,6 +75,19 @@ def _answer_first(facts: Facts) -> Judgement:
     return solved, why
 
 
+def _proxy_works(facts: Facts) -> Judgement:
+    finished, failed = facts.first("worker.finished"), facts.first("worker.failed")
+    if finished is not None:
+        return True, f"The worker finished its send at step {facts.step(finished)}."
+    if failed is None:
+        return False, "In this run the worker never ended."
+    return False, (
+        f"The worker failed at step {facts.step(failed)}: {failed.details.get('error')}. The route handed it "
+        "current_app, which finds the app through the current thread's context, and the worker's thread has none, "
+        "whatever the order."
+    )
+
+
 CHALLENGES = (
     Challenge(
         "email-first",
@@ -99,6 +112,15 @@ CHALLENGES = (
         "Make the blocking route's answer leave before the sink's 250. Try every order you like.",
         "Look at which thread calls mail.send().",
         _answer_first,
+    ),
+    Challenge(
+        "proxy",
+        "Can an order save the proxy?",
+        PROXY,
+        "This route hands its worker current_app, the proxy, instead of the app. Find an order of releases in which "
+        "the worker still sends.",
+        "Hold the route at its gate, so its request is still running while the worker starts.",
+        _proxy_works,
     ),
 )
 BY_SLUG = {c.slug: c for c in CHALLENGES}

@@ -175,6 +175,23 @@ def test_a_challenge_is_judged_only_on_a_finished_send_of_its_route_scheduled_by
     assert judged.body["why"].startswith("The answer came at step")
 
 
+def test_no_order_saves_the_proxy_and_the_verdict_says_why(sandbox: Sandbox) -> None:
+    with ThreadPoolExecutor(1) as clients:
+        answer = start(sandbox, "thread-proxy", clients)
+        trace_id, held = waiting(sandbox, 2)
+        worker = next(thread for thread, gate in held.items() if gate == WORKER_START)
+        release(sandbox, trace_id, worker)  # the worker first, while the request still holds its own context
+        waiting(sandbox, 1)
+        (request,) = [thread for thread, gate in held.items() if gate == BEFORE_ANSWER]
+        release(sandbox, trace_id, request)
+        assert answer.result(10).status == 202
+    assert sandbox.delivery.wait_settled(10)
+    judged = call(f"{sandbox.url}api/challenges/proxy/check", "POST", {"trace_id": trace_id})
+    assert judged.status == 200 and not judged.body["solved"]
+    assert "Working outside of application context" in judged.body["why"]
+    assert "whatever the order" in judged.body["why"]
+
+
 def test_the_scheduler_forgets_old_sends_but_never_one_still_holding_a_thread() -> None:
     scheduler = Scheduler(bound_s=5)
     held = scheduler.start("held", DEFAULT_DESK, "thread")
