@@ -24,6 +24,7 @@ from sandbox.client import call
 from sandbox.strategies.modes import NO_CONTEXT
 from sandbox.trace.facts import SINK_ENDS
 from sandbox.trace.gates import MANUAL, OBSERVE, PASSED, Parked, Schedule
+from sandbox.trace.steps import counted
 from sandbox.trace.tracer import DEFAULT_DESK, Trace
 
 if TYPE_CHECKING:
@@ -265,7 +266,7 @@ def summary(exploration: Exploration) -> Sequence[str]:
     orderings = exploration.orderings
     n = len(orderings)
     lines = [
-        f"{_count(n, 'ordering')} of the gates can happen; each was run for real, its threads held and released "
+        f"{counted(n, 'ordering')} of the gates can happen; each was run for real, its threads held and released "
         "in that order.",
         f"In {_of(orderings, lambda o: o.outcome.accepted_before_answer, n)} the sink accepted the email before "
         "the answer left.",
@@ -276,12 +277,12 @@ def summary(exploration: Exploration) -> Sequence[str]:
         lines.append(f"In {_of(orderings, lambda o: o.outcome.failed, n)} the send failed.")
     runs = exploration.free_runs
     if runs:
-        seen = [f"ordering {i} came up {_count(o.observed, 'time')}" for i, o in enumerate(orderings, 1) if o.observed]
-        lines.append(f"In {_count(runs, 'run')} nobody held: " + ", ".join(seen) + ".")
+        seen = [f"ordering {i} came up {counted(o.observed, 'time')}" for i, o in enumerate(orderings, 1) if o.observed]
+        lines.append(f"In {counted(runs, 'run')} nobody held: " + ", ".join(seen) + ".")
         lines += _never_seen(orderings)
     unexplained = sum(exploration.unexplained.values())
     if unexplained:
-        lines.append(f"{_count(unexplained, 'run')} nobody held took an order the enumeration did not produce.")
+        lines.append(f"{counted(unexplained, 'run')} nobody held took an order the enumeration did not produce.")
     return lines
 
 
@@ -314,10 +315,6 @@ def outcome_words(outcome: Outcome) -> str:
     if outcome.failed:
         words.append("the send failed")
     return ", ".join(words)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _of(orderings: list[Ordering], test: Callable[[Ordering], bool | None], n: int) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import linecache
 import threading
 import time
@@ -75,10 +76,9 @@ class Schedule:
 
     def park(self, gate: str, record: Record, at: Location) -> None:
         """Hold the calling thread at ``gate`` until it is released or the bound passes."""
-        if self.how == OBSERVE:
-            record(PASSED, at=at, gate=gate)
-            return
         parked = self._stop(gate, threading.current_thread().name, at, record)
+        if parked is None:
+            return
         try:
             by = parked.released.result(timeout=self.bound_s)
         except concurrent.futures.TimeoutError:
@@ -87,10 +87,9 @@ class Schedule:
 
     async def park_async(self, gate: str, thread: str, record: Record, at: Location) -> None:
         """The same for a task on an event loop: it awaits, and the loop's other tasks go on."""
-        if self.how == OBSERVE:
-            record(PASSED, at=at, gate=gate)
-            return
         parked = self._stop(gate, thread, at, record)
+        if parked is None:
+            return
         try:
             by = await asyncio.wait_for(asyncio.wrap_future(parked.released), self.bound_s)
         except TimeoutError:
@@ -115,7 +114,11 @@ class Schedule:
         """What a thread is to this send: its request's, the sink's, or a worker."""
         return "request" if thread == self.request_thread else "sink" if thread == SINK_THREAD_NAME else "worker"
 
-    def _stop(self, gate: str, thread: str, at: Location, record: Record) -> Parked:
+    def _stop(self, gate: str, thread: str, at: Location, record: Record) -> Parked | None:
+        """The thread stops at ``gate``; None for an observed send, whose thread only notes that it passed."""
+        if self.how == OBSERVE:
+            record(PASSED, at=at, gate=gate)
+            return None
         record("gate.parked", at=at, gate=gate, bound_s=self.bound_s)
         parked = Parked(gate, thread, self.role(thread), at, time.perf_counter_ns())
         with self._lock:
@@ -168,9 +171,7 @@ class Scheduler:
             if schedule is None:
                 return None
 
-            def record(kind: str, **details: Any) -> None:
-                tracer.record(trace_id, kind, **details)
-
+            record = functools.partial(tracer.record, trace_id)
             return schedule.park_async(SINK_BEFORE_250, threading.current_thread().name, record, at)
 
         return before_answer

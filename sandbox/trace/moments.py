@@ -12,7 +12,17 @@ from sandbox.trace.claims import Literal, Sentence, claim, join, negate, sentenc
 from sandbox.trace.clock import shown_ms
 from sandbox.trace.facts import Facts, fate_unknown, slowest_wait_ms, stores_copy, unanswered, wait_tol
 from sandbox.trace.gates import BY_BOUND
-from sandbox.trace.steps import BLIND, counted, gap_phrase, hold_ending, mailbox_at, message_numbers, quoted, times
+from sandbox.trace.steps import (
+    BLIND,
+    counted,
+    gap_phrase,
+    hold_ending,
+    mailbox_at,
+    message_numbers,
+    quoted,
+    times,
+    waiting_claim,
+)
 from sandbox.trace.tracer import Event
 
 MOMENTS_SHOWN = 5
@@ -232,7 +242,6 @@ def _pool_on_arrival(facts: Facts, arrived: Event, size: int) -> Sentence:
     """How busy the pool was when a request that then waited arrived: its threads, and the line ahead of it."""
     at_ms = facts.ms(arrived)
     busy, waiting = len(facts.server.busy(at_ms)), facts.server.waiting(at_ms)
-    oldest_ms = round(max((at_ms - r.arrived_ms for r in waiting), default=0.0), 3)
     ahead = (
         f", and {counted(len(waiting), 'other request')} {'was' if len(waiting) == 1 else 'were'} already waiting"
         if waiting
@@ -244,7 +253,7 @@ def _pool_on_arrival(facts: Facts, arrived: Event, size: int) -> Sentence:
         claim("detail", "request.arrived", "server", Literal("pooled")),
         claim("detail", "request.arrived", "threads", size),
         claim("server_busy", "request.arrived", busy),
-        claim("server_waiting", "request.arrived", len(waiting), oldest_ms, shown_ms(oldest_ms)[1] if waiting else 0),
+        waiting_claim("request.arrived", waiting, at_ms),
     )
 
 

@@ -24,6 +24,7 @@ from sandbox.trace.steps import (
     quoted,
     request_state,
     times,
+    waiting_claim,
 )
 from sandbox.trace.tracer import SINK_THREAD_NAME, Event
 
@@ -1011,14 +1012,13 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
     answered_claim = claim(
         "server_answered", "send.started", facts.ref(end), len(answered), slowest_wait_ms(answered), wait_tol(answered)
     )
-    oldest = round(max((facts.ms(end) - r.arrived_ms for r in waiting), default=0.0), 3)
-    waiting_claim = claim("server_waiting", facts.ref(end), len(waiting), oldest, shown_ms(oldest)[1] if waiting else 0)
+    waited_claim = waiting_claim(facts.ref(end), waiting, facts.ms(end))
     kind_claim = claim("detail", "request.arrived", "server", Literal(kind))
     if kind in ("threaded", "pooled") and answered and not waiting:
-        right, right_claims = ANSWERED_MEANWHILE, (kind_claim, answered_claim, waiting_claim)
-        others = [(WAITED_MEANWHILE, (waiting_claim,), "Believes every Flask server handles one request at a time")]
+        right, right_claims = ANSWERED_MEANWHILE, (kind_claim, answered_claim, waited_claim)
+        others = [(WAITED_MEANWHILE, (waited_claim,), "Believes every Flask server handles one request at a time")]
     elif kind in ("single", "pooled") and waiting and not answered:
-        right, right_claims = WAITED_MEANWHILE, (kind_claim, waiting_claim, answered_claim)
+        right, right_claims = WAITED_MEANWHILE, (kind_claim, waited_claim, answered_claim)
         others = [(ANSWERED_MEANWHILE, (answered_claim,), "Believes every server gives each request a thread")]
     else:
         return None
@@ -1030,7 +1030,7 @@ def _who_waits(facts: Facts, rng: random.Random) -> Question | None:
         f"{kind} server {'answered' if answered else 'kept waiting'} {shown_others} meanwhile, and the sink worked "
         "on a thread of its own all along.",
         kind_claim,
-        answered_claim if answered else waiting_claim,
+        answered_claim if answered else waited_claim,
         sink_worked,
     )
     wrong = [Choice(text, claims, why, Sentence(_you_may(why) + ". ") + explanation) for text, claims, why in others]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.trace.claims import Literal, Sentence, claim, join, negate, sentence
-from sandbox.trace.clock import shown_gap
+from sandbox.trace.clock import shown_gap, shown_ms
 from sandbox.trace.facts import (
     DUPLICATE_LOST_ENDING,
     HOLD_ENDINGS,
@@ -507,6 +507,13 @@ def _pool_capacity(facts: Facts, event: Event, n: int, handling: bool, kind_clai
         which = "the free one" if free == 1 else f"one of the {free} free"
         return pool + Sentence(f", this request on one: a new request would get {which}", tuple(claims))
     return pool + Sentence(", all busy, this request on one: a new request would wait in line", tuple(claims))
+
+
+def waiting_claim(ref: str, waiting: list[Any], at_ms: float) -> str:
+    """``server_waiting`` at ``ref`` (``at_ms`` on the trace's clock): how many requests waited for a handler, and
+    the oldest's wait as it is shown (0 for none)."""
+    oldest = round(max((at_ms - r.arrived_ms for r in waiting), default=0.0), 3)
+    return claim("server_waiting", ref, len(waiting), oldest, shown_ms(oldest)[1] if waiting else 0)
 
 
 def counted(number: int, noun: str) -> str:
