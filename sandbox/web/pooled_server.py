@@ -61,7 +61,6 @@ class _StampedParser(HTTPRequestParser):
 
     def __init__(self, adj: Adjustments, channel: _StampedChannel) -> None:
         super().__init__(adj)
-        self._requests = channel.server.requests
         self._channel = channel
 
     def received(self, data: bytes) -> int:
@@ -69,11 +68,11 @@ class _StampedParser(HTTPRequestParser):
         refused = any(request.error for request in self._channel.requests)
         if self.arrival is None and data and not refused:
             arrived_ns = time.perf_counter_ns()
-            self.arrival = (self._requests.arrived(arrived_ns, KIND), arrived_ns)
+            self.arrival = (self._channel.server.requests.arrived(arrived_ns, KIND), arrived_ns)
         consumed = super().received(data)
         if self.completed and self.empty and self.arrival is not None:  # blank lines only: nothing to serve
             self.taken = True
-            self._requests.finished(self.arrival[0], None)
+            self._channel.server.requests.finished(self.arrival[0], None)
         return consumed
 
 
@@ -210,7 +209,6 @@ class PooledServer:
         )
         self._map: dict[int, Any] = {}
         self._server = _PooledWSGIServer(app, requests, adj, self._map)
-        self._requests = requests
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="http-server", daemon=True)
 
@@ -225,7 +223,7 @@ class PooledServer:
         """Stop accepting at once; let the requests the pool is running finish (at most ``drain_s``) and their
         answers be written; then close every connection (a request still in line ends there, unanswered)."""
         self._server.stopping = True
-        self._requests.wait_answered(drain_s, server=KIND)
+        self._server.requests.wait_answered(drain_s, server=KIND)
         deadline = time.monotonic() + FLUSH_WAIT_S
         while time.monotonic() < deadline and any(
             channel.total_outbufs_len for channel in list(self._server.active_channels.values())
