@@ -45,7 +45,7 @@ def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flas
 
     # Imported here, not at the top: the command lines that need no app (``python -m sandbox.sink``) stay light.
     from sandbox.app.emails import mail
-    from sandbox.strategies import watch
+    from sandbox.strategies import counting, watch
     from sandbox.strategies.pool import MailPool
     from sandbox.strategies.queue import MailQueue
     from sandbox.web import routes
@@ -75,6 +75,7 @@ def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flas
     app.after_request(allow_own_origins)
     mail.init_app(app)  # the student's Flask-Mail
     watch.watch_signals(app)
+    counting.watch_counting()
 
     routes.init_app(app)
     return app

@@ -1,13 +1,14 @@
 """The app's email routes, as a student writes them: build the message, then send it one way or another.
 
 Every route builds the same welcome email. What differs is who sends it and who waits: the request itself, a new
-thread, a pool of threads, a queue's worker. Two routes carry a classic mistake on purpose, and two show what does
-not help (computing in the worker, an ``async def`` view). The sandbox measures each from outside.
+thread, a pool of threads, a queue's worker. Three routes carry a classic mistake on purpose (one of them beside its
+fix), and two show what does not help (computing in the worker, an ``async def`` view). The sandbox measures each
+from outside.
 """
 
 import asyncio
 import time
-from threading import Thread
+from threading import Lock, Thread
 
 from flask import Blueprint, current_app, render_template
 
@@ -139,3 +140,43 @@ async def send_async_def():
     msg = welcome_email(**request_fields())
     await asyncio.to_thread(mail.send, msg)
     return {"status": "sent"}, 200
+
+
+# Mistake 3: each worker counts its email by reading the count, then writing it back one higher. Two workers that
+# both read before either writes put back the same number: one email goes uncounted.
+stats = {"sent": 0}
+stats_lock = Lock()
+
+
+@bp.post("/send-email/thread-count")
+def send_thread_count():
+    msg = welcome_email(**request_fields())
+    app = current_app._get_current_object()
+    thr = Thread(target=send_and_count, args=[app, msg])
+    thr.start()
+    return {"status": "queued"}, 202
+
+
+def send_and_count(app, msg):
+    with app.app_context():
+        mail.send(msg)
+        sent = stats["sent"]
+        stats["sent"] = sent + 1
+
+
+# The fix: while one worker holds the lock, between its read and its write, any other worker waits for it.
+@bp.post("/send-email/thread-count-locked")
+def send_thread_count_locked():
+    msg = welcome_email(**request_fields())
+    app = current_app._get_current_object()
+    thr = Thread(target=send_and_count_locked, args=[app, msg])
+    thr.start()
+    return {"status": "queued"}, 202
+
+
+def send_and_count_locked(app, msg):
+    with app.app_context():
+        mail.send(msg)
+        with stats_lock:
+            sent = stats["sent"]
+            stats["sent"] = sent + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.strategies.modes import ASYNC_MODE, RETRY_ATTEMPTS
+from sandbox.strategies.modes import ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, RETRY_ATTEMPTS
 
 BUTTON_LABELS = {
     "sync": "Send (blocking)",
@@ -14,6 +14,8 @@ BUTTON_LABELS = {
     "thread-cpu": "Send (thread that computes first)",
     "thread-retry": "Send (thread that retries blindly)",
     ASYNC_MODE: "Send (async def view, awaiting the send)",
+    COUNT_MODE: "Send (thread that counts it, without a lock)",
+    LOCKED_COUNT_MODE: "Send (thread that counts it, under a lock)",
 }
 TITLES = {
     "sync": "Blocking send (sync)",
@@ -28,6 +30,10 @@ TITLES = {
         "Send from an async def view that awaits it (Flask runs the view to its end before answering, so the answer "
         "still waits)"
     ),
+    COUNT_MODE: (
+        "Threaded send whose worker counts it in a shared dict, reading then writing without a lock (racy on purpose)"
+    ),
+    LOCKED_COUNT_MODE: "Threaded send whose worker counts it in a shared dict, reading and writing under a lock",
 }
 SHORT_LABELS = {"sync": "sync (blocking)", ASYNC_MODE: "async-def (awaited)"}
 

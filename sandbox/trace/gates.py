@@ -12,6 +12,8 @@ The gates sit where the sandbox already watches the student's code from outside 
 - the request's thread, once ``thr.start()`` has returned: before the route returns its answer;
 - a worker, as it starts (before its first line, so before any ``app.app_context()``), then before ``mail.send()``
   talks to the server, then after the server's 250, as ``mail.send()`` returns (its conversation over);
+- a worker that counts its email in the shared ``stats`` (``sandbox.strategies.counting``), between its read of the
+  count and its write;
 - the sink, once the whole message has arrived, before it handles it (its wait, its store and its 250 all come
   after). The sink's thread runs an event loop, so it does not block there: it awaits its release, and every other
   session goes on.
@@ -25,7 +27,8 @@ import functools
 import linecache
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ WORKER_START = "before the worker's first line"
 BEFORE_SEND = "before mail.send() talks to the mail server"
 AFTER_250 = "after the 250, as mail.send() returns"
 SINK_BEFORE_250 = "before the sink answers 250"
+COUNT_READ = "after reading the count, before writing it back"
 BY_YOU, BY_BOUND = "you", "the bound"
 GATE_KINDS = ("gate.parked", "gate.released")  # the events of a thread stopping at a gate and going on
 PASSED = "gate.passed"  # a thread of an observed send went through a gate without stopping
@@ -60,9 +64,29 @@ class Parked:
     released: concurrent.futures.Future[str] = field(default_factory=concurrent.futures.Future)
 
     def to_dict(self) -> dict[str, Any]:
-        file, line = self.at[0], self.at[1]
-        code = linecache.getline(str(Path(PROJECT_DIR) / file), line).strip() if file else ""
-        return {"gate": self.gate, "thread": self.thread, "role": self.role, "file": file, "line": line, "code": code}
+        return {"gate": self.gate, "thread": self.thread, "role": self.role, **_line(self.at)}
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A thread of a scheduled send that waits, at no gate, for a lock another thread holds: only that thread's
+    release frees it."""
+
+    thread: str
+    role: str
+    lock: str
+    holder: str
+    at: Location
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"thread": self.thread, "role": self.role, "lock": self.lock, "holder": self.holder, **_line(self.at)}
+
+
+def _line(at: Location) -> dict[str, Any]:
+    """Where a thread waits: the file, the line and its code."""
+    file, line = at[0], at[1]
+    code = linecache.getline(str(Path(PROJECT_DIR) / file), line).strip() if file else ""
+    return {"file": file, "line": line, "code": code}
 
 
 class Schedule:
@@ -73,6 +97,7 @@ class Schedule:
         self.request_thread = threading.current_thread().name  # made as the request starts, on its thread
         self._lock = threading.Lock()
         self._parked: dict[str, Parked] = {}  # by thread name
+        self._blocked: dict[str, Blocked] = {}  # by thread name
 
     def park(self, gate: str, record: Record, at: Location) -> None:
         """Hold the calling thread at ``gate`` until it is released or the bound passes."""
@@ -109,6 +134,22 @@ class Schedule:
         """The threads waiting now, the longest-waiting first."""
         with self._lock:
             return sorted((p for p in self._parked.values() if not p.released.done()), key=lambda p: p.since_ns)
+
+    @contextmanager
+    def blocked_on(self, lock: str, holder: str, at: Location) -> Iterator[None]:
+        """The calling thread waits, for the block's length, for ``lock``, which ``holder`` holds."""
+        thread = threading.current_thread().name
+        with self._lock:
+            self._blocked[thread] = Blocked(thread, self.role(thread), lock, holder, at)
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._blocked[thread]
+
+    def blocked(self) -> list[Blocked]:
+        with self._lock:
+            return list(self._blocked.values())
 
     def role(self, thread: str) -> str:
         """What a thread is to this send: its request's, the sink's, or a worker."""
@@ -148,7 +189,7 @@ class Scheduler:
             self._schedules[trace_id] = schedule
             # The oldest go first, but never one with a thread held: it would wait, unseen, until the bound.
             over = len(self._schedules) - SCHEDULES_KEPT
-            for old in [s for s in self._schedules.values() if not s.parked()][: max(over, 0)]:
+            for old in [s for s in self._schedules.values() if not s.parked() and not s.blocked()][: max(over, 0)]:
                 del self._schedules[old.trace_id]
         return schedule
 

@@ -285,6 +285,11 @@ WORKER_KINDS = (
     "attempt.failed",
     "worker.finished",
     "worker.failed",
+    "count.read",
+    "count.written",
+    "lock.waiting",
+    "lock.acquired",
+    "lock.released",
 )
 
 
@@ -335,6 +340,18 @@ def worker_state(facts: Facts, n: int) -> Sentence:
                 text = f"Worker {name}: sleeping before attempt {attempt + 1}"
         case "attempt.failed":
             text = f"Worker {name}: gave up on this email"
+        case "count.read":
+            value = event.details.get("value")
+            text = f"Worker {name}: has read the count ({value}) and not yet written it back"
+            claims.append(claim("detail", facts.ref(event), "value", Literal(value)))
+        case "lock.waiting":
+            holder = event.details.get("holder")
+            text = f"Worker {name}: blocked, waiting for {event.details.get('lock')}, which {holder} holds"
+            claims.append(claim("detail", facts.ref(event), "holder", Literal(holder)))
+        case "lock.acquired":
+            text = f"Worker {name}: running, holding {event.details.get('lock')}"
+        case "count.written" | "lock.released":
+            text = f"Worker {name}: running"
         case "worker.finished" | "worker.failed":
             if event.kind == "worker.finished":
                 done = "finished the send"
@@ -812,6 +829,22 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
             return _attempt_failed(facts, event, n)
         case "worker.finished":
             return sentence("The worker's send is done: it leaves the app context", here)
+        case "count.read":
+            return sentence(
+                f'{event.thread} reads stats["{d.get("key")}"]: {d.get("value")}',
+                claim("detail", ref, "value", Literal(d.get("value"))),
+            )
+        case "count.written":
+            return _count_written(facts, event)
+        case "lock.waiting":
+            return sentence(
+                f"{event.thread} asks for {d.get('lock')}, but {d.get('holder')} holds it: {event.thread} waits",
+                claim("detail", ref, "holder", Literal(d.get("holder"))),
+            )
+        case "lock.acquired":
+            return _lock_acquired(facts, event, n)
+        case "lock.released":
+            return sentence(f"{event.thread} releases {d.get('lock')}", here)
         case "worker.failed":
             return sentence(
                 f"The worker ends with an error, which the sandbox records: {d.get('error', '')}", quoted(ref, d)
@@ -1019,6 +1052,41 @@ def _blind_attempt_failed(facts: Facts, event: Event) -> Sentence:
     return Sentence(text, tuple(claims)) + _next_attempt_came(facts, event, attempt, f"attempt {attempt + 1}")
 
 
+def _count_written(facts: Facts, event: Event) -> Sentence:
+    """A worker writes the count back: over the value it read, or over another worker's newer one (a lost update)."""
+    d, ref = event.details, facts.ref(event)
+    key, value, read, found = d.get("key"), d.get("value"), d.get("read"), d.get("found")
+    claims = [claim("detail", ref, name, Literal(d.get(name))) for name in ("value", "read", "found")]
+    text = f'{event.thread} writes stats["{key}"] = {value}'
+    if found == read:
+        return Sentence(f"{text}, over the {found} it read", tuple(claims))
+    return Sentence(
+        f"{text} over {found}, though it read {read}: the update written after its read is lost", tuple(claims)
+    )
+
+
+def _lock_acquired(facts: Facts, event: Event, n: int) -> Sentence:
+    """A worker takes the lock: at once, or after waiting for its holder to let it go."""
+    lock = event.details.get("lock")
+    waited = next(
+        (
+            e
+            for e in reversed(facts.events[: facts.position(event)])
+            if e.kind == "lock.waiting" and e.thread_id == event.thread_id
+        ),
+        None,
+    )
+    if waited is None or event.details.get("waited_ms") == 0:
+        return sentence(f"{event.thread} takes {lock}, which was free", claim("happened", f"@{n}"))
+    gap, gap_claim = gap_phrase(facts, waited, event)
+    holder = waited.details.get("holder")
+    return sentence(
+        f"{lock} is free again: {event.thread} takes it, after waiting {gap} while {holder} held it",
+        gap_claim,
+        claim("detail", facts.ref(waited), "holder", Literal(holder)),
+    )
+
+
 def _gate_released(facts: Facts, event: Event, n: int) -> Sentence:
     """Who let a thread go on from its gate, and after how long."""
     ref, gate = facts.ref(event), event.details.get("gate")
@@ -1067,10 +1135,16 @@ def _next_attempt_came(facts: Facts, failed: Event, attempt: int, named: str) ->
 
 
 def describe_output(facts: Facts, event: Event, n: int) -> Sentence:
-    """What someone watching the client, the mailbox or /api/failures would see change; empty when nothing."""
+    """What someone watching the client, the mailbox, /api/failures or the shared count would see change; empty
+    when nothing."""
     d = event.details
     ref = facts.ref(event)
     match event.kind:
+        case "count.written":
+            return sentence(
+                f'stats["{d.get("key")}"] is now {d.get("value")}',
+                claim("detail", ref, "value", Literal(d.get("value"))),
+            )
         case "response.sent":
             return sentence(
                 f"HTTP {d.get('status')} goes back to the client",

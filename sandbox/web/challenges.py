@@ -1,8 +1,8 @@
 """The scheduler's challenges: a goal about the order of a send's events, reached by releasing its threads from
 their gates by hand, and judged from the trace (never from what the page believes it did).
 
-``GET /scheduler`` is the page; ``POST /api/challenges/<slug>/check`` judges one of the desk's sends scheduled by
-hand, and keeps a solved challenge with the desk.
+``GET /scheduler`` is the page; ``POST /api/challenges/<slug>/check`` judges the desk's sends scheduled by hand
+(one, or two for the challenges about two workers), and keeps a solved challenge with the desk.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from sandbox.strategies.modes import NO_CONTEXT, PROXY
+from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE, NO_CONTEXT, PROXY
 from sandbox.trace.facts import Facts
-from sandbox.trace.tracer import Event
+from sandbox.trace.gates import COUNT_READ
+from sandbox.trace.steps import counted
+from sandbox.trace.tracer import Event, Trace
 from sandbox.web import desks
 from sandbox.web.desks import current_desk
 from sandbox.web.send_request import BadInput, read_json
@@ -31,7 +33,8 @@ class Challenge:
     mode: str
     goal: str
     hint: str
-    judge: Callable[[Facts], Judgement]
+    judge: Callable[[list[Facts]], Judgement]
+    sends: int = 1  # how many sends of ``mode`` a try takes
 
     def to_dict(self, solved: bool) -> dict[str, object]:
         return {
@@ -40,8 +43,14 @@ class Challenge:
             "mode": self.mode,
             "goal": self.goal,
             "hint": self.hint,
+            "sends": self.sends,
             "solved": solved,
         }
+
+
+def _one(judge: Callable[[Facts], Judgement]) -> Callable[[list[Facts]], Judgement]:
+    """A judge of a one-send challenge."""
+    return lambda runs: judge(runs[0])
 
 
 def _first(facts: Facts, earlier: Event | None, later: Event | None, names: tuple[str, str]) -> Judgement:
@@ -88,6 +97,71 @@ def _proxy_works(facts: Facts) -> Judgement:
     )
 
 
+def _count_writes(runs: list[Facts]) -> list[tuple[int, Facts, Event]]:
+    """Every write of the count in the runs, in the order they happened: (the send's number, its facts, the write)."""
+    writes = [(n, facts, e) for n, facts in enumerate(runs, 1) for e in facts.all("count.written")]
+    return sorted(writes, key=lambda write: write[2].t_ns)
+
+
+def _read_then_wrote(n: int, facts: Facts, write: Event) -> str:
+    """What one worker did to the count, in the trace's words."""
+    read = facts.first("count.read")  # a send's worker counts once
+    d = write.details
+    if read is not None:
+        said = f"send {n}'s worker, {write.thread}, read the count as {d.get('read')} and wrote {d.get('value')} "
+        said += f"(steps {facts.step(read)} and {facts.step(write)} of its trace)"
+    else:
+        said = f"send {n}'s worker, {write.thread}, wrote {d.get('value')} (step {facts.step(write)} of its trace)"
+    if d.get("found") != d.get("read"):
+        said += f", over the {d.get('found')} already there: the update written after its read is lost"
+    return said
+
+
+def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], str]:
+    """The runs' writes, and what they did in sentences; a note when fewer than two workers counted."""
+    writes = _count_writes(runs)
+    said = "; ".join(_read_then_wrote(*write) for write in writes)
+    if len(writes) < len(runs):
+        counted_none = len(runs) - len(writes)
+        said += f"{'. ' if said else ''}{counted(counted_none, 'worker')} never counted: a failed send counts nothing"
+    said += "."
+    return writes, said[0].upper() + said[1:]
+
+
+def _update_lost(runs: list[Facts]) -> Judgement:
+    writes, said = _counted_writes(runs)
+    lost = [write for write in writes if write[2].details.get("found") != write[2].details.get("read")]
+    if lost:
+        first_read, last = writes[0][2].details.get("read"), writes[-1][2].details.get("value")
+        return True, f"{said} After {len(writes)} emails the count went from {first_read} to {last}."
+    return False, (
+        f"{said} Each write found the value its worker had read, so no update was lost. Hold one worker at the gate "
+        f"“{COUNT_READ}”, and let the other read the count too."
+    )
+
+
+def _lock_holds(runs: list[Facts]) -> Judgement:
+    solved, why = _update_lost(runs)
+    if solved:
+        return solved, why
+    writes, said = _counted_writes(runs)
+    waits = [(n, facts, e) for n, facts in enumerate(runs, 1) for e in facts.all("lock.waiting")]
+    if not waits:
+        return False, (
+            f"{said} No worker had to wait for stats_lock: they counted one after the other. "
+            f"Hold one worker at the gate “{COUNT_READ}”, inside the lock, and run the other up to its lock."
+        )
+    n, facts, wait = waits[0]
+    holder = wait.details.get("holder")
+    acquired = facts.after(wait, ("lock.acquired",), wait.thread_id)
+    got = f", and got it at step {facts.step(acquired)}, once {holder} had let it go" if acquired is not None else ""
+    return False, (
+        f"Send {n}'s worker, {wait.thread}, asked for stats_lock at step {facts.step(wait)} of its trace while "
+        f"{holder} held it{got}. {said} With the lock, no worker can read the count between another's read and "
+        "write, so no order of releases loses an update."
+    )
+
+
 CHALLENGES = (
     Challenge(
         "email-first",
@@ -95,7 +169,7 @@ CHALLENGES = (
         "thread",
         "Make the sink accept the email (its 250) before the browser has its answer.",
         "The route's thread waits at its gate after starting the worker. Let the worker and the sink go first.",
-        _email_first,
+        _one(_email_first),
     ),
     Challenge(
         "failure-first",
@@ -103,7 +177,7 @@ CHALLENGES = (
         NO_CONTEXT,
         "The worker has no app context, so its send fails. Make it fail before the browser has its answer.",
         "Hold the route at its gate and run the worker to its end.",
-        _failure_first,
+        _one(_failure_first),
     ),
     Challenge(
         "answer-first",
@@ -111,7 +185,7 @@ CHALLENGES = (
         "sync",
         "Make the blocking route's answer leave before the sink's 250. Try every order you like.",
         "Look at which thread calls mail.send().",
-        _answer_first,
+        _one(_answer_first),
     ),
     Challenge(
         "proxy",
@@ -120,7 +194,26 @@ CHALLENGES = (
         "This route hands its worker current_app, the proxy, instead of the app. Find an order of releases in which "
         "the worker still sends.",
         "Hold the route at its gate, so its request is still running while the worker starts.",
-        _proxy_works,
+        _one(_proxy_works),
+    ),
+    Challenge(
+        "lost-update",
+        "Lose an update",
+        COUNT_MODE,
+        "Each worker counts its email in a shared dict: it reads the count, then writes it back one higher. Send two "
+        "and make the count go up by only one.",
+        f"Hold the first worker at the gate “{COUNT_READ}”, and let the second read the count before the first writes.",
+        _update_lost,
+        sends=2,
+    ),
+    Challenge(
+        "lost-update-locked",
+        "Lose an update, with the lock",
+        LOCKED_COUNT_MODE,
+        "Now each worker reads and writes the count while it holds stats_lock. Send two and try the same order again.",
+        "Hold one worker between its read and its write, then run the other up to the lock: see who waits.",
+        _lock_holds,
+        sends=2,
     ),
 )
 BY_SLUG = {c.slug: c for c in CHALLENGES}
@@ -138,24 +231,46 @@ def page() -> str:
 
 @bp.post("/api/challenges/<slug>/check")
 def check(slug: str) -> Response:
-    """Judge the desk's send ``{"trace_id"}`` against the challenge: it must be complete, scheduled by hand and
-    sent by the challenge's route."""
+    """Judge the desk's sends against the challenge: ``{"trace_ids": [...]}`` with as many as the challenge takes
+    (``{"trace_id"}`` for one), each complete, scheduled by hand and sent by the challenge's route."""
     challenge = BY_SLUG.get(slug)
     if challenge is None:
         raise BadInput(f"no challenge {slug!r}; these exist: {', '.join(BY_SLUG)}", 404)
-    body = read_json(request)
-    trace_id = body.get("trace_id") if isinstance(body, dict) else None
-    if not isinstance(trace_id, str):
-        raise BadInput('name the send to judge: {"trace_id": "..."}')
+    trace_ids = _named_sends(read_json(request), challenge.sends)
     desk = current_desk()
+    runs = [Facts(_judged_trace(trace_id, desk, challenge)) for trace_id in trace_ids]
+    solved, why = challenge.judge(runs)
+    if solved:
+        desks.desks().solve(desk, slug)
+    return jsonify(slug=slug, trace_id=trace_ids[0], trace_ids=trace_ids, solved=solved, why=why)
+
+
+def _named_sends(body: object, sends: int) -> list[str]:
+    if isinstance(body, dict) and isinstance(body.get("trace_id"), str) and "trace_ids" not in body:
+        trace_ids: object = [body["trace_id"]]
+    else:
+        trace_ids = body.get("trace_ids") if isinstance(body, dict) else None
+    if (
+        not isinstance(trace_ids, list)
+        or len(trace_ids) != sends
+        or len(set(trace_ids)) != sends
+        or not all(isinstance(t, str) for t in trace_ids)
+    ):
+        one = '{"trace_id": "..."}'
+        raise BadInput(
+            f"name the send to judge: {one}"
+            if sends == 1
+            else f'name {sends} different sends to judge: {{"trace_ids": [...]}}'
+        )
+    return trace_ids
+
+
+def _judged_trace(trace_id: str, desk: str, challenge: Challenge) -> Trace:
     trace = current_app.extensions["sandbox.tracer"].get(trace_id, desk)
     if trace is None:
         raise BadInput(f"no trace {trace_id!r} at your desk", 404)
     if trace.mode != challenge.mode or not trace.first("gate.parked"):
-        raise BadInput(f"this challenge is judged on a {challenge.mode} send you scheduled by hand", 409)
+        raise BadInput(f"this challenge is judged on {challenge.mode} sends you scheduled by hand", 409)
     if not trace.complete:
         raise BadInput("the send is still under way: release its threads first", 409)
-    solved, why = challenge.judge(Facts(trace))
-    if solved:
-        desks.desks().solve(desk, slug)
-    return jsonify(slug=slug, trace_id=trace_id, solved=solved, why=why)
+    return trace

@@ -32,6 +32,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, re
 from werkzeug.exceptions import HTTPException
 
 from sandbox.smtp.sink import DESK_MAILBOX_SIZE, MAILBOX_SIZE
+from sandbox.strategies import counting
 from sandbox.trace.store import KEPT_DAYS
 from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT, write_in_background
 
@@ -290,6 +291,7 @@ class Desks:
                 sink.reset_desk(desk_id)
         extensions["sandbox.tracer"].drop_desk(desk_id, stored=not close)  # a reset forgets; idle ones stay stored
         extensions["sandbox.delivery"].forget_desk(desk_id)
+        counting.forget_desk(desk_id)
 
     def ids(self) -> list[str]:
         with self._lock:

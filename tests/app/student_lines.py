@@ -11,12 +11,13 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER, BEFORE_SEND, SINK_BEFORE_250, WORKER_START
+from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER, BEFORE_SEND, COUNT_READ, SINK_BEFORE_250, WORKER_START
 
 PROJECT = Path(__file__).resolve().parents[2]
 STUDENT_DIR = "sandbox/app/"
 SEND = ("mail.send",)
 ROUTE = ("def send_",)
+COUNT = ('stats["sent"]',)
 RAISERS = ("mail.send", "request_fields()", ".submit(", ".enqueue(", "with app.app_context():", "raise")
 LINES: dict[str, tuple[str, ...]] = {
     "request.arrived": ROUTE,
@@ -34,13 +35,18 @@ LINES: dict[str, tuple[str, ...]] = {
     "send.started": SEND,
     "cpu.started": ("busy_work(",),
     "cpu.finished": ("busy_work(",),
-    "worker.finished": ("mail.send(msg)", "return"),
+    "worker.finished": ("mail.send(msg)", "return", 'stats["sent"] = '),
     "worker.failed": RAISERS,
     "coroutine.called": ("async def send_",),
     "coroutine.started": ("async def send_",),
     "coroutine.finished": ("return",),
     "coroutine.failed": RAISERS,
     "response.sent": ("return", *RAISERS),
+    "count.read": COUNT,
+    "count.written": COUNT,
+    "lock.waiting": ("with stats_lock:",),
+    "lock.acquired": ("with stats_lock:",),
+    "lock.released": ("with stats_lock:",),
     "sink.data_received": ("async def handle_DATA",),
     "sink.delay_started": ("await asyncio.sleep(",),
     "sink.client_left": ("await asyncio.sleep(", "self.mailbox.store("),
@@ -65,6 +71,7 @@ GATE_LINES = {
     BEFORE_SEND: SEND,
     AFTER_250: SEND,
     SINK_BEFORE_250: ("async def handle_DATA",),
+    COUNT_READ: COUNT,
 }
 
 
