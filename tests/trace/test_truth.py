@@ -970,7 +970,18 @@ def test_the_synthetic_traces_are_causal() -> None:
 
 # ----------------------------------------------------------------------------------------------- live matrix
 
-MODES = ("sync", "thread", "pool", "queue", "thread-no-context", "thread-proxy", "thread-retry", "async-def")
+MODES = (
+    "sync",
+    "thread",
+    "pool",
+    "queue",
+    "thread-no-context",
+    "thread-proxy",
+    "thread-retry",
+    "async-def",
+    "thread-count",
+    "thread-count-locked",
+)
 COLUMNS = {
     "delay 0": {"delay_s": 0.0, "jitter_s": 0.0},
     "delay 0.3 s": {"delay_s": 0.3, "jitter_s": 0.0},

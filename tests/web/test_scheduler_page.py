@@ -10,18 +10,25 @@ from playwright.sync_api import Page, expect
 from sandbox.explorer import explore
 from sandbox.render.files import write_exploration
 from sandbox.runtime import Sandbox
-from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER, BEFORE_SEND, SINK_BEFORE_250, WORKER_START
+from sandbox.trace.gates import AFTER_250, BEFORE_ANSWER, BEFORE_SEND, COUNT_READ, SINK_BEFORE_250, WORKER_START
 from tests.web.screens import check_at_every_width
 
 DELAY_S = 0.0
 
 
-def release(page: Page, gates: list[str]) -> None:
-    """Press "Run to next gate" for the thread held at each of ``gates`` in turn, once the page shows it there."""
+def release(page: Page, gates: list[str], send: int | None = None) -> None:
+    """Press "Run to next gate" for the thread held at each of ``gates`` in turn (of the ``send``-th send, when the
+    challenge takes several), once the page shows it there."""
+    items = page.locator("#threads li")
+    if send is not None:
+        items = items.filter(has_text=f"send {send}, ")
     for gate in gates:
-        held = page.locator("#threads li").filter(has_text=gate)
+        held = items.filter(has_text=gate)
         expect(held).to_have_count(1)
         held.get_by_role("button").click()
+
+
+TO_THE_COUNT = [WORKER_START, BEFORE_SEND, SINK_BEFORE_250, AFTER_250]  # a counting worker's gates up to its read
 
 
 def test_a_student_makes_the_email_arrive_before_the_answer(page: Page, sandbox: Sandbox) -> None:
@@ -39,6 +46,53 @@ def test_a_student_makes_the_email_arrive_before_the_answer(page: Page, sandbox:
     expect(page.locator('.challenge[data-slug="email-first"] .solved-badge')).to_be_visible()
 
 
+def test_a_student_loses_an_update_and_the_trace_shows_the_order(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}scheduler")
+    challenge = page.locator('.challenge[data-slug="lost-update"]')
+    challenge.get_by_role("button", name="Start 2 thread-count sends").click()
+    expect(page.locator("#threads li")).to_have_count(4)  # each send: the route at its gate, the worker at its first
+    release(page, TO_THE_COUNT, send=1)
+    expect(page.locator("#threads li").filter(has_text="send 1, ").filter(has_text=COUNT_READ)).to_contain_text(
+        'sent = stats["sent"]'
+    )
+    release(page, TO_THE_COUNT, send=2)  # the second reads too, before the first writes
+    release(page, [COUNT_READ, BEFORE_ANSWER], send=1)
+    release(page, [COUNT_READ, BEFORE_ANSWER], send=2)
+    expect(page.locator("#verdict")).to_contain_text("Solved.")
+    expect(page.locator("#verdict")).to_contain_text("the update written after its read is lost")
+    expect(page.locator("#verdict")).to_contain_text("After 2 emails the count went from")
+    expect(challenge.locator(".solved-badge")).to_be_visible()
+    check_at_every_width(page, "scheduler, lost update")
+    page.locator("#trace-links a").filter(has_text="send 2").click()
+    expect(page.locator("body")).to_contain_text("the update written after its read is lost")
+    expect(page.locator("body")).to_contain_text("You release")
+
+
+def test_with_the_lock_the_update_cannot_be_lost_and_the_page_says_who_waits(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}scheduler")
+    challenge = page.locator('.challenge[data-slug="lost-update-locked"]')
+    challenge.get_by_role("button", name="Start 2 thread-count-locked sends").click()
+    expect(page.locator("#threads li")).to_have_count(4)
+    release(page, TO_THE_COUNT, send=1)  # send 1's worker now holds stats_lock, between its read and its write
+    holder = page.locator("#threads li").filter(has_text="send 1, ").filter(has_text=COUNT_READ)
+    expect(holder).to_have_count(1)
+    holder_name = holder.locator("strong").inner_text().split(": ", 1)[1]
+    release(page, TO_THE_COUNT, send=2)
+    blocked = page.locator("#threads li.blocked")
+    expect(blocked).to_have_count(1)
+    expect(blocked).to_contain_text("send 2, worker: ")
+    expect(blocked).to_contain_text(f"waits for stats_lock, which {holder_name} holds")
+    expect(blocked).to_contain_text("with stats_lock:")
+    expect(blocked.get_by_role("button")).to_have_count(0)  # no gate: only the holder's release frees it
+    check_at_every_width(page, "scheduler, lock wait")
+    release(page, [COUNT_READ, BEFORE_ANSWER], send=1)
+    release(page, [COUNT_READ, BEFORE_ANSWER], send=2)
+    expect(page.locator("#verdict")).to_contain_text("Not this time.")
+    expect(page.locator("#verdict")).to_contain_text("asked for stats_lock")
+    expect(page.locator("#verdict")).to_contain_text("no order of releases loses an update")
+    expect(challenge.locator(".solved-badge")).to_be_hidden()
+
+
 def test_the_blocking_answer_cannot_come_first_and_the_page_says_why(page: Page, sandbox: Sandbox) -> None:
     page.goto(f"{sandbox.url}scheduler")
     page.locator('.challenge[data-slug="answer-first"]').get_by_role("button", name="Start a sync send").click()
@@ -46,7 +100,7 @@ def test_the_blocking_answer_cannot_come_first_and_the_page_says_why(page: Page,
     release(page, [BEFORE_SEND, SINK_BEFORE_250, AFTER_250])
     expect(page.locator("#verdict")).to_contain_text("Not this time.")
     expect(page.locator("#verdict")).to_contain_text("The route's own thread ran mail.send()")
-    expect(page.locator("#trace-link")).to_be_visible()
+    expect(page.locator("#trace-links a")).to_have_text("Open the trace of this run")
 
 
 def test_the_explorers_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, tmp_path: Path) -> None:

@@ -1,14 +1,15 @@
-// You are the scheduler: start a send whose threads wait at the gates, release them one by one, then have the
-// server judge the run's trace against the challenge's goal.
+// You are the scheduler: start a challenge's sends, whose threads wait at the gates, release them one by one, then
+// have the server judge the runs' traces against the challenge's goal.
 import { getJSON, sendJSON } from "./api.js";
 
 const card = document.getElementById("threads-card");
 const list = document.getElementById("threads");
 const status = document.getElementById("send-status");
 const verdict = document.getElementById("verdict");
-const traceLink = document.getElementById("trace-link");
+const traceLinks = document.getElementById("trace-links");
 const starts = [...document.querySelectorAll(".challenge button.start")];
 const POLL_MS = 200;
+const APPEAR_MS = 10000;
 
 for (const button of starts) {
   button.addEventListener("click", () => run(button.closest(".challenge")));
@@ -20,78 +21,140 @@ function say(element, text) {
 
 async function run(challenge) {
   const { slug, mode } = challenge.dataset;
+  const count = Number(challenge.dataset.sends);
   for (const button of starts) button.disabled = true;
   card.hidden = false;
   list.replaceChildren();
   say(verdict, "");
-  traceLink.hidden = true;
+  traceLinks.replaceChildren();
   try {
-    const before = new Set((await getJSON("/api/schedule")).body.sends.map((s) => s.trace_id));
-    say(status, `A ${mode} send is starting; its threads will stop at their first gates.`);
-    let answer = null;
-    sendJSON("POST", `/send-email/${encodeURIComponent(mode)}?schedule=manual`, {}).then(
-      (reply) => { answer = reply; },
-      () => { answer = { status: 0, body: {} }; },
-    );
-    const send = await follow(before, () => answer);
-    if (!send) {
-      say(verdict, answer && answer.body.error ? `The send was refused: ${answer.body.error}` : "The send never started.");
-      return;
-    }
-    const judged = await sendJSON("POST", `/api/challenges/${encodeURIComponent(slug)}/check`, { trace_id: send.trace_id });
+    const sends = await startSends(mode, count);
+    if (!sends) return;
+    await follow(sends);
+    const judged = await sendJSON("POST", `/api/challenges/${encodeURIComponent(slug)}/check`, {
+      trace_ids: sends.map((s) => s.traceId),
+    });
     if (judged.status !== 200) {
       say(verdict, judged.body.error || `The run could not be judged (HTTP ${judged.status}).`);
     } else {
       say(verdict, `${judged.body.solved ? "Solved." : "Not this time."} ${judged.body.why}`);
       if (judged.body.solved) challenge.querySelector(".solved-badge").hidden = false;
     }
-    traceLink.href = `/traces/${encodeURIComponent(send.trace_id)}`;
-    traceLink.hidden = false;
+    traceLinks.replaceChildren(...sends.map(traceLink));
   } finally {
     for (const button of starts) button.disabled = false;
   }
 }
 
-// Show the send's held threads until it is over (its trace complete and nobody held); returns it, or null if it
-// never appeared.
-async function follow(before, answer) {
-  let shown = "";
-  for (let waited = 0; ; waited += POLL_MS) {
+// Start the sends one after the other, each once the one before is held at its gates, so "send 1" is the one
+// started first. Returns [{n, traceId, answer()}], or null (and says why) when one never started.
+async function startSends(mode, count) {
+  const known = new Set((await getJSON("/api/schedule")).body.sends.map((s) => s.trace_id));
+  const sends = [];
+  for (let n = 1; n <= count; n += 1) {
+    const which = count > 1 ? `Send ${n} of ${count}` : `A ${mode} send`;
+    say(status, `${which} is starting; its threads will stop at their first gates.`);
+    let reply = null;
+    sendJSON("POST", `/send-email/${encodeURIComponent(mode)}?schedule=manual`, {}).then(
+      (answer) => { reply = answer; },
+      () => { reply = { status: 0, body: {} }; },
+    );
+    const traceId = await appeared(known, () => reply);
+    if (!traceId) {
+      say(verdict, reply && reply.body.error ? `The send was refused: ${reply.body.error}` : "The send never started.");
+      return null;
+    }
+    known.add(traceId);
+    sends.push({ n, traceId, answer: () => reply });
+  }
+  return sends;
+}
+
+// The trace id of a scheduled send not in ``known``, once it appears; null if the send was answered (refused)
+// or nothing appeared in time.
+async function appeared(known, answer) {
+  for (let waited = 0; waited <= APPEAR_MS; waited += POLL_MS) {
     const { body } = await getJSON("/api/schedule");
-    const send = body.sends.find((s) => !before.has(s.trace_id));
-    if (!send) {
-      if (answer() || waited > 10000) return null;
-    } else {
-      const key = send.waiting.map((w) => `${w.thread}@${w.gate}`).join("|");
-      if (key !== shown) {
-        shown = key;
-        list.replaceChildren(...send.waiting.map((w) => threadItem(send.trace_id, w)));
-      }
-      const reply = answer();
-      say(status, reply ? `The browser has its answer: HTTP ${reply.status}.` : "The browser is still waiting for its answer.");
-      if (send.complete && send.waiting.length === 0) return send;
+    const send = body.sends.find((s) => !known.has(s.trace_id));
+    if (send) return send.trace_id;
+    if (answer()) return null;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  return null;
+}
+
+// Show the sends' held and blocked threads until every send is over (its trace complete and nobody held).
+async function follow(sends) {
+  let shown = "";
+  for (;;) {
+    const { body } = await getJSON("/api/schedule");
+    const current = sends.map((send) => ({ send, view: body.sends.find((s) => s.trace_id === send.traceId) }));
+    const items = current.flatMap(({ send, view }) => (view ? threadItems(send, view, sends.length) : []));
+    const key = items.map((item) => item.dataset.key).join("|");
+    if (key !== shown) {
+      shown = key;
+      list.replaceChildren(...items);
+    }
+    say(status, answers(sends));
+    if (current.every(({ view }) => !view || (view.complete && view.waiting.length === 0 && view.blocked.length === 0))) {
+      return;
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
-function threadItem(traceId, waiting) {
+function answers(sends) {
+  return sends
+    .map((send) => {
+      const reply = send.answer();
+      const who = sends.length > 1 ? `Send ${send.n}: the browser` : "The browser";
+      return reply ? `${who} has its answer, HTTP ${reply.status}.` : `${who} is still waiting for its answer.`;
+    })
+    .join(" ");
+}
+
+function threadItems(send, view, count) {
+  const prefix = count > 1 ? `send ${send.n}, ` : "";
+  const held = view.waiting.map((waiting) => {
+    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, ` waits at “${waiting.gate}”, on `, waiting);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Run to next gate";
+    button.setAttribute("aria-label", `Run ${waiting.thread} to its next gate`);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+      await sendJSON("POST", `/api/schedule/${encodeURIComponent(send.traceId)}/release`, { thread: waiting.thread });
+    });
+    item.append(" ", button);
+    item.dataset.key = `${send.traceId}:${waiting.thread}@${waiting.gate}`;
+    return item;
+  });
+  const blocked = view.blocked.map((waiting) => {
+    const what = ` waits for ${waiting.lock}, which ${waiting.holder} holds; only its release frees it. On `;
+    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, what, waiting);
+    item.classList.add("blocked");
+    item.dataset.key = `${send.traceId}:${waiting.thread}#${waiting.lock}`;
+    return item;
+  });
+  return [...held, ...blocked];
+}
+
+function threadItem(whoText, whereText, waiting) {
   const item = document.createElement("li");
   const who = document.createElement("strong");
-  who.textContent = `${waiting.role}: ${waiting.thread}`;
-  const where = document.createElement("span");
-  where.textContent = ` waits at “${waiting.gate}”, on `;
+  who.textContent = whoText;
   const line = document.createElement("code");
   line.textContent = `${waiting.file}:${waiting.line}  ${waiting.code}`;
-  const button = document.createElement("button");
-  button.type = "button";
-  button.textContent = "Run to next gate";
-  button.setAttribute("aria-label", `Run ${waiting.thread} to its next gate`);
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    button.setAttribute("aria-busy", "true");
-    await sendJSON("POST", `/api/schedule/${encodeURIComponent(traceId)}/release`, { thread: waiting.thread });
-  });
-  item.append(who, where, line, " ", button);
+  item.append(who, whereText, line);
+  return item;
+}
+
+function traceLink(send, index, sends) {
+  const link = document.createElement("a");
+  link.href = `/traces/${encodeURIComponent(send.traceId)}`;
+  link.textContent = sends.length > 1 ? `Open the trace of send ${send.n}` : "Open the trace of this run";
+  const item = document.createElement("li");
+  item.append(link);
   return item;
 }
