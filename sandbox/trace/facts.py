@@ -507,3 +507,16 @@ def server_view(trace: Trace, requests: Iterable[object], kind: str | None) -> S
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+# The shared count of sent emails, across several sends -------------------------------------------------------------
+def count_writes(runs: Sequence[Facts]) -> list[tuple[int, Facts, Event]]:
+    """Every write of the shared count in ``runs``, in the order they happened: (the send's number, counting from
+    1, its facts, the write)."""
+    writes = [(n, facts, e) for n, facts in enumerate(runs, 1) for e in facts.all("count.written")]
+    return sorted(writes, key=lambda write: write[2].t_ns)
+
+
+def lost_update(write: Event) -> bool:
+    """The write replaced a value other than the one its thread had read: what was written in between is lost."""
+    return write.details.get("found") != write.details.get("read")

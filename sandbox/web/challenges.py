@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE, NO_CONTEXT, PROXY
-from sandbox.trace.facts import Facts
+from sandbox.trace.facts import Facts, count_writes, lost_update
 from sandbox.trace.gates import COUNT_READ
 from sandbox.trace.steps import counted
 from sandbox.trace.tracer import Event, Trace
@@ -97,12 +97,6 @@ def _proxy_works(facts: Facts) -> Judgement:
     )
 
 
-def _count_writes(runs: list[Facts]) -> list[tuple[int, Facts, Event]]:
-    """Every write of the count in the runs, in the order they happened: (the send's number, its facts, the write)."""
-    writes = [(n, facts, e) for n, facts in enumerate(runs, 1) for e in facts.all("count.written")]
-    return sorted(writes, key=lambda write: write[2].t_ns)
-
-
 def _read_then_wrote(n: int, facts: Facts, write: Event) -> str:
     """What one worker did to the count, in the trace's words."""
     read = facts.first("count.read")  # a send's worker counts once
@@ -112,14 +106,14 @@ def _read_then_wrote(n: int, facts: Facts, write: Event) -> str:
         said += f"(steps {facts.step(read)} and {facts.step(write)} of its trace)"
     else:
         said = f"send {n}'s worker, {write.thread}, wrote {d.get('value')} (step {facts.step(write)} of its trace)"
-    if d.get("found") != d.get("read"):
+    if lost_update(write):
         said += f", over the {d.get('found')} already there: the update written after its read is lost"
     return said
 
 
 def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], str]:
     """The runs' writes, and what they did in sentences; a note when fewer than two workers counted."""
-    writes = _count_writes(runs)
+    writes = count_writes(runs)
     said = "; ".join(_read_then_wrote(*write) for write in writes)
     if len(writes) < len(runs):
         counted_none = len(runs) - len(writes)
@@ -130,8 +124,7 @@ def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], 
 
 def _update_lost(runs: list[Facts]) -> Judgement:
     writes, said = _counted_writes(runs)
-    lost = [write for write in writes if write[2].details.get("found") != write[2].details.get("read")]
-    if lost:
+    if any(lost_update(write) for _, _, write in writes):
         first_read, last = writes[0][2].details.get("read"), writes[-1][2].details.get("value")
         return True, f"{said} After {len(writes)} emails the count went from {first_read} to {last}."
     return False, (

@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from sandbox.strategies.modes import COUNT_MODE
 from sandbox.trace.clock import shown_gap, shown_ms
-from sandbox.trace.facts import Facts
+from sandbox.trace.facts import Facts, count_writes, lost_update
+from sandbox.trace.steps import counted
 
 Check = Callable[[Sequence[Facts]], "Verdict"]
 
@@ -252,6 +254,28 @@ def only_blocking_waits(runs: Sequence[Facts]) -> Verdict:
     return Verdict(None, numbers)
 
 
+def every_email_counted(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 9: workers count their emails at once in a shared dict, reading then writing with no lock: does the
+    count go up by one for each email? Read from each write's value and the value it replaced."""
+    counting = [f for f in runs if f.trace.mode == COUNT_MODE]
+    writes = count_writes(counting)
+    if len(writes) < 2:
+        return Verdict(None, f"Only {counted(len(writes), 'worker')} of the run's sends counted, too few to lose one.")
+    lost = [write for _, _, write in writes if lost_update(write)]
+    first, last = writes[0][2].details.get("read"), writes[-1][2].details.get("value")
+    numbers = (
+        f"{counted(len(counting), 'send')}, {counted(len(writes), 'worker')} counted, and the count went from "
+        f"{first} to {last}"
+    )
+    if lost:
+        numbers += (
+            f": {counted(len(lost), 'write')} replaced a number other than the one its worker had read, erasing "
+            "another worker's update."
+        )
+        return Verdict("lost", numbers)
+    return Verdict("all_counted", numbers + ": every write found the number its worker had read.")
+
+
 CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
     "visitors_in_turn": (visitors_in_turn, ("in_turn", "together")),
     "answer_before_acceptance": (answer_before_acceptance, ("answer_first", "email_first")),
@@ -261,4 +285,5 @@ CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
     "queue_worker_sends": (queue_worker_sends, ("consumer", "route")),
     "only_blocking_waits": (only_blocking_waits, ("only_blocking", "all")),
     "copies_delivered": (copies_delivered, ("one", "several")),
+    "every_email_counted": (every_email_counted, ("all_counted", "lost")),
 }

@@ -14,7 +14,9 @@ import pytest
 from sandbox.client import Reply, call
 from sandbox.runtime import Sandbox
 from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE
+from sandbox.trace.facts import Facts
 from sandbox.trace.gates import BEFORE_ANSWER, COUNT_READ
+from sandbox.web.predictions import every_email_counted
 from tests.app.student_lines import unlit_events
 from tests.conftest import settings_for_tests
 from tests.strategies.test_gates import release, start
@@ -160,3 +162,22 @@ def test_a_two_send_challenge_needs_two_different_sends(sandbox: Sandbox) -> Non
     for body in ({"trace_id": "x"}, {"trace_ids": ["x"]}, {"trace_ids": ["x", "x"]}, {"trace_ids": "x"}):
         refused = call(f"{sandbox.url}api/challenges/lost-update/check", "POST", body)
         assert refused.status == 400 and "2 different sends" in refused.body["error"]
+
+
+def test_the_lessons_verdict_reads_the_lost_update_from_the_writes(sandbox: Sandbox) -> None:
+    known = {s["trace_id"] for s in call(f"{sandbox.url}api/schedule").body["sends"]}
+    with ThreadPoolExecutor(2) as clients:
+        first = started(sandbox, COUNT_MODE, clients, known)
+        second = started(sandbox, COUNT_MODE, clients, known)
+        run_until(sandbox, first, COUNT_READ)
+        run_until(sandbox, second, COUNT_READ)
+        finish(sandbox, [first, second])
+        in_turn = [started(sandbox, COUNT_MODE, clients, known)]
+        finish(sandbox, in_turn)
+        in_turn.append(started(sandbox, COUNT_MODE, clients, known))
+        finish(sandbox, in_turn)
+    lost = every_email_counted([Facts(sandbox.tracer.get(t)) for t in (first, second)])
+    assert lost.answer == "lost" and "1 write replaced a number other than the one its worker had read" in lost.evidence
+    kept = every_email_counted([Facts(sandbox.tracer.get(t)) for t in in_turn])
+    assert kept.answer == "all_counted" and "every write found the number its worker had read" in kept.evidence
+    assert every_email_counted([Facts(sandbox.tracer.get(first))]).answer is None

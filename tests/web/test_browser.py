@@ -381,6 +381,18 @@ def test_lesson_seven_counts_copies_and_stops_real_processes(page: Page, sandbox
     expect(page.locator("#shutdown-status")).to_contain_text("2 of 5 emails arrived")
 
 
+def test_the_scheduler_lesson_counts_ten_emails_and_leads_to_the_scheduler(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}lessons/you-are-the-scheduler")
+    predict_and_run(page, "all_counted")
+    expect(page.locator("#run-status")).to_contain_text("Done", timeout=40_000)
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text("10 sends, 10 workers counted, and the count went from")
+    assert verdict.get_attribute("data-answer") in ("all_counted", "lost")  # the run decides, never the lesson
+    check_at_every_width(page, "lesson you-are-the-scheduler after Run it", shown="#prediction")
+    page.get_by_role("link", name="scheduler's page").click()
+    expect(page.locator('.challenge[data-slug="lost-update"]')).to_be_visible()
+
+
 def test_keyboard_only_and_phone_width(browser: Browser, sandbox: Sandbox) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
