@@ -19,6 +19,7 @@ from flask import Flask
 from sandbox.smtp.failures import SendError
 from sandbox.strategies.delivery import DeliveryLog
 from sandbox.strategies.workers import worker_outcome
+from sandbox.trace.gates import BEFORE_ANSWER
 from sandbox.trace.tracer import Binding, current_binding
 from sandbox.web.send_request import BadInput
 
@@ -68,6 +69,7 @@ class MailPool:
                 )
             worker = binding.worker(attempts=self.attempts, retry_in=self.retry_in)
             self._queued[binding.trace_id] = self._executor.submit(self._run, worker, fn, args)
+        binding.park(BEFORE_ANSWER)  # scheduled by hand: the route waits at its submit() while the pool works
 
     def retry_in(self, attempt: int, err: BaseException) -> float | None:
         """The backoff before the next attempt (doubling each time), or None: the error is final, or it was the last."""

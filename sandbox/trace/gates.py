@@ -9,7 +9,8 @@ records that it passed (``gate.passed``), so the explorer can tell which order t
 
 The gates sit where the sandbox already watches the student's code from outside (their files hold no gate):
 
-- the request's thread, once ``thr.start()`` has returned: before the route returns its answer;
+- the request's thread, once ``thr.start()`` (or the pool's ``submit()``) has returned: before the route returns its
+  answer;
 - a worker, as it starts (before its first line, so before any ``app.app_context()``), then before ``mail.send()``
   talks to the server, then after the server's 250, as ``mail.send()`` returns (its conversation over);
 - a worker that counts its email in the shared ``stats`` (``sandbox.strategies.counting``), between its read of the

@@ -66,7 +66,7 @@ def code_line(file: str, line: int) -> str:
 
 # A thread held at a gate (or passing it) lights the line it is held on, by gate.
 GATE_LINES = {
-    BEFORE_ANSWER: ("thr.start()",),
+    BEFORE_ANSWER: ("thr.start()", ".submit("),
     WORKER_START: ("def ",),
     BEFORE_SEND: SEND,
     AFTER_250: SEND,

@@ -105,6 +105,29 @@ def test_you_let_the_answer_leave_before_the_worker_starts(sandbox: Sandbox) -> 
     assert check_document(document, "gates/answer first") + unlit_events(document, "gates/answer first") == []
 
 
+def test_a_pool_send_waits_at_the_gates_of_the_route_and_the_pool_thread(sandbox: Sandbox) -> None:
+    with ThreadPoolExecutor(1) as clients:
+        answer = start(sandbox, "pool", clients)
+        trace_id, held = waiting(sandbox, 2)
+        assert sorted(held.values()) == sorted([BEFORE_ANSWER, WORKER_START])
+        worker = next(thread for thread, gate in held.items() if gate == WORKER_START)
+        assert worker.startswith("pool")  # a thread of the pool, not one the route started
+        route = call(f"{sandbox.url}api/schedule").body["sends"][0]["waiting"]
+        assert any(".submit(" in w["code"] for w in route if w["gate"] == BEFORE_ANSWER)
+        for gate in (WORKER_START, BEFORE_SEND, SINK_BEFORE_250, AFTER_250):
+            _, held = waiting(sandbox, 2)
+            thread = next(t for t, g in held.items() if g == gate)
+            release(sandbox, trace_id, thread)
+        request = next(thread for thread, gate in waiting(sandbox, 1)[1].items() if gate == BEFORE_ANSWER)
+        release(sandbox, trace_id, request)
+        assert answer.result(10).status == 202
+    assert sandbox.delivery.wait_settled(10)
+    document = call(f"{sandbox.url}api/traces/{trace_id}").body
+    order = kinds(document)
+    assert order.index("sink.accepted") < order.index("response.sent")
+    assert check_document(document, "gates/pool") + unlit_events(document, "gates/pool") == []
+
+
 def test_a_gate_left_alone_lets_its_thread_go_after_the_bound(tmp_path: Path) -> None:
     settings = settings_for_tests(delay_s=0.0, gate_bound_s=0.2, queue_url=f"sqlite:///{tmp_path}/q.db")
     with Sandbox(settings) as sandbox:
@@ -128,8 +151,8 @@ def test_a_send_not_scheduled_passes_no_gate(sandbox: Sandbox) -> None:
 def test_bad_schedules_and_releases_say_what_is_wrong(sandbox: Sandbox) -> None:
     wrong = call(f"{sandbox.url}send-email/thread?schedule=auto", "POST", {})
     assert wrong.status == 400 and "manual" in wrong.body["error"]
-    pool = call(f"{sandbox.url}send-email/pool?schedule=manual", "POST", {})
-    assert pool.status == 400 and "cannot be scheduled yet" in pool.body["error"]
+    queued = call(f"{sandbox.url}send-email/queue?schedule=manual", "POST", {})
+    assert queued.status == 400 and "cannot be scheduled yet" in queued.body["error"]
     assert release(sandbox, "0" * 32, "request-1").status == 404
     known = {s["trace_id"] for s in call(f"{sandbox.url}api/schedule").body["sends"]}
     with ThreadPoolExecutor(1) as clients:
