@@ -45,7 +45,7 @@ def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flas
 
     # Imported here, not at the top: the command lines that need no app (``python -m sandbox.sink``) stay light.
     from sandbox.app.emails import mail
-    from sandbox.strategies import counting, watch
+    from sandbox.strategies import counting, watch, watched_pool
     from sandbox.strategies.pool import MailPool
     from sandbox.strategies.queue import MailQueue
     from sandbox.web import routes
@@ -76,6 +76,7 @@ def _build_app(test_config: Mapping[str, Any] | None, sink: Sink | None) -> Flas
     mail.init_app(app)  # the student's Flask-Mail
     watch.watch_signals(app)
     counting.watch_counting()
+    watched_pool.watch_pools()
 
     routes.init_app(app)
     return app

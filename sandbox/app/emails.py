@@ -1,13 +1,14 @@
 """The app's email routes, as a student writes them: build the message, then send it one way or another.
 
 Every route builds the same welcome email. What differs is who sends it and who waits: the request itself, a new
-thread, a pool of threads, a queue's worker. Three routes carry a classic mistake on purpose (one of them beside its
+thread, a pool of threads, a queue's worker. Four routes carry a classic mistake on purpose (one of them beside its
 fix), and two show what does not help (computing in the worker, an ``async def`` view). The sandbox measures each
 from outside.
 """
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from threading import Lock, Thread
 
 from flask import Blueprint, current_app, render_template
@@ -180,3 +181,29 @@ def send_and_count_locked(app, msg):
         with stats_lock:
             sent = stats["sent"]
             stats["sent"] = sent + 1
+
+
+# Mistake 4: a task on a pool of one thread hands part of its work to the same pool and waits for it. The only
+# thread is the one waiting, so that part never gets a thread: the send waits until its patience runs out.
+render_pool = ThreadPoolExecutor(max_workers=1)
+RENDER_TIMEOUT_S = 5
+
+
+@bp.post("/send-email/pool-starved")
+def send_pool_starved():
+    fields = request_fields()
+    app = current_app._get_current_object()
+    render_pool.submit(render_then_send, app, fields)
+    return {"status": "queued"}, 202
+
+
+def render_then_send(app, fields):
+    rendering = render_pool.submit(render_welcome, app, fields)
+    msg = rendering.result(timeout=RENDER_TIMEOUT_S)
+    with app.app_context():
+        mail.send(msg)
+
+
+def render_welcome(app, fields):
+    with app.app_context():
+        return welcome_email(**fields)

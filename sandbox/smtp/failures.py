@@ -131,7 +131,7 @@ def describe_error(err: BaseException) -> str:
     if isinstance(err, smtplib.SMTPServerDisconnected):
         return f"the SMTP server hung up: {err}"
     first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {first_line}"
+    return f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__
 
 
 def _text(value: bytes | str) -> str:

@@ -114,7 +114,8 @@ class WatchedLock:
         binding.record("lock.waiting", at=at, lock=self.name, holder=holder)
         since = time.perf_counter_ns()
         if binding.schedule is not None:
-            with binding.schedule.blocked_on(self.name, holder, at):
+            why = f"waits for {self.name}, which {holder} holds: only {holder} can let it go"
+            with binding.schedule.blocked_on(self.name, holder, why, at):
                 got = lock.acquire(True, timeout)
         else:
             got = lock.acquire(True, timeout)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.strategies.modes import ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, RETRY_ATTEMPTS
+from sandbox.strategies.modes import ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, RETRY_ATTEMPTS, STARVED
 
 BUTTON_LABELS = {
     "sync": "Send (blocking)",
@@ -16,6 +16,7 @@ BUTTON_LABELS = {
     ASYNC_MODE: "Send (async def view, awaiting the send)",
     COUNT_MODE: "Send (thread that counts it, without a lock)",
     LOCKED_COUNT_MODE: "Send (thread that counts it, under a lock)",
+    STARVED: "Send (pool of one thread whose task waits for another task)",
 }
 TITLES = {
     "sync": "Blocking send (sync)",
@@ -34,6 +35,9 @@ TITLES = {
         "Threaded send whose worker counts it in a shared dict, reading then writing without a lock (racy on purpose)"
     ),
     LOCKED_COUNT_MODE: "Threaded send whose worker counts it in a shared dict, reading and writing under a lock",
+    STARVED: (
+        "Send by a pool of one thread whose task waits for a follow-up task on the same pool (starved on purpose)"
+    ),
 }
 SHORT_LABELS = {"sync": "sync (blocking)", ASYNC_MODE: "async-def (awaited)"}
 

@@ -16,16 +16,18 @@ STRATEGIES = ("sync", "thread", "pool", "queue")
 # Variants broken on purpose: they fail the way the real mistake fails.
 NO_CONTEXT = "thread-no-context"
 PROXY = "thread-proxy"
+STARVED = "pool-starved"
 BROKEN_VARIANTS = (NO_CONTEXT, PROXY)
 # Variants for the lessons: they work, but teach something the strategies above do not (CPU-bound work, the
 # duplicates a blind retry makes when a reply is lost, an async def view that still answers after its send, and a
-# shared count of sends updated without a lock, then with one).
+# shared count of sends updated without a lock, then with one, and a pool of one thread whose task waits for another
+# task of the same pool).
 CPU_MODE = "thread-cpu"
 RETRY_MODE = "thread-retry"
 ASYNC_MODE = "async-def"
 COUNT_MODE = "thread-count"
 LOCKED_COUNT_MODE = "thread-count-locked"
-VARIANTS = (CPU_MODE, RETRY_MODE, ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE)
+VARIANTS = (CPU_MODE, RETRY_MODE, ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, STARVED)
 SEND_MODES = (*STRATEGIES, *BROKEN_VARIANTS, *VARIANTS)
 # The student's route for each mode (its Flask endpoint).
 ENDPOINTS = {
@@ -42,11 +44,12 @@ ENDPOINTS = {
         ASYNC_MODE: emails.send_async_def,
         COUNT_MODE: emails.send_thread_count,
         LOCKED_COUNT_MODE: emails.send_thread_count_locked,
+        STARVED: emails.send_pool_starved,
     }.items()
 }
 # The modes a send may be scheduled by hand in (?schedule=manual): every thread of theirs passes the gates of
 # sandbox.gates. A queue's consumer, a retrying or computing worker and an event loop have none yet.
-SCHEDULABLE_MODES = ("sync", "thread", "pool", NO_CONTEXT, PROXY, COUNT_MODE, LOCKED_COUNT_MODE)
+SCHEDULABLE_MODES = ("sync", "thread", "pool", NO_CONTEXT, PROXY, COUNT_MODE, LOCKED_COUNT_MODE, STARVED)
 # Sends in these modes are stored outside the process: stopping the sandbox does not lose them.
 DURABLE_MODES = frozenset({"queue"})
 # The modes whose route answers only after the send has ended (200 once the server accepted it), so the send is

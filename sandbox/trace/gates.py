@@ -70,17 +70,25 @@ class Parked:
 
 @dataclass(frozen=True)
 class Blocked:
-    """A thread of a scheduled send that waits, at no gate, for a lock another thread holds: only that thread's
-    release frees it."""
+    """A thread of a scheduled send that waits at no gate, for something another thread must do first (let a lock
+    go, run a task): no release of yours frees it. ``why`` says so in a sentence."""
 
     thread: str
     role: str
-    lock: str
+    waits_for: str
     holder: str
+    why: str
     at: Location
 
     def to_dict(self) -> dict[str, Any]:
-        return {"thread": self.thread, "role": self.role, "lock": self.lock, "holder": self.holder, **_line(self.at)}
+        return {
+            "thread": self.thread,
+            "role": self.role,
+            "waits_for": self.waits_for,
+            "holder": self.holder,
+            "why": self.why,
+            **_line(self.at),
+        }
 
 
 def _line(at: Location) -> dict[str, Any]:
@@ -137,11 +145,11 @@ class Schedule:
             return sorted((p for p in self._parked.values() if not p.released.done()), key=lambda p: p.since_ns)
 
     @contextmanager
-    def blocked_on(self, lock: str, holder: str, at: Location) -> Iterator[None]:
-        """The calling thread waits, for the block's length, for ``lock``, which ``holder`` holds."""
+    def blocked_on(self, waits_for: str, holder: str, why: str, at: Location) -> Iterator[None]:
+        """The calling thread waits, for the block's length, for ``waits_for``, in ``holder``'s hands."""
         thread = threading.current_thread().name
         with self._lock:
-            self._blocked[thread] = Blocked(thread, self.role(thread), lock, holder, at)
+            self._blocked[thread] = Blocked(thread, self.role(thread), waits_for, holder, why, at)
         try:
             yield
         finally:

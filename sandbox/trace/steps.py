@@ -290,6 +290,9 @@ WORKER_KINDS = (
     "lock.waiting",
     "lock.acquired",
     "lock.released",
+    "follow_up.queued",
+    "follow_up.waiting",
+    "follow_up.timed_out",
 )
 
 
@@ -350,8 +353,12 @@ def worker_state(facts: Facts, n: int) -> Sentence:
             claims.append(claim("detail", facts.ref(event), "holder", Literal(holder)))
         case "lock.acquired":
             text = f"Worker {name}: running, holding {event.details.get('lock')}"
-        case "count.written" | "lock.released":
+        case "count.written" | "lock.released" | "follow_up.queued" | "follow_up.timed_out":
             text = f"Worker {name}: running"
+        case "follow_up.waiting":
+            function = event.details.get("function")
+            text = f"Worker {name}: blocked in .result(), waiting for {function}() to run"
+            claims.append(claim("detail", facts.ref(event), "function", Literal(function)))
         case "worker.finished" | "worker.failed":
             if event.kind == "worker.finished":
                 done = "finished the send"
@@ -790,7 +797,7 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
             return sentence(f"mail.send() raises: {d.get('error', '')}", quoted(ref, d))
         case "pool.queued":
             return sentence(
-                f"The route queues the send for a pool of {d.get('pool_size')} threads "
+                f"The route queues the send for a pool of {counted(int(d.get('pool_size', 0)), 'thread')} "
                 f"({counted(int(d.get('ahead', 0)), 'send')} already waiting or running)",
                 claim("detail", ref, "pool_size", Literal(d.get("pool_size"))),
                 claim("detail", ref, "ahead", Literal(d.get("ahead", 0))),
@@ -843,6 +850,16 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
             )
         case "lock.acquired":
             return _lock_acquired(facts, event, n)
+        case "follow_up.queued":
+            return _follow_up_queued(facts, event)
+        case "follow_up.waiting":
+            return _follow_up_waiting(facts, event)
+        case "follow_up.timed_out":
+            return _follow_up_timed_out(facts, event)
+        case "follow_up.started":
+            return sentence(f"{d.get('function')}() runs on {event.thread}", here)
+        case "follow_up.finished":
+            return sentence(f"{d.get('function')}() returns, and its result goes to the task waiting for it", here)
         case "lock.released":
             return sentence(f"{event.thread} releases {d.get('lock')}", here)
         case "worker.failed":
@@ -1062,6 +1079,56 @@ def _count_written(facts: Facts, event: Event) -> Sentence:
         return Sentence(f"{text}, over the {found} it read", tuple(claims))
     return Sentence(
         f"{text} over {found}, though it read {read}: the update written after its read is lost", tuple(claims)
+    )
+
+
+def _follow_up_queued(facts: Facts, event: Event) -> Sentence:
+    """A task of a pool queues another task on the same pool: who is busy at that moment."""
+    d, ref = event.details, facts.ref(event)
+    size, busy = int(d.get("pool_size", 0)), list(d.get("busy") or [])
+    text = f"{event.thread} queues {d.get('function')}() on {d.get('pool')}, a pool of {counted(size, 'thread')}"
+    claims = [claim("detail", ref, "pool_size", Literal(size)), claim("detail", ref, "busy", Literal(busy))]
+    if len(busy) >= size:
+        text += f"; busy now: {', '.join(busy)}, so the task waits in the pool's queue"
+    else:
+        text += f"; {counted(size - len(busy), 'thread')} free"
+    return Sentence(text, tuple(claims))
+
+
+def _follow_up_waiting(facts: Facts, event: Event) -> Sentence:
+    """A task waits for a follow-up's result: whether any thread of the pool could run the follow-up."""
+    d, ref = event.details, facts.ref(event)
+    function, timeout = d.get("function"), d.get("timeout_s")
+    patience = f" (for at most {timeout:g} s)" if timeout is not None else ""
+    text = f"{event.thread} waits for the result of {function}(){patience}"
+    claims = [claim("detail", ref, "starved", Literal(d.get("starved"))), claim("detail", ref, "timeout_s", timeout)]
+    if d.get("starved"):
+        text += (
+            f", but every thread of {d.get('pool')} is busy, this one included: no thread is left to run {function}()"
+        )
+    return Sentence(text, tuple(claims))
+
+
+def _follow_up_timed_out(facts: Facts, event: Event) -> Sentence:
+    """A wait for a follow-up's result gives up: ``.result()`` raises TimeoutError."""
+    d = event.details
+    waited = next(
+        (
+            e
+            for e in reversed(facts.events[: facts.position(event)])
+            if e.kind == "follow_up.waiting" and e.thread_id == event.thread_id
+        ),
+        None,
+    )
+    claims = [claim("detail", facts.ref(event), "ran", Literal(d.get("ran")))]
+    after = ""
+    if waited is not None:
+        gap, gap_claim = gap_phrase(facts, waited, event)
+        after, claims = f"After {gap}, ", [*claims, gap_claim]
+    ran = "had finished too late" if d.get("ran") else "had not run"
+    return Sentence(
+        f"{after}{event.thread} stops waiting: {d.get('function')}() {ran}, so .result() raises TimeoutError",
+        tuple(claims),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE, NO_CONTEXT, PROXY
+from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE, NO_CONTEXT, PROXY, STARVED
 from sandbox.trace.facts import Facts, count_writes, lost_update
 from sandbox.trace.gates import COUNT_READ
 from sandbox.trace.steps import counted
@@ -155,6 +155,33 @@ def _lock_holds(runs: list[Facts]) -> Judgement:
     )
 
 
+def _starved(facts: Facts) -> Judgement:
+    queued, waited = facts.first("follow_up.queued"), facts.first("follow_up.waiting")
+    if queued is None or waited is None:
+        return False, "In this run the worker never queued its follow-up task and waited for it."
+    function = queued.details.get("function")
+    ran = facts.first("follow_up.started")
+    if ran is not None:
+        return False, f"{function}() got a thread at step {facts.step(ran)}: {ran.thread}. The pool was not starved."
+    gave_up = facts.first("follow_up.timed_out")
+    said = (
+        f"{waited.thread} queued {function}() at step {facts.step(queued)}, while the busy threads of "
+        f"{queued.details.get('pool')} were {', '.join(queued.details.get('busy') or []) or 'none'}, and from step "
+        f"{facts.step(waited)} it waited for the result"
+    )
+    if not waited.details.get("starved"):
+        return False, f"{said}, with a thread of the pool free to run it."
+    said += ", holding the pool's only thread itself, so nothing could run the task it waited for"
+    if gave_up is None:
+        return False, f"{said}. The wait never gave up in this run."
+    failed = facts.first("worker.failed")
+    ended = f"; the send failed at step {facts.step(failed)}, and /api/failures lists it" if failed is not None else ""
+    return True, (
+        f"{said}. Only the wait's own timeout ended it: .result() raised TimeoutError at step "
+        f"{facts.step(gave_up)}{ended}."
+    )
+
+
 CHALLENGES = (
     Challenge(
         "email-first",
@@ -181,15 +208,6 @@ CHALLENGES = (
         _one(_answer_first),
     ),
     Challenge(
-        "proxy",
-        "Can an order save the proxy?",
-        PROXY,
-        "This route hands its worker current_app, the proxy, instead of the app. Find an order of releases in which "
-        "the worker still sends.",
-        "Hold the route at its gate, so its request is still running while the worker starts.",
-        _one(_proxy_works),
-    ),
-    Challenge(
         "lost-update",
         "Lose an update",
         COUNT_MODE,
@@ -207,6 +225,24 @@ CHALLENGES = (
         "Hold one worker between its read and its write, then run the other up to the lock: see who waits.",
         _lock_holds,
         sends=2,
+    ),
+    Challenge(
+        "starved-pool",
+        "Starve the pool",
+        STARVED,
+        "This route's task runs on a pool of one thread, queues a second task on the same pool and waits for its "
+        "result. Make the send hang, and find out what ends the wait.",
+        "Release the pool's thread from its first gate, then watch the list: who waits for whom?",
+        _one(_starved),
+    ),
+    Challenge(
+        "proxy",
+        "Can an order save the proxy?",
+        PROXY,
+        "This route hands its worker current_app, the proxy, instead of the app. Find an order of releases in which "
+        "the worker still sends.",
+        "Hold the route at its gate, so its request is still running while the worker starts.",
+        _one(_proxy_works),
     ),
 )
 BY_SLUG = {c.slug: c for c in CHALLENGES}

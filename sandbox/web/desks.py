@@ -32,7 +32,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, re
 from werkzeug.exceptions import HTTPException
 
 from sandbox.smtp.sink import DESK_MAILBOX_SIZE, MAILBOX_SIZE
-from sandbox.strategies import counting
+from sandbox.strategies import counting, watched_pool
 from sandbox.trace.store import KEPT_DAYS
 from sandbox.trace.tracer import DEFAULT_DESK, DESK_TRACES_KEPT, TRACES_KEPT, write_in_background
 
@@ -292,6 +292,7 @@ class Desks:
         extensions["sandbox.tracer"].drop_desk(desk_id, stored=not close)  # a reset forgets; idle ones stay stored
         extensions["sandbox.delivery"].forget_desk(desk_id)
         counting.forget_desk(desk_id)
+        watched_pool.forget_desk(desk_id)
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -18,7 +18,7 @@ STUDENT_DIR = "sandbox/app/"
 SEND = ("mail.send",)
 ROUTE = ("def send_",)
 COUNT = ('stats["sent"]',)
-RAISERS = ("mail.send", "request_fields()", ".submit(", ".enqueue(", "with app.app_context():", "raise")
+RAISERS = ("mail.send", "request_fields()", ".submit(", ".enqueue(", "with app.app_context():", "raise", ".result(")
 LINES: dict[str, tuple[str, ...]] = {
     "request.arrived": ROUTE,
     "request.received": ROUTE,
@@ -47,6 +47,11 @@ LINES: dict[str, tuple[str, ...]] = {
     "lock.waiting": ("with stats_lock:",),
     "lock.acquired": ("with stats_lock:",),
     "lock.released": ("with stats_lock:",),
+    "follow_up.queued": (".submit(",),
+    "follow_up.waiting": (".result(",),
+    "follow_up.timed_out": (".result(",),
+    "follow_up.started": ("def ",),
+    "follow_up.finished": ("return",),
     "sink.data_received": ("async def handle_DATA",),
     "sink.delay_started": ("await asyncio.sleep(",),
     "sink.client_left": ("await asyncio.sleep(", "self.mailbox.store("),

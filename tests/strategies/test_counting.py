@@ -141,7 +141,7 @@ def test_under_the_lock_the_second_worker_waits_and_nothing_is_lost(sandbox: San
             assert time.monotonic() < deadline, "the second worker never reached the lock"
             time.sleep(0.02)
         (blocked,) = sends(sandbox, [second])[second]["blocked"]
-        assert blocked["lock"] == "stats_lock" and blocked["holder"] == holder and blocked["role"] == "worker"
+        assert blocked["waits_for"] == "stats_lock" and blocked["holder"] == holder and blocked["role"] == "worker"
         assert "with stats_lock:" in blocked["code"]
         assert release(sandbox, second, blocked["thread"]).status == 409  # a lock is no gate: its holder frees it
         finish(sandbox, [first, second])

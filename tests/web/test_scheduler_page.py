@@ -81,7 +81,7 @@ def test_with_the_lock_the_update_cannot_be_lost_and_the_page_says_who_waits(pag
     blocked = page.locator("#threads li.blocked")
     expect(blocked).to_have_count(1)
     expect(blocked).to_contain_text("send 2, worker: ")
-    expect(blocked).to_contain_text(f"waits for stats_lock, which {holder_name} holds")
+    expect(blocked).to_contain_text(f"waits for stats_lock, which {holder_name} holds: only {holder_name} can let")
     expect(blocked).to_contain_text("with stats_lock:")
     expect(blocked.get_by_role("button")).to_have_count(0)  # no gate: only the holder's release frees it
     check_at_every_width(page, "scheduler, lock wait")
@@ -91,6 +91,21 @@ def test_with_the_lock_the_update_cannot_be_lost_and_the_page_says_who_waits(pag
     expect(page.locator("#verdict")).to_contain_text("asked for stats_lock")
     expect(page.locator("#verdict")).to_contain_text("no order of releases loses an update")
     expect(challenge.locator(".solved-badge")).to_be_hidden()
+
+
+def test_a_student_starves_the_pool_and_sees_the_timeout_end_the_wait(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}scheduler")
+    challenge = page.locator('.challenge[data-slug="starved-pool"]')
+    challenge.get_by_role("button", name="Start a pool-starved send").click()
+    expect(page.locator("#threads li")).to_have_count(2)
+    release(page, [WORKER_START])
+    blocked = page.locator("#threads li.blocked")
+    expect(blocked).to_contain_text("waits for the result of render_welcome()")
+    expect(blocked).to_contain_text("this one included")
+    expect(blocked).to_contain_text("rendering.result(timeout=RENDER_TIMEOUT_S)")
+    release(page, [BEFORE_ANSWER])
+    expect(page.locator("#verdict")).to_contain_text("Solved.", timeout=20_000)
+    expect(page.locator("#verdict")).to_contain_text(".result() raised TimeoutError")
 
 
 def test_the_blocking_answer_cannot_come_first_and_the_page_says_why(page: Page, sandbox: Sandbox) -> None:

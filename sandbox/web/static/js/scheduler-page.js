@@ -131,10 +131,9 @@ function threadItems(send, view, count) {
     return item;
   });
   const blocked = view.blocked.map((waiting) => {
-    const what = ` waits for ${waiting.lock}, which ${waiting.holder} holds; only its release frees it. On `;
-    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, what, waiting);
+    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, ` ${waiting.why}. No button: on `, waiting);
     item.classList.add("blocked");
-    item.dataset.key = `${send.traceId}:${waiting.thread}#${waiting.lock}`;
+    item.dataset.key = `${send.traceId}:${waiting.thread}#${waiting.waits_for}`;
     return item;
   });
   return [...held, ...blocked];
