@@ -1,8 +1,9 @@
 """The interleaving explorer: every order of gate releases a scenario allows, each run for real, and how often the
 operating system chose each when nobody held the threads.
 
-A scenario is one send by one route. Run with ``?schedule=manual`` (see :mod:`sandbox.gates`), its threads wait at
-the gates; the explorer waits until every thread of the send is held at a gate, finished, or waiting for the sink's
+A scenario is one send by one route, or two sends at once (two workers counting into one shared count), held at
+every gate or only at some. Run with ``?schedule=manual`` (see :mod:`sandbox.gates`), their threads wait at the
+gates; the explorer waits until every thread of the sends is held at a gate, finished, or waiting for the sink's
 answer while the sink is held, and then releases one of the held threads. Which ones it may release there is what the
 program allows: each thread's own order, and causality (the sink has nothing to answer before the message came). It
 walks every choice depth first, running the send again from the start for each ordering, so the orderings counted
@@ -21,20 +22,50 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sandbox.client import call
-from sandbox.strategies.modes import NO_CONTEXT
+from sandbox.strategies.modes import COUNT_MODE, NO_CONTEXT
 from sandbox.trace.facts import SINK_ENDS
-from sandbox.trace.gates import MANUAL, OBSERVE, PASSED, Parked, Schedule
+from sandbox.trace.gates import AFTER_250, COUNT_READ, GATE_IDS, MANUAL, OBSERVE, PASSED, Parked, Schedule
 from sandbox.trace.steps import counted
 from sandbox.trace.tracer import DEFAULT_DESK, Trace
 
 if TYPE_CHECKING:
     from sandbox.runtime import Sandbox
 
-# A scenario's name, the route it sends by, and what it asks of the orderings.
+# What an ordering's outcome can say, as its table's columns name it.
+OUTCOME_COLUMNS = {
+    "accepted_before_answer": "Accepted before the answer",
+    "request_sent": "The answer waited in mail.send()",
+    "failed": "Failed",
+    "lost_update": "An update lost",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A route, how many sends of it run at once, the gates that hold their threads (None: every gate), and what
+    the orderings are asked."""
+
+    mode: str
+    question: str
+    sends: int = 1
+    holds: tuple[str, ...] | None = None
+    asks: tuple[str, ...] = ("accepted_before_answer", "request_sent", "failed")
+
+
 SCENARIOS = {
-    "thread": ("thread", "A thread per email: can the email be accepted before the answer leaves?"),
-    "thread-no-context": (NO_CONTEXT, "The worker without an app context: does it fail before the answer leaves?"),
-    "sync": ("sync", "The blocking route: is there any order in which the answer leaves before the 250?"),
+    "thread": Scenario("thread", "A thread per email: can the email be accepted before the answer leaves?"),
+    "thread-no-context": Scenario(
+        NO_CONTEXT, "The worker without an app context: does it fail before the answer leaves?"
+    ),
+    "sync": Scenario("sync", "The blocking route: is there any order in which the answer leaves before the 250?"),
+    "thread-count": Scenario(
+        COUNT_MODE,
+        "Two workers count their emails in one shared dict, each reading the count and then writing it back one "
+        "higher: in which orders is an update lost?",
+        sends=2,
+        holds=(AFTER_250, COUNT_READ),
+        asks=("lost_update", "failed"),
+    ),
 }
 ORDERINGS, FREE_RUNS = "orderings run, held at the gates", "runs nobody held"
 SETTLE_S = 10.0  # how long one step of a run may take to come to rest before the explorer gives up
@@ -60,32 +91,30 @@ class Step:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one run did, read from its trace."""
+    """What one run did, read from its traces; None where the scenario does not ask (or, for the 250, none came)."""
 
-    accepted_before_answer: bool | None  # None: no 250 came
-    request_sent: bool  # the request's own thread ran mail.send(), so its answer waited for the mail server
-    failed: bool  # a worker failed, or the send raised in the route
+    accepted_before_answer: bool | None = None  # the sink's 250 came before the answer left
+    request_sent: bool | None = None  # the request's own thread ran mail.send(), so its answer waited for it
+    failed: bool | None = None  # a worker failed, or the send raised in the route
+    lost_update: bool | None = None  # a write of the shared count replaced a value its worker had not read
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "accepted_before_answer": self.accepted_before_answer,
-            "request_sent": self.request_sent,
-            "failed": self.failed,
-        }
+        return {name: getattr(self, name) for name in OUTCOME_COLUMNS}
 
 
 @dataclass
 class Ordering:
     steps: tuple[Step, ...]
     outcome: Outcome
-    trace_id: str
+    trace_ids: tuple[str, ...]  # one per send, in the order the sends started
     observed: int = 0  # how many of the runs nobody held took this order
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "steps": [{"role": s.role, "gate": s.gate} for s in self.steps],
             "outcome": self.outcome.to_dict(),
-            "trace_id": self.trace_id,
+            "trace_id": self.trace_ids[0],
+            "trace_ids": list(self.trace_ids),
             "observed": self.observed,
         }
 
@@ -99,12 +128,36 @@ class Exploration:
     free_runs: int = 0
     # Orders seen in the runs nobody held that the enumeration did not produce (none, if the explorer is right).
     unexplained: Counter[tuple[Step, ...]] = field(default_factory=Counter)
+    sends: int = 1
+    asks: tuple[str, ...] = ()
+
+    holds: tuple[str, ...] | None = None
+
+    @property
+    def what_ran(self) -> str:
+        """How each ordering was run, in a sentence."""
+        sends = "One send" if self.sends == 1 else f"{counted(self.sends, 'send')} at once"
+        named = [f"“{gate}”" for gate in self.holds or ()]
+        if len(named) > 1:
+            named = [", ".join(named[:-1]) + " and " + named[-1]]
+        where = f"only at the gates {named[0]}" if named else "at every gate"
+        return (
+            f"{sends} by POST /send-email/{self.mode}, the threads held {where}, then released in every order the "
+            f"program allows, each order run for real; then {counted(self.free_runs, 'run')} nobody held."
+        )
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        """The outcome columns of this scenario's table: (the Outcome field, its heading)."""
+        return [(name, OUTCOME_COLUMNS[name]) for name in self.asks]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
             "mode": self.mode,
             "question": self.question,
+            "sends": self.sends,
+            "asks": list(self.asks),
             "enumerated": len(self.orderings),
             "orderings": [o.to_dict() for o in self.orderings],
             "free_runs": self.free_runs,
@@ -121,12 +174,15 @@ Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None
 
 def explore(sandbox: Sandbox, scenario: str, runs: int, progress: Progress = lambda *_: None) -> Exploration:
     """Every ordering of ``scenario``, run for real, then ``runs`` sends nobody holds, counted by ordering."""
-    mode, question = SCENARIOS[scenario]
-    exploration = Exploration(scenario, mode, question, enumerate_orderings(sandbox, mode, progress))
+    plan = SCENARIOS[scenario]
+    orderings = enumerate_orderings(sandbox, plan, progress)
+    exploration = Exploration(
+        scenario, plan.mode, plan.question, orderings, sends=plan.sends, asks=plan.asks, holds=plan.holds
+    )
     by_steps = {o.steps: o for o in exploration.orderings}
     for n in range(runs):
         progress(FREE_RUNS, n, runs)
-        steps = observed_order(sandbox, mode)
+        steps = observed_order(sandbox, plan)
         if steps in by_steps:
             by_steps[steps].observed += 1
         else:
@@ -136,7 +192,7 @@ def explore(sandbox: Sandbox, scenario: str, runs: int, progress: Progress = lam
     return exploration
 
 
-def enumerate_orderings(sandbox: Sandbox, mode: str, progress: Progress) -> list[Ordering]:
+def enumerate_orderings(sandbox: Sandbox, plan: Scenario, progress: Progress) -> list[Ordering]:
     """Depth first: each run replays a prefix of choices, then takes the first choice at every later step and
     leaves the others to later runs."""
     pending: list[tuple[Step, ...]] = [()]
@@ -144,36 +200,60 @@ def enumerate_orderings(sandbox: Sandbox, mode: str, progress: Progress) -> list
     while pending:
         prefix = pending.pop()
         progress(ORDERINGS, len(orderings), None)
-        taken, trace = _held_run(sandbox, mode, prefix, pending)
-        orderings.append(Ordering(taken, outcome_of(trace), trace.trace_id))
+        taken, traces = _held_run(sandbox, plan, prefix, pending)
+        orderings.append(Ordering(taken, outcome_of(traces, plan.asks), tuple(t.trace_id for t in traces)))
     progress(ORDERINGS, len(orderings), len(orderings))
     return sorted(orderings, key=lambda o: o.steps)
 
 
+def _send_url(sandbox: Sandbox, plan: Scenario, how: str) -> str:
+    hold = f"&hold={','.join(_gate_id(gate) for gate in plan.holds)}" if plan.holds and how == MANUAL else ""
+    return f"{sandbox.url}send-email/{plan.mode}?schedule={how}{hold}"
+
+
+def _gate_id(gate: str) -> str:
+    return next(name for name, named in GATE_IDS.items() if named == gate)
+
+
+def _label(schedule: Schedule, thread: str, n: int, sends: int) -> str:
+    """A thread's part in the run: its role, numbered by send when the run has several."""
+    role = schedule.role(thread)
+    return f"{role} {n}" if sends > 1 else role
+
+
 def _held_run(
-    sandbox: Sandbox, mode: str, prefix: tuple[Step, ...], pending: list[tuple[Step, ...]]
-) -> tuple[tuple[Step, ...], Trace]:
+    sandbox: Sandbox, plan: Scenario, prefix: tuple[Step, ...], pending: list[tuple[Step, ...]]
+) -> tuple[tuple[Step, ...], list[Trace]]:
     scheduler = sandbox.app.extensions["sandbox.scheduler"]
     known = {s.trace_id for s in scheduler.of_desk(DEFAULT_DESK)}
     taken: list[Step] = []
-    with ThreadPoolExecutor(1) as client:
-        answer = client.submit(call, f"{sandbox.url}send-email/{mode}?schedule={MANUAL}", "POST", {}, 120)
-        schedule = _new_schedule(scheduler, known)
-        while held := _at_rest(sandbox, schedule):
-            enabled = sorted({Step(p.role, p.gate) for p in held})
+    with ThreadPoolExecutor(plan.sends) as clients:
+        answers, schedules = [], []
+        for _ in range(plan.sends):  # one after the other, so that send n is the n-th to start
+            answers.append(clients.submit(call, _send_url(sandbox, plan, MANUAL), "POST", {}, 120))
+            schedules.append(_new_schedule(scheduler, known))
+            known.add(schedules[-1].trace_id)
+        while held := _all_at_rest(sandbox, schedules):
+            choices = {
+                Step(_label(schedule, p.thread, n, plan.sends), p.gate): (schedule, p)
+                for n, schedule in enumerate(schedules, 1)
+                for p in held[n - 1]
+            }
+            enabled = sorted(choices)
             if len(taken) < len(prefix):
                 step = prefix[len(taken)]
-                if step not in enabled:
+                if step not in choices:
                     raise ExplorerError(f"the run did not repeat: {step.label} is not held after {taken}")
             else:
                 step = enabled[0]
                 pending.extend((*taken, other) for other in reversed(enabled[1:]))
-            chosen = next(p for p in held if Step(p.role, p.gate) == step)
+            schedule, chosen = choices[step]
             if schedule.release(chosen.thread) is None:
                 raise ExplorerError(f"{chosen.thread} was held at {chosen.gate} and then was not")
             taken.append(step)
-        answer.result()
-    return tuple(taken), _settled_trace(sandbox, schedule.trace_id)
+        for answer in answers:
+            answer.result()
+    return tuple(taken), [_settled_trace(sandbox, schedule.trace_id) for schedule in schedules]
 
 
 def _new_schedule(scheduler: Any, known: set[str]) -> Schedule:
@@ -186,16 +266,19 @@ def _new_schedule(scheduler: Any, known: set[str]) -> Schedule:
     raise ExplorerError("the send never started")
 
 
-def _at_rest(sandbox: Sandbox, schedule: Schedule) -> list[Parked]:
-    """Once no thread of the send is running: those held at a gate (none once the send is over)."""
+def _all_at_rest(sandbox: Sandbox, schedules: list[Schedule]) -> list[list[Parked]]:
+    """Once no thread of the sends is running: those held at a gate, send by send (all empty once they are over)."""
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
-        held = schedule.parked()
-        trace = sandbox.tracer.get(schedule.trace_id)
-        if trace is not None and _resting(trace, schedule, {p.role for p in held}):
-            return held
+        held = [schedule.parked() for schedule in schedules]
+        traces = [sandbox.tracer.get(schedule.trace_id) for schedule in schedules]
+        if all(
+            trace is not None and _resting(trace, schedule, {p.role for p in parked})
+            for trace, schedule, parked in zip(traces, schedules, held, strict=True)
+        ):
+            return held if any(held) else []
         time.sleep(POLL_S)
-    raise ExplorerError(f"the send did not come to rest within {SETTLE_S:g} s")
+    raise ExplorerError(f"the sends did not come to rest within {SETTLE_S:g} s")
 
 
 def _resting(trace: Trace, schedule: Schedule, held: set[str]) -> bool:
@@ -216,15 +299,29 @@ def _resting(trace: Trace, schedule: Schedule, held: set[str]) -> bool:
     return True
 
 
-def observed_order(sandbox: Sandbox, mode: str) -> tuple[Step, ...]:
-    """One send nobody holds: the gates its threads passed, in the order they passed them."""
-    reply = call(f"{sandbox.url}send-email/{mode}?schedule={OBSERVE}", "POST", {}, 60)
-    trace_id = reply.body.get("trace_id")
-    schedule = sandbox.app.extensions["sandbox.scheduler"].get(trace_id, DEFAULT_DESK) if trace_id else None
-    if schedule is None:
-        raise ExplorerError(f"the observed send got no schedule: {reply.status} {reply.body}")
-    trace = _settled_trace(sandbox, trace_id)
-    return tuple(Step(schedule.role(e.thread), str(e.details.get("gate"))) for e in trace.events if e.kind == PASSED)
+def observed_order(sandbox: Sandbox, plan: Scenario) -> tuple[Step, ...]:
+    """The scenario's sends at once, nobody holding: the gates their threads passed (those the scenario holds at),
+    in the order they passed them; send n is the n-th whose request Flask began handling."""
+    scheduler = sandbox.app.extensions["sandbox.scheduler"]
+    with ThreadPoolExecutor(plan.sends) as clients:
+        replies = list(
+            clients.map(lambda _: call(_send_url(sandbox, plan, OBSERVE), "POST", {}, 60), range(plan.sends))
+        )
+    runs = []
+    for reply in replies:
+        trace_id = reply.body.get("trace_id")
+        schedule = scheduler.get(trace_id, DEFAULT_DESK) if trace_id else None
+        if schedule is None:
+            raise ExplorerError(f"the observed send got no schedule: {reply.status} {reply.body}")
+        runs.append((_settled_trace(sandbox, trace_id), schedule))
+    runs.sort(key=lambda run: run[0].first("request.received").t_ns if run[0].first("request.received") else 0)
+    passed = [
+        (event.t_ns, Step(_label(schedule, event.thread, n, plan.sends), str(event.details.get("gate"))))
+        for n, (trace, schedule) in enumerate(runs, 1)
+        for event in trace.events
+        if event.kind == PASSED and (plan.holds is None or event.details.get("gate") in plan.holds)
+    ]
+    return tuple(step for _, step in sorted(passed, key=lambda p: p[0]))
 
 
 def _settled_trace(sandbox: Sandbox, trace_id: str) -> Trace:
@@ -243,18 +340,27 @@ def _sink_done(trace: Trace) -> bool:
     return not received or any(trace.first(kind) for kind in SINK_ENDS)
 
 
-def outcome_of(trace: Trace) -> Outcome:
+def outcome_of(traces: list[Trace], asks: tuple[str, ...]) -> Outcome:
+    """What the run's sends did, for the questions its scenario asks (the first three read the first send)."""
+    trace = traces[0]
     kinds = [e.kind for e in trace.events]
     request_thread = trace.first("request.received")
     accepted = "sink.accepted" in kinds
-    return Outcome(
-        accepted_before_answer=kinds.index("sink.accepted") < kinds.index("response.sent") if accepted else None,
-        request_sent=any(
+    found = {
+        "accepted_before_answer": (kinds.index("sink.accepted") < kinds.index("response.sent") if accepted else None),
+        "request_sent": any(
             e.kind == "send.started" and request_thread is not None and e.thread_id == request_thread.thread_id
             for e in trace.events
         ),
-        failed="worker.failed" in kinds or "smtp.failed" in kinds,
-    )
+        "failed": any(k in ("worker.failed", "smtp.failed") for t in traces for k in (e.kind for e in t.events)),
+        "lost_update": any(
+            e.details.get("found") != e.details.get("read")
+            for t in traces
+            for e in t.events
+            if e.kind == "count.written"
+        ),
+    }
+    return Outcome(**{name: found[name] for name in asks})
 
 
 def yes_no(value: bool | None) -> str:
@@ -267,26 +373,41 @@ def summary(exploration: Exploration) -> Sequence[str]:
     n = len(orderings)
     lines = [
         f"{counted(n, 'ordering')} of the gates can happen; each was run for real, its threads held and released "
-        "in that order.",
-        f"In {_of(orderings, lambda o: o.outcome.accepted_before_answer, n)} the sink accepted the email before "
-        "the answer left.",
-        f"In {_of(orderings, lambda o: o.outcome.request_sent, n)} the answer waited inside mail.send() on the "
-        "request's own thread.",
+        "in that order."
     ]
+    asks = exploration.asks
+    if "accepted_before_answer" in asks:
+        lines.append(
+            f"In {_of(orderings, lambda o: o.outcome.accepted_before_answer, n)} the sink accepted the email before "
+            "the answer left."
+        )
+    if "request_sent" in asks:
+        lines.append(
+            f"In {_of(orderings, lambda o: o.outcome.request_sent, n)} the answer waited inside mail.send() on the "
+            "request's own thread."
+        )
+    if "lost_update" in asks:
+        lines.append(
+            f"In {_of(orderings, lambda o: o.outcome.lost_update, n)} a worker wrote the count back over a value it "
+            "had not read: an update was lost."
+        )
     if any(o.outcome.failed for o in orderings):
         lines.append(f"In {_of(orderings, lambda o: o.outcome.failed, n)} the send failed.")
     runs = exploration.free_runs
     if runs:
         seen = [f"ordering {i} came up {counted(o.observed, 'time')}" for i, o in enumerate(orderings, 1) if o.observed]
-        lines.append(f"In {counted(runs, 'run')} nobody held: " + ", ".join(seen) + ".")
-        lines += _never_seen(orderings)
+        nobody = f"In {counted(runs, 'run')} nobody held"
+        if exploration.sends > 1:
+            nobody += f" (each {exploration.sends} sends at once)"
+        lines.append(f"{nobody}: " + (", ".join(seen) or "no ordering came up") + ".")
+        lines += _never_seen(orderings, exploration.asks)
     unexplained = sum(exploration.unexplained.values())
     if unexplained:
         lines.append(f"{counted(unexplained, 'run')} nobody held took an order the enumeration did not produce.")
     return lines
 
 
-def _never_seen(orderings: list[Ordering]) -> list[str]:
+def _never_seen(orderings: list[Ordering], asks: tuple[str, ...]) -> list[str]:
     """Which orderings never came up, and whether any of them ends in a way no ordering that came up did."""
     unseen = [(i, o) for i, o in enumerate(orderings, 1) if not o.observed]
     if not unseen:
@@ -296,7 +417,7 @@ def _never_seen(orderings: list[Ordering]) -> list[str]:
     different: dict[str, list[int]] = {}
     for i, o in unseen:
         if o.outcome not in seen_outcomes:
-            different.setdefault(outcome_words(o.outcome), []).append(i)
+            different.setdefault(outcome_words(o.outcome, asks), []).append(i)
     for words, numbers in different.items():
         ends = "ends" if len(numbers) == 1 else "end"
         lines.append(f"{_numbered(numbers)} {ends} as no ordering that came up did: {words}.")
@@ -307,11 +428,15 @@ def _never_seen(orderings: list[Ordering]) -> list[str]:
     return lines
 
 
-def outcome_words(outcome: Outcome) -> str:
+def outcome_words(outcome: Outcome, asks: tuple[str, ...]) -> str:
     accepted = {None: "no 250 came", True: "the 250 came before the answer", False: "the answer left before the 250"}
-    words = [accepted[outcome.accepted_before_answer]]
+    words = [accepted[outcome.accepted_before_answer]] if "accepted_before_answer" in asks else []
     if outcome.request_sent:
         words.append("the answer waited in mail.send()")
+    if outcome.lost_update:
+        words.append("an update was lost")
+    elif "lost_update" in asks:
+        words.append("every update was kept")
     if outcome.failed:
         words.append("the send failed")
     return ", ".join(words)

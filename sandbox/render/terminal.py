@@ -120,18 +120,15 @@ def exploration_table(exploration: Exploration) -> Table:
     table = Table(title=f"Every ordering of the {exploration.scenario} scenario", show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("Releases, in order")
-    table.add_column("Accepted before the answer")
-    table.add_column("Answer waited in mail.send()")
-    table.add_column("Failed")
+    for _, heading in exploration.columns:
+        table.add_column(heading)
     table.add_column(f"Runs nobody held (of {exploration.free_runs})", justify="right")
     for n, ordering in enumerate(exploration.orderings, 1):
         never = exploration.free_runs and not ordering.observed
         table.add_row(
             str(n),
             "\n".join(escape(step.label) for step in ordering.steps),
-            yes_no(ordering.outcome.accepted_before_answer),
-            yes_no(ordering.outcome.request_sent),
-            yes_no(ordering.outcome.failed),
+            *(yes_no(getattr(ordering.outcome, name)) for name, _ in exploration.columns),
             f"[bold yellow]{ordering.observed} (never seen)[/]" if never else str(ordering.observed),
         )
     return table

@@ -45,6 +45,15 @@ BEFORE_SEND = "before mail.send() talks to the mail server"
 AFTER_250 = "after the 250, as mail.send() returns"
 SINK_BEFORE_250 = "before the sink answers 250"
 COUNT_READ = "after reading the count, before writing it back"
+# Short names for the gates, for ``?schedule=manual&hold=after-250,count-read`` (hold only these).
+GATE_IDS = {
+    "before-answer": BEFORE_ANSWER,
+    "worker-start": WORKER_START,
+    "before-send": BEFORE_SEND,
+    "sink-before-250": SINK_BEFORE_250,
+    "after-250": AFTER_250,
+    "count-read": COUNT_READ,
+}
 BY_YOU, BY_BOUND = "you", "the bound"
 GATE_KINDS = ("gate.parked", "gate.released")  # the events of a thread stopping at a gate and going on
 PASSED = "gate.passed"  # a thread of an observed send went through a gate without stopping
@@ -101,8 +110,17 @@ def _line(at: Location) -> dict[str, Any]:
 class Schedule:
     """One send scheduled by hand: which of its threads wait at which gate."""
 
-    def __init__(self, trace_id: str, desk: str, mode: str, bound_s: float, how: str = MANUAL) -> None:
+    def __init__(
+        self,
+        trace_id: str,
+        desk: str,
+        mode: str,
+        bound_s: float,
+        how: str = MANUAL,
+        holds: frozenset[str] | None = None,
+    ) -> None:
         self.trace_id, self.desk, self.mode, self.bound_s, self.how = trace_id, desk, mode, bound_s, how
+        self.holds = holds  # the gates that hold a thread (None: every gate); the others are only noted as passed
         self.request_thread = threading.current_thread().name  # made as the request starts, on its thread
         self._lock = threading.Lock()
         self._parked: dict[str, Parked] = {}  # by thread name
@@ -165,9 +183,10 @@ class Schedule:
         return "request" if thread == self.request_thread else "sink" if thread == SINK_THREAD_NAME else "worker"
 
     def _stop(self, gate: str, thread: str, at: Location, record: Record) -> Parked | None:
-        """The thread stops at ``gate``; None for an observed send, whose thread only notes that it passed."""
-        if self.how == OBSERVE:
-            record(PASSED, at=at, gate=gate)
+        """The thread stops at ``gate``; None for an observed send or a gate this send does not hold, where the thread
+        only notes that it passed."""
+        if self.how == OBSERVE or (self.holds is not None and gate not in self.holds):
+            record(PASSED, at=at, gate=gate, observed=self.how == OBSERVE)
             return None
         record("gate.parked", at=at, gate=gate, bound_s=self.bound_s)
         parked = Parked(gate, thread, self.role(thread), at, time.perf_counter_ns())
@@ -191,9 +210,12 @@ class Scheduler:
         self._lock = threading.Lock()
         self._schedules: dict[str, Schedule] = {}
 
-    def start(self, trace_id: str, desk: str, mode: str, how: str = MANUAL) -> Schedule:
-        """A schedule for the send starting on this thread (its request's)."""
-        schedule = Schedule(trace_id, desk, mode, self.bound_s, how)
+    def start(
+        self, trace_id: str, desk: str, mode: str, how: str = MANUAL, holds: frozenset[str] | None = None
+    ) -> Schedule:
+        """A schedule for the send starting on this thread (its request's), holding its threads at ``holds`` (at
+        every gate if None)."""
+        schedule = Schedule(trace_id, desk, mode, self.bound_s, how, holds)
         with self._lock:
             self._schedules[trace_id] = schedule
             # The oldest go first, but never one with a thread held: it would wait, unseen, until the bound.

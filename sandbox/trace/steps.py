@@ -692,10 +692,11 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "gate.released":
             return _gate_released(facts, event, n)
         case "gate.passed":
+            why = "the send is only observed" if d.get("observed", True) else "this send holds its threads elsewhere"
             return sentence(
-                f"{event.thread} passes the gate “{d.get('gate')}” without stopping (the send is only observed)",
-                here,
+                f"{event.thread} passes the gate “{d.get('gate')}” without stopping ({why})",
                 claim("detail", ref, "gate", Literal(d.get("gate"))),
+                claim("detail", ref, "observed", Literal(d.get("observed", True))),
             )
         case "request.received":
             text = f"{d.get('method', 'POST')} {d.get('path', '')}: Flask starts handling it"

@@ -41,7 +41,7 @@ from sandbox.strategies.modes import (
 )
 from sandbox.strategies.watch import unwatch_request, watch_request
 from sandbox.trace.facts import NOT_OBSERVED, observed_server
-from sandbox.trace.gates import MANUAL, OBSERVE, Schedule
+from sandbox.trace.gates import GATE_IDS, MANUAL, OBSERVE, Schedule
 from sandbox.trace.quiz import PAGE_QUIZ_KINDS, QUIZ_KINDS
 from sandbox.trace.tracer import Binding, Location, Trace, Tracer, bind, line_of, raised_at, thread_identity
 from sandbox.web import desks, lessons
@@ -151,7 +151,21 @@ def scheduled(trace_id: str, desk: str, mode: str) -> Schedule | None:
         raise BadInput(f"schedule must be {MANUAL} (you hold and release each thread) or {OBSERVE}, not {how!r}")
     if mode not in SCHEDULABLE_MODES:
         raise BadInput(f"a {mode} send cannot be scheduled yet; these can: {', '.join(SCHEDULABLE_MODES)}")
-    return current_app.extensions["sandbox.scheduler"].start(trace_id, desk, mode, how)
+    return current_app.extensions["sandbox.scheduler"].start(trace_id, desk, mode, how, held_gates(how))
+
+
+def held_gates(how: str) -> frozenset[str] | None:
+    """The gates named by ``?hold=`` (with ``schedule=manual`` only), or None for every gate."""
+    named = request.args.get("hold")
+    if named is None:
+        return None
+    if how != MANUAL:
+        raise BadInput(f"hold= names the gates that hold a thread, so it goes with schedule={MANUAL}")
+    ids = [name.strip() for name in named.split(",") if name.strip()]
+    unknown = [name for name in ids if name not in GATE_IDS]
+    if not ids or unknown:
+        raise BadInput(f"hold= takes a comma list of gates, of {', '.join(GATE_IDS)}; got {named!r}")
+    return frozenset(GATE_IDS[name] for name in ids)
 
 
 def _server_threads(environ: dict[str, Any]) -> dict[str, int]:

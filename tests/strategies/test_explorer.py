@@ -25,7 +25,10 @@ RUNS = 8
 # blocking route has one thread that sends (then the sink): 1 order.
 WORKER = (Step("worker", WORKER_START), Step("worker", BEFORE_SEND), Step("sink", SINK_BEFORE_250))
 THREAD_CHAIN = (*WORKER, Step("worker", AFTER_250))
-HAND_COUNT = {"thread": 5, "thread-no-context": 3, "sync": 1}
+# Two counting workers held only before and after their read of the count: each has two releases in its own order,
+# so the orderings are the ways to interleave two pairs: 4!/(2!2!) = 6. An update is lost when both workers read
+# before either writes: both first releases before both second ones, in 2 x 2 = 4 of the 6.
+HAND_COUNT = {"thread": 5, "thread-no-context": 3, "sync": 1, "thread-count": 6}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,11 @@ def test_the_explorer_runs_exactly_the_orderings_a_hand_count_gives(sandbox: San
         first = [o for o in exploration.orderings if o.outcome.accepted_before_answer]
         assert [o.steps.index(request) for o in first] == [3, 4]  # released after the sink's: the email came first
         assert not any(o.outcome.request_sent for o in exploration.orderings)  # the user never waits in mail.send()
+    elif scenario == "thread-count":
+        reads = {Step(f"worker {n}", AFTER_250) for n in (1, 2)}
+        lost = {o.steps for o in exploration.orderings if o.outcome.lost_update}
+        assert lost == {o.steps for o in exploration.orderings if set(o.steps[:2]) == reads}
+        assert len(lost) == 4
     elif scenario == "thread-no-context":
         assert all(o.outcome.failed and o.outcome.accepted_before_answer is None for o in exploration.orderings)
     else:
@@ -55,9 +63,10 @@ def test_the_explorer_runs_exactly_the_orderings_a_hand_count_gives(sandbox: San
         assert only.steps == (Step("request", BEFORE_SEND), Step("sink", SINK_BEFORE_250), Step("request", AFTER_250))
         assert only.outcome.request_sent and only.outcome.accepted_before_answer
     for ordering in exploration.orderings:  # every sentence of every forced order is true of it
-        document = trace_document(report(sandbox.tracer.get(ordering.trace_id)))
-        cell = f"explore/{scenario}/{' > '.join(step.label for step in ordering.steps)}"
-        assert check_document(document, cell) + unlit_events(document, cell) == []
+        for trace_id in ordering.trace_ids:
+            document = trace_document(report(sandbox.tracer.get(trace_id)))
+            cell = f"explore/{scenario}/{' > '.join(step.label for step in ordering.steps)}"
+            assert check_document(document, cell) + unlit_events(document, cell) == []
     lines = summary(exploration)
     assert lines[0].startswith(f"{HAND_COUNT[scenario]} ordering")
     document = exploration.to_dict()

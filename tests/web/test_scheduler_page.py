@@ -128,6 +128,6 @@ def test_the_explorers_page_fits_a_phone_and_passes_axe(page: Page, sandbox: San
 
 def test_a_held_trace_page_shows_who_held_the_threads(page: Page, sandbox: Sandbox) -> None:
     ordering = explore(sandbox, "thread", 0).orderings[-1]  # the route released last
-    page.goto(f"{sandbox.url}traces/{ordering.trace_id}")
+    page.goto(f"{sandbox.url}traces/{ordering.trace_ids[0]}")
     expect(page.locator("body")).to_contain_text("Who held the threads?")
     check_at_every_width(page, "trace, held")
