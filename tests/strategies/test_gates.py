@@ -151,6 +151,10 @@ def test_a_send_not_scheduled_passes_no_gate(sandbox: Sandbox) -> None:
 def test_bad_schedules_and_releases_say_what_is_wrong(sandbox: Sandbox) -> None:
     wrong = call(f"{sandbox.url}send-email/thread?schedule=auto", "POST", {})
     assert wrong.status == 400 and "manual" in wrong.body["error"]
+    nowhere = call(f"{sandbox.url}send-email/thread?schedule=manual&hold=nowhere", "POST", {})
+    assert nowhere.status == 400 and "after-250" in nowhere.body["error"]
+    observed = call(f"{sandbox.url}send-email/thread?schedule=observe&hold=after-250", "POST", {})
+    assert observed.status == 400 and "schedule=manual" in observed.body["error"]
     queued = call(f"{sandbox.url}send-email/queue?schedule=manual", "POST", {})
     assert queued.status == 400 and "cannot be scheduled yet" in queued.body["error"]
     assert release(sandbox, "0" * 32, "request-1").status == 404
