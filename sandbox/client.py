@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,17 @@ class Reply:
     elapsed_ms: float
 
 
-def call(url: str, method: str = "GET", body: dict[str, Any] | None = None, timeout: float = 30.0) -> Reply:
+def call(
+    url: str,
+    method: str = "GET",
+    body: dict[str, Any] | None = None,
+    timeout: float = 30.0,
+    headers: Mapping[str, str] | None = None,
+) -> Reply:
     """Send one request and return the status and JSON body, whatever the status (4xx and 5xx included)."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=sent)
     started = time.perf_counter_ns()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -29,7 +29,10 @@ from sandbox.trace.steps import counted
 from sandbox.trace.tracer import DEFAULT_DESK, Trace
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from sandbox.runtime import Sandbox
+    from sandbox.trace.tracer import Tracer
 
 # What an ordering's outcome can say, as its table's columns name it.
 OUTCOME_COLUMNS = {
@@ -71,6 +74,34 @@ ORDERINGS, FREE_RUNS = "orderings run, held at the gates", "runs nobody held"
 SETTLE_S = 10.0  # how long one step of a run may take to come to rest before the explorer gives up
 POLL_S = 0.002
 ENDS = {"request": ("response.sent",), "worker": ("worker.finished", "worker.failed"), "sink": SINK_ENDS}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The running app the explorer sends to (at ``url``) and whose scheduler and tracer it reads, as one desk:
+    ``headers`` carry that desk's cookie when it is not the default desk."""
+
+    url: str
+    app: Flask
+    desk: str = DEFAULT_DESK
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, sandbox: Sandbox | Target) -> Target:
+        return sandbox if isinstance(sandbox, Target) else cls(sandbox.url, sandbox.app)
+
+    @property
+    def tracer(self) -> Tracer:
+        return self.app.extensions["sandbox.tracer"]
+
+    @property
+    def scheduler(self) -> Any:
+        return self.app.extensions["sandbox.scheduler"]
+
+    def send(self, plan: Scenario, how: str, timeout: float) -> Any:
+        hold = f"&hold={','.join(_gate_id(gate) for gate in plan.holds)}" if plan.holds and how == MANUAL else ""
+        url = f"{self.url}send-email/{plan.mode}?schedule={how}{hold}"
+        return call(url, "POST", {}, timeout, dict(self.headers))
 
 
 class ExplorerError(RuntimeError):
@@ -172,17 +203,18 @@ class Exploration:
 Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None while unknown)
 
 
-def explore(sandbox: Sandbox, scenario: str, runs: int, progress: Progress = lambda *_: None) -> Exploration:
+def explore(sandbox: Sandbox | Target, scenario: str, runs: int, progress: Progress = lambda *_: None) -> Exploration:
     """Every ordering of ``scenario``, run for real, then ``runs`` sends nobody holds, counted by ordering."""
+    target = Target.of(sandbox)
     plan = SCENARIOS[scenario]
-    orderings = enumerate_orderings(sandbox, plan, progress)
+    orderings = enumerate_orderings(target, plan, progress)
     exploration = Exploration(
         scenario, plan.mode, plan.question, orderings, sends=plan.sends, asks=plan.asks, holds=plan.holds
     )
     by_steps = {o.steps: o for o in exploration.orderings}
     for n in range(runs):
         progress(FREE_RUNS, n, runs)
-        steps = observed_order(sandbox, plan)
+        steps = observed_order(target, plan)
         if steps in by_steps:
             by_steps[steps].observed += 1
         else:
@@ -192,7 +224,7 @@ def explore(sandbox: Sandbox, scenario: str, runs: int, progress: Progress = lam
     return exploration
 
 
-def enumerate_orderings(sandbox: Sandbox, plan: Scenario, progress: Progress) -> list[Ordering]:
+def enumerate_orderings(target: Target, plan: Scenario, progress: Progress) -> list[Ordering]:
     """Depth first: each run replays a prefix of choices, then takes the first choice at every later step and
     leaves the others to later runs."""
     pending: list[tuple[Step, ...]] = [()]
@@ -200,15 +232,10 @@ def enumerate_orderings(sandbox: Sandbox, plan: Scenario, progress: Progress) ->
     while pending:
         prefix = pending.pop()
         progress(ORDERINGS, len(orderings), None)
-        taken, traces = _held_run(sandbox, plan, prefix, pending)
+        taken, traces = _held_run(target, plan, prefix, pending)
         orderings.append(Ordering(taken, outcome_of(traces, plan.asks), tuple(t.trace_id for t in traces)))
     progress(ORDERINGS, len(orderings), len(orderings))
     return sorted(orderings, key=lambda o: o.steps)
-
-
-def _send_url(sandbox: Sandbox, plan: Scenario, how: str) -> str:
-    hold = f"&hold={','.join(_gate_id(gate) for gate in plan.holds)}" if plan.holds and how == MANUAL else ""
-    return f"{sandbox.url}send-email/{plan.mode}?schedule={how}{hold}"
 
 
 def _gate_id(gate: str) -> str:
@@ -222,18 +249,17 @@ def _label(schedule: Schedule, thread: str, n: int, sends: int) -> str:
 
 
 def _held_run(
-    sandbox: Sandbox, plan: Scenario, prefix: tuple[Step, ...], pending: list[tuple[Step, ...]]
+    target: Target, plan: Scenario, prefix: tuple[Step, ...], pending: list[tuple[Step, ...]]
 ) -> tuple[tuple[Step, ...], list[Trace]]:
-    scheduler = sandbox.app.extensions["sandbox.scheduler"]
-    known = {s.trace_id for s in scheduler.of_desk(DEFAULT_DESK)}
+    known = {s.trace_id for s in target.scheduler.of_desk(target.desk)}
     taken: list[Step] = []
     with ThreadPoolExecutor(plan.sends) as clients:
         answers, schedules = [], []
         for _ in range(plan.sends):  # one after the other, so that send n is the n-th to start
-            answers.append(clients.submit(call, _send_url(sandbox, plan, MANUAL), "POST", {}, 120))
-            schedules.append(_new_schedule(scheduler, known))
+            answers.append(clients.submit(target.send, plan, MANUAL, 120))
+            schedules.append(_new_schedule(target, known))
             known.add(schedules[-1].trace_id)
-        while held := _all_at_rest(sandbox, schedules):
+        while held := _all_at_rest(target, schedules):
             choices = {
                 Step(_label(schedule, p.thread, n, plan.sends), p.gate): (schedule, p)
                 for n, schedule in enumerate(schedules, 1)
@@ -253,25 +279,25 @@ def _held_run(
             taken.append(step)
         for answer in answers:
             answer.result()
-    return tuple(taken), [_settled_trace(sandbox, schedule.trace_id) for schedule in schedules]
+    return tuple(taken), [_settled_trace(target, schedule.trace_id) for schedule in schedules]
 
 
-def _new_schedule(scheduler: Any, known: set[str]) -> Schedule:
+def _new_schedule(target: Target, known: set[str]) -> Schedule:
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
-        fresh = [s for s in scheduler.of_desk(DEFAULT_DESK) if s.trace_id not in known]
+        fresh = [s for s in target.scheduler.of_desk(target.desk) if s.trace_id not in known]
         if fresh:
             return fresh[0]
         time.sleep(POLL_S)
     raise ExplorerError("the send never started")
 
 
-def _all_at_rest(sandbox: Sandbox, schedules: list[Schedule]) -> list[list[Parked]]:
+def _all_at_rest(target: Target, schedules: list[Schedule]) -> list[list[Parked]]:
     """Once no thread of the sends is running: those held at a gate, send by send (all empty once they are over)."""
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
         held = [schedule.parked() for schedule in schedules]
-        traces = [sandbox.tracer.get(schedule.trace_id) for schedule in schedules]
+        traces = [target.tracer.get(schedule.trace_id) for schedule in schedules]
         if all(
             trace is not None and _resting(trace, schedule, {p.role for p in parked})
             for trace, schedule, parked in zip(traces, schedules, held, strict=True)
@@ -299,22 +325,19 @@ def _resting(trace: Trace, schedule: Schedule, held: set[str]) -> bool:
     return True
 
 
-def observed_order(sandbox: Sandbox, plan: Scenario) -> tuple[Step, ...]:
+def observed_order(target: Target, plan: Scenario) -> tuple[Step, ...]:
     """The scenario's sends at once, nobody holding: the gates their threads passed (those the scenario holds at),
-    in the order they passed them; send n is the n-th whose request Flask began handling."""
-    scheduler = sandbox.app.extensions["sandbox.scheduler"]
+    in the order they passed them; send n is the n-th to reach the server."""
     with ThreadPoolExecutor(plan.sends) as clients:
-        replies = list(
-            clients.map(lambda _: call(_send_url(sandbox, plan, OBSERVE), "POST", {}, 60), range(plan.sends))
-        )
+        replies = list(clients.map(lambda _: target.send(plan, OBSERVE, 60), range(plan.sends)))
     runs = []
     for reply in replies:
         trace_id = reply.body.get("trace_id")
-        schedule = scheduler.get(trace_id, DEFAULT_DESK) if trace_id else None
+        schedule = target.scheduler.get(trace_id, target.desk) if trace_id else None
         if schedule is None:
             raise ExplorerError(f"the observed send got no schedule: {reply.status} {reply.body}")
-        runs.append((_settled_trace(sandbox, trace_id), schedule))
-    runs.sort(key=lambda run: run[0].first("request.received").t_ns if run[0].first("request.received") else 0)
+        runs.append((_settled_trace(target, trace_id), schedule))
+    runs.sort(key=lambda run: run[0].started_ns)
     passed = [
         (event.t_ns, Step(_label(schedule, event.thread, n, plan.sends), str(event.details.get("gate"))))
         for n, (trace, schedule) in enumerate(runs, 1)
@@ -324,11 +347,11 @@ def observed_order(sandbox: Sandbox, plan: Scenario) -> tuple[Step, ...]:
     return tuple(step for _, step in sorted(passed, key=lambda p: p[0]))
 
 
-def _settled_trace(sandbox: Sandbox, trace_id: str) -> Trace:
+def _settled_trace(target: Target, trace_id: str) -> Trace:
     """The trace once its send has ended (the sink's answer included)."""
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
-        trace = sandbox.tracer.get(trace_id)
+        trace = target.tracer.get(trace_id)
         if trace is not None and trace.complete and _sink_done(trace):
             return trace
         time.sleep(POLL_S)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from sandbox.explorer import SCENARIOS
 from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE, NO_CONTEXT, PROXY, STARVED
 from sandbox.trace.facts import Facts, count_writes, lost_update
 from sandbox.trace.gates import COUNT_READ
@@ -19,6 +20,7 @@ from sandbox.trace.steps import counted
 from sandbox.trace.tracer import Event, Trace
 from sandbox.web import desks
 from sandbox.web.desks import current_desk
+from sandbox.web.explorations import MAX_RUNS
 from sandbox.web.send_request import BadInput, read_json
 
 bp = Blueprint("challenges", __name__)
@@ -255,6 +257,8 @@ def page() -> str:
         "pages/scheduler.html",
         challenges=[c.to_dict(c.slug in solved) for c in CHALLENGES],
         bound_s=current_app.extensions["sandbox.scheduler"].bound_s,
+        scenarios={name: plan.question for name, plan in SCENARIOS.items()},
+        max_runs=MAX_RUNS,
     )
 
 

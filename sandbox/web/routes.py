@@ -63,11 +63,12 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(lessons.api)
-    from sandbox.web import answers, challenges, classroom, schedule  # they read traces through trace_report
+    from sandbox.web import answers, challenges, classroom, explorations, schedule  # they read traces (trace_report)
 
     app.register_blueprint(answers.bp)
     app.register_blueprint(schedule.bp)
     app.register_blueprint(challenges.bp)
+    explorations.init_app(app)
     classroom.init_app(app)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(SendError, send_failed)

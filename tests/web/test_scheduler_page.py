@@ -118,6 +118,23 @@ def test_the_blocking_answer_cannot_come_first_and_the_page_says_why(page: Page,
     expect(page.locator("#trace-links a")).to_have_text("Open the trace of this run")
 
 
+def test_the_page_explores_two_counting_workers_and_links_their_traces(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}scheduler")
+    page.get_by_label("Scenario").select_option("thread-count")
+    page.get_by_label("Runs nobody holds").fill("3")
+    page.get_by_role("button", name="Explore").click()
+    rows = page.locator("#explore-table tbody tr")
+    expect(rows).to_have_count(6, timeout=60_000)
+    expect(page.locator("#explore-summary")).to_contain_text(
+        "In 4 of them a worker wrote the count back over a value it had not read"
+    )
+    expect(page.locator("#explore-table thead")).to_contain_text("An update lost")
+    assert sum(rows.nth(i).locator("td").nth(1).inner_text() == "yes" for i in range(6)) == 4
+    check_at_every_width(page, "scheduler, explored")
+    rows.first.get_by_role("link", name="send 2").click()
+    expect(page.locator("body")).to_contain_text("stats[\"sent\"]")
+
+
 def test_the_explorers_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, tmp_path: Path) -> None:
     exploration = explore(sandbox, "thread", 3)
     write_exploration(exploration, tmp_path)
