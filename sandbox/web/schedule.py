@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from sandbox.render.code_panes import file_blocks
 from sandbox.trace.gates import Schedule, Scheduler
 from sandbox.web.desks import current_desk
 from sandbox.web.send_request import BadInput, read_json
@@ -52,7 +53,21 @@ def schedule_view(schedule: Schedule) -> dict[str, object]:
         "trace_id": schedule.trace_id,
         "mode": schedule.mode,
         "how": schedule.how,
-        "waiting": [parked.to_dict() for parked in schedule.parked()],
-        "blocked": [blocked.to_dict() for blocked in schedule.blocked()],
+        "waiting": [with_code(parked.to_dict()) for parked in schedule.parked()],
+        "blocked": [with_code(blocked.to_dict()) for blocked in schedule.blocked()],
         "complete": trace is not None and trace.complete,
     }
+
+
+def with_code(where: dict[str, object]) -> dict[str, object]:
+    """A waiting thread with the student's function around its line (``block``: None outside the student's files),
+    for the page to show as the stepper's code pane does."""
+    file, line = where.get("file"), where.get("line")
+    blocks = file_blocks(file) if isinstance(file, str) and file else ()
+    block = next(
+        (b for b in blocks if isinstance(line, int) and b.first_line <= line < b.first_line + len(b.lines)), None
+    )
+    where["block"] = (
+        None if block is None else {"function": block.name, "first_line": block.first_line, "lines": list(block.lines)}
+    )
+    return where

@@ -116,7 +116,7 @@ function answers(sends) {
 function threadItems(send, view, count) {
   const prefix = count > 1 ? `send ${send.n}, ` : "";
   const held = view.waiting.map((waiting) => {
-    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, ` waits at “${waiting.gate}”, on `, waiting);
+    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, ` waits at “${waiting.gate}”`, waiting);
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = "Run to next gate";
@@ -131,7 +131,7 @@ function threadItems(send, view, count) {
     return item;
   });
   const blocked = view.blocked.map((waiting) => {
-    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, ` ${waiting.why}. No button: on `, waiting);
+    const item = threadItem(`${prefix}${waiting.role}: ${waiting.thread}`, ` ${waiting.why} (no button frees it)`, waiting);
     item.classList.add("blocked");
     item.dataset.key = `${send.traceId}:${waiting.thread}#${waiting.waits_for}`;
     return item;
@@ -144,9 +144,35 @@ function threadItem(whoText, whereText, waiting) {
   const who = document.createElement("strong");
   who.textContent = whoText;
   const line = document.createElement("code");
-  line.textContent = `${waiting.file}:${waiting.line}  ${waiting.code}`;
-  item.append(who, whereText, line);
+  if (waiting.block) {
+    line.textContent = `${waiting.file}, line ${waiting.line}`;
+    item.append(who, `${whereText}, on `, line, ":", codeBlock(waiting));
+  } else {
+    line.textContent = `${waiting.file}:${waiting.line}  ${waiting.code}`;
+    item.append(who, `${whereText}, on `, line);
+  }
   return item;
+}
+
+// The student's function around the held line, numbered, the held line marked: as the stepper's code pane shows it.
+function codeBlock(waiting) {
+  const pre = document.createElement("pre");
+  pre.className = "held-code";
+  pre.tabIndex = 0;
+  pre.setAttribute("aria-label", `${waiting.block.function} in ${waiting.file}, line ${waiting.line} marked`);
+  const code = document.createElement("code");
+  waiting.block.lines.forEach((text, index) => {
+    const number = waiting.block.first_line + index;
+    const row = document.createElement("span");
+    row.className = number === waiting.line ? "code-row held" : "code-row";
+    const no = document.createElement("span");
+    no.className = "line-no";
+    no.textContent = String(number);
+    row.append(no, `${text}\n`);
+    code.append(row);
+  });
+  pre.append(code);
+  return pre;
 }
 
 function traceLink(send, index, sends) {
