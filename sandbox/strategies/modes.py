@@ -48,8 +48,9 @@ ENDPOINTS = {
     }.items()
 }
 # The modes a send may be scheduled by hand in (?schedule=manual): every thread of theirs passes the gates of
-# sandbox.gates. A queue's consumer, a retrying or computing worker and an event loop have none yet.
-SCHEDULABLE_MODES = ("sync", "thread", "pool", NO_CONTEXT, PROXY, COUNT_MODE, LOCKED_COUNT_MODE, STARVED)
+# sandbox.gates (a queue's consumer only when it runs in this process). A retrying or computing worker and an event
+# loop have none yet.
+SCHEDULABLE_MODES = ("sync", "thread", "pool", "queue", NO_CONTEXT, PROXY, COUNT_MODE, LOCKED_COUNT_MODE, STARVED)
 # Sends in these modes are stored outside the process: stopping the sandbox does not lose them.
 DURABLE_MODES = frozenset({"queue"})
 # The modes whose route answers only after the send has ended (200 once the server accepted it), so the send is

@@ -31,6 +31,7 @@ from sandbox.smtp.client import Message as FoldedMessage
 from sandbox.smtp.failures import SendError, describe_error, error_and_outcome
 from sandbox.strategies.delivery import DELIVERED, FAILED, DeliveryLog
 from sandbox.strategies.outbox import SENDING, Outbox
+from sandbox.trace.gates import BEFORE_ANSWER, WORKER_START
 from sandbox.trace.store import TraceStore
 from sandbox.trace.tracer import DEFAULT_DESK, Binding, bound, current_binding, finish_line, line_of, raised_at
 
@@ -148,6 +149,7 @@ class MailQueue:
             binding.log.failed(trace_id, MODE, str(unavailable))
             raise unavailable from err
         binding.record("queue.stored", task_id=task.id, backend=type(huey).__name__)
+        binding.park(BEFORE_ANSWER)  # scheduled by hand: the route waits at its enqueue() while a consumer works
         return task.id
 
     def _desk(self, binding: Binding) -> dict[str, Any]:
@@ -310,6 +312,9 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
         retry_in=retry_in,
         desk=data.get("desk", DEFAULT_DESK),
         port=desk_port(app, data),
+        # Scheduled by hand in this process: the consumer's thread waits at the gates too (one in another process
+        # has no schedule to find, and runs freely).
+        schedule=app.extensions["sandbox.scheduler"].get(trace_id, data.get("desk", DEFAULT_DESK)),
     )
     try:
         worker = stored_worker(data)
@@ -321,6 +326,7 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
     with bound(binding):
         if attempt == 1:
             binding.record("worker.started", at=line_of(worker), worker=threading.current_thread().name)
+            binding.park(WORKER_START, at=line_of(worker))
         outbox.sending(trace_id, data)
         try:
             worker(app, message_from_data(data))

@@ -71,7 +71,7 @@ def code_line(file: str, line: int) -> str:
 
 # A thread held at a gate (or passing it) lights the line it is held on, by gate.
 GATE_LINES = {
-    BEFORE_ANSWER: ("thr.start()", ".submit("),
+    BEFORE_ANSWER: ("thr.start()", ".submit(", ".enqueue("),
     WORKER_START: ("def ",),
     BEFORE_SEND: SEND,
     AFTER_250: SEND,

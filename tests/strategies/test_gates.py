@@ -105,15 +105,18 @@ def test_you_let_the_answer_leave_before_the_worker_starts(sandbox: Sandbox) -> 
     assert check_document(document, "gates/answer first") + unlit_events(document, "gates/answer first") == []
 
 
-def test_a_pool_send_waits_at_the_gates_of_the_route_and_the_pool_thread(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize(("mode", "enqueues"), [("pool", ".submit("), ("queue", ".enqueue(")])
+def test_a_pool_or_queue_send_waits_at_the_gates_of_the_route_and_the_worker(
+    sandbox: Sandbox, mode: str, enqueues: str
+) -> None:
     with ThreadPoolExecutor(1) as clients:
-        answer = start(sandbox, "pool", clients)
+        answer = start(sandbox, mode, clients)
         trace_id, held = waiting(sandbox, 2)
         assert sorted(held.values()) == sorted([BEFORE_ANSWER, WORKER_START])
         worker = next(thread for thread, gate in held.items() if gate == WORKER_START)
-        assert worker.startswith("pool")  # a thread of the pool, not one the route started
+        assert not worker.startswith("Thread-")  # a thread of the pool or the consumer, not one the route started
         route = call(f"{sandbox.url}api/schedule").body["sends"][0]["waiting"]
-        assert any(".submit(" in w["code"] for w in route if w["gate"] == BEFORE_ANSWER)
+        assert any(enqueues in w["code"] for w in route if w["gate"] == BEFORE_ANSWER)
         for gate in (WORKER_START, BEFORE_SEND, SINK_BEFORE_250, AFTER_250):
             _, held = waiting(sandbox, 2)
             thread = next(t for t, g in held.items() if g == gate)
@@ -125,7 +128,7 @@ def test_a_pool_send_waits_at_the_gates_of_the_route_and_the_pool_thread(sandbox
     document = call(f"{sandbox.url}api/traces/{trace_id}").body
     order = kinds(document)
     assert order.index("sink.accepted") < order.index("response.sent")
-    assert check_document(document, "gates/pool") + unlit_events(document, "gates/pool") == []
+    assert check_document(document, f"gates/{mode}") + unlit_events(document, f"gates/{mode}") == []
 
 
 def test_a_gate_left_alone_lets_its_thread_go_after_the_bound(tmp_path: Path) -> None:
@@ -155,8 +158,8 @@ def test_bad_schedules_and_releases_say_what_is_wrong(sandbox: Sandbox) -> None:
     assert nowhere.status == 400 and "after-250" in nowhere.body["error"]
     observed = call(f"{sandbox.url}send-email/thread?schedule=observe&hold=after-250", "POST", {})
     assert observed.status == 400 and "schedule=manual" in observed.body["error"]
-    queued = call(f"{sandbox.url}send-email/queue?schedule=manual", "POST", {})
-    assert queued.status == 400 and "cannot be scheduled yet" in queued.body["error"]
+    computing = call(f"{sandbox.url}send-email/thread-cpu?schedule=manual", "POST", {})
+    assert computing.status == 400 and "cannot be scheduled yet" in computing.body["error"]
     assert release(sandbox, "0" * 32, "request-1").status == 404
     known = {s["trace_id"] for s in call(f"{sandbox.url}api/schedule").body["sends"]}
     with ThreadPoolExecutor(1) as clients:
