@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from sandbox.explorer import SCENARIOS
-from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE, NO_CONTEXT, PROXY, STARVED
+from sandbox.strategies.labels import title
+from sandbox.strategies.modes import COUNT_MODE, LOCKED_COUNT_MODE, NO_CONTEXT, PROXY, SCHEDULABLE_MODES, STARVED
 from sandbox.trace.facts import Facts, count_writes, lost_update
 from sandbox.trace.gates import COUNT_READ
 from sandbox.trace.steps import counted
@@ -258,6 +259,8 @@ def page() -> str:
         challenges=[c.to_dict(c.slug in solved) for c in CHALLENGES],
         bound_s=current_app.extensions["sandbox.scheduler"].bound_s,
         scenarios={name: plan.question for name, plan in SCENARIOS.items()},
+        schedulable=SCHEDULABLE_MODES,
+        titles={mode: title(mode) for mode in SCHEDULABLE_MODES},
         max_runs=MAX_RUNS,
     )
 

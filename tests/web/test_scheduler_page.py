@@ -121,6 +121,19 @@ def test_the_blocking_answer_cannot_come_first_and_the_page_says_why(page: Page,
     expect(page.locator("#trace-links a")).to_have_text("Open the trace of this run")
 
 
+def test_a_student_holds_two_queue_sends_in_an_order_of_their_own(page: Page, sandbox: Sandbox) -> None:
+    page.goto(f"{sandbox.url}scheduler")
+    page.get_by_label("Route").select_option("queue")
+    page.get_by_label("Sends at once").select_option("2")
+    page.get_by_role("button", name="Start, held at every gate").click()
+    expect(page.locator("#threads li")).to_have_count(4)  # each send: the route after enqueue(), the consumer
+    expect(page.locator("#threads")).to_contain_text("mail_queue(current_app).enqueue(send_async_email, msg)")
+    for send in (2, 1):
+        release(page, [WORKER_START, BEFORE_SEND, SINK_BEFORE_250, AFTER_250, BEFORE_ANSWER], send=send)
+    expect(page.locator("#verdict")).to_contain_text("Over: every thread ran to its end")
+    expect(page.locator("#trace-links a")).to_have_count(2)
+
+
 def test_the_page_explores_two_counting_workers_and_links_their_traces(page: Page, sandbox: Sandbox) -> None:
     page.goto(f"{sandbox.url}scheduler")
     page.get_by_label("Scenario").select_option("thread-count")

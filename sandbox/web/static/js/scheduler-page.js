@@ -1,5 +1,5 @@
-// You are the scheduler: start a challenge's sends, whose threads wait at the gates, release them one by one, then
-// have the server judge the runs' traces against the challenge's goal.
+// You are the scheduler: start a challenge's sends (or sends of your own choosing), whose threads wait at the gates,
+// release them one by one, then have the server judge the runs' traces against the challenge's goal.
 import { getJSON, sendJSON } from "./api.js";
 
 const card = document.getElementById("threads-card");
@@ -7,21 +7,29 @@ const list = document.getElementById("threads");
 const status = document.getElementById("send-status");
 const verdict = document.getElementById("verdict");
 const traceLinks = document.getElementById("trace-links");
-const starts = [...document.querySelectorAll(".challenge button.start")];
+const freeForm = document.getElementById("free-form");
+const starts = [...document.querySelectorAll("button.start")];
 const POLL_MS = 200;
 const APPEAR_MS = 10000;
 
-for (const button of starts) {
-  button.addEventListener("click", () => run(button.closest(".challenge")));
+for (const button of document.querySelectorAll(".challenge button.start")) {
+  const challenge = button.closest(".challenge");
+  button.addEventListener("click", () => {
+    run(challenge.dataset.mode, Number(challenge.dataset.sends), (sends) => judge(challenge, sends));
+  });
 }
+freeForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(freeForm.elements.mode.value, Number(freeForm.elements.sends.value), null);
+});
 
 function say(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-async function run(challenge) {
-  const { slug, mode } = challenge.dataset;
-  const count = Number(challenge.dataset.sends);
+// Start ``count`` sends by ``mode`` held at the gates, follow them until they are over, then judge them (when a
+// challenge asked for the run) and link their traces.
+async function run(mode, count, judgeRun) {
   for (const button of starts) button.disabled = true;
   card.hidden = false;
   list.replaceChildren();
@@ -31,18 +39,27 @@ async function run(challenge) {
     const sends = await startSends(mode, count);
     if (!sends) return;
     await follow(sends);
-    const judged = await sendJSON("POST", `/api/challenges/${encodeURIComponent(slug)}/check`, {
-      trace_ids: sends.map((s) => s.traceId),
-    });
-    if (judged.status !== 200) {
-      say(verdict, judged.body.error || `The run could not be judged (HTTP ${judged.status}).`);
+    if (judgeRun) {
+      await judgeRun(sends);
     } else {
-      say(verdict, `${judged.body.solved ? "Solved." : "Not this time."} ${judged.body.why}`);
-      if (judged.body.solved) challenge.querySelector(".solved-badge").hidden = false;
+      say(verdict, "Over: every thread ran to its end. The traces below tell the order you chose, step by step.");
     }
     traceLinks.replaceChildren(...sends.map(traceLink));
   } finally {
     for (const button of starts) button.disabled = false;
+  }
+}
+
+async function judge(challenge, sends) {
+  const { slug } = challenge.dataset;
+  const judged = await sendJSON("POST", `/api/challenges/${encodeURIComponent(slug)}/check`, {
+    trace_ids: sends.map((s) => s.traceId),
+  });
+  if (judged.status !== 200) {
+    say(verdict, judged.body.error || `The run could not be judged (HTTP ${judged.status}).`);
+  } else {
+    say(verdict, `${judged.body.solved ? "Solved." : "Not this time."} ${judged.body.why}`);
+    if (judged.body.solved) challenge.querySelector(".solved-badge").hidden = false;
   }
 }
 
