@@ -91,7 +91,8 @@ def written(document: dict[str, Any]) -> dict[str, Any]:
     return next(e["details"] for e in document["events"] if e["kind"] == "count.written")
 
 
-def test_two_workers_that_read_before_either_writes_lose_an_update(sandbox: Sandbox) -> None:
+def both_read_first(sandbox: Sandbox) -> tuple[str, str]:
+    """Two counting sends, both workers let read the count before either writes it; their trace ids once over."""
     known = {s["trace_id"] for s in call(f"{sandbox.url}api/schedule").body["sends"]}
     with ThreadPoolExecutor(2) as clients:
         first = started(sandbox, COUNT_MODE, clients, known)
@@ -100,6 +101,11 @@ def test_two_workers_that_read_before_either_writes_lose_an_update(sandbox: Sand
         run_until(sandbox, second, COUNT_READ)  # both have read, neither has written
         finish(sandbox, [first, second])
     assert sandbox.delivery.wait_settled(10)
+    return first, second
+
+
+def test_two_workers_that_read_before_either_writes_lose_an_update(sandbox: Sandbox) -> None:
+    first, second = both_read_first(sandbox)
     one, two = documents(sandbox, [first, second])
     assert written(one)["read"] == written(two)["read"]
     assert written(one)["value"] == written(two)["value"]  # two emails, one count
@@ -165,13 +171,9 @@ def test_a_two_send_challenge_needs_two_different_sends(sandbox: Sandbox) -> Non
 
 
 def test_the_lessons_verdict_reads_the_lost_update_from_the_writes(sandbox: Sandbox) -> None:
+    first, second = both_read_first(sandbox)
     known = {s["trace_id"] for s in call(f"{sandbox.url}api/schedule").body["sends"]}
     with ThreadPoolExecutor(2) as clients:
-        first = started(sandbox, COUNT_MODE, clients, known)
-        second = started(sandbox, COUNT_MODE, clients, known)
-        run_until(sandbox, first, COUNT_READ)
-        run_until(sandbox, second, COUNT_READ)
-        finish(sandbox, [first, second])
         in_turn = [started(sandbox, COUNT_MODE, clients, known)]
         finish(sandbox, in_turn)
         in_turn.append(started(sandbox, COUNT_MODE, clients, known))
