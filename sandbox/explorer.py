@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.client import call
 from sandbox.strategies.modes import COUNT_MODE, NO_CONTEXT
-from sandbox.trace.facts import SINK_ENDS
+from sandbox.trace.facts import SINK_ENDS, lost_update
 from sandbox.trace.gates import AFTER_250, COUNT_READ, GATE_IDS, MANUAL, OBSERVE, PASSED, Parked, Schedule
 from sandbox.trace.steps import counted
 from sandbox.trace.tracer import DEFAULT_DESK, Trace
@@ -161,7 +161,6 @@ class Exploration:
     unexplained: Counter[tuple[Step, ...]] = field(default_factory=Counter)
     sends: int = 1
     asks: tuple[str, ...] = ()
-
     holds: tuple[str, ...] | None = None
 
     @property
@@ -375,13 +374,8 @@ def outcome_of(traces: list[Trace], asks: tuple[str, ...]) -> Outcome:
             e.kind == "send.started" and request_thread is not None and e.thread_id == request_thread.thread_id
             for e in trace.events
         ),
-        "failed": any(k in ("worker.failed", "smtp.failed") for t in traces for k in (e.kind for e in t.events)),
-        "lost_update": any(
-            e.details.get("found") != e.details.get("read")
-            for t in traces
-            for e in t.events
-            if e.kind == "count.written"
-        ),
+        "failed": any(e.kind in ("worker.failed", "smtp.failed") for t in traces for e in t.events),
+        "lost_update": any(lost_update(e) for t in traces for e in t.events if e.kind == "count.written"),
     }
     return Outcome(**{name: found[name] for name in asks})
 

@@ -115,7 +115,7 @@ def _read_then_wrote(n: int, facts: Facts, write: Event) -> str:
 
 
 def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], str]:
-    """The runs' writes, and what they did in sentences; a note when fewer than two workers counted."""
+    """The runs' writes, and what they did in sentences; a note when a send's worker never counted."""
     writes = count_writes(runs)
     said = "; ".join(_read_then_wrote(*write) for write in writes)
     if len(writes) < len(runs):
@@ -174,7 +174,9 @@ def _starved(facts: Facts) -> Judgement:
     )
     if not waited.details.get("starved"):
         return False, f"{said}, with a thread of the pool free to run it."
-    said += ", holding the pool's only thread itself, so nothing could run the task it waited for"
+    size = int(queued.details.get("pool_size", 0))
+    held = "the pool's only thread" if size == 1 else f"one of the pool's {size} threads, all of them busy"
+    said += f", holding {held} itself, so nothing could run the task it waited for"
     if gave_up is None:
         return False, f"{said}. The wait never gave up in this run."
     failed = facts.first("worker.failed")
