@@ -171,9 +171,11 @@ class Exploration:
         if len(named) > 1:
             named = [", ".join(named[:-1]) + " and " + named[-1]]
         where = f"only at the gates {named[0]}" if named else "at every gate"
+        numbered = " (send 1 is the first to reach the server, and worker 1 is its worker)" if self.sends > 1 else ""
         return (
-            f"{sends} by POST /send-email/{self.mode}, the threads held {where}, then released in every order the "
-            f"program allows, each order run for real; then {counted(self.free_runs, 'run')} nobody held."
+            f"{sends} by POST /send-email/{self.mode}{numbered}, the threads held {where}, then released in every "
+            f"order the program allows, each order run for real; then {counted(self.free_runs, 'run')} nobody held, "
+            "each placed in the table by the order in which its threads passed the same gates."
         )
 
     @property
@@ -437,7 +439,7 @@ def _never_seen(orderings: list[Ordering], asks: tuple[str, ...]) -> list[str]:
             different.setdefault(outcome_words(o.outcome, asks), []).append(i)
     for words, numbers in different.items():
         ends = "ends" if len(numbers) == 1 else "end"
-        lines.append(f"{_numbered(numbers)} {ends} as no ordering that came up did: {words}.")
+        lines.append(f"{_numbered(numbers)} {ends} in a way no ordering that came up did: {words}.")
     if different:
         lines.append("An outcome only a rare ordering gives is where a rare bug hides.")
     else:

@@ -136,8 +136,8 @@ def send_with_retries(app, msg):
 
 
 # An async def view: the send runs on another thread, but the view, and so the answer, still waits for it.
-@bp.post("/send-email/async-def")
-async def send_async_def():
+@bp.post("/send-email/async-await")
+async def send_async_await():
     msg = welcome_email(**request_fields())
     await asyncio.to_thread(mail.send, msg)
     return {"status": "sent"}, 200

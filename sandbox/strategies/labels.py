@@ -39,7 +39,7 @@ TITLES = {
         "Send by a pool of one thread whose task waits for a follow-up task on the same pool (starved on purpose)"
     ),
 }
-SHORT_LABELS = {"sync": "sync (blocking)", ASYNC_MODE: "async-def (awaited)"}
+SHORT_LABELS = {"sync": "sync (blocking)", ASYNC_MODE: "async-await"}
 
 
 # The sends a trace may be compared with in the "what if" quiz question, within one comparison: a background mode

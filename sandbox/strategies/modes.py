@@ -24,7 +24,7 @@ BROKEN_VARIANTS = (NO_CONTEXT, PROXY)
 # task of the same pool).
 CPU_MODE = "thread-cpu"
 RETRY_MODE = "thread-retry"
-ASYNC_MODE = "async-def"
+ASYNC_MODE = "async-await"
 COUNT_MODE = "thread-count"
 LOCKED_COUNT_MODE = "thread-count-locked"
 VARIANTS = (CPU_MODE, RETRY_MODE, ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, STARVED)
@@ -41,7 +41,7 @@ ENDPOINTS = {
         PROXY: emails.send_thread_proxy,
         CPU_MODE: emails.send_thread_cpu,
         RETRY_MODE: emails.send_thread_retry,
-        ASYNC_MODE: emails.send_async_def,
+        ASYNC_MODE: emails.send_async_await,
         COUNT_MODE: emails.send_thread_count,
         LOCKED_COUNT_MODE: emails.send_thread_count_locked,
         STARVED: emails.send_pool_starved,

@@ -102,6 +102,28 @@ def _held(facts: Facts) -> Moment | None:
                 claim("detail", facts.ref(released), "by", Literal(released.details.get("by"))),
             )
         )
+    for waited in facts.all("lock.waiting"):
+        acquired = facts.after(waited, ("lock.acquired",), waited.thread_id)
+        holder = waited.details.get("holder")
+        holder_claim = claim("detail", facts.ref(waited), "holder", Literal(holder))
+        if acquired is None:
+            parts.append(
+                sentence(
+                    f" {waited.thread} waited for {waited.details.get('lock')} from step "
+                    f"{facts.step(waited)}, held by {holder}.",
+                    holder_claim,
+                )
+            )
+            continue
+        gap, gap_claim = gap_phrase(facts, waited, acquired)
+        parts.append(
+            sentence(
+                f" {waited.thread} waited for {waited.details.get('lock')}, held by {holder}, from step "
+                f"{facts.step(waited)} to step {facts.step(acquired)}, {gap}: no gate, only the holder could free it.",
+                holder_claim,
+                gap_claim,
+            )
+        )
     return _moment("Who held the threads?", join(parts, ""), facts.step(holds[0][0]))
 
 
@@ -526,7 +548,7 @@ def _failure(facts: Facts) -> Moment | None:
     if failed.kind == "worker.failed":
         parts.append(
             sentence(
-                " The worker caught the error and recorded it; /api/failures lists it.",
+                " The sandbox caught the error the worker raised and recorded it; /api/failures lists it.",
                 claim("happened", "worker.failed"),
             )
         )

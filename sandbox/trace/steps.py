@@ -345,7 +345,7 @@ def worker_state(facts: Facts, n: int) -> Sentence:
             text = f"Worker {name}: gave up on this email"
         case "count.read":
             value = event.details.get("value")
-            text = f"Worker {name}: has read the count ({value}) and not yet written it back"
+            text = f"Worker {name}: has read the count ({value}) and not yet written it back{_holding(facts, event)}"
             claims.append(claim("detail", facts.ref(event), "value", Literal(value)))
         case "lock.waiting":
             holder = event.details.get("holder")
@@ -353,7 +353,9 @@ def worker_state(facts: Facts, n: int) -> Sentence:
             claims.append(claim("detail", facts.ref(event), "holder", Literal(holder)))
         case "lock.acquired":
             text = f"Worker {name}: running, holding {event.details.get('lock')}"
-        case "count.written" | "lock.released" | "follow_up.queued" | "follow_up.timed_out":
+        case "count.written":
+            text = f"Worker {name}: running{_holding(facts, event)}"
+        case "lock.released" | "follow_up.queued" | "follow_up.timed_out":
             text = f"Worker {name}: running"
         case "follow_up.waiting":
             function = event.details.get("function")
@@ -1079,8 +1081,19 @@ def _count_written(facts: Facts, event: Event) -> Sentence:
     if found == read:
         return Sentence(f"{text}, over the {found} it read", tuple(claims))
     return Sentence(
-        f"{text} over {found}, though it read {read}: the update written after its read is lost", tuple(claims)
+        f"{text} over {found}, though it read {read}: another worker wrote {found} after that read, and this write "
+        "overwrites it, so that update is lost",
+        tuple(claims),
     )
+
+
+def _holding(facts: Facts, event: Event) -> str:
+    """ ", holding <lock>" while the event's thread holds a lock it took (its last take not yet released)."""
+    held = None
+    for e in facts.events[: facts.position(event) + 1]:
+        if e.thread_id == event.thread_id and e.kind in ("lock.acquired", "lock.released"):
+            held = e.details.get("lock") if e.kind == "lock.acquired" else None
+    return f", holding {held}" if held else ""
 
 
 def _follow_up_queued(facts: Facts, event: Event) -> Sentence:
@@ -1126,11 +1139,14 @@ def _follow_up_timed_out(facts: Facts, event: Event) -> Sentence:
     if waited is not None:
         gap, gap_claim = gap_phrase(facts, waited, event)
         after, claims = f"After {gap}, ", [*claims, gap_claim]
-    ran = "had finished too late" if d.get("ran") else "had not run"
-    return Sentence(
-        f"{after}{event.thread} stops waiting: {d.get('function')}() {ran}, so .result() raises TimeoutError",
-        tuple(claims),
-    )
+    if d.get("ran"):
+        ran = f"{d.get('function')}() had finished too late"
+    else:
+        ran = (
+            f"{d.get('function')}() had not run (it stays in the pool's queue, to run once a thread is free, with "
+            "no one waiting for it)"
+        )
+    return Sentence(f"{after}{event.thread} stops waiting: {ran}, so .result() raises TimeoutError", tuple(claims))
 
 
 def _lock_acquired(facts: Facts, event: Event, n: int) -> Sentence:

@@ -110,7 +110,10 @@ def _read_then_wrote(n: int, facts: Facts, write: Event) -> str:
     else:
         said = f"send {n}'s worker, {write.thread}, wrote {d.get('value')} (step {facts.step(write)} of its trace)"
     if lost_update(write):
-        said += f", over the {d.get('found')} already there: the update written after its read is lost"
+        said += (
+            f", over the {d.get('found')} another worker had written after that read: this write overwrites that "
+            "update, which is lost"
+        )
     return said
 
 
@@ -118,6 +121,8 @@ def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], 
     """The runs' writes, and what they did in sentences; a note when a send's worker never counted."""
     writes = count_writes(runs)
     said = "; ".join(_read_then_wrote(*write) for write in writes)
+    if len(writes) > 1:
+        said = f"In the order the workers wrote: {said}"
     if len(writes) < len(runs):
         counted_none = len(runs) - len(writes)
         said += f"{'. ' if said else ''}{counted(counted_none, 'worker')} never counted: a failed send counts nothing"
@@ -127,13 +132,21 @@ def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], 
 
 def _update_lost(runs: list[Facts]) -> Judgement:
     writes, said = _counted_writes(runs)
+    went = _count_went(writes)
     if any(lost_update(write) for _, _, write in writes):
-        first_read, last = writes[0][2].details.get("read"), writes[-1][2].details.get("value")
-        return True, f"{said} After {len(writes)} emails the count went from {first_read} to {last}."
+        return True, f"{said}{went}"
     return False, (
-        f"{said} Each write found the value its worker had read, so no update was lost. Hold one worker at the gate "
-        f"“{COUNT_READ}”, and let the other read the count too."
+        f"{said}{went} Each write found the value its worker had read, so no update was lost. Hold one worker at the "
+        f"gate “{COUNT_READ}”, and let the other read the count too."
     )
+
+
+def _count_went(writes: list[tuple[int, Facts, Event]]) -> str:
+    """ " After N emails the count went from A to B.", from the first write's read and the last write."""
+    if not writes:
+        return ""
+    first_read, last = writes[0][2].details.get("read"), writes[-1][2].details.get("value")
+    return f" After {counted(len(writes), 'email')} the count went from {first_read} to {last}."
 
 
 def _lock_holds(runs: list[Facts]) -> Judgement:
@@ -153,8 +166,8 @@ def _lock_holds(runs: list[Facts]) -> Judgement:
     got = f", and got it at step {facts.step(acquired)}, once {holder} had let it go" if acquired is not None else ""
     return False, (
         f"Send {n}'s worker, {wait.thread}, asked for stats_lock at step {facts.step(wait)} of its trace while "
-        f"{holder} held it{got}. {said} With the lock, no worker can read the count between another's read and "
-        "write, so no order of releases loses an update."
+        f"{holder} held it{got}. {said}{_count_went(writes)} No worker that takes the lock can read the count between "
+        "the read and the write of another that holds it, so no order of releases loses an update in these sends."
     )
 
 

@@ -174,7 +174,7 @@ def test_the_timeline_draws_each_attempt_and_each_hold_of_a_retried_send(sink) -
 def test_the_timeline_of_an_async_view_shows_who_waited_where(sink) -> None:
     sink.update_settings({"delay_s": 0.1})
     app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False}, sink=sink)
-    drawn = timeline(record_trace(app, "async-def"))
+    drawn = timeline(record_trace(app, "async-await"))
     lanes = {lane.name: lane for lane in drawn.lanes}
     assert {"Request thread", "Event loop thread", "Executor thread", "SMTP sink"} <= set(lanes)
     [waiting] = [s for s in lanes["Request thread"].spans if s.label == "waiting in app.ensure_sync()"]

@@ -1,4 +1,4 @@
-"""The ``async-def`` variant against a real sink: writing the route as ``async def`` does not let the answer go first.
+"""The ``async-await`` variant against a real sink: writing the route as ``async def`` does not let the answer go first.
 
 Each test sends through the real route, Flask's ``ensure_sync`` (asgiref), ``asyncio.to_thread``, Flask-Mail and
 smtplib to a real aiosmtpd sink, then reads the answer, the clock, the mailbox, the delivery log and the trace.

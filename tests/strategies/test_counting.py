@@ -113,7 +113,7 @@ def test_two_workers_that_read_before_either_writes_lose_an_update(sandbox: Sand
     for n, document in enumerate((one, two)):
         assert check_document(document, f"count/{n}") + unlit_events(document, f"count/{n}") == []
     lost = next(d for d in (one, two) if written(d)["found"] != written(d)["read"])
-    assert any("the update written after its read is lost" in row["action"] for row in lost["steps"])
+    assert any("this write overwrites it, so that update is lost" in row["action"] for row in lost["steps"])
     judged = check(sandbox, "lost-update", [first, second])
     assert judged.status == 200 and judged.body["solved"], judged.body
     assert "is lost" in judged.body["why"] and "went from" in judged.body["why"]
@@ -161,7 +161,7 @@ def test_under_the_lock_the_second_worker_waits_and_nothing_is_lost(sandbox: San
     assert any(f"but {holder} holds it" in row["action"] for row in two["steps"])
     judged = check(sandbox, "lost-update-locked", [first, second])
     assert judged.status == 200 and not judged.body["solved"]
-    assert f"while {holder} held it" in judged.body["why"] and "no order of releases" in judged.body["why"]
+    assert f"while {holder} held it" in judged.body["why"] and "no order of releases loses an update" in judged.body["why"]
 
 
 def test_a_two_send_challenge_needs_two_different_sends(sandbox: Sandbox) -> None:

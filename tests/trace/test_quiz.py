@@ -88,7 +88,7 @@ def test_the_what_if_answer_follows_the_partners_fate(recorded_traces) -> None:
     ("mode", "fate"),
     [
         ("sync", KILL_FATES[0][0]),
-        ("async-def", KILL_FATES[0][0]),
+        ("async-await", KILL_FATES[0][0]),
         ("thread", KILL_FATES[1][0]),
         ("pool", KILL_FATES[1][0]),
     ],
@@ -138,7 +138,7 @@ def test_who_waits_is_answered_by_the_server_that_really_ran(
     assert question["options"][question["answer"]] == right
 
 
-@pytest.mark.parametrize("mode", ["sync", "async-def"])
+@pytest.mark.parametrize("mode", ["sync", "async-await"])
 def test_async_def_is_answered_by_the_run_of_a_send_the_route_waited_for(app: Flask, sink: Sink, mode: str) -> None:
     sink.handler.delay_s = 0.1
     trace = record_trace(app, mode)
@@ -167,7 +167,7 @@ def test_async_def_is_not_asked_when_the_run_cannot_decide_it(app: Flask, closed
     assert not [q for q in quiz_of(record_trace(app, "thread")) if q.kind == "async_def"]
     # No 250 ever came: "before the mail server's 250" has no answer in this run.
     dead = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_PORT": closed_port})
-    for mode in ("sync", "async-def"):
+    for mode in ("sync", "async-await"):
         trace = record_trace(dead, mode)
         assert trace.first("smtp.failed") is not None
         assert not [q for q in quiz_of(trace) if q.kind == "async_def"]
@@ -177,7 +177,7 @@ def test_async_def_is_not_asked_of_a_send_that_has_not_ended() -> None:
     events = [
         Event(t * 1_000_000, thread, tid, kind, details, "sandbox/x.py", 1, "f")
         for t, thread, tid, kind, details in (
-            (0, "request-1", 1, "request.received", {"method": "POST", "path": "/send-email/async-def"}),
+            (0, "request-1", 1, "request.received", {"method": "POST", "path": "/send-email/async-await"}),
             (1, "request-1", 1, "message.built", {}),
             (2, "request-1", 1, "coroutine.called", {"function": "send_and_await", "via": "app.ensure_sync"}),
             (3, "loop-1", 2, "coroutine.started", {"function": "send_and_await", "loop": "loop-1"}),
@@ -185,13 +185,13 @@ def test_async_def_is_not_asked_of_a_send_that_has_not_ended() -> None:
             (5, "asyncio_0", 3, "smtp.data_sent", {"size": 1}),
         )
     ]
-    trace = Trace("t", "async-def", "threaded", 0.0, {}, {}, events)
+    trace = Trace("t", "async-await", "threaded", 0.0, {}, {}, events)
     assert not [q for q in quiz_of(trace) if q.kind == "async_def"]
 
 
 def test_an_async_views_send_is_placed_on_its_executor_thread_and_its_request_waits(app: Flask, sink: Sink) -> None:
     sink.handler.delay_s = 0.1
-    trace = record_trace(app, "async-def")
+    trace = record_trace(app, "async-await")
     questions = {q.kind: q for q in quiz_of(trace)}
     send_thread = questions["send_thread"]
     executor = trace.first("send.started").thread

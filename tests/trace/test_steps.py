@@ -134,7 +134,7 @@ def async_view_trace(*, refused: bool) -> Trace:
     loop, executor = ("loop-1", 2), ("asyncio_0", 3)
     error = "the SMTP server refused the connection (is it running?)"
     events = [
-        event(0, "request.received", method="POST", path="/send-email/async-def"),
+        event(0, "request.received", method="POST", path="/send-email/async-await"),
         event(1, "message.built"),
         event(2, "coroutine.called", function="send_and_await", via="app.ensure_sync"),
         event(3, "coroutine.started", *loop, function="send_and_await", loop="loop-1"),
@@ -155,7 +155,7 @@ def async_view_trace(*, refused: bool) -> Trace:
             event(9, "coroutine.finished", *loop),
             event(10, "response.sent", status=200),
         ]
-    return Trace("t", "async-def", "threaded", 0.0, {}, {}, events)
+    return Trace("t", "async-await", "threaded", 0.0, {}, {}, events)
 
 
 def test_an_async_views_rows_tell_who_waits_for_whom() -> None:

@@ -756,7 +756,7 @@ def async_view_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
     outcome, delay_s, smtp, sink, error, status = _answered_after_send(draw)
     coroutine = {"function": "send_and_await"}
     request: list[Step] = [
-        ("request.received", {"method": "POST", "path": "/send-email/async-def"}),
+        ("request.received", {"method": "POST", "path": "/send-email/async-await"}),
         ("message.built", {"templates": ["email/welcome.txt", "email/welcome.html"]}),
         ("coroutine.called", {**coroutine, "via": "app.ensure_sync"}),
         ("response.sent", {"status": status}),
@@ -769,8 +769,8 @@ def async_view_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
     lanes = {REQUEST_LANE: request, LOOP_LANE: loop, EXECUTOR_LANE: executor, SINK_LANE: _sink_lane(sink, delay_s)}
     server = _arrival(draw, lanes)
     events = _interleave(draw, lanes, delay_s, ASYNC_CAUSES)
-    cell = f"synthetic/{server}/async-def/{outcome}/delay {delay_s:g}"
-    return cell, _trace("async-def", server, delay_s, events)
+    cell = f"synthetic/{server}/async-await/{outcome}/delay {delay_s:g}"
+    return cell, _trace("async-await", server, delay_s, events)
 
 
 # A blind retrier's attempts, each with its own SMTP conversation and sink lane; the sink stores, recognises (with
@@ -938,7 +938,7 @@ def test_every_claim_holds_on_synthetic_async_view_orders(case: tuple[str, Trace
 def misnamed_threads(doc: dict[str, Any], cell: str) -> list[str]:
     """An async view's document never calls a thread a worker (nothing was handed off and left: the request's thread
     waited), nor the send's thread the request's own: every text it shows, and its tracker, say so or fail."""
-    if doc.get("mode") != "async-def":
+    if doc.get("mode") != "async-await":
         return []
     texts = [(e["where"], e["text"]) for e in doc.get("claims") or []]
     texts += [("tracker", name) for name in doc["tracker"]["variables"]]
@@ -979,7 +979,7 @@ MODES = (
     "thread-no-context",
     "thread-proxy",
     "thread-retry",
-    "async-def",
+    "async-await",
     "thread-count",
     "thread-count-locked",
     "pool-starved",

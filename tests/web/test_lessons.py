@@ -237,7 +237,7 @@ def test_the_verdict_names_what_the_run_showed(app: Flask, client: FlaskClient) 
         "thread: mail.send() ran on Thread-" in verdict["evidence"]
         and "pool: mail.send() ran on pool" in verdict["evidence"]
     )
-    awaited = record_trace(app, "async-def")
+    awaited = record_trace(app, "async-await")
     both = f"{sync.trace_id},{awaited.trace_id},{thread.trace_id}"
     undecided = client.get(f"/api/lessons/summary/verdict?traces={both}").get_json()
     assert undecided["answer"] is None, "an async def route waits too: neither option is what this run shows"

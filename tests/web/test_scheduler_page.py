@@ -62,12 +62,12 @@ def test_a_student_loses_an_update_and_the_trace_shows_the_order(page: Page, san
     release(page, [COUNT_READ, BEFORE_ANSWER], send=1)
     release(page, [COUNT_READ, BEFORE_ANSWER], send=2)
     expect(page.locator("#verdict")).to_contain_text("Solved.")
-    expect(page.locator("#verdict")).to_contain_text("the update written after its read is lost")
+    expect(page.locator("#verdict")).to_contain_text("this write overwrites that update, which is lost")
     expect(page.locator("#verdict")).to_contain_text("After 2 emails the count went from")
     expect(challenge.locator(".solved-badge")).to_be_visible()
     check_at_every_width(page, "scheduler, lost update")
     page.locator("#trace-links a").filter(has_text="send 2").click()
-    expect(page.locator("body")).to_contain_text("the update written after its read is lost")
+    expect(page.locator("body")).to_contain_text("this write overwrites it, so that update is lost")
     expect(page.locator("body")).to_contain_text("You release")
 
 
