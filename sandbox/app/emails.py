@@ -2,8 +2,8 @@
 
 Every route builds the same welcome email. What differs is who sends it and who waits: the request itself, a new
 thread, a pool of threads, a queue's worker. Four routes carry a classic mistake on purpose (one of them beside its
-fix), and two show what does not help (computing in the worker, an ``async def`` view). The sandbox measures each
-from outside.
+fix), and three show what does not help (computing in the worker, and two ``async def`` views). The sandbox
+measures each from outside.
 """
 
 import asyncio
@@ -140,6 +140,15 @@ def send_with_retries(app, msg):
 async def send_async_await():
     msg = welcome_email(**request_fields())
     await asyncio.to_thread(mail.send, msg)
+    return {"status": "sent"}, 200
+
+
+# An async def view that calls mail.send itself: nothing is awaited, so its event loop's thread sends, and the
+# answer waits all the same.
+@bp.post("/send-email/async-blocking")
+async def send_async_blocking():
+    msg = welcome_email(**request_fields())
+    mail.send(msg)
     return {"status": "sent"}, 200
 
 

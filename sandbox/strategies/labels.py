@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.strategies.modes import ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, RETRY_ATTEMPTS, STARVED
+from sandbox.strategies.modes import ASYNC_BLOCKING, ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, RETRY_ATTEMPTS, STARVED
 
 BUTTON_LABELS = {
     "sync": "Send (blocking)",
@@ -14,6 +14,7 @@ BUTTON_LABELS = {
     "thread-cpu": "Send (thread that computes first)",
     "thread-retry": "Send (thread that retries blindly)",
     ASYNC_MODE: "Send (async def view, awaiting the send)",
+    ASYNC_BLOCKING: "Send (async def view, calling mail.send itself)",
     COUNT_MODE: "Send (thread that counts it, without a lock)",
     LOCKED_COUNT_MODE: "Send (thread that counts it, under a lock)",
     STARVED: "Send (pool of one thread whose task waits for another task)",
@@ -31,6 +32,10 @@ TITLES = {
         "Send from an async def view that awaits it (Flask runs the view to its end before answering, so the answer "
         "still waits)"
     ),
+    ASYNC_BLOCKING: (
+        "Send from an async def view that calls mail.send itself, with no await (the event loop's thread sends, and "
+        "the answer waits)"
+    ),
     COUNT_MODE: (
         "Threaded send whose worker counts it in a shared dict, reading then writing without a lock (racy on purpose)"
     ),
@@ -39,7 +44,7 @@ TITLES = {
         "Send by a pool of one thread whose task waits for a follow-up task on the same pool (starved on purpose)"
     ),
 }
-SHORT_LABELS = {"sync": "sync (blocking)", ASYNC_MODE: "async-await"}
+SHORT_LABELS = {"sync": "sync (blocking)"}
 
 
 # The sends a trace may be compared with in the "what if" quiz question, within one comparison: a background mode

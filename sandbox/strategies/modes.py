@@ -19,15 +19,16 @@ PROXY = "thread-proxy"
 STARVED = "pool-starved"
 BROKEN_VARIANTS = (NO_CONTEXT, PROXY)
 # Variants for the lessons: they work, but teach something the strategies above do not (CPU-bound work, the
-# duplicates a blind retry makes when a reply is lost, an async def view that still answers after its send, and a
+# duplicates a blind retry makes when a reply is lost, two async def views that still answer after their send, a
 # shared count of sends updated without a lock, then with one, and a pool of one thread whose task waits for another
 # task of the same pool).
 CPU_MODE = "thread-cpu"
 RETRY_MODE = "thread-retry"
 ASYNC_MODE = "async-await"
+ASYNC_BLOCKING = "async-blocking"
 COUNT_MODE = "thread-count"
 LOCKED_COUNT_MODE = "thread-count-locked"
-VARIANTS = (CPU_MODE, RETRY_MODE, ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, STARVED)
+VARIANTS = (CPU_MODE, RETRY_MODE, ASYNC_MODE, ASYNC_BLOCKING, COUNT_MODE, LOCKED_COUNT_MODE, STARVED)
 SEND_MODES = (*STRATEGIES, *BROKEN_VARIANTS, *VARIANTS)
 # The student's route for each mode (its Flask endpoint).
 ENDPOINTS = {
@@ -42,6 +43,7 @@ ENDPOINTS = {
         CPU_MODE: emails.send_thread_cpu,
         RETRY_MODE: emails.send_thread_retry,
         ASYNC_MODE: emails.send_async_await,
+        ASYNC_BLOCKING: emails.send_async_blocking,
         COUNT_MODE: emails.send_thread_count,
         LOCKED_COUNT_MODE: emails.send_thread_count_locked,
         STARVED: emails.send_pool_starved,
@@ -55,7 +57,7 @@ SCHEDULABLE_MODES = ("sync", "thread", "pool", "queue", NO_CONTEXT, PROXY, COUNT
 DURABLE_MODES = frozenset({"queue"})
 # The modes whose route answers only after the send has ended (200 once the server accepted it), so the send is
 # settled before the answer leaves; every other mode answers 202 with the send still pending or queued.
-ANSWERS_AFTER_SEND = frozenset({"sync", ASYNC_MODE})
+ANSWERS_AFTER_SEND = frozenset({"sync", ASYNC_MODE, ASYNC_BLOCKING})
 # The blind retry's rule, read from the student's loop: any error, the same pause, ``emails.ATTEMPTS`` in all.
 RETRY_ATTEMPTS = emails.ATTEMPTS
 

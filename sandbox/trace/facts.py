@@ -318,6 +318,11 @@ class Facts:
         sends = {e.thread_id for e in self.all("send.started") if not self.on_request(e)}
         return frozenset(loop | sends)
 
+    @cached_property
+    def loop_sent(self) -> bool:
+        """An async view whose coroutine called mail.send() itself, on the event loop's own thread (no await)."""
+        return self.coroutine is not None and self.send is not None and self.send.thread_id == self.coroutine.thread_id
+
     def in_coroutine(self, event: Event) -> bool:
         """On the coroutine's side of an async view: the event loop's thread, or the thread it awaited the send on."""
         return (

@@ -210,15 +210,23 @@ def _awaited_answer(facts: Facts) -> Sentence:
     if not facts.position(end) < facts.position(coroutine_end) < facts.position(response):
         return Sentence("")
     how = "returned" if end.kind == "smtp.accepted" else "raised"
+    if facts.loop_sent:
+        sent = "which called mail.send() itself, with no await, on that same thread"
+        where = claim("same_thread", facts.ref(send), facts.ref(loop))
+    else:
+        sent, where = (
+            f"which awaited mail.send() on {send.thread}",
+            claim("other_thread", facts.ref(send), facts.ref(loop)),
+        )
     return sentence(
         f" The route was written as async def: at step {facts.step(called)} app.ensure_sync() ran its coroutine on "
-        f"{loop.thread}, the event loop's thread, which awaited mail.send() on {send.thread}, and the request's thread "
+        f"{loop.thread}, the event loop's thread, {sent}, and the request's thread "
         f"waited meanwhile. mail.send() {how} at step {facts.step(end)}, the coroutine ended at step "
         f"{facts.step(coroutine_end)}, and only then could the answer leave: Flask runs an async view to its end "
         "before it answers.",
         claim("same_thread", facts.ref(called), "request.received"),
         claim("other_thread", facts.ref(loop), "request.received"),
-        claim("other_thread", facts.ref(send), facts.ref(loop)),
+        where,
         claim("other_thread", facts.ref(send), "request.received"),
         order(facts, end, coroutine_end),
         order(facts, coroutine_end, response),
@@ -346,17 +354,25 @@ def _awaited(facts: Facts) -> Moment | None:
         text += f", and mail.send() on {send.thread}"
         claims.append(claim("other_thread", facts.ref(send), facts.ref(loop)))
         claims.append(claim("other_thread", facts.ref(send), "request.received"))
+    if send is not None and facts.loop_sent:
+        text += f", itself blocked in mail.send() from step {facts.step(send)}: nothing was awaited"
+        claims.append(claim("same_thread", facts.ref(send), facts.ref(loop)))
     text += "."
     if response is not None and facts.position(end) < facts.position(response):
+        freed = (
+            "Awaiting freed the event loop's thread, not the request's"
+            if not facts.loop_sent
+            else "Neither thread was free"
+        )
         text += (
-            " Awaiting freed the event loop's thread, not the request's: the request's thread answered only after "
-            f"the coroutine ended, at step {facts.step(response)}."
+            f" {freed}: the request's thread answered only after the coroutine ended, at step {facts.step(response)}."
         )
         claims.append(order(facts, end, response))
         claims.append(claim("same_thread", "response.sent", "request.received"))
     parts = [Sentence(text, tuple(claims))]
     parts += _meanwhile(facts, called, end, "When the coroutine ended", "the waiting thread")
-    return _moment("Did awaiting free the request's thread?", join(parts, ""), facts.step(called))
+    title = "Did async def free the request's thread?" if facts.loop_sent else "Did awaiting free the request's thread?"
+    return _moment(title, join(parts, ""), facts.step(called))
 
 
 def _meanwhile(facts: Facts, start: Event, end: Event, when: str, holder: str) -> list[Sentence]:
@@ -579,7 +595,8 @@ def _failure(facts: Facts) -> Moment | None:
         raised = facts.first("coroutine.failed")
         parts.append(
             sentence(
-                f" It came back through the coroutine that awaited the send, which raised it at step "
+                f" It came back through the coroutine that {'made' if facts.loop_sent else 'awaited'} the send, which "
+                f"raised it at step "
                 f"{facts.step(raised)}, to the request's thread, and the route turned it into HTTP {facts.status} for "
                 f"the client at step {facts.step(response)}.",
                 order(facts, failed, raised),
@@ -921,8 +938,9 @@ def _arrival(facts: Facts) -> Moment | None:
         ):
             parts.append(
                 sentence(
-                    f" The sink's {what} came {gap} before the answer left: the route's coroutine awaited the send, "
-                    "and the answer waited for the coroutine.",
+                    f" The sink's {what} came {gap} before the answer left: the route's coroutine "
+                    f"{'made the send itself' if facts.loop_sent else 'awaited the send'}, and the answer waited for "
+                    "the coroutine.",
                     order(facts, arrived, response),
                     gap_claim,
                     order(facts, facts.awaited_call, facts.send),

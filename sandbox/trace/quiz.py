@@ -357,6 +357,8 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
     request_choice = f"{received.thread} (the thread handling the request)"
     on_request = facts.on_request(send)
     if not on_request and facts.awaited_call is not None and facts.in_coroutine(send):
+        if facts.loop_sent:
+            return _loop_send_thread(facts, rng, request_choice)
         return _awaited_send_thread(facts, rng, request_choice)
     same = claim("same_thread", "send.started", "request.received")
     other = claim("other_thread", "send.started", "request.received")
@@ -411,6 +413,39 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
         "send_thread",
         sentence("Which thread ran mail.send()?", claim("happened", "send.started")),
         right,
+        wrong,
+        where,
+        facts.step(send),
+        rng,
+    )
+
+
+def _loop_send_thread(facts: Facts, rng: random.Random, request_choice: str) -> Question | None:
+    """``send_thread`` for an async view that calls mail.send() itself: the event loop's own thread sent."""
+    send = facts.send
+    assert send is not None
+    other = claim("other_thread", "send.started", "request.received")
+    on_loop = claim("same_thread", "send.started", "coroutine.started")
+    where = sentence(
+        f"Step {facts.step(send)} shows mail.send() called on {send.thread}, the event loop's thread that ran the "
+        "coroutine: the coroutine called it with no await, so the loop itself waited for the send.",
+        claim("happened", "send.started"),
+        other,
+        on_loop,
+    )
+    wrong = [
+        Choice(
+            request_choice,
+            (other,),
+            "Believes an async view runs on the thread handling the request",
+            Sentence("You may be thinking an async view runs on the thread handling the request; ") + where,
+        ),
+        _sink_thread_choice(facts, where),
+    ]
+    return _question(
+        "send_thread",
+        sentence("Which thread ran mail.send()?", claim("happened", "send.started")),
+        Choice(f"{send.thread} (the event loop's thread, running the coroutine)", (other, on_loop)),
         wrong,
         where,
         facts.step(send),
@@ -1176,12 +1211,18 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
             return None
         if not facts.position(end) < facts.position(finished) < facts.position(response):
             return None
+        how = "calls mail.send() in its coroutine" if facts.loop_sent else "awaits the send"
         asked = (
-            "This route is written as async def and awaits the send. Does that let its answer leave before the mail "
-            "server's 250?"
+            f"This route is written as async def and {how}. Does that let its answer leave before the mail server's "
+            "250?"
+        )
+        did = (
+            "called mail.send() itself, on that thread; the"
+            if facts.loop_sent
+            else f"awaited mail.send() on {send.thread}; the awaited"
         )
         shown = sentence(
-            f"In this run the coroutine, on {loop.thread}, awaited mail.send() on {send.thread}; the awaited "
+            f"In this run the coroutine, on {loop.thread}, {did} "
             f"send ended with the 250 at step {m}, the coroutine at step {facts.step(finished)}, and the answer left "
             f"at step {n}, {gap} after the send had ended, from the request's thread, which had waited in "
             "app.ensure_sync() since step "

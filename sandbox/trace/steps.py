@@ -414,6 +414,7 @@ def coroutine_state(facts: Facts, n: int) -> Sentence:
     ref = facts.ref(event)
     loop = facts.coroutine
     where = f"Coroutine on {loop.thread}" if loop is not None else "Coroutine"
+    on_loop = False
     if loop is not None and event.kind != "coroutine.called":
         on_loop = event.thread_id == loop.thread_id
         claims.append(claim("same_thread" if on_loop else "other_thread", ref, facts.ref(loop)))
@@ -425,6 +426,13 @@ def coroutine_state(facts: Facts, n: int) -> Sentence:
             claims.append(claim("same_thread", ref, "request.received"))
         case "coroutine.started":
             text = f"{where}: running"
+        case "send.started" | "smtp.data_sent" | "smtp.accepted" | "smtp.failed" if on_loop:
+            text = {
+                "send.started": f"{where}: blocked in mail.send(), on the loop's own thread",
+                "smtp.data_sent": f"{where}: blocked in mail.send(), waiting for the server's reply",
+                "smtp.accepted": f"{where}: mail.send() returned; the coroutine goes on",
+                "smtp.failed": f"{where}: mail.send() raised",
+            }[event.kind]
         case "send.started":
             text = f"{where}: awaiting mail.send(), which runs on {event.thread}"
         case "smtp.data_sent":
@@ -735,6 +743,12 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                 )
             if facts.in_coroutine(event) and d.get("via"):
                 return _awaited_send(facts, event)
+            if facts.coroutine is not None and event.thread_id == facts.coroutine.thread_id:
+                return sentence(
+                    "The coroutine calls mail.send(msg) itself, with no await: the event loop's own thread sends, "
+                    "so the loop can run nothing else until it returns",
+                    *_on_loop(facts, event),
+                )
             return sentence("The worker calls mail.send(msg)", claim("other_thread", ref, "request.received"))
         case "coroutine.called":
             return _coroutine_called(facts, event)
@@ -743,8 +757,9 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
         case "coroutine.finished":
             return _coroutine_finished(facts, event)
         case "coroutine.failed":
+            awaited = "awaited call" if facts.send is None or facts.send.details.get("via") else "call of mail.send()"
             return sentence(
-                "The awaited call raised, so the coroutine raises too, and app.ensure_sync() raises it again on the "
+                f"The {awaited} raised, so the coroutine raises too, and app.ensure_sync() raises it again on the "
                 f"request's thread: {d.get('error', '')}",
                 quoted(ref, d),
                 *_on_loop(facts, event),
@@ -939,8 +954,10 @@ def _coroutine_finished(facts: Facts, event: Event) -> Sentence:
     claims = _on_loop(facts, event)
     end = facts.send_end
     if end is not None and end.kind == "smtp.accepted" and facts.position(end) < facts.position(event):
-        text = f"The awaited mail.send() returned at step {facts.step(end)}, so the coroutine carries on and returns"
+        awaited = "awaited " if end.thread_id != event.thread_id else ""
+        text = f"The {awaited}mail.send() returned at step {facts.step(end)}, so the coroutine carries on and returns"
         claims.append(claim("before", facts.ref(end), ref))
+        claims.append(claim("same_thread" if not awaited else "other_thread", facts.ref(end), ref))
     else:
         text = "The coroutine returns"
     response = facts.response

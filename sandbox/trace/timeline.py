@@ -84,9 +84,11 @@ def timeline(trace: Trace) -> Timeline:
         ended = ("coroutine.finished", "coroutine.failed")
         _span(request, "waiting in app.ensure_sync()", at("coroutine.called"), end_of(*ended), "blocked")
         loop = Lane("Event loop thread", coroutine.thread)
-        _span(loop, "the coroutine, awaiting the send", at("coroutine.started"), end_of(*ended), "worker")
-        lanes.append(loop)
         sent = trace.first("send.started")
+        on_loop = sent is not None and sent.thread_id == coroutine.thread_id
+        doing = "the coroutine, blocked in mail.send()" if on_loop else "the coroutine, awaiting the send"
+        _span(loop, doing, at("coroutine.started"), end_of(*ended), "worker")
+        lanes.append(loop)
         if sent is not None and sent.thread_id != coroutine.thread_id:
             executor = Lane("Executor thread", sent.thread)
             for data_sent, answered in each("smtp.data_sent", CLIENT_ENDS, same_thread=True):

@@ -19,7 +19,7 @@ from sandbox.render.document import report, trace_document
 from sandbox.smtp.client import TO_THREAD as VIA
 from sandbox.smtp.sink import Sink
 from sandbox.strategies.delivery import DELIVERED, FAILED, UNKNOWN
-from sandbox.strategies.modes import ANSWERS_AFTER_SEND, SEND_MODES
+from sandbox.strategies.modes import ANSWERS_AFTER_SEND, ASYNC_BLOCKING, SEND_MODES
 from sandbox.strategies.modes import ASYNC_MODE as MODE
 from sandbox.trace.facts import Facts
 from sandbox.trace.tracer import Trace
@@ -92,7 +92,7 @@ def test_the_coroutine_and_the_send_run_on_threads_other_than_the_requests(app: 
     checked_document(trace)
 
 
-@pytest.mark.parametrize("mode", ["sync", MODE])
+@pytest.mark.parametrize("mode", ["sync", MODE, ASYNC_BLOCKING])
 def test_a_dead_server_answers_502_and_is_listed_as_the_blocking_route_does(mode: str, closed_port: int) -> None:
     app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_PORT": closed_port})
     client = app.test_client()
@@ -105,12 +105,12 @@ def test_a_dead_server_answers_502_and_is_listed_as_the_blocking_route_does(mode
     trace = app.extensions["sandbox.tracer"].get(body["trace_id"])
     assert trace is not None and trace.complete
     checked_document(trace)
-    if mode == MODE:
+    if mode != "sync":
         assert thread_of(trace, "smtp.failed") == thread_of(trace, "send.started") != thread_of(trace, "response.sent")
         assert trace.first("coroutine.failed").details["error"] == body["error"]
 
 
-@pytest.mark.parametrize("mode", ["sync", MODE])
+@pytest.mark.parametrize("mode", ["sync", MODE, ASYNC_BLOCKING])
 def test_a_server_slower_than_the_timeout_answers_504_with_an_unknown_fate(mode: str, sink: Sink) -> None:
     sink.handler.delay_s = 1.0
     app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "SANDBOX_SMTP_TIMEOUT": 0.3}, sink=sink)

@@ -161,7 +161,9 @@ def test_under_the_lock_the_second_worker_waits_and_nothing_is_lost(sandbox: San
     assert any(f"but {holder} holds it" in row["action"] for row in two["steps"])
     judged = check(sandbox, "lost-update-locked", [first, second])
     assert judged.status == 200 and not judged.body["solved"]
-    assert f"while {holder} held it" in judged.body["why"] and "no order of releases loses an update" in judged.body["why"]
+    assert (
+        f"while {holder} held it" in judged.body["why"] and "no order of releases loses an update" in judged.body["why"]
+    )
 
 
 def test_a_two_send_challenge_needs_two_different_sends(sandbox: Sandbox) -> None:

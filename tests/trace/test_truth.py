@@ -980,6 +980,7 @@ MODES = (
     "thread-proxy",
     "thread-retry",
     "async-await",
+    "async-blocking",
     "thread-count",
     "thread-count-locked",
     "pool-starved",

@@ -148,7 +148,7 @@ def test_the_page_explores_two_counting_workers_and_links_their_traces(page: Pag
     assert sum(rows.nth(i).locator("td").nth(1).inner_text() == "yes" for i in range(6)) == 4
     check_at_every_width(page, "scheduler, explored")
     rows.first.get_by_role("link", name="send 2").click()
-    expect(page.locator("body")).to_contain_text("stats[\"sent\"]")
+    expect(page.locator("body")).to_contain_text('stats["sent"]')
 
 
 def test_the_explorers_page_fits_a_phone_and_passes_axe(page: Page, sandbox: Sandbox, tmp_path: Path) -> None:
