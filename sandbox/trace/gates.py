@@ -5,13 +5,15 @@ on only when released (``POST /api/schedule/<trace_id>/release``), so you, not t
 order. Each stop and each release is an event of the trace, on the thread that waited, so the execution table shows
 who ran when and why. No gate holds a thread forever: after ``bound_s`` (60 s unless set) it lets the thread go by
 itself, and the send ends like any other. With ``?schedule=observe`` no gate holds anyone: each thread only
-records that it passed (``gate.passed``), so the explorer can tell which order the operating system chose.
+records that it passed (``gate.passed``), so the explorer can tell which order the operating system chose. With
+``&hold=`` naming some gates (their ids in ``GATE_IDS``), only those hold a thread; the others are noted as passed.
 
 The gates sit where the sandbox already watches the student's code from outside (their files hold no gate):
 
-- the request's thread, once ``thr.start()`` (or the pool's ``submit()``) has returned: before the route returns its
-  answer;
-- a worker, as it starts (before its first line, so before any ``app.app_context()``), then before ``mail.send()``
+- the request's thread, once it has handed the send on (``thr.start()``, the pool's ``submit()`` or the queue's
+  ``enqueue()`` has returned): before the route returns its answer;
+- a worker (a thread the route started, a pool's thread, or a queue consumer's thread in this process), as it
+  starts (before its first line, so before any ``app.app_context()``), then before ``mail.send()``
   talks to the server, then after the server's 250, as ``mail.send()`` returns (its conversation over);
 - a worker that counts its email in the shared ``stats`` (``sandbox.strategies.counting``), between its read of the
   count and its write;

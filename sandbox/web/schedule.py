@@ -24,7 +24,8 @@ def scheduler() -> Scheduler:
 @bp.get("/api/schedule")
 def schedules() -> Response:
     """The desk's sends scheduled by hand, newest first, each with the threads waiting now: at a gate (``waiting``,
-    each released by you) or for a lock (``blocked``, freed only by the thread holding it)."""
+    each released by you) or for something another thread must do first (``blocked``: a lock to let go, a task to
+    run), which no release frees."""
     return jsonify(bound_s=scheduler().bound_s, sends=[schedule_view(s) for s in scheduler().of_desk(current_desk())])
 
 
@@ -46,8 +47,8 @@ def release(trace_id: str) -> Response:
 
 
 def schedule_view(schedule: Schedule) -> dict[str, object]:
-    """A send scheduled by hand: who waits at which gate, who waits for a lock another thread holds, and whether
-    it is over (nothing more will be recorded)."""
+    """A send scheduled by hand: who waits at which gate, who waits for another thread, and whether it is over
+    (nothing more will be recorded)."""
     trace = current_app.extensions["sandbox.tracer"].get(schedule.trace_id)
     return {
         "trace_id": schedule.trace_id,
