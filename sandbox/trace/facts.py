@@ -208,6 +208,14 @@ class Facts:
                 return other
         return None
 
+    def before(self, event: Event, kinds: Iterable[str], thread_id: int | None = None) -> Event | None:
+        """The last event of ``kinds`` before ``event`` (on ``thread_id`` if given)."""
+        kinds = set(kinds)
+        for other in reversed(self.events[: self.position(event)]):
+            if other.kind in kinds and (thread_id is None or other.thread_id == thread_id):
+                return other
+        return None
+
     # The request and its answer -------------------------------------------------------------------------------
     @cached_property
     def received(self) -> Event | None:

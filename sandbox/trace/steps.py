@@ -1143,14 +1143,7 @@ def _follow_up_waiting(facts: Facts, event: Event) -> Sentence:
 def _follow_up_timed_out(facts: Facts, event: Event) -> Sentence:
     """A wait for a follow-up's result gives up: ``.result()`` raises TimeoutError."""
     d = event.details
-    waited = next(
-        (
-            e
-            for e in reversed(facts.events[: facts.position(event)])
-            if e.kind == "follow_up.waiting" and e.thread_id == event.thread_id
-        ),
-        None,
-    )
+    waited = facts.before(event, ("follow_up.waiting",), event.thread_id)
     claims = [claim("detail", facts.ref(event), "ran", Literal(d.get("ran")))]
     after = ""
     if waited is not None:
@@ -1169,14 +1162,7 @@ def _follow_up_timed_out(facts: Facts, event: Event) -> Sentence:
 def _lock_acquired(facts: Facts, event: Event, n: int) -> Sentence:
     """A worker takes the lock: at once, or after waiting for its holder to let it go."""
     lock = event.details.get("lock")
-    waited = next(
-        (
-            e
-            for e in reversed(facts.events[: facts.position(event)])
-            if e.kind == "lock.waiting" and e.thread_id == event.thread_id
-        ),
-        None,
-    )
+    waited = facts.before(event, ("lock.waiting",), event.thread_id)
     if waited is None or event.details.get("waited_ms") == 0:
         return sentence(f"{event.thread} takes {lock}, which was free", claim("happened", f"@{n}"))
     gap, gap_claim = gap_phrase(facts, waited, event)
@@ -1194,14 +1180,7 @@ def _gate_released(facts: Facts, event: Event, n: int) -> Sentence:
     claims = [claim("happened", f"@{n}"), claim("detail", ref, "gate", Literal(gate))]
     by = event.details.get("by")
     claims.append(claim("detail", ref, "by", Literal(by)))
-    parked = next(
-        (
-            e
-            for e in reversed(facts.events[: facts.position(event)])
-            if e.kind == "gate.parked" and e.thread == event.thread
-        ),
-        None,
-    )
+    parked = facts.before(event, ("gate.parked",), event.thread_id)
     if parked is None:
         return Sentence(f"{event.thread} goes on from the gate “{gate}”", tuple(claims))
     waited, waited_claim = gap_phrase(facts, parked, event)
