@@ -46,6 +46,10 @@ class Job:
         with self.lock:
             self.phase, self.done, self.total = phase, done, total
 
+    def fail(self, error: str) -> None:
+        with self.lock:
+            self.state, self.error = "failed", error
+
     def to_dict(self) -> dict[str, Any]:
         with self.lock:
             return {
@@ -90,9 +94,11 @@ class Explorations:
     def _run(job: Job, target: Target) -> None:
         try:
             exploration = explore(target, job.scenario, job.runs, job.progress)
-        except (ExplorerError, OSError) as err:
-            with job.lock:
-                job.state, job.error = "failed", str(err)
+        except ExplorerError as err:
+            job.fail(str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - a job left "running" would refuse the desk's next exploration
+            job.fail(f"{type(err).__name__}: {err}")
             return
         result = exploration.to_dict()
         result["summary"] = list(summary(exploration))

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from sandbox.client import call
 from sandbox.runtime import Sandbox
+from sandbox.web import explorations
 
 DELAY_S = 0.0
 
@@ -55,6 +56,18 @@ def test_an_exploration_runs_in_the_background_and_ends_with_the_orderings(sandb
 def test_a_bad_exploration_request_says_what_is_wrong(client: FlaskClient, body: dict[str, Any], words: str) -> None:
     answer = client.post("/api/explorations", json=body)
     assert answer.status_code == 400 and words in answer.get_json()["error"]
+
+
+def test_an_exploration_that_breaks_says_why_and_frees_the_desk(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise ValueError("no such thing")
+
+    monkeypatch.setattr(explorations, "explore", broken)
+    job = finished(sandbox, call(f"{sandbox.url}api/explorations", "POST", {"scenario": "sync", "runs": 0}).body["id"])
+    assert job["state"] == "failed" and job["error"] == "ValueError: no such thing"
+    assert call(f"{sandbox.url}api/explorations", "POST", {"scenario": "sync", "runs": 0}).status == 202
 
 
 def test_an_unknown_exploration_is_a_404(client: FlaskClient) -> None:
