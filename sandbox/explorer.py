@@ -153,27 +153,24 @@ class Ordering:
 @dataclass
 class Exploration:
     scenario: str
-    mode: str
-    question: str
+    plan: Scenario
     orderings: list[Ordering]
     free_runs: int = 0
     # Orders seen in the runs nobody held that the enumeration did not produce (none, if the explorer is right).
     unexplained: Counter[tuple[Step, ...]] = field(default_factory=Counter)
-    sends: int = 1
-    asks: tuple[str, ...] = ()
-    holds: tuple[str, ...] | None = None
 
     @property
     def what_ran(self) -> str:
         """How each ordering was run, in a sentence."""
-        sends = "One send" if self.sends == 1 else f"{counted(self.sends, 'send')} at once"
-        named = [f"“{gate}”" for gate in self.holds or ()]
+        plan = self.plan
+        sends = "One send" if plan.sends == 1 else f"{counted(plan.sends, 'send')} at once"
+        named = [f"“{gate}”" for gate in plan.holds or ()]
         if len(named) > 1:
             named = [", ".join(named[:-1]) + " and " + named[-1]]
         where = f"only at the gates {named[0]}" if named else "at every gate"
-        numbered = " (send 1 is the first to reach the server, and worker 1 is its worker)" if self.sends > 1 else ""
+        numbered = " (send 1 is the first to reach the server, and worker 1 is its worker)" if plan.sends > 1 else ""
         return (
-            f"{sends} by POST /send-email/{self.mode}{numbered}, the threads held {where}, then released in every "
+            f"{sends} by POST /send-email/{plan.mode}{numbered}, the threads held {where}, then released in every "
             f"order the program allows, each order run for real; then {counted(self.free_runs, 'run')} nobody held, "
             "each placed in the table by the order in which its threads passed the same gates."
         )
@@ -181,15 +178,15 @@ class Exploration:
     @property
     def columns(self) -> list[tuple[str, str]]:
         """The outcome columns of this scenario's table: (the Outcome field, its heading)."""
-        return [(name, OUTCOME_COLUMNS[name]) for name in self.asks]
+        return [(name, OUTCOME_COLUMNS[name]) for name in self.plan.asks]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
-            "mode": self.mode,
-            "question": self.question,
-            "sends": self.sends,
-            "asks": list(self.asks),
+            "mode": self.plan.mode,
+            "question": self.plan.question,
+            "sends": self.plan.sends,
+            "asks": list(self.plan.asks),
             "enumerated": len(self.orderings),
             "orderings": [o.to_dict() for o in self.orderings],
             "free_runs": self.free_runs,
@@ -209,9 +206,7 @@ def explore(sandbox: Sandbox | Target, scenario: str, runs: int, progress: Progr
     target = Target.of(sandbox)
     plan = SCENARIOS[scenario]
     orderings = enumerate_orderings(target, plan, progress)
-    exploration = Exploration(
-        scenario, plan.mode, plan.question, orderings, sends=plan.sends, asks=plan.asks, holds=plan.holds
-    )
+    exploration = Exploration(scenario, plan, orderings)
     by_steps = {o.steps: o for o in exploration.orderings}
     for n in range(runs):
         progress(FREE_RUNS, n, runs)
@@ -394,7 +389,7 @@ def summary(exploration: Exploration) -> Sequence[str]:
         f"{counted(n, 'ordering')} of the gates can happen; each was run for real, its threads held and released "
         "in that order."
     ]
-    asks = exploration.asks
+    asks = exploration.plan.asks
     if "accepted_before_answer" in asks:
         lines.append(
             f"In {_of(orderings, lambda o: o.outcome.accepted_before_answer, n)} the sink accepted the email before "
@@ -416,10 +411,10 @@ def summary(exploration: Exploration) -> Sequence[str]:
     if runs:
         seen = [f"ordering {i} came up {counted(o.observed, 'time')}" for i, o in enumerate(orderings, 1) if o.observed]
         nobody = f"In {counted(runs, 'run')} nobody held"
-        if exploration.sends > 1:
-            nobody += f" (each {exploration.sends} sends at once)"
+        if exploration.plan.sends > 1:
+            nobody += f" (each {exploration.plan.sends} sends at once)"
         lines.append(f"{nobody}: " + (", ".join(seen) or "no ordering came up") + ".")
-        lines += _never_seen(orderings, exploration.asks)
+        lines += _never_seen(orderings, exploration.plan.asks)
     unexplained = sum(exploration.unexplained.values())
     if unexplained:
         lines.append(f"{counted(unexplained, 'run')} nobody held took an order the enumeration did not produce.")
