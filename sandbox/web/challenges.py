@@ -117,8 +117,9 @@ def _read_then_wrote(n: int, facts: Facts, write: Event) -> str:
     return said
 
 
-def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], str]:
-    """The runs' writes, and what they did in sentences; a note when a send's worker never counted."""
+def _counted_writes(runs: list[Facts]) -> tuple[bool, str]:
+    """Whether a write of the runs lost an update, and what the writes did in sentences, in the order they came
+    (a note when a send's worker never counted), ending with how the count went."""
     writes = count_writes(runs)
     said = "; ".join(_read_then_wrote(*write) for write in writes)
     if len(writes) > 1:
@@ -126,34 +127,27 @@ def _counted_writes(runs: list[Facts]) -> tuple[list[tuple[int, Facts, Event]], 
     if len(writes) < len(runs):
         counted_none = len(runs) - len(writes)
         said += f"{'. ' if said else ''}{counted(counted_none, 'worker')} never counted: a failed send counts nothing"
-    said += "."
-    return writes, said[0].upper() + said[1:]
+    said = f"{said}."
+    if writes:
+        first_read, last = writes[0][2].details.get("read"), writes[-1][2].details.get("value")
+        said += f" After {counted(len(writes), 'email')} the count went from {first_read} to {last}."
+    return any(lost_update(write) for _, _, write in writes), said[0].upper() + said[1:]
 
 
 def _update_lost(runs: list[Facts]) -> Judgement:
-    writes, said = _counted_writes(runs)
-    went = _count_went(writes)
-    if any(lost_update(write) for _, _, write in writes):
-        return True, f"{said}{went}"
+    lost, said = _counted_writes(runs)
+    if lost:
+        return True, said
     return False, (
-        f"{said}{went} Each write found the value its worker had read, so no update was lost. Hold one worker at the "
+        f"{said} Each write found the value its worker had read, so no update was lost. Hold one worker at the "
         f"gate “{COUNT_READ}”, and let the other read the count too."
     )
 
 
-def _count_went(writes: list[tuple[int, Facts, Event]]) -> str:
-    """ " After N emails the count went from A to B.", from the first write's read and the last write."""
-    if not writes:
-        return ""
-    first_read, last = writes[0][2].details.get("read"), writes[-1][2].details.get("value")
-    return f" After {counted(len(writes), 'email')} the count went from {first_read} to {last}."
-
-
 def _lock_holds(runs: list[Facts]) -> Judgement:
-    solved, why = _update_lost(runs)
-    if solved:
-        return solved, why
-    writes, said = _counted_writes(runs)
+    lost, said = _counted_writes(runs)
+    if lost:
+        return True, said
     waits = [(n, facts, e) for n, facts in enumerate(runs, 1) for e in facts.all("lock.waiting")]
     if not waits:
         return False, (
@@ -166,8 +160,8 @@ def _lock_holds(runs: list[Facts]) -> Judgement:
     got = f", and got it at step {facts.step(acquired)}, once {holder} had let it go" if acquired is not None else ""
     return False, (
         f"Send {n}'s worker, {wait.thread}, asked for stats_lock at step {facts.step(wait)} of its trace while "
-        f"{holder} held it{got}. {said}{_count_went(writes)} No worker that takes the lock can read the count between "
-        "the read and the write of another that holds it, so no order of releases loses an update in these sends."
+        f"{holder} held it{got}. {said} No worker that takes the lock can read the count between the read and the "
+        "write of another that holds it, so no order of releases loses an update in these sends."
     )
 
 
