@@ -37,15 +37,13 @@ class WatchedPool:
         self._guard = threading.Lock()
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._busy: dict[str, dict[str, str]] = {}  # desk -> {thread running a task: the task's function}
-        self._waiting: dict[str, int] = {}  # desk -> tasks queued and not yet taken by a thread
         self._sends: dict[str, int] = {}  # desk -> send tasks queued or running (follow-ups not counted)
         self._sending: set[str] = set()  # trace ids whose send task is running
 
     def _executor(self, desk: str) -> ThreadPoolExecutor:
         with self._guard:
             if desk not in self._executors:
-                self._executors[desk] = ThreadPoolExecutor(self.size, thread_name_prefix=f"{self.name}")
-                self._busy[desk], self._waiting[desk] = {}, 0
+                self._executors[desk] = ThreadPoolExecutor(self.size, thread_name_prefix=self.name)
             return self._executors[desk]
 
     def busy(self, desk: str) -> dict[str, str]:
@@ -59,19 +57,16 @@ class WatchedPool:
         executor = self._executor(desk)
         if binding is None:
             return executor.submit(fn, *args, **kwargs)
-        own_thread = threading.current_thread().name in self.busy(desk)
-        with self._guard:
-            self._waiting[desk] = self._waiting.get(desk, 0) + 1
-            ahead = self._sends.get(desk, 0)
-            if not own_thread:
+        busy = self.busy(desk)
+        if threading.current_thread().name not in busy:  # a route hands its send over
+            with self._guard:
+                ahead = self._sends.get(desk, 0)
                 self._sends[desk] = ahead + 1
-        if not own_thread:  # a route hands its send over
             binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
             binding.record("pool.queued", at=source_location(), pool_size=self.size, ahead=ahead)
             future = executor.submit(self._send, binding.worker(), desk, fn, args, kwargs)
             binding.park(BEFORE_ANSWER)  # scheduled by hand: the route waits at its submit()
             return future
-        busy = self.busy(desk)
         binding.record(
             "follow_up.queued",
             at=source_location(),
@@ -87,7 +82,6 @@ class WatchedPool:
 
     def _taken(self, desk: str, fn: Callable[..., Any]) -> None:
         with self._guard:
-            self._waiting[desk] = max(0, self._waiting.get(desk, 0) - 1)
             self._busy.setdefault(desk, {})[threading.current_thread().name] = fn.__name__
 
     def _done(self, desk: str) -> None:
@@ -128,7 +122,6 @@ class WatchedPool:
         with self._guard:
             executor = self._executors.pop(desk, None)
             self._busy.pop(desk, None)
-            self._waiting.pop(desk, None)
             self._sends.pop(desk, None)
         if executor is not None:
             executor.shutdown(wait=False)
