@@ -302,6 +302,7 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
         retryable = isinstance(err, SendError) and err.retryable
         return retry_delay if retryable and retries_left > 0 else None
 
+    desk = data.get("desk", DEFAULT_DESK)
     binding = Binding(
         app.extensions["sandbox.tracer"],
         app.extensions["sandbox.delivery"],
@@ -310,11 +311,11 @@ def deliver_task(app: Flask, data: dict[str, Any], trace_id: str, task: Task | N
         attempts=attempts,
         attempt=attempt - 1,
         retry_in=retry_in,
-        desk=data.get("desk", DEFAULT_DESK),
+        desk=desk,
         port=desk_port(app, data),
         # Scheduled by hand in this process: the consumer's thread waits at the gates too (one in another process
         # has no schedule to find, and runs freely).
-        schedule=app.extensions["sandbox.scheduler"].get(trace_id, data.get("desk", DEFAULT_DESK)),
+        schedule=app.extensions["sandbox.scheduler"].get(trace_id, desk),
     )
     try:
         worker = stored_worker(data)
