@@ -1,7 +1,7 @@
 """The app's email routes, as a student writes them: build the message, then send it one way or another.
 
 Every route builds the same welcome email. What differs is who sends it and who waits: the request itself, a new
-thread, a pool of threads, a queue's worker. Four routes carry a classic mistake on purpose (one of them beside its
+thread, a pool of threads, a queue's worker. Six routes carry a classic mistake on purpose (one of them beside its
 fix), and three show what does not help (computing in the worker, and two ``async def`` views). The sandbox
 measures each from outside.
 """
@@ -216,3 +216,30 @@ def render_then_send(app, fields):
 def render_welcome(app, fields):
     with app.app_context():
         return welcome_email(**fields)
+
+
+# Mistake 5: the view creates a task to send after the answer, and returns. But Flask's event loop lives only as
+# long as the view: when the view returns, the loop cancels every task still waiting, and this one never sends.
+@bp.post("/send-email/async-fire-and-forget")
+async def send_async_fire_and_forget():
+    msg = welcome_email(**request_fields())
+    asyncio.create_task(send_after_answer(msg))
+    return {"status": "queued"}, 202
+
+
+async def send_after_answer(msg):
+    await asyncio.sleep(0)  # let the view answer first
+    mail.send(msg)
+
+
+# Mistake 6: the task hands the send to a thread. The closing loop cancels the task, yet it waits for the thread
+# before it lets the view's answer go: the user waits for the mail server all the same.
+@bp.post("/send-email/async-to-thread-and-forget")
+async def send_async_to_thread_and_forget():
+    msg = welcome_email(**request_fields())
+    asyncio.create_task(send_in_thread(msg))
+    return {"status": "queued"}, 202
+
+
+async def send_in_thread(msg):
+    await asyncio.to_thread(mail.send, msg)

@@ -198,6 +198,7 @@ def traced_send(send: Any, message: flask_mail.Message, binding: Binding) -> Non
         binding.record("attempt.started", attempt=attempt, attempts=binding.attempts)
     binding.park(BEFORE_SEND)
     binding.record("send.started", **({"via": binding.via} if binding.via else {}))
+    binding.sends_begun.append(binding.trace_id)
     if binding.blocking:
         binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
     try:

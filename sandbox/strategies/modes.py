@@ -17,7 +17,11 @@ STRATEGIES = ("sync", "thread", "pool", "queue")
 NO_CONTEXT = "thread-no-context"
 PROXY = "thread-proxy"
 STARVED = "pool-starved"
-BROKEN_VARIANTS = (NO_CONTEXT, PROXY)
+FORGOTTEN_TASK = "async-fire-and-forget"
+FORGOTTEN_THREAD_TASK = "async-to-thread-and-forget"
+BROKEN_VARIANTS = (NO_CONTEXT, PROXY, FORGOTTEN_TASK, FORGOTTEN_THREAD_TASK)
+# The async def views whose send is a task they create and do not await.
+TASK_MODES = (FORGOTTEN_TASK, FORGOTTEN_THREAD_TASK)
 # Variants for the lessons: they work, but teach something the strategies above do not (CPU-bound work, the
 # duplicates a blind retry makes when a reply is lost, two async def views that still answer after their send, a
 # shared count of sends updated without a lock, then with one, and a pool of one thread whose task waits for another
@@ -40,6 +44,8 @@ ENDPOINTS = {
         "queue": emails.send_queue,
         NO_CONTEXT: emails.send_thread_no_context,
         PROXY: emails.send_thread_proxy,
+        FORGOTTEN_TASK: emails.send_async_fire_and_forget,
+        FORGOTTEN_THREAD_TASK: emails.send_async_to_thread_and_forget,
         CPU_MODE: emails.send_thread_cpu,
         RETRY_MODE: emails.send_thread_retry,
         ASYNC_MODE: emails.send_async_await,

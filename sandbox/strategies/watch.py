@@ -6,7 +6,9 @@
 - Flask's ``template_rendered`` and ``appcontext_pushed`` signals mark the message built and a worker's context,
   and Flask-Mail's ``email_dispatched`` the server's 250;
 - :class:`WatchedFlask` runs an ``async def`` view through ``ensure_sync`` as Flask does, recording when the
-  coroutine is called, starts on the event loop's thread and ends;
+  coroutine is called, starts on the event loop's thread and ends, when the loop has closed, and, through the loop's
+  task factory, each task the view creates: when it is created, starts, and how it ends (finished, failed or
+  cancelled, and whether its send had begun);
 - ``mail.send()`` (``sandbox.smtp.client``), the pool, the queue and the sink report their own parts.
 
 A profile hook costs a Python call per function call, so it is set only on a send route's thread, only for that
@@ -15,13 +17,14 @@ request, and it does nothing but compare one code object.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import sys
 import threading
 import weakref
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType, FunctionType
 from typing import Any
 
 from flask import Flask, appcontext_pushed, template_rendered
@@ -29,10 +32,22 @@ from flask_mail import Message, email_dispatched
 from jinja2 import Template
 
 from sandbox.smtp.failures import error_and_outcome
+from sandbox.strategies.delivery import FAILED
 from sandbox.strategies.modes import WORKER_RULES
 from sandbox.strategies.workers import worker_outcome
 from sandbox.trace.gates import BEFORE_ANSWER
-from sandbox.trace.tracer import TRACE_HEADER, Binding, bind, current_binding, line_of, raised_at
+from sandbox.trace.tracer import (
+    TRACE_HEADER,
+    Binding,
+    Location,
+    bind,
+    bound,
+    current_binding,
+    finish_line,
+    line_of,
+    raised_at,
+    suspended_at,
+)
 
 _THREAD_START = threading.Thread.start.__code__
 _WORKERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # the threads a route started to send for it
@@ -125,14 +140,25 @@ def _context_pushed(app: Flask, **extra: Any) -> None:
 
 class WatchedFlask(Flask):
     """Flask, with the student's ``async def`` views watched as Flask runs them (``ensure_sync``: an event loop on
-    a thread of its own, which the request's thread waits for)."""
+    a thread of its own, which the request's thread waits for until the loop has closed)."""
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         binding = current_binding()
         if binding is None or not inspect.iscoroutinefunction(func) or not _is_students(func):
             return super().ensure_sync(func)
         binding.record("coroutine.called", at=line_of(func), function=func.__name__, via="app.ensure_sync")
-        return super().ensure_sync(_watched_coroutine(binding, func))
+        run_loop = super().ensure_sync(_watched_coroutine(binding, func))
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return run_loop(*args, **kwargs)
+            finally:
+                # asyncio.run() has returned: it cancelled the tasks left, waited for its executor's threads and
+                # closed the loop. Only now does the request's thread go on.
+                binding.record("loop.closed", at=line_of(func))
+
+        return run
 
 
 def _watched_coroutine(binding: Binding, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -140,6 +166,9 @@ def _watched_coroutine(binding: Binding, func: Callable[..., Any]) -> Callable[.
     async def run(*args: Any, **kwargs: Any) -> Any:
         loop = threading.current_thread().name
         binding.record("coroutine.started", at=line_of(func), function=func.__name__, loop=loop)
+        running = asyncio.get_running_loop()
+        if running.get_task_factory() is None:  # the loop asyncio.run() made for this view alone
+            running.set_task_factory(functools.partial(_watched_task, binding))
         coroutine = binding.coroutine = func(*args, **kwargs)
         try:
             result = await coroutine
@@ -152,3 +181,63 @@ def _watched_coroutine(binding: Binding, func: Callable[..., Any]) -> Callable[.
         return result
 
     return run
+
+
+def _watched_task(binding: Binding, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    """The loop's task factory: a task made of one of the student's coroutines is recorded as it is created (the
+    line: the student's ``create_task``), as it starts and as it ends, however it ends; asyncio's own tasks (the
+    loop's shutdown) are left alone. The task's send belongs to the task: it settles its email's fate itself."""
+    start = suspended_at(coro)
+    if start is None:
+        return asyncio.Task(coro, loop=loop, **kwargs)
+    mine = binding.worker(blocking=True, coroutine=coro)
+    started: list[bool] = []
+    task = asyncio.Task(_run_task(mine, coro, start, started), loop=loop, **kwargs)
+    binding.record("task.created", task=task.get_name(), function=coro.__name__)
+    task.add_done_callback(functools.partial(_ended_unstarted, mine, coro, start, started))
+    return task
+
+
+async def _run_task(binding: Binding, coro: Any, start: Location, started: list[bool]) -> Any:
+    started.append(True)
+    binding.record("task.started", at=start, function=coro.__name__, loop=threading.current_thread().name)
+    with bound(binding):
+        try:
+            result = await coro
+        except asyncio.CancelledError as err:
+            _task_ended(binding, "task.cancelled", raised_at(err.__traceback__) or start, err)
+            raise
+        except Exception as err:
+            _task_ended(binding, "task.failed", raised_at(err.__traceback__) or start, err)
+            raise
+    binding.record("task.finished", at=_end_of(coro.cr_code), sent=bool(binding.sends_begun))
+    return result
+
+
+@functools.cache
+def _end_of(code: CodeType) -> Location:
+    """The finish line of the coroutine function whose code this is (a coroutine keeps its code, not its function)."""
+    return finish_line(FunctionType(code, {}))
+
+
+def _ended_unstarted(binding: Binding, coro: Any, start: Location, started: list[bool], task: asyncio.Task) -> None:
+    """A task cancelled before its first step: its coroutine never ran a line."""
+    if not started:
+        coro.close()  # never awaited, on purpose: no "coroutine was never awaited" warning
+        _task_ended(binding, "task.cancelled", start, asyncio.CancelledError())
+
+
+def _task_ended(binding: Binding, kind: str, at: Location, err: BaseException) -> None:
+    """Record how a task ended early. One that never began its send is the email's end: it never left, and the
+    delivery log lists it as failed with its cause. One whose send had begun leaves the fate to that send (on a
+    thread of ``asyncio.to_thread``, it goes on after its task is cancelled)."""
+    if binding.sends_begun:
+        binding.record(kind, at=at, sent=True)
+        return
+    if kind == "task.cancelled":
+        error = f"never sent: its task was cancelled at line {at[1]} of {at[2]}(), before it called mail.send()"
+    else:
+        error = f"never sent: its task raised before it called mail.send(): {error_and_outcome(err)[0]}"
+    binding.record(kind, at=at, sent=False, error=error, outcome=FAILED)
+    binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
+    binding.log.failed(binding.trace_id, binding.mode, error, FAILED)

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from sandbox.trace.clock import shown_ms
+from sandbox.trace.claims import claim
+from sandbox.trace.clock import shown_gap, shown_ms
 from sandbox.trace.tracer import HANDOFF_KINDS, Event, Trace
 
 # Events too fine-grained for the table (they stay in the JSON and the Perfetto timeline).
@@ -50,6 +51,13 @@ NOT_ACCEPTED = {
     "refused": "never sent",
     "pending": "not accepted yet",
 }
+
+
+def gap_phrase(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
+    """The time between two events, precise enough to tell them apart, and its claim."""
+    value = facts.gap_ms(earlier, later)
+    text, tol = shown_gap(value)
+    return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)
 
 
 def slowest_wait_ms(requests: Sequence[ServedRequest]) -> float:
@@ -199,6 +207,12 @@ class Facts:
         n = self._ordinal[id(event)]
         return self.prefix + (event.kind if n == 1 else f"{event.kind}#{n}")
 
+    def shown_at(self, event: Event) -> str:
+        """The claim that ``event`` is the one the table shows at its step: ``step(n, kind)`` when it is the first
+        of its kind, else that step n's event happened."""
+        n = self.step(event)
+        return claim("step", n, event.kind) if self.first(event.kind) is event else claim("happened", f"@{n}")
+
     def after(self, event: Event, kinds: Iterable[str], thread_id: int | None = None) -> Event | None:
         """The first event of ``kinds`` after ``event`` (on ``thread_id`` if given)."""
         kinds = set(kinds)
@@ -323,13 +337,19 @@ class Facts:
         if self.awaited_call is None:
             return frozenset()
         loop = {self.coroutine.thread_id} if self.coroutine is not None else set()
-        sends = {e.thread_id for e in self.all("send.started") if not self.on_request(e)}
+        sends = {e.thread_id for e in self.all("send.started") if not self.on_request(e) and self._by_view(e)}
         return frozenset(loop | sends)
+
+    def _by_view(self, event: Event) -> bool:
+        """Up to the view's coroutine's end: what came later on its loop belongs to a task it left behind."""
+        end = self.coroutine_end
+        return end is None or self.position(event) <= self.position(end)
 
     @cached_property
     def loop_sent(self) -> bool:
         """An async view whose coroutine called mail.send() itself, on the event loop's own thread (no await)."""
-        return self.coroutine is not None and self.send is not None and self.send.thread_id == self.coroutine.thread_id
+        send, loop = self.send, self.coroutine
+        return loop is not None and send is not None and self.in_coroutine(send) and send.thread_id == loop.thread_id
 
     def in_coroutine(self, event: Event) -> bool:
         """On the coroutine's side of an async view: the event loop's thread, or the thread it awaited the send on."""
@@ -337,7 +357,39 @@ class Facts:
             event.thread_id in self._coroutine_threads
             and not self.on_request(event)
             and event.kind not in NOT_WORKER_KINDS
+            and self._by_view(event)
         )
+
+    # A task the async view created and did not await ------------------------------------------------------------
+    @cached_property
+    def task_created(self) -> Event | None:
+        return self.first("task.created")
+
+    @cached_property
+    def task_started(self) -> Event | None:
+        return self.first("task.started")
+
+    @cached_property
+    def task_end(self) -> Event | None:
+        """How the task ended: ``task.finished``, ``task.failed`` or ``task.cancelled``."""
+        return self.first("task.finished", "task.failed", "task.cancelled")
+
+    @cached_property
+    def task_send(self) -> Event | None:
+        """The task's own ``mail.send()``: the first one after the task started."""
+        started = self.task_started
+        return None if started is None else self.after(started, ("send.started",))
+
+    @cached_property
+    def unsent_task_end(self) -> Event | None:
+        """The task's end, when it came before the task began its send: then the email never left."""
+        end = self.task_end
+        return end if end is not None and end.details.get("sent") is False else None
+
+    @cached_property
+    def loop_closed(self) -> Event | None:
+        """``asyncio.run()`` returned on the request's thread: the view's event loop has closed."""
+        return self.first("loop.closed")
 
     # The email ------------------------------------------------------------------------------------------------
     @cached_property
@@ -363,6 +415,8 @@ class Facts:
     @cached_property
     def final_failure(self) -> Event | None:
         """The failure that decided the email's fate."""
+        if self.unsent_task_end is not None:
+            return self.unsent_task_end
         if self.worker_end is not None:
             return self.worker_end if self.worker_end.kind == "worker.failed" else None
         return self.last("smtp.failed") if self.accepted is None else None
@@ -389,7 +443,7 @@ class Facts:
     def sender_outcome(self) -> str:
         """What the app itself knew and recorded (what ``/api/failures`` lists), without the sink's lane:
         ``delivered`` (a 250 reached it), ``failed``, ``unknown`` (it cannot tell), ``refused`` or ``pending``."""
-        end = self.worker_end
+        end = self.worker_end or self.unsent_task_end
         if end is None:
             heard = [e for e in self.events if e.kind in ("smtp.accepted", "smtp.failed")]
             end = heard[-1] if heard else None

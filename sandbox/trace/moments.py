@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 from sandbox.trace.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.trace.clock import shown_ms
-from sandbox.trace.facts import Facts, fate_unknown, slowest_wait_ms, stores_copy, unanswered, wait_tol
+from sandbox.trace.facts import Facts, fate_unknown, gap_phrase, slowest_wait_ms, stores_copy, unanswered, wait_tol
 from sandbox.trace.gates import BY_BOUND
 from sandbox.trace.steps import (
     BLIND,
     counted,
-    gap_phrase,
     hold_ending,
     mailbox_at,
     message_numbers,
@@ -23,6 +22,7 @@ from sandbox.trace.steps import (
     times,
     waiting_claim,
 )
+from sandbox.trace.tasks import task_failure, task_story, task_wait
 from sandbox.trace.tracer import Event
 
 MOMENTS_SHOWN = 5
@@ -55,6 +55,7 @@ def key_moments(facts: Facts) -> list[Moment]:
             _who_waited(facts),
             _blocked(facts),
             _awaited(facts),
+            _task(facts),
             _failure(facts),
             _copies(facts),
             _retries(facts),
@@ -142,6 +143,12 @@ def order(facts: Facts, a: Event, b: Event) -> str:
     return claim("before", facts.ref(a), facts.ref(b))
 
 
+def order_of(facts: Facts, *events: Event | None) -> bool:
+    """The events all happened, in this order."""
+    positions = [facts.position(e) for e in events if e is not None]
+    return len(positions) == len(events) and positions == sorted(positions)
+
+
 def _who_waited(facts: Facts) -> Moment | None:
     response, send = facts.response, facts.send
     if response is None:
@@ -153,6 +160,8 @@ def _who_waited(facts: Facts) -> Moment | None:
         at_claim,
         claim("detail", "response.sent", "status", Literal(facts.status)),
     )
+    if facts.task_created is not None:
+        return _moment("What did the client wait for?", head + task_wait(facts), step)
     if send is None and facts.handoff is None:
         return _moment(
             "What did the client wait for?",
@@ -333,10 +342,17 @@ def _blocked(facts: Facts) -> Moment | None:
     return _moment("What does 'blocked' mean here?", join(parts, ""), facts.step(send))
 
 
+def _task(facts: Facts) -> Moment | None:
+    """An async view that created a task and did not await it: what became of the task, its send and the answer."""
+    story = task_story(facts)
+    return None if story is None else _moment(*story)
+
+
 def _awaited(facts: Facts) -> Moment | None:
-    """An async view: the request's thread waited in ``ensure_sync`` while the coroutine awaited the send elsewhere."""
+    """An async view: the request's thread waited in ``ensure_sync`` while the coroutine awaited the send elsewhere
+    (a view that left its send to a task has its own moment)."""
     called, loop, end, response = facts.awaited_call, facts.coroutine, facts.coroutine_end, facts.response
-    if called is None or loop is None or end is None:
+    if called is None or loop is None or end is None or facts.task_created is not None:
         return None
     held, held_claim = gap_phrase(facts, called, end)
     text = (
@@ -591,6 +607,8 @@ def _failure(facts: Facts) -> Moment | None:
                         status,
                     )
                 )
+    elif response is not None and facts.task_created is not None:
+        parts.append(task_failure(facts, failed))
     elif response is not None and _raised_through_coroutine(facts, failed):
         raised = facts.first("coroutine.failed")
         parts.append(
@@ -945,6 +963,20 @@ def _arrival(facts: Facts) -> Moment | None:
                     gap_claim,
                     order(facts, facts.awaited_call, facts.send),
                     order(facts, facts.coroutine_end, response),
+                )
+            )
+        elif (
+            facts.loop_closed is not None
+            and facts.send is facts.task_send
+            and order_of(facts, arrived, facts.loop_closed, response)
+        ):
+            parts.append(
+                sentence(
+                    f" The sink's {what} came {gap} before the answer left: the view's event loop closed only after "
+                    "its task's send had ended.",
+                    order(facts, arrived, facts.loop_closed),  # type: ignore[arg-type]  # order_of: it happened
+                    order(facts, facts.loop_closed, response),  # type: ignore[arg-type]
+                    gap_claim,
                 )
             )
         else:

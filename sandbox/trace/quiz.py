@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 from sandbox.trace.claims import Literal, Sentence, claim, negate, sentence
 from sandbox.trace.clock import shown_gap, shown_ms
-from sandbox.trace.facts import IN_MAILBOX_ENDS, Facts, slowest_wait_ms, stores_copy, unanswered, wait_tol
+from sandbox.trace.facts import IN_MAILBOX_ENDS, Facts, gap_phrase, slowest_wait_ms, stores_copy, unanswered, wait_tol
 from sandbox.trace.steps import (
     AWAITING_STATE,
     Row,
     counted,
-    gap_phrase,
     mailbox_at,
     message_numbers,
     quoted,
@@ -87,6 +86,12 @@ LABELS = {
     "coroutine.started": "the coroutine began on the event loop's thread",
     "coroutine.finished": "the coroutine returned",
     "coroutine.failed": "the coroutine raised the send's error",
+    "task.created": "the view created a task",
+    "task.started": "the view's task started",
+    "task.cancelled": "the view's task was cancelled",
+    "task.failed": "the view's task raised",
+    "task.finished": "the view's task finished",
+    "loop.closed": "the view's event loop closed",
     "response.sent": "the answer left for the client",
 }
 # The same steps when no answer came after the data: the sender gave up without learning the email's fate.
@@ -217,14 +222,6 @@ def _question(
     )
 
 
-def _is_first(facts: Facts, event: Event) -> str:
-    """``step(n, kind)`` when the event is the first of its kind, else a claim that it happened at step n."""
-    n = facts.step(event)
-    if facts.first(event.kind) is event:
-        return claim("step", n, event.kind)
-    return claim("happened", f"@{n}")
-
-
 def _relation(facts: Facts, event: Event, anchor: Event) -> Sentence:
     """``"12.3 ms before"`` / ``"after"`` the anchor, with the claims."""
     first, second = sorted((event, anchor), key=facts.position)
@@ -306,7 +303,7 @@ def _step_question(facts: Facts, rows: list[Row], rng: random.Random, kind: str,
         feedback = (
             sentence(
                 f"{_you_may(misconception or MISREADS)}. Step {k} is where {label(event)}, ",
-                _is_first(facts, event),
+                facts.shown_at(event),
             )
             + relation
             + sentence(f" step {n}, where {label_text}.", claim("step", n, event_kind))
@@ -356,6 +353,8 @@ def _send_thread(facts: Facts, rng: random.Random) -> Question | None:
         return None  # retries ran on several consumer threads: no one thread is the answer
     request_choice = f"{received.thread} (the thread handling the request)"
     on_request = facts.on_request(send)
+    if send is facts.task_send:
+        return None  # the task's fate is the question there (created_task)
     if not on_request and facts.awaited_call is not None and facts.in_coroutine(send):
         if facts.loop_sent:
             return _loop_send_thread(facts, rng, request_choice)
@@ -894,6 +893,11 @@ AWAITED_KILL_REASON = (
     "The send ran on an executor thread, but the request's thread was still waiting in app.ensure_sync() for the "
     "coroutine that awaited it, so no answer had left: the request dies with the process, answer and all."
 )
+TASK_KILL_REASON = (
+    "The send ran on an executor thread for the view's task, and the request's thread was still waiting in "
+    "app.ensure_sync() for the view's event loop to close, so no answer had left: the request dies with the process, "
+    "answer and all."
+)
 ALREADY_DELIVERED = "Nothing happens to it: the server had already answered 250"
 DELIVERED_ONCE_SENT = "Believes the email is delivered once its data is sent"
 
@@ -915,7 +919,8 @@ def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
     n = facts.step(data)
     text, right_claim, _, reason = KILL_FATES[FATE_BY_ORIGIN[facts.worker_origin]]
     right_claims: tuple[str, ...] = (right_claim,)
-    if facts.awaited_call is not None and facts.in_coroutine(data):
+    task_sent = facts.task_send is not None and facts.loop_closed is not None
+    if facts.awaited_call is not None and (facts.in_coroutine(data) or task_sent):
         response = facts.response
         if response is None or facts.position(response) < facts.position(data):
             return None
@@ -925,6 +930,9 @@ def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
             claim("same_thread", "coroutine.called", "request.received"),
             claim("before", "smtp.data_sent", "response.sent"),
         )
+        if task_sent:
+            reason = TASK_KILL_REASON
+            right_claims += (claim("before", "smtp.data_sent", "loop.closed"),)
     explanation = sentence(
         f"At step {n} the whole message had gone out, and the 250 came only at step {facts.step(accepted)}. ",
         claim("step", n, "smtp.data_sent"),
@@ -1192,9 +1200,9 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
             claim("same_thread", facts.ref(end), "request.received"),
             claim("same_thread", "response.sent", "request.received"),
             claim("before", "request.received", "send.started"),
-            _is_first(facts, received),
-            _is_first(facts, send),
-            _is_first(facts, end),
+            facts.shown_at(received),
+            facts.shown_at(send),
+            facts.shown_at(end),
             claim("step", n, "response.sent"),
             claim("before", facts.ref(end), "response.sent"),
             gap_claim,
@@ -1231,9 +1239,9 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
             claim("other_thread", "coroutine.started", "request.received"),
             claim("same_thread", "coroutine.called", "request.received"),
             claim("same_thread", "response.sent", "request.received"),
-            _is_first(facts, called),
-            _is_first(facts, end),
-            _is_first(facts, finished),
+            facts.shown_at(called),
+            facts.shown_at(end),
+            facts.shown_at(finished),
             claim("step", n, "response.sent"),
             claim("before", facts.ref(end), facts.ref(finished)),
             claim("before", facts.ref(finished), "response.sent"),
@@ -1245,7 +1253,7 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
         )
         ran = sentence(
             f"This run ran one: its coroutine started at step {facts.step(loop)}. ",
-            _is_first(facts, loop),
+            facts.shown_at(loop),
             claim("other_thread", "coroutine.started", "request.received"),
         )
         verdict = "The answer still waited for the send. "

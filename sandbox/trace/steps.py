@@ -23,19 +23,24 @@ from sandbox.trace.facts import (
     Facts,
     ServerView,
     fate_unknown,
+    gap_phrase,
     stores_copy,
     unanswered,
 )
 from sandbox.trace.gates import BY_YOU, GATE_KINDS
+from sandbox.trace.tasks import task_action, task_state
 from sandbox.trace.tracer import BLIND, Event, Trace
 
 STATE_FIELDS = ("request", "worker", "server", "email")
-# An async def view hands its send to no worker: the thread that matters beside the request's is the coroutine's.
+# An async def view hands its send to no worker: the thread that matters beside the request's is the coroutine's,
+# and the task it created, if it made one.
 AWAITED_STATE_FIELDS = ("request", "coroutine", "server", "email")
+TASK_STATE_FIELDS = ("request", "coroutine", "task", "server", "email")
 TRACKER_NAMES = {
     "request": "Request thread",
     "worker": "Worker",
     "coroutine": "Coroutine",
+    "task": "Task",
     "server": "Web server",
     "email": "Email",
 }
@@ -82,10 +87,13 @@ def execution_table(trace: Trace, server: ServerView = NOT_OBSERVED) -> list[Row
 def rows_from(facts: Facts) -> list[Row]:
     """One row per visible event, numbered from 1, with the state after it and what an observer would see."""
     rows = []
-    fields = AWAITED_STATE_FIELDS if facts.awaited_call is not None else STATE_FIELDS
+    fields = STATE_FIELDS
+    if facts.awaited_call is not None:
+        fields = TASK_STATE_FIELDS if facts.task_created is not None else AWAITED_STATE_FIELDS
     beside = fields[1]  # the worker, or the coroutine of an async view
     for n, event in enumerate(facts.visible, start=1):
         cells = {
+            "task": task_state(facts, n),
             "action": describe_action(facts, event, n),
             "request": request_state(facts, n),
             beside: coroutine_state(facts, n) if beside == "coroutine" else worker_state(facts, n),
@@ -93,7 +101,7 @@ def rows_from(facts: Facts) -> list[Row]:
             "email": email_state(facts, n),
             "output": describe_output(facts, event, n),
         }
-        thread_state = join([cells["request"], cells[beside]], " · ")
+        thread_state = join([cells["request"], cells[beside], cells["task"]], " · ")
         rows.append(
             Row(
                 step=n,
@@ -202,6 +210,7 @@ REQUEST_KINDS = (
     "send.started",
     "smtp.accepted",
     "smtp.failed",
+    "loop.closed",
     "response.sent",
 )
 
@@ -253,6 +262,13 @@ def request_state(facts: Facts, n: int) -> Sentence:
     match event.kind:
         case "request.received":
             text = "Request: running the route"
+        case "coroutine.called" if _loop_closing(facts, n):
+            text = "Request: still waiting in app.ensure_sync(), until the event loop has closed"
+            claims += [
+                claim("same_thread", facts.ref(event), "request.received"),
+                negate(claim("before", f"@{n}", facts.ref(facts.coroutine_end))),  # type: ignore[arg-type]
+                claim("before", f"@{n}", "loop.closed"),
+            ]
         case "coroutine.called":
             text = AWAITING_STATE
             claims.append(claim("same_thread", facts.ref(event), "request.received"))
@@ -263,10 +279,19 @@ def request_state(facts: Facts, n: int) -> Sentence:
             text = "Request: mail.send() returned; the route carries on"
         case "smtp.failed":
             text = "Request: mail.send() raised; the route turns it into an error"
+        case "loop.closed":
+            text = "Request: back from app.ensure_sync(), the event loop closed"
         case _:
             text = f"Request: answered HTTP {facts.status}"
             claims.append(claim("detail", "response.sent", "status", Literal(facts.status)))
     return Sentence(text, tuple(claims))
+
+
+def _loop_closing(facts: Facts, n: int) -> bool:
+    """At step n the view's coroutine has returned, but its event loop has not closed yet."""
+    end, closed = facts.coroutine_end, facts.loop_closed
+    at = facts.position(facts.visible[n - 1])
+    return end is not None and closed is not None and facts.position(end) <= at < facts.position(closed)
 
 
 # Thread State: the worker -----------------------------------------------------------------------------------------
@@ -401,8 +426,10 @@ def coroutine_state(facts: Facts, n: int) -> Sentence:
     if called is None:
         return Sentence("")
 
-    def ours(e: Event) -> bool:
-        return e is called or facts.in_coroutine(e)
+    done = facts.coroutine_end
+
+    def ours(e: Event) -> bool:  # the view's coroutine, up to its end (its task's events are the task's)
+        return e is called or (facts.in_coroutine(e) and (done is None or facts.position(e) <= facts.position(done)))
 
     upto = facts.position(facts.visible[n - 1])
     candidates = [e for e in facts.events[: upto + 1] if e.kind in COROUTINE_KINDS and ours(e)]
@@ -571,6 +598,14 @@ EMAIL_KINDS = (
 
 
 def email_state(facts: Facts, n: int) -> Sentence:
+    unsent = facts.unsent_task_end
+    if unsent is not None and facts.position(unsent) <= facts.position(facts.visible[n - 1]):
+        ref = facts.ref(unsent)
+        return sentence(
+            "Never sent: its task ended before it called mail.send()",
+            claim("detail", ref, "sent", Literal(False)),
+            negate(claim("before", f"@{n}", ref)),
+        )
     event = latest(facts, n, EMAIL_KINDS)
     if event is None:
         built = facts.first("message.built")
@@ -743,6 +778,8 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
                 )
             if facts.in_coroutine(event) and d.get("via"):
                 return _awaited_send(facts, event)
+            if event is facts.task_send:
+                return task_action(facts, event)
             if facts.coroutine is not None and event.thread_id == facts.coroutine.thread_id:
                 return sentence(
                     "The coroutine calls mail.send(msg) itself, with no await: the event loop's own thread sends, "
@@ -752,6 +789,8 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
             return sentence("The worker calls mail.send(msg)", claim("other_thread", ref, "request.received"))
         case "coroutine.called":
             return _coroutine_called(facts, event)
+        case "task.created" | "task.started" | "task.cancelled" | "task.failed" | "task.finished" | "loop.closed":
+            return task_action(facts, event)
         case "coroutine.started":
             return _coroutine_started(facts, event)
         case "coroutine.finished":
@@ -960,8 +999,11 @@ def _coroutine_finished(facts: Facts, event: Event) -> Sentence:
         claims.append(claim("same_thread" if not awaited else "other_thread", facts.ref(end), ref))
     else:
         text = "The coroutine returns"
-    response = facts.response
-    if response is not None and facts.position(event) < facts.position(response):
+    closed, response = facts.loop_closed, facts.response
+    if closed is not None:
+        text += f"; the request's thread still waits, until the event loop has closed (step {facts.step(closed)})"
+        claims += [claim("before", ref, "loop.closed"), facts.shown_at(closed)]
+    elif response is not None and facts.position(event) < facts.position(response):
         text += "; app.ensure_sync() returns on the request's thread"
         claims.append(claim("before", ref, "response.sent"))
     return Sentence(text, tuple(claims))
@@ -1193,13 +1235,6 @@ def _gate_released(facts: Facts, event: Event, n: int) -> Sentence:
         f"by itself after {waited}",
         tuple(claims),
     )
-
-
-def gap_phrase(facts: Facts, earlier: Event, later: Event) -> tuple[str, str]:
-    """The time between two events, precise enough to tell them apart, and its claim."""
-    value = facts.gap_ms(earlier, later)
-    text, tol = shown_gap(value)
-    return text, claim("gap_ms", facts.ref(earlier), facts.ref(later), round(value, 3), tol)
 
 
 def _next_attempt_came(facts: Facts, failed: Event, attempt: int, named: str) -> Sentence:

@@ -466,6 +466,9 @@ class Binding:
     desk: str = DEFAULT_DESK  # whose send: the sink listens for each desk on a port of its own
     port: int | None = None  # the desk's port, when the process sending has no sink to ask (an external consumer)
     schedule: Schedule | None = None  # a send scheduled by hand: its threads wait at the gates (sandbox.gates)
+    # One entry per mail.send() begun for this binding, shared with its copies (dataclasses.replace): how a task
+    # that ended knows whether its send had started.
+    sends_begun: list[str] = field(default_factory=list, repr=False)
 
     def record(self, kind: str, /, at: Location | None = None, **details: Any) -> None:
         self.tracer.record(self.trace_id, kind, at=at or self.here, **details)

@@ -41,6 +41,12 @@ LINES: dict[str, tuple[str, ...]] = {
     "coroutine.started": ("async def send_",),
     "coroutine.finished": ("return",),
     "coroutine.failed": RAISERS,
+    "task.created": ("asyncio.create_task(",),
+    "task.started": ("async def ",),
+    "task.cancelled": ("await ", "async def "),  # at the await it was suspended in, or before its first line
+    "task.failed": (*RAISERS, "await "),
+    "task.finished": ("mail.send(msg)", "await ", "return"),
+    "loop.closed": ("async def send_",),
     "response.sent": ("return", *RAISERS),
     "count.read": COUNT,
     "count.written": COUNT,
