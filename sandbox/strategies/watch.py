@@ -24,6 +24,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import CodeType, FrameType, FunctionType
 from typing import Any
 
@@ -46,6 +47,7 @@ from sandbox.trace.tracer import (
     finish_line,
     line_of,
     raised_at,
+    source_location,
     suspended_at,
 )
 
@@ -147,7 +149,8 @@ class WatchedFlask(Flask):
         if binding is None or not inspect.iscoroutinefunction(func) or not _is_students(func):
             return super().ensure_sync(func)
         binding.record("coroutine.called", at=line_of(func), function=func.__name__, via="app.ensure_sync")
-        run_loop = super().ensure_sync(_watched_coroutine(binding, func))
+        tasks: list[_Task] = []
+        run_loop = super().ensure_sync(_watched_coroutine(binding, func, tasks))
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -155,20 +158,34 @@ class WatchedFlask(Flask):
                 return run_loop(*args, **kwargs)
             finally:
                 # asyncio.run() has returned: it cancelled the tasks left, waited for its executor's threads and
-                # closed the loop. Only now does the request's thread go on.
+                # closed the loop. Only now does the request's thread go on, and only now is it certain that a
+                # task's send that has not begun never will.
                 binding.record("loop.closed", at=line_of(func))
+                for task in tasks:
+                    if not task.binding.sends_begun:
+                        _never_sent(task)
 
         return run
 
 
-def _watched_coroutine(binding: Binding, func: Callable[..., Any]) -> Callable[..., Any]:
+@dataclass
+class _Task:
+    """A task made of one of the student's coroutines, created by their view: how it ended, for the loop's close."""
+
+    binding: Binding
+    name: str
+    created_at: Location
+    end: str = "still pending when the loop closed"
+
+
+def _watched_coroutine(binding: Binding, func: Callable[..., Any], tasks: list[_Task]) -> Callable[..., Any]:
     @functools.wraps(func)
     async def run(*args: Any, **kwargs: Any) -> Any:
         loop = threading.current_thread().name
         binding.record("coroutine.started", at=line_of(func), function=func.__name__, loop=loop)
         running = asyncio.get_running_loop()
         if running.get_task_factory() is None:  # the loop asyncio.run() made for this view alone
-            running.set_task_factory(functools.partial(_watched_task, binding))
+            running.set_task_factory(functools.partial(_watched_task, binding, tasks))
         coroutine = binding.coroutine = func(*args, **kwargs)
         try:
             result = await coroutine
@@ -183,34 +200,44 @@ def _watched_coroutine(binding: Binding, func: Callable[..., Any]) -> Callable[.
     return run
 
 
-def _watched_task(binding: Binding, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+def _watched_task(
+    binding: Binding, tasks: list[_Task], loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+) -> asyncio.Task[Any]:
     """The loop's task factory: a task made of one of the student's coroutines is recorded as it is created (the
     line: the student's ``create_task``), as it starts and as it ends, however it ends; asyncio's own tasks (the
-    loop's shutdown) are left alone. The task's send belongs to the task: it settles its email's fate itself."""
+    loop's shutdown) are left alone. The task's send is its own: ``mail.send()`` settles its fate."""
     start = suspended_at(coro)
     if start is None:
         return asyncio.Task(coro, loop=loop, **kwargs)
-    mine = binding.worker(blocking=True, coroutine=coro)
-    started: list[bool] = []
-    task = asyncio.Task(_run_task(mine, coro, start, started), loop=loop, **kwargs)
-    binding.record("task.created", task=task.get_name(), function=coro.__name__)
-    task.add_done_callback(functools.partial(_ended_unstarted, mine, coro, start, started))
+    watched = _Task(binding.worker(blocking=True, coroutine=coro), "", source_location())
+    task = asyncio.Task(_run_task(watched, coro, start), loop=loop, **kwargs)
+    watched.name = task.get_name()
+    tasks.append(watched)
+    binding.record("task.created", task=watched.name, function=coro.__name__)
+    task.add_done_callback(functools.partial(_ended_unstarted, watched, coro, start))
     return task
 
 
-async def _run_task(binding: Binding, coro: Any, start: Location, started: list[bool]) -> Any:
-    started.append(True)
+async def _run_task(task: _Task, coro: Any, start: Location) -> Any:
+    binding = task.binding
+    task.end = "started, and still running when the loop closed"
     binding.record("task.started", at=start, function=coro.__name__, loop=threading.current_thread().name)
     with bound(binding):
         try:
             result = await coro
         except asyncio.CancelledError as err:
-            _task_ended(binding, "task.cancelled", raised_at(err.__traceback__) or start, err)
+            at = raised_at(err.__traceback__) or start
+            task.end = f"cancelled at line {at[1]} of {at[2]}()"
+            binding.record("task.cancelled", at=at)
             raise
         except Exception as err:
-            _task_ended(binding, "task.failed", raised_at(err.__traceback__) or start, err)
+            at = raised_at(err.__traceback__) or start
+            error = error_and_outcome(err)[0]
+            task.end = f"raised at line {at[1]} of {at[2]}(): {error}"
+            binding.record("task.failed", at=at, error=error)
             raise
-    binding.record("task.finished", at=_end_of(coro.cr_code), sent=bool(binding.sends_begun))
+    task.end = "returned"
+    binding.record("task.finished", at=_end_of(coro.cr_code))
     return result
 
 
@@ -220,24 +247,19 @@ def _end_of(code: CodeType) -> Location:
     return finish_line(FunctionType(code, {}))
 
 
-def _ended_unstarted(binding: Binding, coro: Any, start: Location, started: list[bool], task: asyncio.Task) -> None:
+def _ended_unstarted(task: _Task, coro: Any, start: Location, done: asyncio.Task[Any]) -> None:
     """A task cancelled before its first step: its coroutine never ran a line."""
-    if not started:
+    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:  # a started one recorded its own end
         coro.close()  # never awaited, on purpose: no "coroutine was never awaited" warning
-        _task_ended(binding, "task.cancelled", start, asyncio.CancelledError())
+        task.end = "cancelled before it ran a line"
+        task.binding.record("task.cancelled", at=start)
 
 
-def _task_ended(binding: Binding, kind: str, at: Location, err: BaseException) -> None:
-    """Record how a task ended early. One that never began its send is the email's end: it never left, and the
-    delivery log lists it as failed with its cause. One whose send had begun leaves the fate to that send (on a
-    thread of ``asyncio.to_thread``, it goes on after its task is cancelled)."""
-    if binding.sends_begun:
-        binding.record(kind, at=at, sent=True)
-        return
-    if kind == "task.cancelled":
-        error = f"never sent: its task was cancelled at line {at[1]} of {at[2]}(), before it called mail.send()"
-    else:
-        error = f"never sent: its task raised before it called mail.send(): {error_and_outcome(err)[0]}"
-    binding.record(kind, at=at, sent=False, error=error, outcome=FAILED)
+def _never_sent(task: _Task) -> None:
+    """The loop has closed and no ``mail.send()`` ever began for this task: its email never left. Recorded on the
+    trace (at the student's ``create_task``) and in the delivery log, which lists it as failed with its cause."""
+    binding = task.binding
+    error = f"never sent: {task.name} was {task.end}, before any mail.send() began"
+    binding.record("task.unsent", at=task.created_at, task=task.name, error=error, outcome=FAILED)
     binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
     binding.log.failed(binding.trace_id, binding.mode, error, FAILED)

@@ -381,10 +381,10 @@ class Facts:
         return None if started is None else self.after(started, ("send.started",))
 
     @cached_property
-    def unsent_task_end(self) -> Event | None:
-        """The task's end, when it came before the task began its send: then the email never left."""
-        end = self.task_end
-        return end if end is not None and end.details.get("sent") is False else None
+    def unsent(self) -> Event | None:
+        """The sandbox's verdict, once the loop had closed, that no ``mail.send()`` ever began for the view's task:
+        the email never left."""
+        return self.first("task.unsent")
 
     @cached_property
     def loop_closed(self) -> Event | None:
@@ -415,8 +415,8 @@ class Facts:
     @cached_property
     def final_failure(self) -> Event | None:
         """The failure that decided the email's fate."""
-        if self.unsent_task_end is not None:
-            return self.unsent_task_end
+        if self.unsent is not None:
+            return self.unsent
         if self.worker_end is not None:
             return self.worker_end if self.worker_end.kind == "worker.failed" else None
         return self.last("smtp.failed") if self.accepted is None else None
@@ -443,7 +443,7 @@ class Facts:
     def sender_outcome(self) -> str:
         """What the app itself knew and recorded (what ``/api/failures`` lists), without the sink's lane:
         ``delivered`` (a 250 reached it), ``failed``, ``unknown`` (it cannot tell), ``refused`` or ``pending``."""
-        end = self.worker_end or self.unsent_task_end
+        end = self.worker_end or self.unsent
         if end is None:
             heard = [e for e in self.events if e.kind in ("smtp.accepted", "smtp.failed")]
             end = heard[-1] if heard else None

@@ -92,6 +92,7 @@ LABELS = {
     "task.failed": "the view's task raised",
     "task.finished": "the view's task finished",
     "loop.closed": "the view's event loop closed",
+    "task.unsent": "the sandbox found the task's email never sent",
     "response.sent": "the answer left for the client",
 }
 # The same steps when no answer came after the data: the sender gave up without learning the email's fate.

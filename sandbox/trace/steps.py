@@ -598,13 +598,13 @@ EMAIL_KINDS = (
 
 
 def email_state(facts: Facts, n: int) -> Sentence:
-    unsent = facts.unsent_task_end
+    unsent = facts.unsent
     if unsent is not None and facts.position(unsent) <= facts.position(facts.visible[n - 1]):
-        ref = facts.ref(unsent)
         return sentence(
-            "Never sent: its task ended before it called mail.send()",
-            claim("detail", ref, "sent", Literal(False)),
-            negate(claim("before", f"@{n}", ref)),
+            "Never sent: no mail.send() began for its task",
+            claim("happened", "task.unsent"),
+            negate(claim("before", f"@{n}", "task.unsent")),
+            claim("absent", "send.started"),
         )
     event = latest(facts, n, EMAIL_KINDS)
     if event is None:
@@ -789,7 +789,15 @@ def describe_action(facts: Facts, event: Event, n: int) -> Sentence:
             return sentence("The worker calls mail.send(msg)", claim("other_thread", ref, "request.received"))
         case "coroutine.called":
             return _coroutine_called(facts, event)
-        case "task.created" | "task.started" | "task.cancelled" | "task.failed" | "task.finished" | "loop.closed":
+        case (
+            "task.created"
+            | "task.started"
+            | "task.cancelled"
+            | "task.failed"
+            | "task.finished"
+            | "task.unsent"
+            | "loop.closed"
+        ):
             return task_action(facts, event)
         case "coroutine.started":
             return _coroutine_started(facts, event)

@@ -40,6 +40,15 @@ def task_action(facts: Facts, event: Event) -> Sentence:
             return _cancelled(facts, event)
         case "send.started":
             return _task_sends(facts, event)
+        case "task.unsent":
+            return sentence(
+                f"The loop has closed, and no mail.send() ever began for {event.details.get('task')}: its email never "
+                "left, and the sandbox records it as failed",
+                claim("before", "loop.closed", facts.ref(event)),
+                claim("absent", "send.started"),
+                claim("detail", facts.ref(event), "task", Literal(event.details.get("task"))),
+                claim("detail", facts.ref(event), "outcome", Literal("failed")),
+            )
         case "task.failed":
             return _failed(facts, event)
         case "task.finished":
@@ -120,16 +129,19 @@ def _cancelled(facts: Facts, event: Event) -> Sentence:
     else:
         head = f"{task_name(facts)} is cancelled at line {event.line}, where {event.function}() was waiting{after}"
         claims.append(claim("before", "task.started", ref))
-    if event.details.get("sent") is False:
-        claims.append(claim("detail", ref, "sent", Literal(False)))
-        if facts.send is None:
-            claims.append(claim("absent", "send.started"))
-            return Sentence(f"{head}: it never calls mail.send(), so the email is never sent", tuple(claims))
-        return Sentence(f"{head}, before its mail.send()", tuple(claims))
     send, end = task_send(facts)
-    if send is None or facts.position(send) > facts.position(event):
-        return Sentence(head, tuple(claims))
-    claims += [claim("before", facts.ref(send), ref), claim("other_thread", facts.ref(send), ref)]
+    if send is None:
+        claims.append(claim("absent", "send.started"))
+        return Sentence(f"{head}: no mail.send() has begun for it", tuple(claims))
+    claims.append(claim("other_thread", facts.ref(send), ref))
+    if facts.position(send) > facts.position(event):
+        claims.append(claim("before", ref, facts.ref(send)))
+        return Sentence(
+            f"{head}, before the mail.send() it handed on began on {send.thread} (step {facts.step(send)}): cancelling "
+            "the task does not stop that thread",
+            (*claims, facts.shown_at(send)),
+        )
+    claims.append(claim("before", facts.ref(send), ref))
     if end is None:
         return Sentence(f"{head}, while mail.send() runs on {send.thread}", tuple(claims))
     if facts.position(end) < facts.position(event):
@@ -147,9 +159,6 @@ def _failed(facts: Facts, event: Event) -> Sentence:
     ref = facts.ref(event)
     text = f"{task_name(facts)} raises at line {event.line}"
     claims = [claim("same_thread", ref, "task.started")]
-    if event.details.get("sent") is False:
-        claims.append(claim("detail", ref, "sent", Literal(False)))
-        text += ", before it calls mail.send(): the email is never sent"
     error = event.details.get("error")
     if error:
         text += f" ({error})"
@@ -212,15 +221,15 @@ def task_state(facts: Facts, n: int) -> Sentence:
             text = f"Task: awaiting mail.send() on {send.thread}"
         case "task.started":
             text = f"Task: running {event.details.get('function')}()"
-        case "task.cancelled" if event.details.get("sent") is False:
-            text = "Task: cancelled before it sent"
-            claims.append(claim("detail", ref, "sent", Literal(False)))
         case "task.cancelled" if running:
             text = f"Task: cancelled; its mail.send() still runs on {send.thread}"
         case "task.cancelled" if sent_by_n:
             text = "Task: cancelled; its mail.send() has ended"
         case "task.cancelled":
-            text = "Task: cancelled"
+            text = "Task: cancelled; no mail.send() begun for it"
+            claims.append(
+                claim("before", f"@{n}", facts.ref(send)) if send is not None else claim("absent", "send.started")
+            )
         case "task.failed":
             text = "Task: raised"
         case _:
@@ -256,16 +265,18 @@ def task_story(facts: Facts) -> tuple[str, Sentence, int] | None:
         )
     send, send_end = task_send(facts)
     title = "Did the task outlive the view?"
-    if facts.unsent_task_end is end and end.kind == "task.cancelled":
+    unsent = facts.unsent
+    if unsent is not None and send is None and end.kind == "task.cancelled":
         parts.append(
             sentence(
                 f" It was cancelled at step {facts.step(end)}, at line {end.line}, before it called mail.send(). The "
                 f"event loop closed at step {facts.step(closed)} and the answer (HTTP {facts.status}) left at step "
-                f"{facts.step(response)}: the email was never sent, and the sandbox lists it as failed. A task lives "
-                "no longer than its event loop, and Flask closes the view's loop as soon as the view is done.",
+                f"{facts.step(response)}: the email was never sent, and the sandbox lists it as failed (step "
+                f"{facts.step(unsent)}). A task lives no longer than its event loop, and Flask closes the view's loop "
+                "as soon as the view is done.",
                 facts.shown_at(end),
-                claim("detail", facts.ref(end), "sent", Literal(False)),
-                claim("detail", facts.ref(end), "outcome", Literal("failed")),
+                facts.shown_at(unsent),
+                claim("detail", facts.ref(unsent), "outcome", Literal("failed")),
                 claim("before", facts.ref(end), "loop.closed"),
                 claim("before", "loop.closed", "response.sent"),
                 claim("absent", "send.started"),
@@ -275,7 +286,7 @@ def task_story(facts: Facts) -> tuple[str, Sentence, int] | None:
     if send is None or send_end is None or end.kind != "task.cancelled" or send.thread_id == end.thread_id:
         return None
     if not facts.position(send) < facts.position(end) < facts.position(send_end) < facts.position(closed):
-        return None
+        return None  # (a send that began only after its task was cancelled: the table tells it step by step)
     waited, waited_claim = gap_phrase(facts, view_end, closed)
     how = "returned" if send_end.kind == "smtp.accepted" else "raised"
     parts.append(

@@ -9,9 +9,11 @@ import math
 from dataclasses import dataclass, field
 
 from sandbox.trace.facts import SINK_ENDS
-from sandbox.trace.tracer import SINK_THREAD_NAME, Trace
+from sandbox.trace.tracer import SINK_THREAD_NAME, Event, Trace
 
 CLIENT_ENDS = ("smtp.accepted", "smtp.failed")
+TASK_ENDS = ("task.finished", "task.failed", "task.cancelled")
+COROUTINE_ENDS = ("coroutine.finished", "coroutine.failed")
 
 
 @dataclass(frozen=True)
@@ -47,63 +49,27 @@ class Timeline:
 def timeline(trace: Trace) -> Timeline:
     """Request thread, worker thread and SMTP sink lanes, each span from one event to another of this trace: one
     wait per SMTP conversation and one hold per message the sink had, so retries show as separate bars."""
-    start = trace.started_ns
-
-    def at(kind: str) -> float | None:
-        event = trace.first(kind)
-        return None if event is None else (event.t_ns - start) / 1e6
-
-    def end_of(*kinds: str) -> float | None:
-        return next((t for t in map(at, kinds) if t is not None), None)
-
-    def each(begin: str, ends: tuple[str, ...], same_thread: bool) -> list[tuple[float, float]]:
-        """From every ``begin`` event to the first of ``ends`` after it (on its thread, if ``same_thread``)."""
-        pairs = []
-        for opened in trace.events_of(begin):
-            closed = next(
-                (
-                    e
-                    for e in trace.events
-                    if e.t_ns >= opened.t_ns and e.kind in ends and (not same_thread or e.thread_id == opened.thread_id)
-                ),
-                None,
-            )
-            if closed is not None:
-                pairs.append(((opened.t_ns - start) / 1e6, (closed.t_ns - start) / 1e6))
-        return pairs
-
+    at = _Times(trace)
     received = trace.first("request.received")
     request = Lane("Request thread", received.thread if received else "request")
     _span(request, "waiting for a handler", at("request.arrived"), at("request.received"), "waiting")
-    _span(request, "handling the request", at("request.received"), end_of("response.sent"), "request")
+    _span(request, "handling the request", at("request.received"), at.first("response.sent"), "request")
     lanes = [request]
     if trace.mode == "sync":
-        _span(request, "blocked in mail.send()", at("send.started"), end_of("smtp.accepted", "smtp.failed"), "blocked")
+        _span(request, "blocked in mail.send()", at("send.started"), at.first(*CLIENT_ENDS), "blocked")
     coroutine = trace.first("coroutine.started")
-    if coroutine is not None:  # an async view: the request waits in ensure_sync while the coroutine runs elsewhere
-        ended = ("coroutine.finished", "coroutine.failed")
-        _span(request, "waiting in app.ensure_sync()", at("coroutine.called"), end_of(*ended), "blocked")
-        loop = Lane("Event loop thread", coroutine.thread)
-        sent = trace.first("send.started")
-        on_loop = sent is not None and sent.thread_id == coroutine.thread_id
-        doing = "the coroutine, blocked in mail.send()" if on_loop else "the coroutine, awaiting the send"
-        _span(loop, doing, at("coroutine.started"), end_of(*ended), "worker")
-        lanes.append(loop)
-        if sent is not None and sent.thread_id != coroutine.thread_id:
-            executor = Lane("Executor thread", sent.thread)
-            for data_sent, answered in each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
-                _span(executor, "waiting for the SMTP server", data_sent, answered, "waiting")
-            lanes.append(executor)
+    if coroutine is not None:
+        lanes += _event_loop_lanes(trace, at, request, coroutine)
     worker_event = trace.first("worker.started")
     if worker_event is not None:
         worker = Lane("Worker thread", worker_event.thread)
-        _span(worker, "worker thread", at("worker.started"), end_of("worker.finished", "worker.failed"), "worker")
-        for sent, answered in each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
+        _span(worker, "worker thread", at("worker.started"), at.first("worker.finished", "worker.failed"), "worker")
+        for sent, answered in at.each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
             _span(worker, "waiting for the SMTP server", sent, answered, "waiting")
         lanes.append(worker)
     if trace.first("sink.data_received") is not None:
         sink = Lane("SMTP sink", SINK_THREAD_NAME)
-        for held, ended in each("sink.delay_started", SINK_ENDS, same_thread=False):
+        for held, ended in at.each("sink.delay_started", SINK_ENDS, same_thread=False):
             _span(sink, "holding the email", held, ended, "delay")
         lanes.append(sink)
     markers = []
@@ -111,8 +77,80 @@ def timeline(trace: Trace) -> Timeline:
         markers.append(Marker("response sent", response, "response"))
     if (accepted := at("sink.accepted")) is not None:
         markers.append(Marker("email accepted", accepted, "accepted"))
-    total = max((e.t_ns - start) / 1e6 for e in trace.events) if trace.events else 0.0
+    total = max((e.t_ns - trace.started_ns) / 1e6 for e in trace.events) if trace.events else 0.0
     return Timeline(lanes, markers, total, nice_ticks(total))
+
+
+class _Times:
+    """Milliseconds from the trace's start: of an event kind's first event, or of pairs of events."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.start = trace.started_ns
+
+    def __call__(self, kind: str) -> float | None:
+        event = self.trace.first(kind)
+        return None if event is None else (event.t_ns - self.start) / 1e6
+
+    def first(self, *kinds: str) -> float | None:
+        """The first of ``kinds`` (in the order given) that happened."""
+        return next((t for t in map(self, kinds) if t is not None), None)
+
+    def each(self, begin: str, ends: tuple[str, ...], same_thread: bool) -> list[tuple[float, float]]:
+        """From every ``begin`` event to the first of ``ends`` after it (on its thread, if ``same_thread``)."""
+        pairs = []
+        for opened in self.trace.events_of(begin):
+            closed = next(
+                (
+                    e
+                    for e in self.trace.events
+                    if e.t_ns >= opened.t_ns and e.kind in ends and (not same_thread or e.thread_id == opened.thread_id)
+                ),
+                None,
+            )
+            if closed is not None:
+                pairs.append(((opened.t_ns - self.start) / 1e6, (closed.t_ns - self.start) / 1e6))
+        return pairs
+
+
+def _event_loop_lanes(trace: Trace, at: _Times, request: Lane, coroutine: Event) -> list[Lane]:
+    """An async view: the request waits in ensure_sync until the loop has closed; the loop's thread runs the view's
+    coroutine, then closes; a task the view created runs on the same thread; a send handed to a thread has a lane."""
+    view_end = next((e for e in trace.events if e.kind in COROUTINE_ENDS), None)
+    _span(
+        request,
+        "waiting in app.ensure_sync()",
+        at("coroutine.called"),
+        at.first("loop.closed", *COROUTINE_ENDS),
+        "blocked",
+    )
+    loop = Lane("Event loop thread", coroutine.thread)
+    sent = trace.first("send.started")
+    by_view = sent is not None and (view_end is None or sent.t_ns <= view_end.t_ns)
+    if not by_view:
+        doing = "the view's coroutine"
+    elif sent is not None and sent.thread_id == coroutine.thread_id:
+        doing = "the coroutine, blocked in mail.send()"
+    else:
+        doing = "the coroutine, awaiting the send"
+    _span(loop, doing, at("coroutine.started"), at.first(*COROUTINE_ENDS), "worker")
+    _span(loop, "the loop closing (asyncio.run)", at.first(*COROUTINE_ENDS), at("loop.closed"), "waiting")
+    lanes = [loop]
+    task = trace.first("task.started")
+    if task is not None:
+        lane = Lane("Task on the event loop", task.thread)
+        how = next((e.kind.removeprefix("task.") for e in trace.events if e.kind in TASK_ENDS), "running")
+        created = trace.first("task.created")
+        name = created.details.get("task") if created is not None else "the task"
+        label = f"{name}: {task.details.get('function')}(), {how}"
+        _span(lane, label, at("task.started"), at.first(*TASK_ENDS), "worker")
+        lanes.append(lane)
+    if sent is not None and sent.thread_id != coroutine.thread_id:
+        executor = Lane("Executor thread", sent.thread)
+        for data_sent, answered in at.each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
+            _span(executor, "waiting for the SMTP server", data_sent, answered, "waiting")
+        lanes.append(executor)
+    return lanes
 
 
 def _span(lane: Lane, label: str, start: float | None, end: float | None, kind: str) -> None:

@@ -47,6 +47,7 @@ LINES: dict[str, tuple[str, ...]] = {
     "task.failed": (*RAISERS, "await "),
     "task.finished": ("mail.send(msg)", "await ", "return"),
     "loop.closed": ("async def send_",),
+    "task.unsent": ("asyncio.create_task(",),
     "response.sent": ("return", *RAISERS),
     "count.read": COUNT,
     "count.written": COUNT,

@@ -178,7 +178,8 @@ def test_the_timeline_of_an_async_view_shows_who_waited_where(sink) -> None:
     lanes = {lane.name: lane for lane in drawn.lanes}
     assert {"Request thread", "Event loop thread", "Executor thread", "SMTP sink"} <= set(lanes)
     [waiting] = [s for s in lanes["Request thread"].spans if s.label == "waiting in app.ensure_sync()"]
-    [coroutine] = lanes["Event loop thread"].spans
+    coroutine, closing = lanes["Event loop thread"].spans
     [smtp] = lanes["Executor thread"].spans
     assert waiting.start_ms <= coroutine.start_ms <= smtp.start_ms <= smtp.end_ms <= coroutine.end_ms <= waiting.end_ms
+    assert coroutine.end_ms <= closing.start_ms <= closing.end_ms <= waiting.end_ms
     assert lanes["Request thread"].thread != lanes["Event loop thread"].thread != lanes["Executor thread"].thread

@@ -773,6 +773,68 @@ def async_view_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
     return cell, _trace("async-await", server, delay_s, events)
 
 
+# An async def view that creates a task for the send and returns without awaiting it: the loop cancels the task
+# once the view has returned; a send the task handed to an executor thread may begin before or after that, or never
+# (its work item cancelled while queued); the loop closes only after that thread, and then the request's thread goes
+# on, recording a task whose send never began.
+TASK_CAUSES = (
+    *CAUSES,
+    ("coroutine.called", "coroutine.started"),
+    ("task.started", "send.started"),
+    ("task.cancelled", "loop.closed"),
+    ("smtp.accepted", "loop.closed"),
+    ("smtp.failed", "loop.closed"),
+)
+
+
+@st.composite
+def task_view_traces(draw: Callable[..., Any]) -> tuple[str, Trace]:
+    mode = draw(st.sampled_from(("async-fire-and-forget", "async-to-thread-and-forget")))
+    handed_on = mode == "async-to-thread-and-forget" and draw(st.integers(0, 3)) > 0
+    outcome, delay_s, smtp, sink, _, _ = _answered_after_send(draw)
+    function = "send_in_thread" if mode == "async-to-thread-and-forget" else "send_after_answer"
+    view = {"function": "send_async_view"}
+    request: list[Step] = [
+        ("request.received", {"method": "POST", "path": f"/send-email/{mode}"}),
+        ("coroutine.called", {**view, "via": "app.ensure_sync"}),
+        ("loop.closed", {}),
+    ]
+    if not handed_on:
+        error = "never sent: Task-6 was cancelled at line 231 of send_after_answer(), before any mail.send() began"
+        request.append(("task.unsent", {"task": "Task-6", "error": error, "outcome": "failed"}))
+    request.append(("response.sent", {"status": 202}))
+    loop: list[Step] = [
+        ("coroutine.started", {**view, "loop": LOOP_LANE[0]}),
+        ("message.built", {"templates": ["email/welcome.txt", "email/welcome.html"]}),
+        ("task.created", {"task": "Task-6", "function": function}),
+        ("coroutine.finished", {}),
+        ("task.started", {"function": function, "loop": LOOP_LANE[0]}),
+        ("task.cancelled", {}),
+    ]
+    lanes = {REQUEST_LANE: request, LOOP_LANE: loop}
+    if handed_on:
+        lanes[EXECUTOR_LANE] = [("send.started", {"via": "asyncio.to_thread"}), *smtp]
+        lanes[SINK_LANE] = _sink_lane(sink, delay_s)
+    server = _arrival(draw, lanes)
+    events = _interleave(draw, lanes, delay_s, TASK_CAUSES)
+    sent = f"handed on/{outcome}" if handed_on else "never sent"
+    return f"synthetic/{server}/{mode}/{sent}/delay {delay_s:g}", _trace(mode, server, delay_s, events)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(task_view_traces())
+def test_every_claim_holds_on_synthetic_task_orders(case: tuple[str, Trace]) -> None:
+    """A view's forgotten task, in any order its threads allow (its send begun before its cancellation, after it, or
+    never): every sentence holds, and the email's fate follows the events."""
+    cell, trace = case
+    assert trace.complete
+    doc = _render(trace)
+    problems = check_document(doc, cell)
+    assert not problems, _summary(problems, f"{cell}: {len(problems)} problem(s)")
+    sent = any(e.kind == "send.started" for e in trace.events)
+    assert (doc["outcome"] == "failed") if not sent else doc["outcome"] != "pending", doc["outcome"]
+
+
 # A blind retrier's attempts, each with its own SMTP conversation and sink lane; the sink stores, recognises (with
 # dedupe) or loses its reply. Attempts follow one another on the worker's lane, and the sink's sessions on its own.
 RETRY_OUTCOMES = ("accepted", "reply_lost", "answer_lost", "timeout", "disconnected", "rejected_data", "refused")
