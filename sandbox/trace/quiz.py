@@ -39,6 +39,7 @@ QUIZ_KINDS = (
     "copies",
     "killed_at",
     "async_def",
+    "created_task",
     "other_mode",
     "thread_count",
     "request_thread_at",
@@ -174,6 +175,7 @@ def make_quiz(
         "who_waits": lambda rng: _who_waits(facts, rng),
         "copies": lambda rng: _copies(facts, rng),
         "async_def": lambda rng: _async_def(facts, rng),
+        "created_task": lambda rng: _created_task(facts, rng),
     }
     if facts.holds:  # held at gates, the run's times and its state at a moment are what you made them
         kinds = [kind for kind in kinds if kind not in NATURAL_KINDS]
@@ -1279,3 +1281,92 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
         n,
         rng,
     )
+
+
+TASK_NEVER = "It was never sent: the task was cancelled before any mail.send() began"
+TASK_AFTER = "The task sent it after the answer had left"
+TASK_HELD = "The task's send ran to its end, and the answer waited for it: the loop closed only after that"
+TASK_BACKGROUND = "async def made the route non-blocking: the send went on in the background as the answer left"
+TASK_MISCONCEPTIONS = {
+    TASK_NEVER: "Believes cancelling a task stops the thread it handed its work to",
+    TASK_AFTER: "Believes a task created in a view runs after the response",
+    TASK_HELD: "Believes a task's await keeps it alive until its work is done",
+    TASK_BACKGROUND: "Believes async def makes Flask non-blocking",
+}
+TASK_WHY = {
+    TASK_NEVER: "Cancelling a task stops the task at its await, not a thread it handed work to: that send ran on.",
+    TASK_AFTER: "Flask closes the view's event loop before the answer leaves, and every task of that loop is done "
+    "or cancelled by then: nothing of the view's runs after the answer.",
+    TASK_HELD: "A task still waiting at an await when the view returns is cancelled right there.",
+    TASK_BACKGROUND: "async def lets the view's coroutine wait without holding its loop's thread, but Flask runs the "
+    "view and its event loop to their end before it answers.",
+}
+
+
+def _created_task(facts: Facts, rng: random.Random) -> Question | None:
+    """What became of the email a view left to a task it created and did not await: the answer is the task's fate
+    as the events show it (never sent, or sent while the answer waited for the loop to close)."""
+    created, started, end = facts.task_created, facts.task_started, facts.task_end
+    closed, response = facts.loop_closed, facts.response
+    if created is None or started is None or end is None or closed is None or response is None:
+        return None
+    if not facts.position(end) < facts.position(closed) < facts.position(response):
+        return None
+    send, unsent = facts.task_send, facts.unsent
+    send_end = None if send is None else facts.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+    steps = claim("before", "loop.closed", "response.sent")
+    if unsent is not None and send is None and end.kind == "task.cancelled":
+        right_text = TASK_NEVER
+        explanation = sentence(
+            f"The task started at step {facts.step(started)} and was cancelled at step {facts.step(end)}, at line "
+            f"{end.line}; the loop closed at step {facts.step(closed)} with no mail.send() begun, and the answer left "
+            f"at step {facts.step(response)}.",
+            facts.shown_at(started),
+            facts.shown_at(end),
+            facts.shown_at(closed),
+            facts.shown_at(response),
+            claim("absent", "send.started"),
+            claim("happened", "task.unsent"),
+            steps,
+        )
+    elif send_end is not None and facts.position(send_end) < facts.position(closed):
+        right_text = TASK_HELD
+        how = "returned" if send_end.kind == "smtp.accepted" else "raised"
+        explanation = sentence(
+            f"The task handed mail.send() to {send.thread} at step {facts.step(send)} and was cancelled at step "
+            f"{facts.step(end)}; the send went on and {how} at step {facts.step(send_end)}, the loop closed at step "
+            f"{facts.step(closed)}, and only then did the answer leave (step {facts.step(response)}).",
+            facts.shown_at(send),
+            facts.shown_at(end),
+            facts.shown_at(send_end),
+            facts.shown_at(closed),
+            facts.shown_at(response),
+            claim("before", facts.ref(send_end), "loop.closed"),
+            steps,
+        )
+    else:
+        return None
+    no_send_after = negate(claim("before", "response.sent", "send.started"))
+    false_because = {
+        TASK_NEVER: claim("happened", "send.started"),
+        TASK_AFTER: no_send_after,
+        TASK_HELD: claim("absent", "send.started"),
+        TASK_BACKGROUND: claim("before", facts.ref(send_end), "response.sent") if send_end else no_send_after,
+    }
+    right = Choice(right_text, explanation.claims)
+    wrong = [
+        Choice(
+            text,
+            (false_because[text],),
+            TASK_MISCONCEPTIONS[text],
+            Sentence(f"{_you_may(TASK_MISCONCEPTIONS[text])}. {TASK_WHY[text]} ", (false_because[text],)) + explanation,
+        )
+        for text in (TASK_NEVER, TASK_AFTER, TASK_HELD, TASK_BACKGROUND)
+        if text != right_text
+    ]
+    asked = sentence(
+        f"At step {facts.step(created)} the view created {created.details.get('task')} with asyncio.create_task() to "
+        "send the email, and returned without awaiting it. What became of the email?",
+        facts.shown_at(created),
+    )
+    return _question("created_task", asked, right, wrong, explanation, facts.step(end), rng)

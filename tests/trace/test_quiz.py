@@ -21,6 +21,10 @@ from sandbox.trace.quiz import (
     ASYNC_UNSUPPORTED,
     KILL_FATES,
     QUIZ_KINDS,
+    TASK_AFTER,
+    TASK_BACKGROUND,
+    TASK_HELD,
+    TASK_NEVER,
     WAITED_MEANWHILE,
     make_quiz,
 )
@@ -160,6 +164,34 @@ def test_async_def_is_answered_by_the_run_of_a_send_the_route_waited_for(app: Fl
     document = trace_document(report(trace))
     for claims in question.claims.values():
         assert claims and all(evaluate(claim, document) for claim in claims)
+
+
+@pytest.mark.parametrize(
+    ("mode", "dead", "right"),
+    [
+        ("async-fire-and-forget", False, TASK_NEVER),
+        ("async-fire-and-forget", True, TASK_NEVER),
+        ("async-to-thread-and-forget", False, TASK_HELD),
+        ("async-to-thread-and-forget", True, TASK_HELD),  # a refused send ran to its end too, while the answer waited
+    ],
+)
+def test_created_task_is_answered_by_the_tasks_fate(
+    app: Flask, sink: Sink, closed_port: int, mode: str, dead: bool, right: str
+) -> None:
+    sink.handler.delay_s = 0.1
+    if dead:
+        app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False, "MAIL_PORT": closed_port})
+    trace = record_trace(app, mode)
+    [question] = [q for q in quiz_of(trace) if q.kind == "created_task"]
+    assert question.options[question.answer] == right
+    assert set(question.options) == {TASK_NEVER, TASK_AFTER, TASK_HELD, TASK_BACKGROUND}
+    misconceptions = {question.options[i]: m for i, m in enumerate(question.misconceptions)}
+    assert misconceptions[TASK_AFTER] == "Believes a task created in a view runs after the response"
+    assert misconceptions[TASK_BACKGROUND] == "Believes async def makes Flask non-blocking"
+    document = trace_document(report(trace))
+    for claims in question.claims.values():
+        assert claims and all(evaluate(claim, document) for claim in claims)
+    assert not [q for q in quiz_of(record_trace(app, "async-await")) if q.kind == "created_task"]
 
 
 def test_async_def_is_not_asked_when_the_run_cannot_decide_it(app: Flask, closed_port: int) -> None:
