@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from sandbox.strategies.modes import ASYNC_BLOCKING, ASYNC_MODE, COUNT_MODE, LOCKED_COUNT_MODE, RETRY_ATTEMPTS, STARVED
+from sandbox.strategies.modes import (
+    ASYNC_BLOCKING,
+    ASYNC_MODE,
+    COUNT_MODE,
+    FORGOTTEN_TASK,
+    FORGOTTEN_THREAD_TASK,
+    LOCKED_COUNT_MODE,
+    RETRY_ATTEMPTS,
+    STARVED,
+)
 
 BUTTON_LABELS = {
     "sync": "Send (blocking)",
@@ -18,6 +27,8 @@ BUTTON_LABELS = {
     COUNT_MODE: "Send (thread that counts it, without a lock)",
     LOCKED_COUNT_MODE: "Send (thread that counts it, under a lock)",
     STARVED: "Send (pool of one thread whose task waits for another task)",
+    FORGOTTEN_TASK: "Send (async def view, leaving the send to a task)",
+    FORGOTTEN_THREAD_TASK: "Send (async def view, leaving the send to a task in a thread)",
 }
 TITLES = {
     "sync": "Blocking send (sync)",
@@ -43,6 +54,14 @@ TITLES = {
     STARVED: (
         "Send by a pool of one thread whose task waits for a follow-up task on the same pool (starved on purpose)"
     ),
+    FORGOTTEN_TASK: (
+        "Send left to a task an async def view creates and does not await (broken on purpose: the task waits at an "
+        "await first, and the view's event loop cancels it there as it closes)"
+    ),
+    FORGOTTEN_THREAD_TASK: (
+        "Send left to a task an async def view creates, which hands it to a thread (broken on purpose: the view's "
+        "event loop waits for that thread before it closes, so the answer waits too)"
+    ),
 }
 SHORT_LABELS = {"sync": "sync (blocking)"}
 
@@ -62,8 +81,9 @@ def short_label(mode: str) -> str:
 
 # What each working mode promises, by construction (see the strategies' code): shown beside the measured figures.
 PROMISE_COLUMNS = ("user waits for the mail server", "survives a restart", "retries", "worker threads")
+SETTLED = "nothing pending: the send has ended, delivered or not, before the answer"
 PROMISES = {
-    "sync": ("yes", "nothing pending: the send has ended, delivered or not, before the answer", "no", "none"),
+    "sync": ("yes", SETTLED, "no", "none"),
     "thread": ("no", "no: a pending email dies with the process", "no", "one per email, unbounded"),
     "pool": ("no", "no: the queue is in memory", "yes: 4xx and connection errors", "at most the pool size"),
     "queue": (
@@ -71,5 +91,25 @@ PROMISES = {
         "yes, even a kill: tasks and an outbox are stored in SQLite or Redis",
         "yes: 4xx and connection errors",
         "the consumer's workers, here or in another process",
+    ),
+    # An async def view runs on an event loop that asgiref starts on a thread of its own for each request.
+    ASYNC_MODE: (
+        "yes: Flask runs the view to its end",
+        SETTLED,
+        "no",
+        "the request's loop thread, an executor thread",
+    ),
+    ASYNC_BLOCKING: ("yes: the loop's own thread sends", SETTLED, "no", "the request's loop thread"),
+    FORGOTTEN_TASK: (
+        "no, and there is nothing to wait for: the task is cancelled before its send",
+        "nothing pending: the email is never sent",
+        "no",
+        "the request's loop thread",
+    ),
+    FORGOTTEN_THREAD_TASK: (
+        "yes: the view's loop waits for the task's thread before it closes",
+        SETTLED,
+        "no",
+        "the request's loop thread, an executor thread",
     ),
 }

@@ -1043,6 +1043,8 @@ MODES = (
     "thread-retry",
     "async-await",
     "async-blocking",
+    "async-fire-and-forget",
+    "async-to-thread-and-forget",
     "thread-count",
     "thread-count-locked",
     "pool-starved",
