@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from sandbox.strategies.modes import COUNT_MODE
+from sandbox.strategies.modes import COUNT_MODE, FORGOTTEN_TASK, FORGOTTEN_THREAD_TASK
 from sandbox.trace.clock import shown_gap, shown_ms
 from sandbox.trace.facts import Facts, count_writes, lost_update
 from sandbox.trace.steps import counted
@@ -276,6 +276,48 @@ def every_email_counted(runs: Sequence[Facts]) -> Verdict:
     return Verdict("all_counted", numbers + ": every write found the number its worker had read.")
 
 
+def forgotten_task_sends(runs: Sequence[Facts]) -> Verdict:
+    """Lesson 10: a view creates a task for the send and returns without awaiting it: does the email arrive? Read
+    from the task's fate and the sink's lane; a run of the task that hands its send to a thread is told beside it."""
+    forgotten = _last(runs, FORGOTTEN_TASK)
+    if forgotten is None or forgotten.task_end is None or forgotten.response is None:
+        return Verdict(None, f"The run has no finished send by {FORGOTTEN_TASK} to judge by.")
+    end, answered = forgotten.task_end, shown_ms(forgotten.ms(forgotten.response))[0]
+    how = end.kind.removeprefix("task.")
+    contrast = _thread_task_contrast(runs)
+    if forgotten.unsent is not None:
+        return Verdict(
+            "never",
+            f"{FORGOTTEN_TASK}: its task was {how} before any mail.send() began, the answer (HTTP "
+            f"{forgotten.status}) left after {answered}, and the sink received nothing.{contrast}",
+        )
+    if forgotten.in_mailbox is not None:
+        stored = shown_ms(forgotten.ms(forgotten.in_mailbox))[0]
+        return Verdict(
+            "sent",
+            f"{FORGOTTEN_TASK}: its task's email reached the mailbox after {stored}; the answer left after "
+            f"{answered}.{contrast}",
+        )
+    return Verdict(None, f"{FORGOTTEN_TASK}: its task was {how}, and its email's fate is not known.{contrast}")
+
+
+def _thread_task_contrast(runs: Sequence[Facts]) -> str:
+    """What the task that handed its send to a thread did in the same run, if the run has one that ended."""
+    other = _last(runs, FORGOTTEN_THREAD_TASK)
+    send = other.task_send if other is not None else None
+    if other is None or send is None or other.response is None or other.loop_closed is None:
+        return ""
+    end = other.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+    if end is None or other.task_end is None or other.position(end) > other.position(other.response):
+        return ""
+    how = "returned" if end.kind == "smtp.accepted" else "raised"
+    return (
+        f" For contrast, {FORGOTTEN_THREAD_TASK}: its task was {other.task_end.kind.removeprefix('task.')} too, but "
+        f"the mail.send() it had handed to {send.thread} {how} after {shown_ms(other.ms(end))[0]}, and its answer "
+        f"left only after that, after {shown_ms(other.ms(other.response))[0]}."
+    )
+
+
 CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
     "visitors_in_turn": (visitors_in_turn, ("in_turn", "together")),
     "answer_before_acceptance": (answer_before_acceptance, ("answer_first", "email_first")),
@@ -286,4 +328,5 @@ CHECKS: dict[str, tuple[Check, tuple[str, ...]]] = {
     "only_blocking_waits": (only_blocking_waits, ("only_blocking", "all")),
     "copies_delivered": (copies_delivered, ("one", "several")),
     "every_email_counted": (every_email_counted, ("all_counted", "lost")),
+    "forgotten_task_sends": (forgotten_task_sends, ("sent", "never")),
 }

@@ -248,6 +248,7 @@ VERDICTS = {
     "a-task-queue": "consumer",
     "stopping-and-guarantees": "several",
     "summary": "only_blocking",
+    "is-async-def-the-answer": "never",
 }
 
 

@@ -14,8 +14,14 @@ from flask.testing import FlaskClient
 from sandbox import create_app
 from sandbox.client import call
 from sandbox.smtp.sink import Sink
-from sandbox.strategies.modes import SEND_MODES
-from sandbox.trace.facts import observed_server
+from sandbox.strategies.modes import (
+    ASYNC_BLOCKING,
+    ASYNC_MODE,
+    FORGOTTEN_TASK,
+    FORGOTTEN_THREAD_TASK,
+    SEND_MODES,
+)
+from sandbox.trace.facts import Facts, observed_server
 from sandbox.trace.quiz import QUIZ_KINDS
 from sandbox.web.lessons import LESSONS_DIR, LessonError, load_lessons, parse_lesson
 from sandbox.web.predictions import CHECKS
@@ -66,6 +72,51 @@ def test_the_lessons_run_what_they_teach() -> None:
     burst = by_slug("a-pool-of-threads").steps[0]
     assert burst["app"]["pool_backlog"] is not None and burst["clients"] > 4 + burst["app"]["pool_backlog"]
     assert {"sync", "thread", "pool", "queue"} <= set(by_slug("summary").steps[0]["modes"])
+    [axis] = by_slug("is-async-def-the-answer").steps
+    assert axis["compare"] and {"sync", "thread", *ASYNC_VIEWS} <= set(axis["modes"])
+
+
+ASYNC_VIEWS = (ASYNC_MODE, ASYNC_BLOCKING, FORGOTTEN_TASK, FORGOTTEN_THREAD_TASK)
+
+
+def test_every_claim_of_the_async_lesson_is_shown_by_its_run(sink: Sink) -> None:
+    """The lesson's scenario, sent as the page sends it, and each of its sentences about the routes checked on the
+    traces: who waited in ensure_sync, which thread sent, what became of each task and its email."""
+    [step] = by_slug("is-async-def-the-answer").steps
+    sink.update_settings(step["sink"])
+    app = create_app({"TESTING": True, "MAIL_SUPPRESS_SEND": False}, sink=sink)
+    runs = {mode: Facts(record_trace(app, mode)) for mode in step["modes"]}
+    for mode in ASYNC_VIEWS:  # the request's thread calls the coroutine, waits, and goes on once the loop closed
+        facts = runs[mode]
+        assert facts.on_request(facts.awaited_call) and not facts.on_request(facts.coroutine), mode
+        assert facts.coroutine.thread.startswith("ThreadPoolExecutor-"), mode
+        assert facts.on_request(facts.loop_closed) and facts.position(facts.loop_closed) < facts.position(
+            facts.response
+        )
+    awaited, blocking = runs[ASYNC_MODE], runs[ASYNC_BLOCKING]
+    assert awaited.send.thread.startswith("asyncio_") and awaited.in_coroutine(awaited.send)
+    assert blocking.loop_sent
+    for facts in (runs["sync"], awaited, blocking):  # the answer after the email's acceptance
+        assert facts.position(facts.accepted) < facts.position(facts.response), facts.trace.mode
+    forgotten = runs[FORGOTTEN_TASK]
+    assert facts_order(forgotten, forgotten.coroutine_end, forgotten.task_started, forgotten.task_end)
+    assert forgotten.task_end.kind == "task.cancelled" and forgotten.send is None and forgotten.unsent is not None
+    assert forgotten.status == 202 and sink.mailbox.copies(forgotten.trace.trace_id) == 0
+    assert forgotten.trace.trace_id in {f.trace_id for f in app.extensions["sandbox.delivery"].failures()}
+    handed = runs[FORGOTTEN_THREAD_TASK]
+    send_end = handed.after(handed.task_send, ("smtp.accepted", "smtp.failed"), handed.task_send.thread_id)
+    assert facts_order(handed, handed.task_send, handed.task_end, send_end, handed.loop_closed, handed.response)
+    assert handed.task_end.kind == "task.cancelled" and handed.status == 202
+    assert runs["thread"].handoff is not None and runs["thread"].handoff.kind == "worker.spawned"
+    ids = ",".join(f.trace.trace_id for f in runs.values())
+    verdict = app.test_client().get(f"/api/lessons/is-async-def-the-answer/verdict?traces={ids}").get_json()
+    assert verdict["answer"] == "never", verdict
+    assert "before any mail.send() began" in verdict["evidence"] and "For contrast" in verdict["evidence"]
+
+
+def facts_order(facts: Facts, *events: object) -> bool:
+    positions = [facts.position(e) for e in events]  # type: ignore[arg-type]
+    return positions == sorted(positions)
 
 
 def test_every_prediction_check_is_asked_by_a_lesson() -> None:
