@@ -8,7 +8,7 @@
 - :class:`WatchedFlask` runs an ``async def`` view through ``ensure_sync`` as Flask does, recording when the
   coroutine is called, starts on the event loop's thread and ends, when the loop has closed, and, through the loop's
   task factory, each task the view creates: when it is created, starts, and how it ends (finished, failed or
-  cancelled, and whether its send had begun);
+  cancelled); once the loop has closed, a request whose tasks began no send is recorded as never sent;
 - ``mail.send()`` (``sandbox.smtp.client``), the pool, the queue and the sink report their own parts.
 
 A profile hook costs a Python call per function call, so it is set only on a send route's thread, only for that
@@ -161,9 +161,8 @@ class WatchedFlask(Flask):
                 # closed the loop. Only now does the request's thread go on, and only now is it certain that a
                 # task's send that has not begun never will.
                 binding.record("loop.closed", at=line_of(func))
-                for task in tasks:
-                    if not task.binding.sends_begun:
-                        _never_sent(task)
+                if tasks and not binding.sends_begun and not any(task.binding.sends_begun for task in tasks):
+                    _never_sent(tasks)
 
         return run
 
@@ -175,7 +174,7 @@ class _Task:
     binding: Binding
     name: str
     created_at: Location
-    end: str = "still pending when the loop closed"
+    end: str = "was still pending when the loop closed"  # what it did last, after its name
 
 
 def _watched_coroutine(binding: Binding, func: Callable[..., Any], tasks: list[_Task]) -> Callable[..., Any]:
@@ -220,20 +219,20 @@ def _watched_task(
 
 async def _run_task(task: _Task, coro: Any, start: Location) -> Any:
     binding = task.binding
-    task.end = "started, and still running when the loop closed"
+    task.end = "was still running when the loop closed"
     binding.record("task.started", at=start, function=coro.__name__, loop=threading.current_thread().name)
     with bound(binding):
         try:
             result = await coro
         except asyncio.CancelledError as err:
             at = raised_at(err.__traceback__) or start
-            task.end = f"cancelled at line {at[1]} of {at[2]}()"
+            task.end = f"was cancelled at line {at[1]} of {at[2]}()"
             binding.record("task.cancelled", at=at)
             raise
         except Exception as err:
             at = raised_at(err.__traceback__) or start
             error = error_and_outcome(err)[0]
-            task.end = f"raised at line {at[1]} of {at[2]}(): {error}"
+            task.end = f"raised at line {at[1]} of {at[2]}() ({error})"
             binding.record("task.failed", at=at, error=error)
             raise
     task.end = "returned"
@@ -251,15 +250,17 @@ def _ended_unstarted(task: _Task, coro: Any, start: Location, done: asyncio.Task
     """A task cancelled before its first step: its coroutine never ran a line."""
     if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:  # a started one recorded its own end
         coro.close()  # never awaited, on purpose: no "coroutine was never awaited" warning
-        task.end = "cancelled before it ran a line"
+        task.end = "was cancelled before it ran a line"
         task.binding.record("task.cancelled", at=start)
 
 
-def _never_sent(task: _Task) -> None:
-    """The loop has closed and no ``mail.send()`` ever began for this task: its email never left. Recorded on the
-    trace (at the student's ``create_task``) and in the delivery log, which lists it as failed with its cause."""
-    binding = task.binding
-    error = f"never sent: {task.name} was {task.end}, before any mail.send() began"
-    binding.record("task.unsent", at=task.created_at, task=task.name, error=error, outcome=FAILED)
+def _never_sent(tasks: list[_Task]) -> None:
+    """The loop has closed and no ``mail.send()`` ever began, in the view or in a task it created: the request's email
+    never left. Recorded on the trace (at the first task's ``create_task``) and in the delivery log, which lists it as
+    failed with each task's end as the cause."""
+    binding, first = tasks[0].binding, tasks[0]
+    ends = "; ".join(f"{task.name} {task.end}" for task in tasks)
+    error = f"never sent: {ends}, before any mail.send() began"
+    binding.record("task.unsent", at=first.created_at, task=first.name, error=error, outcome=FAILED)
     binding.log.accepted(binding.trace_id, binding.mode, desk=binding.desk)
     binding.log.failed(binding.trace_id, binding.mode, error, FAILED)

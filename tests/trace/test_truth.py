@@ -1064,8 +1064,8 @@ RECEIVING = {
     "lost reply": {"lose_reply_probability": 1.0},
     "lost reply, dedupe": {"lose_reply_probability": 1.0, "dedupe_message_id": True},
 }
-CLIENTS = {"threaded": 1, "single": 3, "pooled": 3}
-POOLED_THREADS = 2  # fewer than the clients of one mode: some wait in line for a thread, some find one free
+CLIENTS = {"threaded": 1, "single": 2, "pooled": 2}  # with every mode at once, still more than one at a time
+POOLED_THREADS = 2  # fewer than the sends a cell makes at once: some wait in line for a thread, some find one free
 SANDBOXES_AT_ONCE = 5
 COMPLETE_WITHIN_S = 20.0
 SHOWN_PROBLEMS = 40

@@ -37,6 +37,7 @@ Decisions the specification leaves open, made here:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -113,7 +114,9 @@ def split_args(text: str) -> list[str]:
     return parts
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse(claim: str) -> Call:
+    """The claim as an operation and its arguments (a matrix checks the same claim texts many times: read once)."""
     if not isinstance(claim, str):
         raise ClaimError(f"a claim must be a string, not {type(claim).__name__}")
     match = _CALL.fullmatch(claim)
