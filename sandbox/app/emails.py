@@ -228,7 +228,7 @@ async def send_async_fire_and_forget():
 
 
 async def send_after_answer(msg):
-    await asyncio.sleep(0)  # let the view answer first
+    await asyncio.sleep(0)  # meant to let the view answer first
     mail.send(msg)
 
 

@@ -354,16 +354,22 @@ def _awaited(facts: Facts) -> Moment | None:
     called, loop, end, response = facts.awaited_call, facts.coroutine, facts.coroutine_end, facts.response
     if called is None or loop is None or end is None or facts.task_created is not None:
         return None
-    held, held_claim = gap_phrase(facts, called, end)
+    closed = facts.loop_closed
+    until = closed if closed is not None and facts.position(end) < facts.position(closed) else end
+    held, held_claim = gap_phrase(facts, called, until)
+    closing = f" and its event loop closed (step {facts.step(until)})" if until is closed else ""
     text = (
-        f"From step {facts.step(called)} to step {facts.step(end)}, {held}, the request's thread waited in "
-        f"app.ensure_sync() while the coroutine ran on the event loop's thread, {loop.thread}"
+        f"From step {facts.step(called)} to step {facts.step(until)}, {held}, the request's thread waited in "
+        f"app.ensure_sync() while the coroutine ran on the event loop's thread, {loop.thread}, until it ended (step "
+        f"{facts.step(end)}){closing}"
     )
     claims = [
         held_claim,
         claim("same_thread", facts.ref(called), "request.received"),
         claim("other_thread", facts.ref(loop), "request.received"),
         claim("same_thread", facts.ref(end), facts.ref(loop)),
+        facts.shown_at(end),
+        facts.shown_at(until),
     ]
     send = facts.send
     if send is not None and facts.in_coroutine(send) and send.thread_id != loop.thread_id:

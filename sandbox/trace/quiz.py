@@ -896,6 +896,11 @@ AWAITED_KILL_REASON = (
     "The send ran on an executor thread, but the request's thread was still waiting in app.ensure_sync() for the "
     "coroutine that awaited it, so no answer had left: the request dies with the process, answer and all."
 )
+LOOP_KILL_REASON = (
+    "The send ran on the event loop's own thread, inside the coroutine, and the request's thread was still waiting "
+    "in app.ensure_sync() for that coroutine, so no answer had left: the request dies with the process, answer and "
+    "all."
+)
 TASK_KILL_REASON = (
     "The send ran on an executor thread for the view's task, and the request's thread was still waiting in "
     "app.ensure_sync() for the view's event loop to close, so no answer had left: the request dies with the process, "
@@ -936,6 +941,9 @@ def _killed_at(facts: Facts, rng: random.Random) -> Question | None:
         if task_sent:
             reason = TASK_KILL_REASON
             right_claims += (claim("before", "smtp.data_sent", "loop.closed"),)
+        elif facts.loop_sent:
+            reason = LOOP_KILL_REASON
+            right_claims += (claim("same_thread", "smtp.data_sent", "coroutine.started"),)
     explanation = sentence(
         f"At step {n} the whole message had gone out, and the 250 came only at step {facts.step(accepted)}. ",
         claim("step", n, "smtp.data_sent"),
@@ -1167,9 +1175,10 @@ ASYNC_MISCONCEPTIONS = {
 ASYNC_WHY = {
     ASYNC_BACKGROUND: "async def makes the view a coroutine, and Flask runs that coroutine to its end before it "
     "answers. ",
-    ASYNC_TASK: "Flask's docs say a task the view leaves running is cancelled when the view's event loop ends, and "
-    "that loop ends as the view returns: only a thread, a pool or a queue that outlives the view lets the answer "
-    "go first. ",
+    ASYNC_TASK: "A task the view leaves behind does not outlive the view's event loop, which Flask closes before "
+    "the answer leaves: a task still waiting at an await is cancelled there, and one that handed its send to a thread "
+    "holds the answer until that thread is done (lesson 10 runs both). Only a thread, a pool or a queue that outlives "
+    "the view lets the answer go first. ",
     ASYNC_UNSUPPORTED: "It can, once asgiref is installed (pip install flask[async]): app.ensure_sync() runs the "
     "view's coroutine on an event loop in another thread and waits for it. ",
 }

@@ -979,8 +979,8 @@ def _coroutine_started(facts: Facts, event: Event) -> Sentence:
     claims = [claim("detail", facts.ref(event), "function", Literal(d.get("function"))), *_on_loop(facts, event)]
     send = facts.send
     if send is not None and send.details.get("via") and facts.in_coroutine(send):
-        text += f", and awaits the send through {send.details.get('via')}"
-        claims.append(claim("detail", facts.ref(send), "via", Literal(send.details.get("via"))))
+        text += f"; it will await the send through {send.details.get('via')} (step {facts.step(send)})"
+        claims += [claim("detail", facts.ref(send), "via", Literal(send.details.get("via"))), facts.shown_at(send)]
     return Sentence(text, tuple(claims))
 
 

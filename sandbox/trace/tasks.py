@@ -115,7 +115,7 @@ def _task_sends(facts: Facts, event: Event) -> Sentence:
     else:
         via = event.details.get("via")
         claims += [claim("other_thread", ref, "task.started"), claim("detail", ref, "via", Literal(via))]
-        text = f"{task_name(facts)} hands mail.send(msg) to {event.thread} through {via}, and awaits it"
+        text = f"mail.send(msg) starts on {event.thread}, the thread {task_name(facts)} handed it to through {via}"
     return Sentence(text, tuple(claims))
 
 
@@ -272,8 +272,8 @@ def task_story(facts: Facts) -> tuple[str, Sentence, int] | None:
                 f" It was cancelled at step {facts.step(end)}, at line {end.line}, before it called mail.send(). The "
                 f"event loop closed at step {facts.step(closed)} and the answer (HTTP {facts.status}) left at step "
                 f"{facts.step(response)}: the email was never sent, and the sandbox lists it as failed (step "
-                f"{facts.step(unsent)}). A task lives no longer than its event loop, and Flask closes the view's loop "
-                "as soon as the view is done.",
+                f"{facts.step(unsent)}). A task lives no longer than its event loop, and the loop Flask runs a view "
+                "on does not outlive the request: once the view has returned, it cancels the tasks still waiting.",
                 facts.shown_at(end),
                 facts.shown_at(unsent),
                 claim("detail", facts.ref(unsent), "outcome", Literal("failed")),
