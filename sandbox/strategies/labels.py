@@ -54,14 +54,8 @@ TITLES = {
     STARVED: (
         "Send by a pool of one thread whose task waits for a follow-up task on the same pool (starved on purpose)"
     ),
-    FORGOTTEN_TASK: (
-        "Send left to a task an async def view creates and does not await (broken on purpose: the task waits at an "
-        "await first, and the view's event loop cancels it there as it closes)"
-    ),
-    FORGOTTEN_THREAD_TASK: (
-        "Send left to a task an async def view creates, which hands it to a thread (broken on purpose: the view's "
-        "event loop waits for that thread before it closes, so the answer waits too)"
-    ),
+    FORGOTTEN_TASK: "Send left to a task the async view does not await (broken on purpose)",
+    FORGOTTEN_THREAD_TASK: "Send left to a task that hands it to a thread (broken on purpose)",
 }
 SHORT_LABELS = {"sync": "sync (blocking)"}
 

@@ -228,6 +228,19 @@ def test_the_no_context_variant_shows_its_error(page: Page, sandbox: Sandbox) ->
     expect(page.locator("table.steps")).to_contain_text("RuntimeError: Working outside of application context")
 
 
+def test_a_task_left_behind_shows_its_email_never_sent_and_its_trace_fits_a_phone(page: Page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url)
+    page.get_by_text("Broken on purpose").click()
+    result = send_from_page(page, "Send (async def view, leaving the send to a task)")
+    assert result["status"] == "202"
+    newest = page.locator("li.result").first
+    expect(newest).to_contain_text("not delivered: never sent: Task-")
+    expect(newest).to_contain_text("The view's event loop closed with it unsent")
+    page.goto(f"{sandbox.url}traces/{result['trace-id']}")
+    expect(page.locator("table.steps")).to_contain_text("no mail.send() ever began")
+    check_at_every_width(page, "trace of a task left behind")
+
+
 def predict_and_run(page: Page, option: str | None = None) -> None:
     """Answer the lesson's prediction (its first option unless one is named), then press Run it."""
     run = page.get_by_role("button", name="Run it")

@@ -8,7 +8,8 @@
 // is opened anew (Back from a trace or a message): a send still under way then is followed to its end again.
 import { completeTrace, formatMs, relativeTo, send } from "./api.js";
 
-const FAILURE_KINDS = ["worker.failed", "smtp.failed"];
+// The events that end an email without a 250: a worker's or a send's failure, and a view's task that never sent.
+const FAILURE_KINDS = ["worker.failed", "smtp.failed", "task.unsent"];
 const KEPT = 30; // entries kept in session storage, newest first
 
 export class ResultList {
@@ -245,11 +246,12 @@ export function describeOutcome(trace) {
   const tries = attempts > 1 ? `, after ${attempts} attempts` : "";
   const error = String(last.details.error || "failed").replace(/\.+$/, "");
   const fate = trace.outcome === "unknown" ? "the app cannot tell whether it arrived" : "not delivered";
+  const ended = last.kind === "task.unsent" ? "The view's event loop closed with it unsent" : "The send gave up";
   return {
     acceptedMs: null,
     failed: true,
     error: `${fate}: ${error}`,
-    text: `${fate}: ${error}. The send gave up ${formatMs(last.t_ms)} after the server had the request${order ? ` (${order})` : ""}${tries}.`,
+    text: `${fate}: ${error}. ${ended} ${formatMs(last.t_ms)} after the server had the request${order ? ` (${order})` : ""}${tries}.`,
   };
 }
 
