@@ -133,7 +133,8 @@ def _cancelled(facts: Facts, event: Event) -> Sentence:
     if send is None:
         claims.append(claim("absent", "send.started"))
         return Sentence(f"{head}: no mail.send() has begun for it", tuple(claims))
-    claims.append(claim("other_thread", facts.ref(send), ref))
+    same = send.thread_id == event.thread_id  # a send the task made itself, on the loop's thread
+    claims.append(claim("same_thread" if same else "other_thread", facts.ref(send), ref))
     if facts.position(send) > facts.position(event):
         claims.append(claim("before", ref, facts.ref(send)))
         return Sentence(

@@ -151,7 +151,7 @@ def scheduled(trace_id: str, desk: str, mode: str) -> Schedule | None:
     if how not in (MANUAL, OBSERVE):
         raise BadInput(f"schedule must be {MANUAL} (you hold and release each thread) or {OBSERVE}, not {how!r}")
     if mode not in SCHEDULABLE_MODES:
-        raise BadInput(f"a {mode} send cannot be scheduled yet; these can: {', '.join(SCHEDULABLE_MODES)}")
+        raise BadInput(f"{mode} sends cannot be scheduled yet; these can: {', '.join(SCHEDULABLE_MODES)}")
     return current_app.extensions["sandbox.scheduler"].start(trace_id, desk, mode, how, held_gates(how))
 
 
