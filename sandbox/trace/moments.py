@@ -143,10 +143,10 @@ def order(facts: Facts, a: Event, b: Event) -> str:
     return claim("before", facts.ref(a), facts.ref(b))
 
 
-def order_of(facts: Facts, *events: Event | None) -> bool:
-    """The events all happened, in this order."""
-    positions = [facts.position(e) for e in events if e is not None]
-    return len(positions) == len(events) and positions == sorted(positions)
+def order_of(facts: Facts, *events: Event) -> bool:
+    """The events happened in this order."""
+    positions = [facts.position(e) for e in events]
+    return positions == sorted(positions)
 
 
 def _who_waited(facts: Facts) -> Moment | None:
@@ -972,16 +972,16 @@ def _arrival(facts: Facts) -> Moment | None:
                 )
             )
         elif (
-            facts.loop_closed is not None
+            (closed := facts.loop_closed) is not None
             and facts.send is facts.task_send
-            and order_of(facts, arrived, facts.loop_closed, response)
+            and order_of(facts, arrived, closed, response)
         ):
             parts.append(
                 sentence(
                     f" The sink's {what} came {gap} before the answer left: the view's event loop closed only after "
                     "its task's send had ended.",
-                    order(facts, arrived, facts.loop_closed),  # type: ignore[arg-type]  # order_of: it happened
-                    order(facts, facts.loop_closed, response),  # type: ignore[arg-type]
+                    order(facts, arrived, closed),
+                    order(facts, closed, response),
                     gap_claim,
                 )
             )

@@ -426,10 +426,8 @@ def coroutine_state(facts: Facts, n: int) -> Sentence:
     if called is None:
         return Sentence("")
 
-    done = facts.coroutine_end
-
-    def ours(e: Event) -> bool:  # the view's coroutine, up to its end (its task's events are the task's)
-        return e is called or (facts.in_coroutine(e) and (done is None or facts.position(e) <= facts.position(done)))
+    def ours(e: Event) -> bool:  # the view's coroutine, up to its end (what its task did is the task's)
+        return e is called or facts.in_coroutine(e)
 
     upto = facts.position(facts.visible[n - 1])
     candidates = [e for e in facts.events[: upto + 1] if e.kind in COROUTINE_KINDS and ours(e)]
