@@ -17,6 +17,7 @@ from sandbox.trace.tracer import HANDOFF_KINDS, Event, Trace
 
 # Events too fine-grained for the table (they stay in the JSON and the Perfetto timeline).
 HIDDEN_KINDS = frozenset({"smtp.connecting", "smtp.command"})
+SEND_ENDS = ("smtp.accepted", "smtp.failed")  # how a mail.send() ends on the thread that called it
 SINK_ENDS = ("sink.accepted", "sink.reply_lost", "sink.rejected", "sink.disconnected", "sink.client_left")
 # The sink's ends that leave the email in its mailbox: stored now, or recognised as a copy stored before.
 IN_MAILBOX_ENDS = ("sink.accepted", "sink.reply_lost")
@@ -213,6 +214,11 @@ class Facts:
         n = self.step(event)
         return claim("step", n, event.kind) if self.first(event.kind) is event else claim("happened", f"@{n}")
 
+    def in_order(self, *events: Event) -> bool:
+        """The events happened one after another, in the order given."""
+        positions = [self.position(e) for e in events]
+        return all(a < b for a, b in zip(positions, positions[1:], strict=False))
+
     def after(self, event: Event, kinds: Iterable[str], thread_id: int | None = None) -> Event | None:
         """The first event of ``kinds`` after ``event`` (on ``thread_id`` if given)."""
         kinds = set(kinds)
@@ -381,6 +387,11 @@ class Facts:
         return None if started is None else self.after(started, ("send.started",))
 
     @cached_property
+    def task_send_end(self) -> Event | None:
+        """How the task's own ``mail.send()`` ended on the thread it ran on."""
+        return self.end_of(self.task_send)
+
+    @cached_property
     def unsent(self) -> Event | None:
         """The sandbox's verdict, once the loop had closed, that no ``mail.send()`` ever began for the view's task:
         the email never left."""
@@ -400,8 +411,11 @@ class Facts:
     def send_end(self) -> Event | None:
         """How the first ``mail.send()`` ended on the thread that called it: returned (``smtp.accepted``) or raised
         (``smtp.failed``); None while it runs, or when it never reached either."""
-        send = self.send
-        return None if send is None else self.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+        return self.end_of(self.send)
+
+    def end_of(self, send: Event | None) -> Event | None:
+        """How the ``mail.send()`` begun at ``send`` ended on its thread (``smtp.accepted`` or ``smtp.failed``)."""
+        return None if send is None else self.after(send, SEND_ENDS, send.thread_id)
 
     @cached_property
     def accepted(self) -> Event | None:
@@ -445,7 +459,7 @@ class Facts:
         ``delivered`` (a 250 reached it), ``failed``, ``unknown`` (it cannot tell), ``refused`` or ``pending``."""
         end = self.worker_end or self.unsent
         if end is None:
-            heard = [e for e in self.events if e.kind in ("smtp.accepted", "smtp.failed")]
+            heard = [e for e in self.events if e.kind in SEND_ENDS]
             end = heard[-1] if heard else None
         if end is None:
             return "refused" if self.status is not None and self.status >= 400 and self.send is None else "pending"
@@ -469,7 +483,7 @@ class Facts:
         for n in range(max(len(sent), len(received))):
             data = sent[n] if n < len(sent) else None
             arrived = received[n] if n < len(received) else None
-            client_end = self.after(data, ("smtp.accepted", "smtp.failed"), data.thread_id) if data else None
+            client_end = self.after(data, SEND_ENDS, data.thread_id) if data else None
             sink_end = self.after(arrived, SINK_ENDS, arrived.thread_id) if arrived else None
             found.append(Conversation(data, client_end, arrived, sink_end))
         return found

@@ -143,12 +143,6 @@ def order(facts: Facts, a: Event, b: Event) -> str:
     return claim("before", facts.ref(a), facts.ref(b))
 
 
-def order_of(facts: Facts, *events: Event) -> bool:
-    """The events happened in this order."""
-    positions = [facts.position(e) for e in events]
-    return positions == sorted(positions)
-
-
 def _who_waited(facts: Facts) -> Moment | None:
     response, send = facts.response, facts.send
     if response is None:
@@ -169,7 +163,7 @@ def _who_waited(facts: Facts) -> Moment | None:
             step,
         )
     if send is not None and facts.on_request(send):
-        end = facts.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+        end = facts.send_end
         if end is not None:
             how = "returned" if end.kind == "smtp.accepted" else "raised"
             rest = sentence(
@@ -216,7 +210,7 @@ def _awaited_answer(facts: Facts) -> Sentence:
     coroutine_end, response = facts.coroutine_end, facts.response
     if loop is None or send is None or end is None or coroutine_end is None or response is None:
         return Sentence("")
-    if not facts.position(end) < facts.position(coroutine_end) < facts.position(response):
+    if not facts.in_order(end, coroutine_end, response):
         return Sentence("")
     how = "returned" if end.kind == "smtp.accepted" else "raised"
     if facts.loop_sent:
@@ -326,7 +320,7 @@ def _blocked(facts: Facts) -> Moment | None:
     send = facts.send
     if send is None or not facts.on_request(send):
         return None
-    end = facts.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+    end = facts.send_end
     if end is None:
         return None
     held, held_claim = gap_phrase(facts, send, end)
@@ -660,7 +654,7 @@ def _raised_through_coroutine(facts: Facts, failed: Event) -> bool:
         facts.awaited_call is not None
         and raised is not None
         and response is not None
-        and facts.position(failed) < facts.position(raised) < facts.position(response)
+        and facts.in_order(failed, raised, response)
     )
 
 
@@ -974,7 +968,7 @@ def _arrival(facts: Facts) -> Moment | None:
         elif (
             (closed := facts.loop_closed) is not None
             and facts.send is facts.task_send
-            and order_of(facts, arrived, closed, response)
+            and facts.in_order(arrived, closed, response)
         ):
             parts.append(
                 sentence(

@@ -1229,7 +1229,7 @@ def _async_def(facts: Facts, rng: random.Random) -> Question | None:
         called, loop, finished = facts.awaited_call, facts.coroutine, facts.coroutine_end
         if called is None or loop is None or finished is None or not facts.in_coroutine(send):
             return None
-        if not facts.position(end) < facts.position(finished) < facts.position(response):
+        if not facts.in_order(end, finished, response):
             return None
         how = "calls mail.send() in its coroutine" if facts.loop_sent else "awaits the send"
         asked = (
@@ -1319,10 +1319,10 @@ def _created_task(facts: Facts, rng: random.Random) -> Question | None:
     closed, response = facts.loop_closed, facts.response
     if created is None or started is None or end is None or closed is None or response is None:
         return None
-    if not facts.position(end) < facts.position(closed) < facts.position(response):
+    if not facts.in_order(end, closed, response):
         return None
     send, unsent = facts.task_send, facts.unsent
-    send_end = None if send is None else facts.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+    send_end = facts.task_send_end
     steps = claim("before", "loop.closed", "response.sent")
     if unsent is not None and send is None and end.kind == "task.cancelled":
         right_text = TASK_NEVER

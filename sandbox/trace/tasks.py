@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from sandbox.trace.claims import Literal, Sentence, claim, join, negate, sentence
 from sandbox.trace.clock import shown_gap
-from sandbox.trace.facts import Facts, gap_phrase
+from sandbox.trace.facts import SEND_ENDS, Facts, gap_phrase
 from sandbox.trace.tracer import Event
 
 TASK_KINDS = ("task.created", "task.started", "task.finished", "task.failed", "task.cancelled")
-SEND_ENDS = ("smtp.accepted", "smtp.failed")
 
 
 def task_name(facts: Facts) -> str:
     """The name asyncio gave the view's task (``Task-7``)."""
     created = facts.task_created
     return str(created.details.get("task")) if created is not None else "the task"
-
-
-def task_send(facts: Facts) -> tuple[Event | None, Event | None]:
-    """The task's own ``mail.send()`` and how it ended on its thread."""
-    send = facts.task_send
-    return send, None if send is None else facts.after(send, SEND_ENDS, send.thread_id)
 
 
 def task_action(facts: Facts, event: Event) -> Sentence:
@@ -129,7 +122,7 @@ def _cancelled(facts: Facts, event: Event) -> Sentence:
     else:
         head = f"{task_name(facts)} is cancelled at line {event.line}, where {event.function}() was waiting{after}"
         claims.append(claim("before", "task.started", ref))
-    send, end = task_send(facts)
+    send, end = facts.task_send, facts.task_send_end
     if send is None:
         claims.append(claim("absent", "send.started"))
         return Sentence(f"{head}: no mail.send() has begun for it", tuple(claims))
@@ -206,7 +199,7 @@ def task_state(facts: Facts, n: int) -> Sentence:
     event = [e for e in facts.events[: upto + 1] if e.kind in TASK_KINDS][-1]
     ref = facts.ref(event)
     claims = [claim("happened", ref), negate(claim("before", f"@{n}", ref))]
-    send, end = task_send(facts)
+    send, end = facts.task_send, facts.task_send_end
     sent_by_n = send is not None and facts.position(send) <= upto
     running = sent_by_n and (end is None or facts.position(end) > upto)
     if sent_by_n:
@@ -245,7 +238,7 @@ def task_story(facts: Facts) -> tuple[str, Sentence, int] | None:
     view_end, closed, response = facts.coroutine_end, facts.loop_closed, facts.response
     if created is None or end is None or view_end is None or closed is None or response is None:
         return None
-    if not facts.position(view_end) < facts.position(closed) < facts.position(response):
+    if not facts.in_order(view_end, closed, response):
         return None
     name = task_name(facts)
     parts = [
@@ -264,7 +257,7 @@ def task_story(facts: Facts) -> tuple[str, Sentence, int] | None:
                 facts.shown_at(started),
             )
         )
-    send, send_end = task_send(facts)
+    send, send_end = facts.task_send, facts.task_send_end
     title = "Did the task outlive the view?"
     unsent = facts.unsent
     if unsent is not None and send is None and end.kind == "task.cancelled":
@@ -286,7 +279,7 @@ def task_story(facts: Facts) -> tuple[str, Sentence, int] | None:
         return title, join(parts, ""), facts.step(end)
     if send is None or send_end is None or end.kind != "task.cancelled" or send.thread_id == end.thread_id:
         return None
-    if not facts.position(send) < facts.position(end) < facts.position(send_end) < facts.position(closed):
+    if not facts.in_order(send, end, send_end, closed):
         return None  # (a send that began only after its task was cancelled: the table tells it step by step)
     waited, waited_claim = gap_phrase(facts, view_end, closed)
     how = "returned" if send_end.kind == "smtp.accepted" else "raised"
@@ -326,7 +319,7 @@ def task_wait(facts: Facts) -> Sentence:
     view_end, closed, response = facts.coroutine_end, facts.loop_closed, facts.response
     if view_end is None or closed is None or response is None:
         return Sentence("")
-    if not facts.position(view_end) < facts.position(closed) < facts.position(response):
+    if not facts.in_order(view_end, closed, response):
         return Sentence("")
     text = (
         f" The view's coroutine returned at step {facts.step(view_end)}, but the request's thread went on only once "
@@ -339,8 +332,8 @@ def task_wait(facts: Facts) -> Sentence:
         facts.shown_at(view_end),
         facts.shown_at(closed),
     ]
-    send, send_end = task_send(facts)
-    if send_end is not None and facts.position(view_end) < facts.position(send_end) < facts.position(closed):
+    send_end = facts.task_send_end
+    if send_end is not None and facts.in_order(view_end, send_end, closed):
         how = "returned" if send_end.kind == "smtp.accepted" else "raised"
         text += f", after the task's mail.send() {how} on {send_end.thread} at step {facts.step(send_end)}"
         claims += [claim("before", facts.ref(send_end), "loop.closed"), facts.shown_at(send_end)]

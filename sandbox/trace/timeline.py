@@ -8,10 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sandbox.trace.facts import SINK_ENDS
+from sandbox.trace.facts import SEND_ENDS, SINK_ENDS
 from sandbox.trace.tracer import SINK_THREAD_NAME, Event, Trace
 
-CLIENT_ENDS = ("smtp.accepted", "smtp.failed")
 TASK_ENDS = ("task.finished", "task.failed", "task.cancelled")
 COROUTINE_ENDS = ("coroutine.finished", "coroutine.failed")
 
@@ -56,7 +55,7 @@ def timeline(trace: Trace) -> Timeline:
     _span(request, "handling the request", at("request.received"), at.first("response.sent"), "request")
     lanes = [request]
     if trace.mode == "sync":
-        _span(request, "blocked in mail.send()", at("send.started"), at.first(*CLIENT_ENDS), "blocked")
+        _span(request, "blocked in mail.send()", at("send.started"), at.first(*SEND_ENDS), "blocked")
     coroutine = trace.first("coroutine.started")
     if coroutine is not None:
         lanes += _event_loop_lanes(trace, at, request, coroutine)
@@ -64,7 +63,7 @@ def timeline(trace: Trace) -> Timeline:
     if worker_event is not None:
         worker = Lane("Worker thread", worker_event.thread)
         _span(worker, "worker thread", at("worker.started"), at.first("worker.finished", "worker.failed"), "worker")
-        for sent, answered in at.each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
+        for sent, answered in at.each("smtp.data_sent", SEND_ENDS, same_thread=True):
             _span(worker, "waiting for the SMTP server", sent, answered, "waiting")
         lanes.append(worker)
     if trace.first("sink.data_received") is not None:
@@ -147,7 +146,7 @@ def _event_loop_lanes(trace: Trace, at: _Times, request: Lane, coroutine: Event)
         lanes.append(lane)
     if sent is not None and sent.thread_id != coroutine.thread_id:
         executor = Lane("Executor thread", sent.thread)
-        for data_sent, answered in at.each("smtp.data_sent", CLIENT_ENDS, same_thread=True):
+        for data_sent, answered in at.each("smtp.data_sent", SEND_ENDS, same_thread=True):
             _span(executor, "waiting for the SMTP server", data_sent, answered, "waiting")
         lanes.append(executor)
     return lanes

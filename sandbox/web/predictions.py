@@ -307,7 +307,7 @@ def _thread_task_contrast(runs: Sequence[Facts]) -> str:
     send = other.task_send if other is not None else None
     if other is None or send is None or other.response is None or other.loop_closed is None:
         return ""
-    end = other.after(send, ("smtp.accepted", "smtp.failed"), send.thread_id)
+    end = other.task_send_end
     if end is None or other.task_end is None or other.position(end) > other.position(other.response):
         return ""
     how = "returned" if end.kind == "smtp.accepted" else "raised"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,7 @@ from sandbox.trace.facts import Facts
 from sandbox.trace.gates import BEFORE_ANSWER, COUNT_READ
 from sandbox.web.predictions import every_email_counted
 from tests.app.student_lines import unlit_events
-from tests.conftest import settings_for_tests
-from tests.strategies.test_gates import release, start
+from tests.strategies.test_gates import gated_sandbox, release, start
 from tests.trace.truth import check_document
 
 BOUND_S = 10.0
@@ -27,9 +25,7 @@ BOUND_S = 10.0
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    folder: Path = tmp_path_factory.mktemp("counting")
-    settings = settings_for_tests(delay_s=0.0, gate_bound_s=BOUND_S, queue_url=f"sqlite:///{folder}/q.db")
-    with Sandbox(settings) as running:
+    with gated_sandbox(tmp_path_factory.mktemp("counting"), BOUND_S) as running:
         yield running
 
 

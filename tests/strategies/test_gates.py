@@ -31,11 +31,14 @@ from tests.trace.truth import check_document
 BOUND_S = 5.0
 
 
+def gated_sandbox(folder: Path, bound_s: float) -> Sandbox:
+    """A sandbox with no sink delay whose held threads wait at most ``bound_s``, its queue in ``folder``."""
+    return Sandbox(settings_for_tests(delay_s=0.0, gate_bound_s=bound_s, queue_url=f"sqlite:///{folder}/q.db"))
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    folder: Path = tmp_path_factory.mktemp("gates")
-    settings = settings_for_tests(delay_s=0.0, gate_bound_s=BOUND_S, queue_url=f"sqlite:///{folder}/q.db")
-    with Sandbox(settings) as running:
+    with gated_sandbox(tmp_path_factory.mktemp("gates"), BOUND_S) as running:
         yield running
 
 
@@ -132,8 +135,7 @@ def test_a_pool_or_queue_send_waits_at_the_gates_of_the_route_and_the_worker(
 
 
 def test_a_gate_left_alone_lets_its_thread_go_after_the_bound(tmp_path: Path) -> None:
-    settings = settings_for_tests(delay_s=0.0, gate_bound_s=0.2, queue_url=f"sqlite:///{tmp_path}/q.db")
-    with Sandbox(settings) as sandbox:
+    with gated_sandbox(tmp_path, 0.2) as sandbox:
         reply = call(f"{sandbox.url}send-email/thread-no-context?schedule=manual", "POST", {})
         assert reply.status == 202
         assert sandbox.delivery.wait_settled(10)

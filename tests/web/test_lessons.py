@@ -99,24 +99,18 @@ def test_every_claim_of_the_async_lesson_is_shown_by_its_run(sink: Sink) -> None
     for facts in (runs["sync"], awaited, blocking):  # the answer after the email's acceptance
         assert facts.position(facts.accepted) < facts.position(facts.response), facts.trace.mode
     forgotten = runs[FORGOTTEN_TASK]
-    assert facts_order(forgotten, forgotten.coroutine_end, forgotten.task_started, forgotten.task_end)
+    assert forgotten.in_order(forgotten.coroutine_end, forgotten.task_started, forgotten.task_end)
     assert forgotten.task_end.kind == "task.cancelled" and forgotten.send is None and forgotten.unsent is not None
     assert forgotten.status == 202 and sink.mailbox.copies(forgotten.trace.trace_id) == 0
     assert forgotten.trace.trace_id in {f.trace_id for f in app.extensions["sandbox.delivery"].failures()}
     handed = runs[FORGOTTEN_THREAD_TASK]
-    send_end = handed.after(handed.task_send, ("smtp.accepted", "smtp.failed"), handed.task_send.thread_id)
-    assert facts_order(handed, handed.task_send, handed.task_end, send_end, handed.loop_closed, handed.response)
+    assert handed.in_order(handed.task_send, handed.task_end, handed.task_send_end, handed.loop_closed, handed.response)
     assert handed.task_end.kind == "task.cancelled" and handed.status == 202
     assert runs["thread"].handoff is not None and runs["thread"].handoff.kind == "worker.spawned"
     ids = ",".join(f.trace.trace_id for f in runs.values())
     verdict = app.test_client().get(f"/api/lessons/is-async-def-the-answer/verdict?traces={ids}").get_json()
     assert verdict["answer"] == "never", verdict
     assert "before any mail.send() began" in verdict["evidence"] and "For contrast" in verdict["evidence"]
-
-
-def facts_order(facts: Facts, *events: object) -> bool:
-    positions = [facts.position(e) for e in events]  # type: ignore[arg-type]
-    return positions == sorted(positions)
 
 
 def test_every_prediction_check_is_asked_by_a_lesson() -> None:
